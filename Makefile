@@ -1,0 +1,51 @@
+# soda-jax: `make demo` and `make test` each set themselves up from a fresh clone.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+SYSTEM_TOOLS = flite espeak-ng sox
+DEMO_PREFIX ?= $(CURDIR)/demo-output
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps demo demo-full test test-all bench dashboard clean
+
+setup: $(STAMP) system-deps
+
+# Reinstall whenever the declared dependencies change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+# Speech synthesis for the demo corpus and the audio tests (Debian packages).
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq flite espeak-ng sox libsox-fmt-mp3 >/dev/null; \
+	fi
+
+demo: setup
+	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli demo
+
+demo-full: setup
+	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli demo --full
+
+# pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-all: setup
+	$(MAKE) test PYTEST_ARGS="-m ''"
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+dashboard: setup
+	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli dashboard
+
+clean:
+	rm -rf $(DEMO_PREFIX) .pytest_cache

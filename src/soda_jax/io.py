@@ -1,0 +1,108 @@
+"""Filesystem helpers over fsspec: one place for URL joins and atomic writes.
+
+Every path in soda-jax may be a local path or an fsspec URL (``gs://``, ``memory://`` ...).
+Writes are atomic: a reader sees the old file or the new one, never a partial one. On a local
+disk that is write-to-temp then ``os.replace``; on object stores (GCS, memory) a single upload
+is already atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for ``url`` and the path within it."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def is_local(url: str) -> bool:
+    return isinstance(filesystem(url)[0], LocalFileSystem)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts onto a local path or URL, with exactly one '/' between them."""
+    out = base.rstrip("/") if base not in ("/", "") else base
+    for part in parts:
+        part = part.strip("/")
+        if part:
+            out = f"{out}/{part}" if out and not out.endswith("/") else f"{out}{part}"
+    return out
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def makedirs(url: str) -> None:
+    fs, path = filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+
+
+def atomic_write_bytes(url: str, data: bytes) -> None:
+    """Write ``data`` to ``url`` so that readers never observe a partial file."""
+    fs, path = filesystem(url)
+    if isinstance(fs, LocalFileSystem):
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        parent = fs._parent(path)
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        fs.pipe_file(path, data)
+        fs.invalidate_cache(parent)
+
+
+def atomic_write_text(url: str, text: str) -> None:
+    atomic_write_bytes(url, text.encode("utf-8"))
+
+
+def atomic_write_json(url: str, obj: Any) -> None:
+    atomic_write_text(url, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_bytes(url: str) -> bytes:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def read_text(url: str) -> str:
+    return read_bytes(url).decode("utf-8")
+
+
+def read_json(url: str) -> Any:
+    return json.loads(read_text(url))
+
+
+def read_json_or_none(url: str) -> Any | None:
+    """The parsed JSON at ``url``, or None if there is no file there."""
+    try:
+        return read_json(url)
+    except FileNotFoundError:
+        return None
+
+
+def temporary_sibling(url: str) -> str:
+    """A unique path next to ``url`` for staging a directory before it is renamed into place."""
+    return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"

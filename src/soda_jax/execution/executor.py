@@ -1,0 +1,338 @@
+"""The executor: runs an experiment's DAG of steps once each, on Ray or in-process.
+
+For every step it decides, in dependency order: skip (already SUCCESS), run, wait (another
+executor holds its lease), or not run (a dependency failed -> DEP_FAILED, or it failed before and
+``force_run_failed`` is off). Steps run concurrently as far as their dependencies and
+``max_concurrent`` allow; each runs as a Ray task honouring its `Resources` (or in this process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from soda_jax import io
+from soda_jax.execution.parallel import ensure_ray, run_as_task
+from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
+from soda_jax.execution.status import (
+    STATUS_DEP_FAILED,
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    STATUS_SUCCESS,
+    Heartbeat,
+    LeaseTiming,
+    StepLease,
+    read_status,
+    write_status,
+)
+from soda_jax.execution.step import ExecutorStep
+from soda_jax.execution.versioning import (
+    StepIdentity,
+    compute_identities,
+    config_as_json,
+    dependencies,
+    hash_version,
+    instantiate,
+)
+
+logger = logging.getLogger(__name__)
+
+INFO_FILE = ".executor_info"
+EXPERIMENTS_DIR = "experiments"
+
+
+class ExecutorError(RuntimeError):
+    """Some steps failed; the message names each one and the steps that could not run."""
+
+
+def run_step_here(fn: Any, config: Any, output_path: str, name: str) -> None:
+    """Run one step in this process, recording its provenance next to its output."""
+    with StepRecorder(output_path, name):
+        fn(config)
+
+
+@dataclass
+class Decision:
+    """What the executor will do (dry run) or did with one step."""
+
+    step: ExecutorStep
+    action: str
+    """run / skip / wait / fail / blocked"""
+    reason: str
+
+
+@dataclass
+class RunReport:
+    """Final status of every step of a run."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    """output path -> status"""
+    errors: dict[str, str] = field(default_factory=dict)
+    """output path -> error message, for steps that failed in this run or before it"""
+
+
+def topological_order(roots: list[ExecutorStep]) -> list[ExecutorStep]:
+    """All steps reachable from ``roots`` (pseudo-dependencies included), dependencies first."""
+    order: list[ExecutorStep] = []
+    state: dict[int, str] = {}
+
+    def visit(step: ExecutorStep, chain: tuple[str, ...]) -> None:
+        if state.get(id(step)) == "done":
+            return
+        if state.get(id(step)) == "visiting":
+            raise ValueError(f"dependency cycle: {' -> '.join((*chain, step.name))}")
+        state[id(step)] = "visiting"
+        for dep in dependencies(step):
+            visit(dep, (*chain, step.name))
+        state[id(step)] = "done"
+        order.append(step)
+
+    for root in roots:
+        visit(root, ())
+    return order
+
+
+class Executor:
+    """Runs steps under ``prefix`` (a local path or any fsspec URL)."""
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        use_ray: bool = True,
+        ray_address: str | None = None,
+        max_concurrent: int | None = None,
+        force_run_failed: bool = False,
+        lease_timing: LeaseTiming = LeaseTiming(),
+        poll_s: float | None = None,
+    ):
+        self.prefix = prefix.rstrip("/")
+        self.use_ray = use_ray
+        self.ray_address = ray_address
+        self.max_concurrent = max_concurrent
+        self.force_run_failed = force_run_failed
+        self.lease_timing = lease_timing
+        self.poll_s = poll_s if poll_s is not None else min(5.0, lease_timing.heartbeat_s / 2)
+        self.started_at = time.time()
+        self.identities: dict[int, StepIdentity] = {}
+
+    # --------------------------------------------------------------------------------- planning
+    def output_path(self, step: ExecutorStep) -> str:
+        return self.identities[id(step)].output_path
+
+    def prepare(self, steps: list[ExecutorStep], run_only: list[str] | None = None) -> list[ExecutorStep]:
+        """Compute identities; return the steps to run (``run_only`` matches + their dependencies)."""
+        import re
+
+        everything = topological_order(steps)
+        self.identities = compute_identities(everything, self.prefix)
+        self._check_unique_paths(everything)
+        if run_only:
+            patterns = [re.compile(p) for p in run_only]
+            wanted = [s for s in everything if any(p.search(s.name) for p in patterns)]
+            if not wanted:
+                raise ValueError(f"--run_only {run_only} matches none of: {[s.name for s in everything]}")
+        else:
+            wanted = list(steps)
+        needed: dict[int, ExecutorStep] = {}
+
+        def pull(step: ExecutorStep) -> None:
+            if id(step) not in needed:
+                needed[id(step)] = step
+                for dep in dependencies(step, blocking_only=True):
+                    pull(dep)
+
+        for step in wanted:
+            pull(step)
+        return [s for s in everything if id(s) in needed]
+
+    def _check_unique_paths(self, steps: list[ExecutorStep]) -> None:
+        by_path: dict[str, ExecutorStep] = {}
+        for step in steps:
+            path = self.output_path(step)
+            other = by_path.setdefault(path, step)
+            if other is not step and other.fn is not step.fn:
+                raise ValueError(f"steps {other.name!r} and {step.name!r} share output path {path} with different functions")
+
+    def decide(self, step: ExecutorStep) -> Decision:
+        """What running ``step`` now would do, judged from its status file and lease."""
+        path = self.output_path(step)
+        status = read_status(path)
+        if status is not None and status.status == STATUS_SUCCESS:
+            return Decision(step, "skip", f"already succeeded at {now_iso(status.time)}")
+        if status is not None and status.status == STATUS_FAILED and not self._may_rerun(status.time):
+            return Decision(step, "fail", "failed in an earlier run; re-run with --force_run_failed")
+        holder = StepLease(path, self._owner(), self.lease_timing).holder()
+        if holder is not None:
+            age = time.time() - holder.heartbeat
+            return Decision(step, "wait", f"running elsewhere: lease held by {holder.owner} (heartbeat {age:.0f}s ago)")
+        if status is None:
+            return Decision(step, "run", "no previous run")
+        if status.status == STATUS_RUNNING:
+            return Decision(step, "run", "previous run died (stale lease): taking over")
+        return Decision(step, "run", f"previous status {status.status}")
+
+    def _may_rerun(self, failed_at: float) -> bool:
+        # A failure from before this executor started may be retried when forced; one from this
+        # run (a racing executor of ours just failed it) is final, so a step runs once per run.
+        return self.force_run_failed and failed_at < self.started_at
+
+    def dry_run(self, steps: list[ExecutorStep], run_only: list[str] | None = None) -> list[Decision]:
+        to_run = self.prepare(steps, run_only)
+        decisions: dict[int, Decision] = {}
+        for step in to_run:
+            decision = self.decide(step)
+            blocking = [d for d in dependencies(step, blocking_only=True) if decisions[id(d)].action != "skip"]
+            if decision.action == "run" and blocking:
+                failed = [d.name for d in blocking if decisions[id(d)].action in ("fail", "blocked")]
+                if failed:
+                    decision = Decision(step, "blocked", f"dependencies will not succeed: {', '.join(failed)}")
+                else:
+                    decision = Decision(step, "wait", f"after {', '.join(d.name for d in blocking)}")
+            decisions[id(step)] = decision
+        return [decisions[id(s)] for s in to_run]
+
+    # ---------------------------------------------------------------------------------- running
+    def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
+        to_run = self.prepare(steps, run_only)
+        self.write_experiment(steps, description)
+        if self.use_ray and to_run:
+            ensure_ray(self.ray_address)
+        slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
+        report = RunReport()
+        futures: dict[int, Future[str]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(to_run)), thread_name_prefix="step") as pool:
+            for step in to_run:
+                deps = [futures[id(d)] for d in dependencies(step, blocking_only=True)]
+                futures[id(step)] = pool.submit(self._run_step, step, deps, slots, report)
+            for step in to_run:
+                futures[id(step)].result()
+        failed = {p: e for p, e in report.errors.items() if report.statuses[p] == STATUS_FAILED}
+        if failed:
+            blocked = [p for p, s in report.statuses.items() if s == STATUS_DEP_FAILED]
+            lines = [f"  {p}: {e}" for p, e in failed.items()]
+            raise ExecutorError(
+                f"{len(failed)} step(s) failed:\n" + "\n".join(lines)
+                + (f"\nnot run because a dependency failed: {', '.join(blocked)}" if blocked else "")
+            )
+        return report
+
+    def _owner(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def _run_step(self, step: ExecutorStep, deps: list[Future[str]], slots: threading.Semaphore, report: RunReport) -> str:
+        path = self.output_path(step)
+        status = self._run_step_status(step, deps, slots, report)
+        report.statuses[path] = status
+        return status
+
+    def _run_step_status(
+        self, step: ExecutorStep, deps: list[Future[str]], slots: threading.Semaphore, report: RunReport
+    ) -> str:
+        path = self.output_path(step)
+        previous = read_status(path)
+        if previous is not None and previous.status == STATUS_SUCCESS:
+            logger.info("skip %s: already succeeded (%s)", step.name, path)
+            return STATUS_SUCCESS
+        if any(d.result() != STATUS_SUCCESS for d in deps):
+            write_status(path, STATUS_DEP_FAILED)
+            logger.error("not running %s: a dependency failed", step.name)
+            return STATUS_DEP_FAILED
+
+        lease = StepLease(path, self._owner(), self.lease_timing)
+        while True:
+            status = read_status(path)
+            if status is not None and status.status == STATUS_SUCCESS:
+                return STATUS_SUCCESS
+            if status is not None and status.status == STATUS_FAILED and not self._may_rerun(status.time):
+                report.errors[path] = "failed in an earlier run (see .provenance.json); use --force_run_failed"
+                return STATUS_FAILED
+            if lease.try_acquire():
+                status = read_status(path)  # someone may have finished it just before we got the lease
+                if status is not None and status.status == STATUS_SUCCESS:
+                    lease.release()
+                    return STATUS_SUCCESS
+                if status is not None and status.status == STATUS_FAILED and not self._may_rerun(status.time):
+                    lease.release()
+                    report.errors[path] = "failed in a concurrent run of this step"
+                    return STATUS_FAILED
+                break
+            logger.info("waiting for %s: another executor is running it", step.name)
+            time.sleep(self.poll_s)
+
+        try:
+            with Heartbeat(lease) as heartbeat, slots:
+                write_status(path, STATUS_RUNNING)
+                self._write_info(step)
+                result = self._execute(step, path, report)
+                if heartbeat.lost.is_set():
+                    logger.error("%s finished after its lease was taken over; another executor may rerun it", step.name)
+            write_status(path, result)
+            return result
+        finally:
+            lease.release()
+
+    def _execute(self, step: ExecutorStep, path: str, report: RunReport) -> str:
+        config = instantiate(step.config, path, self.output_path, self.prefix)
+        logger.info("running %s -> %s", step.name, path)
+        started = time.time()
+        try:
+            if self.use_ray:
+                run_as_task(run_step_here, step.fn, config, path, step.name, resources=step.resources)
+            else:
+                run_step_here(step.fn, config, path, step.name)
+        except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
+            message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            report.errors[path] = message
+            mark_died(path, message)
+            logger.error("step %s failed after %.1fs: %s", step.name, time.time() - started, message)
+            return STATUS_FAILED
+        logger.info("step %s succeeded in %.1fs", step.name, time.time() - started)
+        return STATUS_SUCCESS
+
+    # ------------------------------------------------------------------------------- metadata
+    def step_info(self, step: ExecutorStep) -> dict[str, Any]:
+        path = self.output_path(step)
+        return {
+            "name": step.name,
+            "fn": f"{step.fn.__module__}.{getattr(step.fn, '__qualname__', repr(step.fn))}",
+            "description": step.description,
+            "output_path": path,
+            "version": self.identities[id(step)].version,
+            "dependencies": [self.output_path(d) for d in dependencies(step)],
+            "config": config_as_json(instantiate(step.config, path, self.output_path, self.prefix)),
+            "resources": config_as_json(step.resources),
+        }
+
+    def _write_info(self, step: ExecutorStep) -> None:
+        io.atomic_write_json(io.join(self.output_path(step), INFO_FILE), self.step_info(step))
+
+    def experiment_path(self, steps: list[ExecutorStep]) -> str:
+        script = os.path.splitext(os.path.basename(sys.argv[0] or "interactive"))[0] or "interactive"
+        digest = hash_version({"steps": sorted(self.output_path(s) for s in steps)})
+        return io.join(self.prefix, EXPERIMENTS_DIR, f"{script}-{digest}.json")
+
+    def write_experiment(self, steps: list[ExecutorStep], description: str) -> str:
+        """Record the whole experiment (every step, with dependencies) for the dashboard."""
+        everything = topological_order(steps)
+        path = self.experiment_path(steps)
+        io.atomic_write_json(
+            path,
+            {
+                "description": description,
+                "script": os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None,
+                "argv": sys.argv,
+                "prefix": self.prefix,
+                "created_at": now_iso(),
+                "git": git_state(),
+                "steps": [self.step_info(s) for s in everything],
+            },
+        )
+        return path

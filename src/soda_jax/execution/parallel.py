@@ -1,0 +1,117 @@
+"""Ray, used in one place: starting it, running a step as a task, mapping over shards.
+
+Without a cluster address (``--ray_address`` or ``RAY_ADDRESS``) a local Ray is started, so the
+same experiment runs on a laptop, in CI and on a TPU pod. A step that asks for a TPU slice is
+placed on that slice's head host (Ray's ``TPU-{type}-head`` resource); a cluster without that
+resource runs it on CPU with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from soda_jax.execution.step import Resources
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+GIB = 1024**3
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Connect to the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray once."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Workers must import what the driver imports (test modules, experiment files): give them
+    # the driver's module search path.
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+    else:
+        ray.init(
+            include_dashboard=False,
+            runtime_env={"env_vars": env},
+            log_to_driver=True,
+            configure_logging=False,
+        )
+    logger.info("ray: %s", ray.cluster_resources())
+
+
+def task_options(resources: Resources, name: str) -> dict[str, Any]:
+    """Ray task options for a step's `Resources` on the cluster we are connected to."""
+    import ray
+
+    options: dict[str, Any] = {"num_cpus": resources.cpus, "name": name, "max_retries": 0}
+    if resources.memory_gb is not None:
+        options["memory"] = int(resources.memory_gb * GIB)
+    if resources.tpu is not None:
+        head = f"TPU-{resources.tpu}-head"
+        if head in ray.cluster_resources():
+            options["resources"] = {head: 1}
+        else:
+            logger.warning("step %s asks for TPU %s but this cluster has none: running it on CPU", name, resources.tpu)
+    available = ray.cluster_resources().get("CPU", 1)
+    if resources.cpus > available:
+        logger.warning("step %s asks for %s CPUs; the cluster has %s: using %s", name, resources.cpus, available, available)
+        options["num_cpus"] = available
+    return options
+
+
+def run_as_task(fn: Callable[..., R], *args: Any, resources: Resources, name: str | None = None) -> R:
+    """``fn(*args)`` as a Ray task with the step's resources; blocks and returns its result.
+
+    A failure inside the task is re-raised as its original exception type where Ray can.
+    """
+    import ray
+
+    remote = ray.remote(fn).options(**task_options(resources, name or getattr(fn, "__name__", "task")))
+    try:
+        return ray.get(remote.remote(*args))
+    except ray.exceptions.RayTaskError as e:
+        raise e.as_instanceof_cause() from None
+
+
+def parallel_map(
+    fn: Callable[[T], R], items: Iterable[T], *, num_cpus: float = 1, desc: str = "tasks"
+) -> list[R]:
+    """``[fn(x) for x in items]``, as Ray tasks when Ray is running, else in this process.
+
+    Results keep the order of ``items``; a progress bar counts finished items. ``fn`` must be a
+    top-level function (Ray pickles it).
+    """
+    items = list(items)
+    try:
+        import ray
+
+        use_ray = ray.is_initialized() and len(items) > 1
+    except ImportError:
+        use_ray = False
+    if not use_ray:
+        return [fn(item) for item in tqdm(items, desc=desc, unit="item")]
+    remote = ray.remote(fn).options(num_cpus=num_cpus, max_retries=0)
+    refs = [remote.remote(item) for item in items]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    with tqdm(total=len(refs), desc=desc, unit="item") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                results[index[done[0]]] = ray.get(done[0])
+            except ray.exceptions.RayTaskError as e:
+                for ref in pending:
+                    ray.cancel(ref)
+                raise e.as_instanceof_cause() from None
+            bar.update(1)
+    return results

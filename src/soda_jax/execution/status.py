@@ -1,0 +1,255 @@
+"""Step status and the lease that keeps two executors from running the same step at once.
+
+Next to each step's output:
+
+- ``.executor_status`` holds ``{"status", "time"}``, status one of RUNNING, SUCCESS, FAILED,
+  DEP_FAILED.
+- ``.executor_lease`` holds ``{"owner", "heartbeat", "generation"}``. The executor running the
+  step refreshes the heartbeat every ``heartbeat_s``; a lease not refreshed for ``stale_after_s``
+  (its holder was killed) may be taken over.
+
+Every lease change is a compare-and-swap on a generation number, so of two executors racing
+(threads, processes or hosts) exactly one wins:
+
+- local disk: the generation lives in the file, and ``flock`` makes read-compare-write atomic;
+- GCS: the object generation, with ``ifGenerationMatch`` preconditions (GCS has no locks);
+- other fsspec stores (``memory://`` in tests): the generation in the content, guarded by a
+  process-wide lock (safe between threads of one process only).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from fsspec.implementations.local import LocalFileSystem
+
+from soda_jax import io
+
+logger = logging.getLogger(__name__)
+
+STATUS_RUNNING = "RUNNING"
+STATUS_SUCCESS = "SUCCESS"
+STATUS_FAILED = "FAILED"
+STATUS_DEP_FAILED = "DEP_FAILED"
+STATUS_FILE = ".executor_status"
+LEASE_FILE = ".executor_lease"
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """How often a running step proves it is alive, and when silence means it died."""
+
+    heartbeat_s: float = 30.0
+    """Seconds between lease refreshes by the executor running the step."""
+    stale_after_s: float = 90.0
+    """Seconds without a refresh after which another executor may take the step over."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str | None
+    """Who holds the step (host/pid/thread), or None once released."""
+    heartbeat: float
+    """Unix time of the last refresh."""
+
+    def held_by_other(self, owner: str, timing: LeaseTiming) -> bool:
+        fresh = time.time() - self.heartbeat <= timing.stale_after_s
+        return self.owner is not None and self.owner != owner and fresh
+
+
+class LeaseStore(Protocol):
+    def read(self) -> tuple[int, Lease | None]:
+        """The current generation (0: no lease file) and lease."""
+
+    def write(self, lease: Lease, if_generation: int) -> bool:
+        """Write ``lease`` if the generation is still ``if_generation``; False if someone else moved it."""
+
+
+class FileLeaseStore:
+    """Generation kept inside the file; read-compare-write under a mutex (flock or a process lock)."""
+
+    _process_lock = threading.Lock()
+
+    def __init__(self, url: str):
+        self.url = url
+        self.fs, self.path = io.filesystem(url)
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def _decode(self, raw: str) -> tuple[int, Lease | None]:
+        if not raw.strip():
+            return 0, None
+        data = json.loads(raw)
+        return int(data["generation"]), Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+
+    def read(self) -> tuple[int, Lease | None]:
+        if self.local:
+            try:
+                with open(self.path) as f:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+                    return self._decode(f.read())
+            except FileNotFoundError:
+                return 0, None
+        with self._process_lock:
+            return self._read_unlocked()
+
+    def _read_unlocked(self) -> tuple[int, Lease | None]:
+        try:
+            return self._decode(io.read_text(self.url))
+        except FileNotFoundError:
+            return 0, None
+
+    def write(self, lease: Lease, if_generation: int) -> bool:
+        if self.local:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path, "a+") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                f.seek(0)
+                generation, _ = self._decode(f.read())
+                if generation != if_generation:
+                    return False
+                f.seek(0)
+                f.truncate()
+                f.write(json.dumps({**asdict(lease), "generation": generation + 1}))
+                f.flush()
+                os.fsync(f.fileno())
+                return True
+        with self._process_lock:
+            generation, _ = self._read_unlocked()
+            if generation != if_generation:
+                return False
+            io.atomic_write_text(self.url, json.dumps({**asdict(lease), "generation": generation + 1}))
+            return True
+
+
+class GcsLeaseStore:
+    """Object generation + ``ifGenerationMatch`` preconditions (0 = the object must not exist)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.fs, path = io.filesystem(url)
+        self.bucket, _, self.key = path.partition("/")
+
+    def read(self) -> tuple[int, Lease | None]:
+        try:
+            meta = self.fs.call("GET", "b/{}/o/{}", self.bucket, self.key, json_out=True)
+            _, body = self.fs.call(
+                "GET", "b/{}/o/{}", self.bucket, self.key, alt="media", generation=meta["generation"]
+            )
+        except FileNotFoundError:
+            return 0, None
+        data = json.loads(body)
+        return int(meta["generation"]), Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+
+    def write(self, lease: Lease, if_generation: int) -> bool:
+        try:
+            self.fs.call(
+                "POST",
+                f"{self.fs._location}/upload/storage/v1/b/{{}}/o",
+                self.bucket,
+                uploadType="media",
+                name=self.key,
+                ifGenerationMatch=str(if_generation),
+                data=json.dumps(asdict(lease)).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except FileExistsError:  # gcsfs maps HTTP 412 Precondition Failed to FileExistsError
+            return False
+        self.fs.invalidate_cache(self.fs._parent(self.url))
+        return True
+
+
+def lease_store(url: str) -> LeaseStore:
+    protocol = io.filesystem(url)[0].protocol
+    protocols = {protocol} if isinstance(protocol, str) else set(protocol)
+    if protocols & {"gs", "gcs"}:
+        return GcsLeaseStore(url)
+    if not io.is_local(url) and not protocols & {"memory"}:
+        logger.warning("%s: no compare-and-swap on this store; the lease only excludes threads of one process", url)
+    return FileLeaseStore(url)
+
+
+class StepLease:
+    """Acquire, refresh and release the lease of one step's output directory."""
+
+    def __init__(self, output_path: str, owner: str, timing: LeaseTiming):
+        self.store = lease_store(io.join(output_path, LEASE_FILE))
+        self.owner = owner
+        self.timing = timing
+
+    def holder(self) -> Lease | None:
+        """The lease if someone other than us holds it and it is fresh."""
+        _, lease = self.store.read()
+        return lease if lease is not None and lease.held_by_other(self.owner, self.timing) else None
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free, released, stale, or already ours."""
+        generation, lease = self.store.read()
+        if lease is not None and lease.held_by_other(self.owner, self.timing):
+            return False
+        if lease is not None and lease.owner not in (None, self.owner):
+            logger.warning("taking over stale lease of %s on %s", lease.owner, self.store.url)
+        return self.store.write(Lease(self.owner, time.time()), generation)
+
+    def refresh(self) -> bool:
+        """Renew our heartbeat; False if the lease was lost (taken over after going stale)."""
+        generation, lease = self.store.read()
+        if lease is None or lease.owner != self.owner:
+            return False
+        return self.store.write(Lease(self.owner, time.time()), generation)
+
+    def release(self) -> None:
+        generation, lease = self.store.read()
+        if lease is not None and lease.owner == self.owner:
+            self.store.write(Lease(None, time.time()), generation)
+
+
+class Heartbeat:
+    """Background thread refreshing a lease while a step runs."""
+
+    def __init__(self, lease: StepLease):
+        self.lease = lease
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{lease.owner}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.lease.timing.heartbeat_s):
+            try:
+                if not self.lease.refresh():
+                    logger.error("lost the lease on %s to another executor", self.lease.store.url)
+                    self.lost.set()
+                    return
+            except Exception:  # a transient storage error: try again next beat
+                logger.warning("lease refresh failed on %s; retrying", self.lease.store.url, exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    status: str
+    """RUNNING, SUCCESS, FAILED or DEP_FAILED."""
+    time: float
+    """Unix time it was written (tells a failure of this run from an older one)."""
+
+
+def read_status(output_path: str) -> StepStatus | None:
+    data = io.read_json_or_none(io.join(output_path, STATUS_FILE))
+    return StepStatus(data["status"], float(data["time"])) if data else None
+
+
+def write_status(output_path: str, status: str) -> None:
+    io.atomic_write_json(io.join(output_path, STATUS_FILE), {"status": status, "time": time.time()})

@@ -24,6 +24,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 GIB = 1024**3
+FORWARDED_ENV = ("STORAGE_EMULATOR_HOST", "SODA_PREFIX", "HF_HUB_OFFLINE", "XLA_FLAGS", "JAX_PLATFORMS")
+"""Environment the driver passes on to Ray workers (storage endpoints, offline mode, devices)."""
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -36,6 +38,7 @@ def ensure_ray(address: str | None = None) -> None:
     # Workers must import what the driver imports (test modules, experiment files): give them
     # the driver's module search path.
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
+    env |= {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
     else:

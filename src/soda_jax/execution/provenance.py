@@ -75,6 +75,15 @@ def device_info() -> dict[str, Any]:
     return info
 
 
+def runner() -> str:
+    """"ray worker" when this process is a Ray worker, else "in-process"."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        if ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
+            return "ray worker"
+    return "in-process"
+
+
 def now_iso(timestamp: float | None = None) -> str:
     return datetime.fromtimestamp(timestamp or time.time(), tz=timezone.utc).isoformat()
 
@@ -101,7 +110,7 @@ class StepRecorder:
             "pid": os.getpid(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "argv": sys.argv,
+            "runner": runner(),
             "git": git_state(),
             "packages": package_versions(),
             "started_at": now_iso(self.start),

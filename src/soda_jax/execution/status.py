@@ -157,7 +157,7 @@ class GcsLeaseStore:
                 name=self.key,
                 ifGenerationMatch=str(if_generation),
                 data=json.dumps(asdict(lease)).encode(),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/octet-stream"},
             )
         except FileExistsError:  # gcsfs maps HTTP 412 Precondition Failed to FileExistsError
             return False

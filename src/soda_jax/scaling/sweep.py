@@ -1,0 +1,247 @@
+"""isoFLOP sweep design: SODA's grid of (model shape, batch, steps, lr, beta2) per compute budget.
+
+For each budget C (FORWARD FLOPs, see `soda_jax.scaling.flops`), every hidden size h on the grid
+gets a Qwen3-style model with ``round(h / (64 + 4 log2 h - 7))`` layers, h/128 heads of 128 dims
+and a 4h SwiGLU MLP. The batch is the power of two that reaches C in about ``target_steps`` steps,
+halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count then fills the
+budget exactly (rounded to whole steps). Runs off by more than 1% of C, longer than 400k steps or
+with B < 8 are dropped. Training compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
+SODA's forward budgets 1e18 .. 1e20 are the paper's 3e18 .. 3e20.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+from soda_jax.scaling.flops import (
+    TRAINING_FLOPS_MULTIPLIER,
+    ParamCounts,
+    forward_flops_per_token,
+    param_counts,
+)
+
+logger = logging.getLogger(__name__)
+
+SODA_VOCAB_SIZE = 144_644
+"""Llama-3 text ids + 4 specials + 16,384 audio ids (SODA's released tokenizer)."""
+
+SODA_FORWARD_BUDGETS = (1e18, 3e18, 6e18, 1e19, 3e19, 6e19, 1e20)
+"""Budgets of SODA's sweep generator, in forward FLOPs (x3 = the paper's training FLOPs)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """Architecture of a Qwen3-style decoder (SwiGLU, GQA, untied embeddings)."""
+
+    hidden: int
+    """Model width d."""
+    intermediate: int
+    """SwiGLU MLP width."""
+    layers: int
+    """Transformer blocks."""
+    heads: int
+    """Query heads."""
+    kv_heads: int
+    """Key/value heads (grouped-query attention)."""
+    head_dim: int
+    """Dimension of each head (need not equal hidden / heads)."""
+
+    def forward_flops_per_token(self, vocab_size: int, seq_len: int) -> int:
+        """Forward FLOPs per token (levanter's convention; see `soda_jax.scaling.flops`)."""
+        return forward_flops_per_token(**dataclasses.asdict(self), vocab=vocab_size, seq_len=seq_len)
+
+    def param_counts(self, vocab_size: int) -> ParamCounts:
+        """Exact parameter counts of the levanter Qwen3 model with this shape."""
+        return param_counts(**dataclasses.asdict(self), vocab=vocab_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRules:
+    """The rules that turn budgets into runs. Defaults are SODA's sweep."""
+
+    budgets: tuple[float, ...] = SODA_FORWARD_BUDGETS
+    """Compute budgets in FORWARD FLOPs (per-token forward FLOPs x tokens)."""
+    vocab_size: int = SODA_VOCAB_SIZE
+    """Vocabulary size (sets the LM-head and embedding cost)."""
+    seq_len: int = 4096
+    """Training sequence length."""
+    target_steps: int = 2**16
+    """Steps the batch size is chosen to reach the budget in."""
+    min_hidden: int = 2**7
+    """Smallest hidden size on the grid."""
+    max_hidden: int = 2**11
+    """Largest hidden size on the grid (inclusive)."""
+    hidden_step: int = 128
+    """Grid spacing of hidden sizes at small budgets."""
+    wide_hidden_step: int = 256
+    """Grid spacing of hidden sizes above ``wide_step_above_budget``."""
+    wide_step_above_budget: float = 9e18
+    """Forward budget above which the coarser spacing is used."""
+    layer_base: float = 64
+    """Depth rule: layers = round(h / (layer_base + layer_log_slope * log2 h - layer_offset))."""
+    layer_log_slope: float = 4
+    """See ``layer_base``."""
+    layer_offset: float = 7
+    """See ``layer_base``."""
+    hidden_per_head: int = 128
+    """heads = hidden // hidden_per_head (at least 1); head_dim = hidden_per_head; kv_heads = heads."""
+    mlp_ratio: int = 4
+    """intermediate = mlp_ratio * hidden."""
+    lr_constant: float = 0.33
+    """lr = lr_constant * sqrt(batch) / hidden."""
+    max_learning_rate: float = 0.01
+    """The batch is halved until lr <= this."""
+    beta2_base: float = 0.98
+    """beta2 = beta2_base ** (batch / beta2_batch_unit): constant decay per token seen."""
+    beta2_batch_unit: int = 128
+    """See ``beta2_base``."""
+    flop_tolerance: float = 0.01
+    """Runs whose FLOPs miss the budget by more than this fraction are dropped."""
+    max_steps: int = 400_000
+    """Runs must take fewer steps than this."""
+    min_batch_size: int = 8
+    """Runs with a smaller batch are dropped."""
+
+    def hidden_sizes(self, budget: float) -> list[int]:
+        """Hidden sizes on the grid for this budget."""
+        step = self.wide_hidden_step if budget > self.wide_step_above_budget else self.hidden_step
+        return list(range(self.min_hidden, self.max_hidden + 1, step))
+
+    def shape_for_hidden(self, hidden: int) -> ModelShape:
+        """The catalogue rule: depth, heads and MLP width from the hidden size."""
+        denominator = self.layer_base + self.layer_log_slope * math.log2(hidden) - self.layer_offset
+        heads = max(1, hidden // self.hidden_per_head)
+        return ModelShape(
+            hidden=hidden,
+            intermediate=self.mlp_ratio * hidden,
+            layers=max(1, round(hidden / denominator)),
+            heads=heads,
+            kv_heads=heads,
+            head_dim=self.hidden_per_head,
+        )
+
+    def learning_rate(self, batch_size: int, hidden: int) -> float:
+        """lr = lr_constant * sqrt(batch) / hidden."""
+        return self.lr_constant * math.sqrt(batch_size) / hidden
+
+    def beta2(self, batch_size: int) -> float:
+        """beta2 = beta2_base ** (batch / beta2_batch_unit)."""
+        return self.beta2_base ** (batch_size / self.beta2_batch_unit)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One training run of the sweep."""
+
+    budget: float
+    """Target forward FLOPs."""
+    shape: ModelShape
+    """Model architecture."""
+    batch_size: int
+    """Sequences per step."""
+    steps: int
+    """Training steps."""
+    learning_rate: float
+    """Peak learning rate."""
+    beta2: float
+    """Adam beta2."""
+    seq_len: int
+    """Tokens per sequence."""
+    vocab_size: int
+    """Vocabulary size."""
+
+    @property
+    def tokens(self) -> int:
+        """Training tokens D."""
+        return self.batch_size * self.steps * self.seq_len
+
+    @property
+    def flops_per_token(self) -> int:
+        """Forward FLOPs per token."""
+        return self.shape.forward_flops_per_token(self.vocab_size, self.seq_len)
+
+    @property
+    def forward_flops(self) -> int:
+        """Achieved forward FLOPs (compare with ``budget``)."""
+        return self.flops_per_token * self.tokens
+
+    @property
+    def training_flops(self) -> int:
+        """Achieved training FLOPs: the paper's C."""
+        return TRAINING_FLOPS_MULTIPLIER * self.forward_flops
+
+    @property
+    def params(self) -> int:
+        """Total parameters N, embeddings and LM head included."""
+        return self.shape.param_counts(self.vocab_size).total
+
+    @property
+    def name(self) -> str:
+        """Run name: budget, width, depth, batch."""
+        return f"isoflop-{self.budget:.0e}-d{self.shape.hidden}-L{self.shape.layers}-B{self.batch_size}"
+
+
+def next_power_of_two(x: float) -> int:
+    """Smallest power of two >= x (1 for x <= 1)."""
+    return 1 if x <= 1 else 2 ** math.ceil(math.log2(x))
+
+
+def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | None:
+    """The run of ``shape`` at ``budget``, or None when the rules drop it."""
+    flops_per_sequence = shape.forward_flops_per_token(rules.vocab_size, rules.seq_len) * rules.seq_len
+    batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
+    while rules.learning_rate(batch_size, shape.hidden) > rules.max_learning_rate and batch_size > 1:
+        batch_size //= 2
+    if batch_size < rules.min_batch_size:
+        return None
+    steps = round(budget / (flops_per_sequence * batch_size))
+    if steps < 1 or steps >= rules.max_steps:
+        return None
+    run = SweepRun(
+        budget=budget,
+        shape=shape,
+        batch_size=batch_size,
+        steps=steps,
+        learning_rate=rules.learning_rate(batch_size, shape.hidden),
+        beta2=rules.beta2(batch_size),
+        seq_len=rules.seq_len,
+        vocab_size=rules.vocab_size,
+    )
+    if abs(run.forward_flops - budget) / budget > rules.flop_tolerance:
+        return None
+    return run
+
+
+def runs_for_budget(rules: SweepRules, budget: float) -> list[SweepRun]:
+    """All kept runs at one budget, smallest model first."""
+    runs = []
+    for hidden in rules.hidden_sizes(budget):
+        run = run_for_shape(rules, budget, rules.shape_for_hidden(hidden))
+        if run is None:
+            logger.debug("budget %.1e: d=%d dropped by the sweep rules", budget, hidden)
+        else:
+            runs.append(run)
+    return runs
+
+
+def isoflop_grid(rules: SweepRules = SweepRules()) -> list[SweepRun]:
+    """Every run of the sweep, by budget then model size."""
+    return [run for budget in rules.budgets for run in runs_for_budget(rules, budget)]
+
+
+def format_grid(runs: list[SweepRun]) -> str:
+    """A table of the grid: budget, params, d, L, B, steps, tokens, lr, beta2."""
+    header = (
+        f"{'budget(fwd)':>11} {'C(train)':>9} {'params':>8} {'d':>5} {'L':>3} {'B':>5} "
+        f"{'steps':>7} {'tokens':>9} {'lr':>8} {'beta2':>6}"
+    )
+    lines = [header]
+    for run in runs:
+        lines.append(
+            f"{run.budget:>11.1e} {run.training_flops:>9.2e} {run.params:>8.3g} {run.shape.hidden:>5} "
+            f"{run.shape.layers:>3} {run.batch_size:>5} {run.steps:>7} {run.tokens:>9.3g} "
+            f"{run.learning_rate:>8.5f} {run.beta2:>6.4f}"
+        )
+    return "\n".join(lines)

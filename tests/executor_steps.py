@@ -1,0 +1,56 @@
+"""Step functions for the executor tests (importable by Ray workers and subprocesses)."""
+
+import os
+import time
+from dataclasses import dataclass
+
+from soda_jax import io
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    output_path: str
+    """Where the step writes out.json."""
+    log_path: str
+    """A shared file each run appends one line to, so tests can count runs."""
+    value: int = 0
+    """Written to out.json (versioned or not, as the test decides)."""
+    inputs: tuple = ()
+    """Paths of upstream outputs (dependencies)."""
+    sleep_s: float = 0.0
+    """How long the step takes."""
+    fail: bool = False
+    """Raise instead of succeeding."""
+
+
+def record(config: RecordConfig) -> None:
+    """Append 'name pid' to the log, optionally sleep or fail, then write out.json."""
+    with open(config.log_path, "a") as f:
+        f.write(f"{config.output_path} {os.getpid()}\n")
+    time.sleep(config.sleep_s)
+    if config.fail:
+        raise RuntimeError(f"step asked to fail (value={config.value})")
+    upstream = [io.read_json(io.join(p, "out.json"))["value"] for p in config.inputs]
+    io.atomic_write_json(io.join(config.output_path, "out.json"), {"value": config.value, "upstream": upstream, "pid": os.getpid()})
+
+
+def runs(log_path: str) -> list[str]:
+    """Output paths of every run recorded in the log."""
+    if not os.path.exists(log_path):
+        return []
+    with open(log_path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+@dataclass(frozen=True)
+class WhereConfig:
+    output_path: str
+    """Where where.json goes."""
+
+
+def where(config: WhereConfig) -> None:
+    """Record the process that ran the step and whether it was a Ray worker."""
+    import ray
+
+    worker = ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    io.atomic_write_json(io.join(config.output_path, "where.json"), {"pid": os.getpid(), "ray_worker": worker})

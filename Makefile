@@ -7,7 +7,7 @@ SYSTEM_TOOLS = flite espeak-ng sox
 DEMO_PREFIX ?= $(CURDIR)/demo-output
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo demo-full test test-all bench dashboard clean
+.PHONY: setup system-deps demo demo-full test test-all bench clean
 
 setup: $(STAMP) system-deps
 
@@ -28,10 +28,10 @@ system-deps:
 	fi
 
 demo: setup
-	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli demo
+	$(PY) experiments/demo.py --prefix $(DEMO_PREFIX)
 
 demo-full: setup
-	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli demo --full
+	$(PY) experiments/demo.py --prefix $(DEMO_PREFIX) --full
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: setup
@@ -44,8 +44,6 @@ test-all: setup
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
-dashboard: setup
-	SODA_PREFIX=$(DEMO_PREFIX) $(PY) -m soda_jax.cli dashboard
 
 clean:
 	rm -rf $(DEMO_PREFIX) .pytest_cache

@@ -245,3 +245,13 @@ def test_memory_prefix(tmp_path):
     ex.run([c])
     assert ex.output_path(c).startswith("memory://soda-test/test/c-")
     assert io.read_json(io.join(ex.output_path(c), "out.json"))["upstream"] == [2]
+
+
+def test_soda_info_reads_provenance(tmp_path):
+    a, b, c = chain(str(tmp_path / "log"))
+    ex = local(tmp_path)
+    ex.run([c])
+    out = subprocess.run(
+        [sys.executable, "-m", "soda_jax.cli", "info", ex.output_path(b)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "test/b  [SUCCESS]" in out and ex.output_path(a) in out and "jax 0.10.2" in out

@@ -1,0 +1,1 @@
+"""Experiment files: recipes built from executor steps (`experiments.defaults`)."""

@@ -1,0 +1,320 @@
+"""Compute-optimal fits: isoFLOP parabolas, power laws and the parametric law L(N, D).
+
+* Approach 2 (Hoffmann et al. 2022): at each budget, fit loss as a parabola in log10 N and
+  log10 D; the vertices are N* and D*. Bootstrap over runs gives confidence intervals.
+  Power laws N* = a C^alpha and D* = b C^beta are then least-squares lines in log-log space.
+* Approach 3: L(N, D) = E + A / N^alpha + B / D^beta, fitted by minimising the Huber loss of
+  log L (written as a log-sum-exp of the three terms) with L-BFGS from a grid of starting points.
+
+Capability-vs-loss fits live in `soda_jax.scaling.capability`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+
+import numpy as np
+from scipy import optimize
+from scipy.special import logsumexp, softmax
+
+logger = logging.getLogger(__name__)
+
+CONFIDENCE_LEVEL = 0.95
+"""Central interval reported by the bootstraps."""
+
+MIN_POINTS_PER_PARABOLA = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A central confidence interval."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, samples: np.ndarray, level: float = CONFIDENCE_LEVEL) -> Interval:
+        tail = 100 * (1 - level) / 2
+        low, high = np.percentile(np.asarray(samples, dtype=float), [tail, 100 - tail])
+        return cls(float(low), float(high))
+
+
+@dataclasses.dataclass(frozen=True)
+class Parabola:
+    """loss = curvature * (x - x_min)^2 + loss_min, with x = log10 of N or D."""
+
+    curvature: float
+    x_min: float
+    loss_min: float
+
+    def __call__(self, x):
+        return self.curvature * (np.asarray(x) - self.x_min) ** 2 + self.loss_min
+
+
+def fit_parabola(log10_x: np.ndarray, loss: np.ndarray) -> Parabola:
+    """Least-squares parabola through (log10 x, loss); fails unless it opens upwards."""
+    log10_x, loss = np.asarray(log10_x, float), np.asarray(loss, float)
+    if len(np.unique(log10_x)) < MIN_POINTS_PER_PARABOLA:
+        raise ValueError(f"a parabola needs {MIN_POINTS_PER_PARABOLA} distinct sizes, got {len(np.unique(log10_x))}")
+    a, b, c = np.polyfit(log10_x, loss, 2)
+    if a <= 0:
+        raise ValueError("loss is not convex in log size at this budget: no interior minimum")
+    x_min = -b / (2 * a)
+    return Parabola(curvature=float(a), x_min=float(x_min), loss_min=float(c - b * b / (4 * a)))
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetOptimum:
+    """Compute-optimal size and data at one budget."""
+
+    compute: float
+    """Training FLOPs C of this budget (mean over its runs)."""
+    params_opt: float
+    """N*: vertex of the loss-vs-log N parabola."""
+    tokens_opt: float
+    """D*: vertex of the loss-vs-log D parabola."""
+    loss_opt: float
+    """Loss at the N* vertex."""
+    params_interval: Interval
+    """Bootstrap interval of N*."""
+    tokens_interval: Interval
+    """Bootstrap interval of D*."""
+    params_parabola: Parabola
+    tokens_parabola: Parabola
+    num_runs: int
+
+
+def fit_budget(
+    compute: np.ndarray, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+    *, num_bootstrap: int = 1000, seed: int = 0,
+) -> BudgetOptimum:
+    """N*, D* at one budget, with bootstrap intervals (runs resampled with replacement)."""
+    log_n, log_d, loss = np.log10(params), np.log10(tokens), np.asarray(loss, float)
+    n_parabola, d_parabola = fit_parabola(log_n, loss), fit_parabola(log_d, loss)
+    samples = _bootstrap_vertices(log_n, log_d, loss, num_bootstrap, np.random.default_rng(seed))
+    return BudgetOptimum(
+        compute=float(np.mean(compute)),
+        params_opt=10**n_parabola.x_min,
+        tokens_opt=10**d_parabola.x_min,
+        loss_opt=n_parabola.loss_min,
+        params_interval=Interval.of(10 ** samples[:, 0]),
+        tokens_interval=Interval.of(10 ** samples[:, 1]),
+        params_parabola=n_parabola,
+        tokens_parabola=d_parabola,
+        num_runs=len(loss),
+    )
+
+
+def _bootstrap_vertices(log_n, log_d, loss, num_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """(num_bootstrap, 2) vertices; resamples without 3 distinct sizes or convexity are redrawn."""
+    vertices = []
+    attempts = 0
+    while len(vertices) < num_bootstrap:
+        attempts += 1
+        if attempts > 20 * num_bootstrap:
+            raise ValueError("bootstrap resamples are almost never convex: too few or too noisy runs")
+        idx = rng.integers(0, len(loss), len(loss))
+        try:
+            vertices.append((fit_parabola(log_n[idx], loss[idx]).x_min, fit_parabola(log_d[idx], loss[idx]).x_min))
+        except ValueError:
+            continue
+    return np.asarray(vertices)
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerLaw:
+    """y = coefficient * C ** exponent."""
+
+    coefficient: float
+    exponent: float
+    exponent_interval: Interval | None = None
+    """Bootstrap interval of the exponent, when computed."""
+
+    def __call__(self, compute):
+        return self.coefficient * np.asarray(compute, float) ** self.exponent
+
+
+def fit_power_law(compute: np.ndarray, values: np.ndarray) -> PowerLaw:
+    """Least-squares line in log-log space."""
+    compute, values = np.asarray(compute, float), np.asarray(values, float)
+    if len(compute) < 2 or np.any(compute <= 0) or np.any(values <= 0):
+        raise ValueError("a power law needs at least 2 points with positive compute and values")
+    exponent, log_coefficient = np.polyfit(np.log(compute), np.log(values), 1)
+    return PowerLaw(coefficient=float(np.exp(log_coefficient)), exponent=float(exponent))
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeOptimalFit:
+    """Approach 2: per-budget optima and the power laws through them."""
+
+    budgets: tuple[BudgetOptimum, ...]
+    params_law: PowerLaw
+    """N* = a C^alpha."""
+    tokens_law: PowerLaw
+    """D* = b C^beta."""
+
+
+def group_by_budget(compute: np.ndarray, relative_tolerance: float = 0.05) -> np.ndarray:
+    """Budget label per run: runs whose C lie within ``relative_tolerance`` of a group's smallest share it."""
+    compute = np.asarray(compute, float)
+    labels = np.empty(len(compute), dtype=int)
+    group, anchor = -1, -np.inf
+    for i in np.argsort(compute):
+        if compute[i] > anchor * (1 + relative_tolerance):
+            group, anchor = group + 1, compute[i]
+        labels[i] = group
+    return labels
+
+
+def fit_compute_optimal(
+    compute: np.ndarray, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+    *, num_bootstrap: int = 1000, seed: int = 0,
+) -> ComputeOptimalFit:
+    """Approach 2 over a whole sweep. Budgets are found by grouping runs of similar C.
+
+    Exponent intervals come from a joint bootstrap: runs are resampled within every budget,
+    each budget's parabola refitted, then the power law.
+    """
+    compute, params, tokens, loss = (np.asarray(v, float) for v in (compute, params, tokens, loss))
+    labels = group_by_budget(compute)
+    budgets, per_budget_samples = [], []
+    for label in np.unique(labels):
+        members = labels == label
+        if len(np.unique(params[members])) < MIN_POINTS_PER_PARABOLA:
+            logger.warning("budget %.2e has %d sizes: skipped", compute[members].mean(), members.sum())
+            continue
+        optimum = fit_budget(
+            compute[members], params[members], tokens[members], loss[members],
+            num_bootstrap=num_bootstrap, seed=seed + int(label),
+        )
+        budgets.append(optimum)
+        rng = np.random.default_rng(seed + 10_000 + int(label))
+        per_budget_samples.append(
+            _bootstrap_vertices(np.log10(params[members]), np.log10(tokens[members]), loss[members], num_bootstrap, rng)
+        )
+    if len(budgets) < 2:
+        raise ValueError(f"need at least 2 budgets with {MIN_POINTS_PER_PARABOLA}+ sizes, got {len(budgets)}")
+    log_c = np.log([b.compute for b in budgets])
+    samples = np.stack(per_budget_samples, axis=1)  # (bootstrap, budget, [log10 N*, log10 D*])
+    n_exponents = [np.polyfit(log_c, s[:, 0] * np.log(10), 1)[0] for s in samples]
+    d_exponents = [np.polyfit(log_c, s[:, 1] * np.log(10), 1)[0] for s in samples]
+    c = [b.compute for b in budgets]
+    n_law = fit_power_law(c, [b.params_opt for b in budgets])
+    d_law = fit_power_law(c, [b.tokens_opt for b in budgets])
+    return ComputeOptimalFit(
+        budgets=tuple(budgets),
+        params_law=dataclasses.replace(n_law, exponent_interval=Interval.of(n_exponents)),
+        tokens_law=dataclasses.replace(d_law, exponent_interval=Interval.of(d_exponents)),
+    )
+
+
+# ---------------------------------------------------------------- approach 3: L(N, D)
+
+HUBER_DELTA = 1e-3
+"""Chinchilla's Huber threshold on log-loss residuals."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParametricLaw:
+    """L(N, D) = E + A / N^alpha + B / D^beta."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def __call__(self, params, tokens):
+        return self.E + self.A / np.asarray(params, float) ** self.alpha + self.B / np.asarray(tokens, float) ** self.beta
+
+    def compute_optimal_exponents(self) -> tuple[float, float]:
+        """N* ~ C^(beta/(alpha+beta)), D* ~ C^(alpha/(alpha+beta)) under C proportional to N D."""
+        total = self.alpha + self.beta
+        return self.beta / total, self.alpha / total
+
+
+@dataclasses.dataclass(frozen=True)
+class ParametricInitGrid:
+    """Starting points for L-BFGS (Chinchilla's grid by default, coarser to stay fast)."""
+
+    log_A: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+    """Starting values of a = log A."""
+    log_B: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+    """Starting values of b = log B."""
+    log_E: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+    """Starting values of e = log E."""
+    alpha: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    """Starting values of alpha."""
+    beta: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    """Starting values of beta."""
+
+    def points(self) -> np.ndarray:
+        return np.array(list(itertools.product(self.log_A, self.log_B, self.log_E, self.alpha, self.beta)))
+
+
+def _huber_objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_loss: np.ndarray, delta: float):
+    """Sum of Huber(log L_pred - log L) with theta = (log A, log B, log E, alpha, beta); value and gradient."""
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+    predicted = logsumexp(terms, axis=0)
+    residual = predicted - log_loss
+    small = np.abs(residual) <= delta
+    value = np.where(small, 0.5 * residual**2, delta * (np.abs(residual) - 0.5 * delta)).sum()
+    d_residual = np.where(small, residual, delta * np.sign(residual))
+    weights = softmax(terms, axis=0) * d_residual  # d predicted / d term_k = softmax_k
+    gradient = np.array([
+        weights[0].sum(), weights[1].sum(), weights[2].sum(),
+        -(weights[0] * log_n).sum(), -(weights[1] * log_d).sum(),
+    ])
+    return value, gradient
+
+
+def fit_parametric(
+    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+    *, init_grid: ParametricInitGrid = ParametricInitGrid(), delta: float = HUBER_DELTA,
+) -> ParametricLaw:
+    """Approach 3: best L-BFGS solution over the grid of initialisations."""
+    log_n, log_d = np.log(np.asarray(params, float)), np.log(np.asarray(tokens, float))
+    log_loss = np.log(np.asarray(loss, float))
+    if len(log_loss) < 5:
+        raise ValueError(f"L(N, D) has 5 parameters; got only {len(log_loss)} runs")
+    starts = init_grid.points()
+    # Rank the starts by their objective and polish only the most promising: the landscape has
+    # many equivalent basins and polishing every start costs seconds for nothing.
+    start_values = np.array([_huber_objective(s, log_n, log_d, log_loss, delta)[0] for s in starts])
+    best = None
+    for start in starts[np.argsort(start_values)[: _POLISHED_STARTS]]:
+        result = optimize.minimize(
+            _huber_objective, start, args=(log_n, log_d, log_loss, delta), jac=True, method="L-BFGS-B",
+        )
+        if best is None or result.fun < best.fun:
+            best = result
+    a, b, e, alpha, beta = best.x
+    return ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
+
+
+_POLISHED_STARTS = 64
+"""Number of best grid points refined with L-BFGS."""
+
+
+def bootstrap_parametric(
+    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, fitted: ParametricLaw,
+    *, num_bootstrap: int = 100, seed: int = 0, delta: float = HUBER_DELTA,
+) -> list[ParametricLaw]:
+    """Refits on resampled runs, each started from ``fitted`` (for prediction intervals)."""
+    params, tokens, loss = (np.asarray(v, float) for v in (params, tokens, loss))
+    rng = np.random.default_rng(seed)
+    start = np.array([np.log(fitted.A), np.log(fitted.B), np.log(fitted.E), fitted.alpha, fitted.beta])
+    laws = []
+    for _ in range(num_bootstrap):
+        idx = rng.integers(0, len(loss), len(loss))
+        result = optimize.minimize(
+            _huber_objective, start,
+            args=(np.log(params[idx]), np.log(tokens[idx]), np.log(loss[idx]), delta),
+            jac=True, method="L-BFGS-B",
+        )
+        a, b, e, alpha, beta = result.x
+        laws.append(ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta)))
+    return laws

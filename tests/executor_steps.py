@@ -54,3 +54,12 @@ def where(config: WhereConfig) -> None:
 
     worker = ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
     io.atomic_write_json(io.join(config.output_path, "where.json"), {"pid": os.getpid(), "ray_worker": worker})
+
+
+def race_in_threads(count: int, run) -> None:
+    """Call ``run()`` from ``count`` threads at once; re-raise the first error any of them hit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        for future in [pool.submit(run) for _ in range(count)]:
+            future.result()

@@ -6,11 +6,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
-from executor_steps import RecordConfig, WhereConfig, record, runs, where
+from executor_steps import RecordConfig, WhereConfig, race_in_threads, record, runs, where
 
 from soda_jax import io
 from soda_jax.execution import (
@@ -138,21 +137,9 @@ def test_dry_run_reports_decisions(tmp_path, capsys):
 
 def test_ten_threads_race_one_step(tmp_path):
     log = str(tmp_path / "log")
-    errors = []
-
-    def go():
-        try:
-            step = ExecutorStep("test/race", record, RecordConfig(this_output_path(), log, sleep_s=1.0))
-            local(tmp_path, lease_timing=LeaseTiming(heartbeat_s=0.5, stale_after_s=5), poll_s=0.1).run([step])
-        except Exception as e:  # surfaced by the assertion below
-            errors.append(e)
-
-    threads = [threading.Thread(target=go) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    step = ExecutorStep("test/race", record, RecordConfig(this_output_path(), log, sleep_s=1.0))
+    timing = LeaseTiming(heartbeat_s=0.5, stale_after_s=5)
+    race_in_threads(10, lambda: local(tmp_path, lease_timing=timing, poll_s=0.1).run([step]))
     assert len(runs(log)) == 1
 
 
@@ -255,3 +242,28 @@ def test_soda_info_reads_provenance(tmp_path):
         [sys.executable, "-m", "soda_jax.cli", "info", ex.output_path(b)], capture_output=True, text=True, check=True
     ).stdout
     assert "test/b  [SUCCESS]" in out and ex.output_path(a) in out and "jax 0.10.2" in out
+
+
+def test_nonblocking_input_is_versioned_but_not_run(tmp_path):
+    log = str(tmp_path / "log")
+    a, b, _ = chain(log)
+    watcher = ExecutorStep("test/watch", record, RecordConfig(this_output_path(), log, value=versioned(0),
+                                                                inputs=((b / "").nonblocking(),)))
+    ex = local(tmp_path)
+    ex.prepare([watcher])
+    assert ex.prepare([watcher]) == [watcher]  # a and b are not pulled in
+    version = ex.identities[id(watcher)].version["config"]
+    assert version["inputs[0]"].startswith(f"input:test/b-{ex.identities[id(b)].hash}")
+    _, b_other, _ = chain(log, b_value=7)
+    watcher_other = ExecutorStep("test/watch", record, RecordConfig(this_output_path(), log, value=versioned(0),
+                                                                      inputs=((b_other / "").nonblocking(),)))
+    ex.prepare([watcher_other])
+    assert ex.identities[id(watcher_other)].hash != ex.identities[id(watcher)].hash
+
+
+def test_prefix_from_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SODA_PREFIX", str(tmp_path / "from-env"))
+    step = ExecutorStep("test/env", record, RecordConfig(this_output_path(), str(tmp_path / "log")))
+    executor_main([step], args=["--local"])
+    assert len(os.listdir(tmp_path / "from-env" / "test")) == 1
+    assert "test/env: SUCCESS" in capsys.readouterr().out

@@ -1,9 +1,7 @@
 """The executor against GCS semantics: gcsfs talking to an emulator on loopback."""
 
-import threading
-
 import pytest
-from executor_steps import RecordConfig, record, runs
+from executor_steps import RecordConfig, race_in_threads, record, runs
 from gcs_emulator import GcsEmulator
 
 from soda_jax import io
@@ -49,20 +47,7 @@ def test_experiment_on_gcs_prefix(gcs, tmp_path):
     prefix = f"gs://{BUCKET}/experiments-test"
     a = ExecutorStep("test/a", record, RecordConfig(this_output_path(), log, value=versioned(1)))
     b = ExecutorStep("test/b", record, RecordConfig(this_output_path(), log, value=versioned(2), inputs=(a,)))
-    errors = []
-
-    def go():
-        try:
-            Executor(prefix, use_ray=False, lease_timing=LeaseTiming(0.5, 30), poll_s=0.2).run([b])
-        except Exception as e:  # surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    race_in_threads(4, lambda: Executor(prefix, use_ray=False, lease_timing=LeaseTiming(0.5, 30), poll_s=0.2).run([b]))
     ex = Executor(prefix, use_ray=False)
     ex.prepare([b])
     assert len(runs(log)) == 2  # each step exactly once across the four racing executors

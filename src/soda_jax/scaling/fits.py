@@ -249,6 +249,9 @@ class ParametricInitGrid:
     """Starting values of alpha."""
     beta: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
     """Starting values of beta."""
+    polished_starts: int = 64
+    """How many grid points (those with the lowest objective) L-BFGS refines. Refining all 5,400
+    takes minutes and, on synthetic and real sweeps, lands in the same optimum."""
 
     def points(self) -> np.ndarray:
         return np.array(list(itertools.product(self.log_A, self.log_B, self.log_E, self.alpha, self.beta)))
@@ -281,11 +284,10 @@ def fit_parametric(
     if len(log_loss) < 5:
         raise ValueError(f"L(N, D) has 5 parameters; got only {len(log_loss)} runs")
     starts = init_grid.points()
-    # Rank the starts by their objective and polish only the most promising: the landscape has
-    # many equivalent basins and polishing every start costs seconds for nothing.
+    # Rank the starts by their objective and refine only the most promising (see polished_starts).
     start_values = np.array([_huber_objective(s, log_n, log_d, log_loss, delta)[0] for s in starts])
     best = None
-    for start in starts[np.argsort(start_values)[: _POLISHED_STARTS]]:
+    for start in starts[np.argsort(start_values)[: init_grid.polished_starts]]:
         result = optimize.minimize(
             _huber_objective, start, args=(log_n, log_d, log_loss, delta), jac=True, method="L-BFGS-B",
         )
@@ -293,10 +295,6 @@ def fit_parametric(
             best = result
     a, b, e, alpha, beta = best.x
     return ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
-
-
-_POLISHED_STARTS = 64
-"""Number of best grid points refined with L-BFGS."""
 
 
 def bootstrap_parametric(

@@ -252,13 +252,14 @@ def test_nonblocking_input_is_versioned_but_not_run(tmp_path):
     ex = local(tmp_path)
     ex.prepare([watcher])
     assert ex.prepare([watcher]) == [watcher]  # a and b are not pulled in
+    first_hash = ex.identities[id(watcher)].hash
     version = ex.identities[id(watcher)].version["config"]
     assert version["inputs[0]"].startswith(f"input:test/b-{ex.identities[id(b)].hash}")
     _, b_other, _ = chain(log, b_value=7)
     watcher_other = ExecutorStep("test/watch", record, RecordConfig(this_output_path(), log, value=versioned(0),
                                                                       inputs=((b_other / "").nonblocking(),)))
     ex.prepare([watcher_other])
-    assert ex.identities[id(watcher_other)].hash != ex.identities[id(watcher)].hash
+    assert ex.identities[id(watcher_other)].hash != first_hash
 
 
 def test_prefix_from_environment(tmp_path, monkeypatch, capsys):

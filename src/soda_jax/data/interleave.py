@@ -74,7 +74,7 @@ def audio_ids(
 ) -> np.ndarray:
     """Raw frame-major codes (f0c0 .. f0c{K-1} f1c0 ..; any number of whole frames) -> audio ids.
 
-    All K codebooks: ``audio_offset + (position % K) * codebook_size + code``, in place of order.
+    All K codebooks: ``audio_offset + (position % K) * codebook_size + code``, order unchanged.
     ``semantic_only``: codebook 0 of each frame only. ``codes`` may hold many segments back to
     back (a whole shard): frames never straddle segments, so the conversion is one vectorised pass.
     """

@@ -1,17 +1,20 @@
 """``soda``: inspect what the executor wrote.
 
     soda info PATH      a step's output directory, or an experiment JSON: status, provenance
+    soda dashboard [--prefix P] [--port 8265]   experiments, steps, provenance, metrics in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from soda_jax import io
 from soda_jax.execution.executor import INFO_FILE
+from soda_jax.execution.main import PREFIX_ENV
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import read_status
 
@@ -61,11 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     info_cmd = commands.add_parser("info", help="show a step's status and provenance, or an experiment's")
     info_cmd.add_argument("path", help="a step output directory or an experiment JSON")
+    dash_cmd = commands.add_parser("dashboard", help="serve the executor dashboard over HTTP")
+    dash_cmd.add_argument("--prefix", default=os.environ.get(PREFIX_ENV), help=f"default ${PREFIX_ENV}")
+    dash_cmd.add_argument("--host", default="127.0.0.1")
+    dash_cmd.add_argument("--port", type=int, default=8265)
     plan_cmd = commands.add_parser("plan", help="compute-optimal allocation for a FLOP budget")
     plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "info":
         return info(args.path)
+    if args.command == "dashboard":
+        if not args.prefix:
+            parser.error(f"pass --prefix or set ${PREFIX_ENV}")
+        from soda_jax.dashboard.server import serve
+
+        serve(args.prefix, args.host, args.port)
+        return 0
     if args.command == "plan":
         from soda_jax.scaling.planner import plan_main
 

@@ -34,6 +34,8 @@ SEGMENT_MARKERS_AUDIO_ONLY = 2
 """<|audio_start|> <|audio_end|> around one audio-only segment."""
 SEMANTIC_CODEBOOK = 0
 """Mimi's codebook 0 carries the semantic (distilled) content; 1-7 are acoustic."""
+FRAMES_PER_CONVERSION_BLOCK = 512
+"""Frames per row when adding codebook offsets (a wide row keeps numpy's inner loop long)."""
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,25 @@ def audio_ids(
     frames = codes.reshape(-1, num_codebooks)
     if semantic_only:
         return frames[:, SEMANTIC_CODEBOOK].astype(TOKEN_DTYPE) + TOKEN_DTYPE(vocab.audio_offset)
-    row_offsets = (vocab.audio_offset + np.arange(num_codebooks, dtype=TOKEN_DTYPE) * vocab.codebook_size).astype(
-        TOKEN_DTYPE
-    )
-    out = np.empty(frames.shape, dtype=TOKEN_DTYPE)
-    np.add(frames, row_offsets, out=out, casting="unsafe")
-    return out.reshape(-1)
+    row_offsets = (vocab.audio_offset + np.arange(num_codebooks) * vocab.codebook_size).astype(TOKEN_DTYPE)
+    # Broadcasting a K-wide offset row gives numpy a tiny inner loop; tile it to a wide block.
+    block = num_codebooks * FRAMES_PER_CONVERSION_BLOCK
+    whole = codes.shape[0] - codes.shape[0] % block
+    out = np.empty(codes.shape[0], dtype=TOKEN_DTYPE)
+    np.add(codes[:whole].reshape(-1, block), np.tile(row_offsets, FRAMES_PER_CONVERSION_BLOCK), out=out[:whole].reshape(-1, block))
+    np.add(codes[whole:].reshape(-1, num_codebooks), row_offsets, out=out[whole:].reshape(-1, num_codebooks))
+    return out
 
 
 # -------------------------------------------------------------------------------------- patterns
+def _assemble(pieces: list[np.ndarray], out: np.ndarray | None) -> np.ndarray:
+    """Concatenate ``pieces`` into a new array, or into the front of ``out`` (returning that view)."""
+    if out is None:
+        return np.concatenate(pieces)
+    total = sum(len(p) for p in pieces)
+    return np.concatenate(pieces, out=out[:total])
+
+
 def _speaker(speakers: Sequence[np.ndarray] | None, i: int) -> list[np.ndarray]:
     return [speakers[i]] if speakers is not None else []
 
@@ -102,13 +114,14 @@ def text_first(
     audios: Sequence[np.ndarray],
     m: Markers,
     speakers: Sequence[np.ndarray] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """SODA type1: ``<bos> [<|text_start|> S_i T_i <|text_end|> <|audio_start|> A_i <|audio_end|>]... <eos>``."""
     pieces = [m.bos]
     for i, (text, audio) in enumerate(zip(texts, audios, strict=True)):
         pieces += [m.text_start, *_speaker(speakers, i), text, m.text_end_audio_start, audio, m.audio_end]
     pieces.append(m.eos)
-    return np.concatenate(pieces)
+    return _assemble(pieces, out)
 
 
 def audio_first(
@@ -116,13 +129,14 @@ def audio_first(
     audios: Sequence[np.ndarray],
     m: Markers,
     speakers: Sequence[np.ndarray] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """SODA type2: ``<bos> [<|audio_start|> A_i <|audio_end|> <|text_start|> S_i T_i <|text_end|>]... <eos>``."""
     pieces = [m.bos]
     for i, (text, audio) in enumerate(zip(texts, audios, strict=True)):
         pieces += [m.audio_start, audio, m.audio_end_text_start, *_speaker(speakers, i), text, m.text_end]
     pieces.append(m.eos)
-    return np.concatenate(pieces)
+    return _assemble(pieces, out)
 
 
 def audio_only(
@@ -130,6 +144,7 @@ def audio_only(
     audios: Sequence[np.ndarray],
     m: Markers,
     speakers: Sequence[np.ndarray] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``<bos> [<|audio_start|> A_i <|audio_end|>]... <eos>``; texts and speakers are ignored.
 
@@ -140,7 +155,7 @@ def audio_only(
     for audio in audios:
         pieces += [m.audio_start, audio, m.audio_end]
     pieces.append(m.eos)
-    return np.concatenate(pieces)
+    return _assemble(pieces, out)
 
 
 def text_only(text: np.ndarray, m: Markers) -> np.ndarray:
@@ -154,7 +169,7 @@ class Pattern:
 
     name: str
     build: Callable[..., np.ndarray]
-    """``build(texts, audios, markers, speakers=None) -> ids``."""
+    """``build(texts, audios, markers, speakers=None, out=None) -> ids`` (into ``out`` if given)."""
     uses_text: bool
     """Whether transcripts (and speaker markers) appear in the document."""
     semantic_only: bool
@@ -228,20 +243,34 @@ def interleave_recording(
     *,
     speakers: Sequence[np.ndarray] | None = None,
     max_document_tokens: int | None = None,
+    out: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """One recording -> its documents in ``pattern`` (one, or several if it exceeds the cap).
 
     ``audios`` must already hold the ids the pattern wants (`audio_ids` with ``semantic_only``
-    matching the pattern).
+    matching the pattern). With ``out``, the documents are written back to back at its front
+    (views are returned), so packing a whole shard needs no second copy.
     """
     if max_document_tokens is None:
-        return [pattern.build(texts, audios, markers, speakers)]
-    text_lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        return [pattern.build(texts, audios, markers, speakers, out)]
+    lengths = segment_lengths(pattern, texts, audios, speakers)
+    documents, position = [], 0
+    for g in split_segments(lengths, max_document_tokens):
+        target = out[position:] if out is not None else None
+        documents.append(pattern.build(texts[g], audios[g], markers, speakers[g] if speakers is not None else None, target))
+        position += len(documents[-1])
+    return documents
+
+
+def segment_lengths(
+    pattern: Pattern,
+    texts: Sequence[np.ndarray | None],
+    audios: Sequence[np.ndarray],
+    speakers: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Tokens each segment of a recording takes in ``pattern``."""
+    text_lengths = np.fromiter((len(t) if t is not None else 0 for t in texts), dtype=np.int64, count=len(texts))
     if speakers is not None:
         text_lengths += np.fromiter((len(s) for s in speakers), dtype=np.int64, count=len(speakers))
     audio_lengths = np.fromiter((len(a) for a in audios), dtype=np.int64, count=len(audios))
-    lengths = pattern.segment_lengths(text_lengths, audio_lengths)
-    return [
-        pattern.build(texts[g], audios[g], markers, speakers[g] if speakers is not None else None)
-        for g in split_segments(lengths, max_document_tokens)
-    ]
+    return pattern.segment_lengths(text_lengths, audio_lengths)

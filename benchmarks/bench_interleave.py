@@ -1,0 +1,162 @@
+"""Interleave + pack throughput on one core, against a bare numpy concatenation of the same arrays.
+
+    .venv/bin/python benchmarks/bench_interleave.py [--recordings 1000] [--repeats 3]
+
+Synthetic shard in memory: recordings of 10 segments, each ~10 s of Mimi audio (125 frames x 8
+codebooks = 1,000 codes) and ~30 text ids. Measured in the same run:
+
+* floor: per recording, ``np.concatenate`` of its segments' text ids and (already converted)
+  int32 audio ids: the copy every interleaver must do at least (also reported: the same with
+  the raw int16 codes, which numpy upcasts while copying);
+* ours: raw int16 codes -> audio ids for the whole shard (`audio_ids`), every recording through
+  `interleave_recording` (text_first) straight into one stream buffer, then `pack_windows`
+  into 4,096-token windows with boundary loss masks.
+
+Prints tokens/s and the ratio ours/floor (goal: < 3x and > 20M tokens/s) and writes
+benchmarks/results/bench_interleave.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+from soda_jax.data.interleave import (
+    DOCUMENT_OVERHEAD,
+    SEGMENT_MARKERS_WITH_TEXT,
+    Markers,
+    audio_ids,
+    get_pattern,
+    interleave_recording,
+)
+from soda_jax.data.packing import pack_windows
+
+NUM_CODEBOOKS = 8
+CODEBOOK_SIZE = 2048
+SEGMENTS_PER_RECORDING = 10
+FRAMES_PER_SEGMENT = 125
+"""10 s at Mimi's 12.5 Hz."""
+TEXT_IDS_PER_SEGMENT = 30
+SEQ_LEN = 4096
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_interleave.json")
+
+
+class BenchVocab:
+    """The vocabulary facts the interleaver reads, with Llama-3 / SODA ids (no tokenizer needed)."""
+
+    text_size = 128_256
+    text_start_id, text_end_id, audio_start_id, audio_end_id = 128_256, 128_257, 128_258, 128_259
+    audio_offset = 128_260
+    codebook_size = CODEBOOK_SIZE
+    bos_id, eos_id = 128_000, 128_001
+
+
+def make_shard(rng: np.random.Generator, recordings: int):
+    segments = recordings * SEGMENTS_PER_RECORDING
+    codes = rng.integers(0, CODEBOOK_SIZE, size=segments * FRAMES_PER_SEGMENT * NUM_CODEBOOKS, dtype=np.int16)
+    texts = [rng.integers(0, 128_000, size=TEXT_IDS_PER_SEGMENT, dtype=np.int32) for _ in range(segments)]
+    return codes, texts
+
+
+def document_tokens(recordings: int) -> int:
+    """Exact text_first size of the synthetic shard (to allocate the packing buffer once)."""
+    per_segment = TEXT_IDS_PER_SEGMENT + FRAMES_PER_SEGMENT * NUM_CODEBOOKS + SEGMENT_MARKERS_WITH_TEXT
+    return recordings * (DOCUMENT_OVERHEAD + SEGMENTS_PER_RECORDING * per_segment)
+
+
+def run_ours(codes, texts, recordings: int, vocab, markers, pattern):
+    """Codes -> ids, every recording interleaved straight into one buffer, windows + masks."""
+    per_segment = FRAMES_PER_SEGMENT * NUM_CODEBOOKS
+    ids = audio_ids(codes, NUM_CODEBOOKS, vocab)
+    stream = np.empty(document_tokens(recordings), dtype=np.int32)
+    position = 0
+    for r in range(recordings):
+        first = r * SEGMENTS_PER_RECORDING
+        audios = [ids[(first + i) * per_segment : (first + i + 1) * per_segment] for i in range(SEGMENTS_PER_RECORDING)]
+        for document in interleave_recording(pattern, texts[first : first + SEGMENTS_PER_RECORDING], audios, markers, out=stream[position:]):
+            position += len(document)
+    windows, mask = pack_windows(stream[:position], SEQ_LEN, vocab.eos_id)
+    return position, windows, mask
+
+
+def run_floor(pieces_of, texts, recordings: int):
+    """Per recording, one np.concatenate of its segments' text arrays and audio arrays."""
+    total = 0
+    for r in range(recordings):
+        first = r * SEGMENTS_PER_RECORDING
+        pieces = []
+        for i in range(first, first + SEGMENTS_PER_RECORDING):
+            pieces += [texts[i], pieces_of(i)]
+        total += np.concatenate(pieces).shape[0]
+    return total
+
+
+def best_of(repeats: int, fn):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recordings", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    vocab = BenchVocab()
+    markers = Markers.from_vocab(vocab)
+    pattern = get_pattern("text_first")
+    codes, texts = make_shard(np.random.default_rng(0), args.recordings)
+    converted = audio_ids(codes, NUM_CODEBOOKS, vocab)
+    per_segment = FRAMES_PER_SEGMENT * NUM_CODEBOOKS
+
+    def converted_audio(i):
+        return converted[i * per_segment : (i + 1) * per_segment]
+
+    def raw_audio(i):
+        return codes[i * per_segment : (i + 1) * per_segment]
+
+    floor_s, floor_tokens = best_of(args.repeats, lambda: run_floor(converted_audio, texts, args.recordings))
+    raw_floor_s, _ = best_of(args.repeats, lambda: run_floor(raw_audio, texts, args.recordings))
+    ours_s, (tokens, packed, _) = best_of(args.repeats, lambda: run_ours(codes, texts, args.recordings, vocab, markers, pattern))
+    result = {
+        "recordings": args.recordings,
+        "document_tokens": tokens,
+        "floor_tokens": floor_tokens,
+        "packed_windows": int(packed.shape[0]),
+        "floor_seconds": floor_s,
+        "raw_floor_seconds": raw_floor_s,
+        "ours_seconds": ours_s,
+        "floor_tokens_per_s": floor_tokens / floor_s,
+        "ours_tokens_per_s": tokens / ours_s,
+        "ratio_ours_over_floor": ours_s / floor_s,
+        "ratio_ours_over_raw_floor": ours_s / raw_floor_s,
+        "floors": {
+            "floor": "np.concatenate of int32 text ids and already-converted int32 audio ids",
+            "raw_floor": "np.concatenate of int32 text ids and the raw int16 codes (numpy upcasts)",
+        },
+        "goal": {"max_ratio": 3.0, "min_tokens_per_s": 20e6},
+        "machine": platform.processor() or platform.machine(),
+        "numpy": np.__version__,
+    }
+    result["meets_goal"] = result["ratio_ours_over_floor"] < 3.0 and result["ours_tokens_per_s"] > 20e6
+    print(
+        f"floor {result['floor_tokens_per_s'] / 1e6:.1f}M tok/s | interleave+pack {result['ours_tokens_per_s'] / 1e6:.1f}M tok/s "
+        f"| ratio {result['ratio_ours_over_floor']:.2f}x (vs raw-codes floor {result['ratio_ours_over_raw_floor']:.2f}x) "
+        f"| goal met: {result['meets_goal']}"
+    )
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

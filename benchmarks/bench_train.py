@@ -1,0 +1,171 @@
+"""Training throughput of our levanter step on this CPU, against the matmul peak and HF transformers.
+
+    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--repeats 2]
+
+One CPU device (no fake devices). Model: `BENCH_20M` (d 384, ff 1024, 6 layers, 6/2 heads x 64)
+with a 16,688-id vocabulary (~22M parameters), batch 8 x 256 tokens. Measured in the same run:
+
+* peak: a large jit-compiled f32 ``jnp.dot`` (4096 x 4096), best of several: the machine's
+  attainable matmul FLOP/s;
+* ours: `soda_jax.training.train.train` end to end on a synthetic token cache (data loading,
+  Cautious optimizer, z-loss, metrics, checkpointing at the end), median step after compilation,
+  in f32 and in bf16 compute;
+* torch: the same architecture as transformers' ``Qwen3ForCausalLM`` with ``torch.optim.AdamW``
+  on the same batch shape, f32, median step after warmup.
+
+Model FLOP/s use the training FLOPs per token (3 x levanter's forward count, attention included).
+Goals: ours >= 55% of the peak and faster than torch. Writes benchmarks/results/bench_train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the training tests' cache writer
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from soda_jax.models import BENCH_20M, qwen3_config  # noqa: E402
+from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
+
+SEQ_LEN = 256
+BATCH_SIZE = 8
+MATMUL_SIZE = 4096
+MATMUL_REPEATS = 10
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_train.json")
+TRAIN_DOCUMENTS = 400
+
+
+def matmul_peak() -> float:
+    """Best f32 FLOP/s of a jit-compiled square matmul."""
+    a = jnp.ones((MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    dot(a, a).block_until_ready()
+    best = float("inf")
+    for _ in range(MATMUL_REPEATS):
+        start = time.perf_counter()
+        dot(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * MATMUL_SIZE**3 / best
+
+
+def write_cache(root: str) -> int:
+    from helpers_data import save_test_tokenizer
+    from helpers_training import write_split
+
+    from soda_jax.audio.vocab import AudioTextVocab
+    from soda_jax.data.cache_vocab import save_cache_vocab
+
+    vocab = AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(root, "tok")))
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, vocab.size, size=int(rng.integers(200, 2000))).astype(np.int32) for _ in range(TRAIN_DOCUMENTS)]
+    write_split(os.path.join(root, "cache", "train"), docs)
+    write_split(os.path.join(root, "cache", "validation"), docs[:8])
+    save_cache_vocab(vocab, os.path.join(root, "cache"))
+    return vocab.size
+
+
+def ours(root: str, vocab_size: int, steps: int, precision: str) -> float:
+    """Median steady-state tokens/s of `train`."""
+    from soda_jax.data.mixture import soda_mixture
+    from soda_jax.training import CheckpointPolicy, OptimizerRecipe, TrainConfig, TrainRecipe
+    from soda_jax.training.train import train
+
+    out = tempfile.mkdtemp(dir=root)
+    summary = train(
+        TrainConfig(
+            data=soda_mixture({"bench": os.path.join(root, "cache")}, {"bench": 1.0}),
+            model=BENCH_20M,
+            output_path=out,
+            recipe=TrainRecipe(seq_len=SEQ_LEN, batch_size=BATCH_SIZE, num_train_steps=steps, optimizer=OptimizerRecipe(learning_rate=1e-3)),
+            checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
+            precision=precision,
+            gradient_checkpointing=False,
+            steps_per_eval=10 * steps,
+            max_eval_batches=1,
+            export_hf=False,
+        )
+    )
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    return statistics.median(r["tokens_per_second"] for r in rows[2:])  # 0: compile, 1: warm-up
+
+
+def torch_baseline(vocab_size: int, steps: int) -> float:
+    """Median tokens/s of transformers' Qwen3ForCausalLM + AdamW on the same shape (f32)."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    hf_config = qwen3_config(BENCH_20M, SEQ_LEN).to_hf_config(vocab_size)
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(hf_config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.98, 0.98), weight_decay=0.033)
+    tokens = torch.randint(0, vocab_size, (BATCH_SIZE, SEQ_LEN))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        loss = model(input_ids=tokens, labels=tokens).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return BATCH_SIZE * SEQ_LEN / statistics.median(times[2:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=2, help="take the best of this many runs (the CPU is shared)")
+    args = parser.parse_args()
+
+    root = tempfile.mkdtemp(prefix="bench-train-")
+    vocab_size = write_cache(root)
+    flops_per_token = TRAINING_FLOPS_MULTIPLIER * BENCH_20M.forward_flops_per_token(vocab_size, SEQ_LEN)
+    params = BENCH_20M.param_counts(vocab_size).total
+
+    peak = max(matmul_peak() for _ in range(args.repeats))
+    measured = {
+        "ours_f32": max(ours(root, vocab_size, args.steps, "f32") for _ in range(args.repeats)),
+        "ours_bf16": max(ours(root, vocab_size, args.steps, "bf16") for _ in range(args.repeats)),
+        "torch_f32": max(torch_baseline(vocab_size, args.steps) for _ in range(args.repeats)),
+    }
+    report = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
+        "model": {"params": params, "vocab_size": vocab_size, "batch": BATCH_SIZE, "seq_len": SEQ_LEN,
+                  "training_flops_per_token": flops_per_token},
+        "matmul_peak_gflops": peak / 1e9,
+        "runs": {
+            name: {
+                "tokens_per_second": tps,
+                "model_gflops": tps * flops_per_token / 1e9,
+                "fraction_of_matmul_peak": tps * flops_per_token / peak,
+            }
+            for name, tps in measured.items()
+        },
+        "ours_f32_over_torch": measured["ours_f32"] / measured["torch_f32"],
+        "bf16_over_f32": measured["ours_bf16"] / measured["ours_f32"],
+    }  # fmt: skip
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s   model: {params / 1e6:.1f}M params, batch {BATCH_SIZE} x {SEQ_LEN}")
+    for name, run in report["runs"].items():
+        print(f"{name:>10}: {run['tokens_per_second']:8.0f} tokens/s  {run['model_gflops']:6.1f} GFLOP/s  "
+              f"{100 * run['fraction_of_matmul_peak']:5.1f}% of peak")  # fmt: skip
+    print(f"ours f32 / torch: {report['ours_f32_over_torch']:.2f}x   bf16 / f32: {report['bf16_over_f32']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Named data mixtures (component name -> sampling weight), SODA's final run among them.
+
+A mix names components; the training experiment maps each name to a cache root (an ``interleave``
+or ``tokenize_text`` step) and calls `mixture_config`::
+
+    data = mixture_config("soda_final", {"yodas2": yodas2_step, "emilia_yodas": ..., "emilia": ..., "nemotron_cc": ...})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from soda_jax.data.mixture import SodaLmDataConfig, normalized_weights, soda_mixture
+
+YODAS2, EMILIA_YODAS, EMILIA, MLS, NEMOTRON_CC = "yodas2", "emilia_yodas", "emilia", "mls", "nemotron_cc"
+
+SODA_SPEECH_TOKENS_B = {YODAS2: 131, EMILIA_YODAS: 73, EMILIA: 37}
+"""Billions of tokens of each English speech-text source in SODA's final run (their mix ratio)."""
+SODA_FINAL_TEXT_SHARE = 0.05
+"""SODA's final run: 5% Nemotron-CC-like text, 95% speech-text."""
+
+
+def speech_text_mix(text_share: float, speech: Mapping[str, float] = SODA_SPEECH_TOKENS_B, text: str = NEMOTRON_CC) -> dict[str, float]:
+    """``text_share`` of pure text, the rest speech split in proportion to ``speech`` (SODA's
+    text-share study ran 0..1 on 150M models)."""
+    if not 0.0 <= text_share <= 1.0:
+        raise ValueError(f"text_share must be in [0, 1], got {text_share}")
+    speech_weights = normalized_weights(speech)
+    return {name: (1.0 - text_share) * w for name, w in speech_weights.items()} | {text: text_share}
+
+
+MIXES: dict[str, dict[str, float]] = {
+    "soda_final": speech_text_mix(SODA_FINAL_TEXT_SHARE),
+    "speech_only": speech_text_mix(0.0),
+    "speech_text_50": speech_text_mix(0.5),
+    "yodas2_only": {YODAS2: 1.0},
+    "emilia_only": {EMILIA: 1.0},
+}
+"""Named mixes; ``soda_final`` is YODAS2 0.516, Emilia-YODAS 0.288, Emilia 0.146, text 0.05."""
+
+
+def mixture_config(mix: str, caches: Mapping[str, str], **kwargs) -> SodaLmDataConfig:
+    """The levanter data config of the named ``mix`` over ``caches`` (name -> cache root).
+
+    Every weighted component needs a cache; extra caches join as validation-only components.
+    """
+    if mix not in MIXES:
+        raise ValueError(f"unknown mix {mix!r}; known: {sorted(MIXES)}")
+    weights = {name: w for name, w in MIXES[mix].items() if w > 0}
+    missing = sorted(set(weights) - set(caches))
+    if missing:
+        raise ValueError(f"mix {mix!r} needs caches for {missing}")
+    return soda_mixture(caches, weights, **kwargs)

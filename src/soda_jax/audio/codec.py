@@ -1,0 +1,246 @@
+"""Mimi as a codec: waveforms -> codes ``[K, frames]`` -> 24 kHz waveforms (transformers' MimiModel).
+
+Padding rule (what makes batched encoding equal one-at-a-time encoding, transformers issues
+35166 / 43377): every waveform is right-padded with zeros to a whole number of frames
+(1920 samples at 24 kHz / 12.5 Hz), so a recording of ``n`` samples gives exactly
+``ceil(n / 1920)`` frames: 12.5 frames = 100 tokens (8 codebooks) per second, the last partial
+frame rounded up. A batch is then right-padded to its longest member and each item's frames past
+its own length are dropped. Mimi's convolutions and transformer are causal, so padding on the right
+never changes an earlier frame; padding only to the batch maximum (not to a whole frame) is what
+made transformers' batched output differ in the last frame.
+
+Long recordings are encoded in chunks with Mimi's streaming state (convolution padding cache plus a
+sliding-window KV cache), so memory is bounded by the chunk length and the codes are identical to a
+single full-length pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import MimiConfig, MimiModel
+
+from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
+
+logger = logging.getLogger(__name__)
+
+CODEC_NAME = "mimi"
+DEFAULT_CHUNK_SECONDS = 30.0
+"""Encode long inputs in pieces of this length (memory ~ batch x chunk, not batch x duration)."""
+RANDOM_SIZES = ("tiny", "full")
+
+
+def tiny_mimi_config(num_quantizers: int = MIMI_CODEBOOKS) -> MimiConfig:
+    """A 0.5M-parameter Mimi with the real sample rate, frame rate and codebook shapes (~10 ms/audio-s).
+
+    ``upsample_groups`` must equal ``hidden_size`` (the depthwise upsampler convolves per channel).
+    """
+    hidden = 64
+    return MimiConfig(
+        hidden_size=hidden,
+        num_filters=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=32,
+        intermediate_size=128,
+        codebook_dim=32,
+        vector_quantization_hidden_dimension=32,
+        num_quantizers=num_quantizers,
+        upsample_groups=hidden,
+    )
+
+
+def randomize_codebooks(model: MimiModel, generator: torch.Generator) -> None:
+    """Give every codebook random centroids so a random-init Mimi emits varied codes.
+
+    A fresh MimiModel has zero ``embed_sum`` buffers, so every distance ties and every code is 0.
+    The centroid is ``embed_sum / cluster_usage``; we set usage to 1 and reset the cached ``_embed``
+    (computed lazily on first use and never invalidated by transformers).
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "embed_sum") and hasattr(module, "cluster_usage"):
+                module.embed_sum.copy_(torch.randn(module.embed_sum.shape, generator=generator))
+                module.cluster_usage.fill_(1.0)
+                module._embed = None
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Which Mimi to build, as plain data (for step configs)."""
+
+    pretrained: str | None = None
+    """Local directory or hub id (``kyutai/mimi``) with Mimi weights; None builds a random Mimi."""
+    random_size: str = "tiny"
+    """Shape of the random Mimi when ``pretrained`` is None: "tiny" (0.5M params) or "full" (79M)."""
+    seed: int = 0
+    """Seed of the random weights (a random codec is deterministic given size and seed)."""
+    num_codebooks: int = MIMI_CODEBOOKS
+    """Codebooks kept, the first K of Mimi's (1 = semantic only)."""
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    """Streaming chunk length for long inputs; does not change the codes."""
+
+    def __post_init__(self):
+        codebooks_for(self.num_codebooks)
+        if self.pretrained is None and self.random_size not in RANDOM_SIZES:
+            raise ValueError(f"random_size must be one of {RANDOM_SIZES}, got {self.random_size!r}")
+
+    @property
+    def weights(self) -> str:
+        """Where the weights come from, for codec.json: a path/hub id or ``random-{size}-seed{seed}``."""
+        return self.pretrained or f"random-{self.random_size}-seed{self.seed}"
+
+
+class MimiCodec:
+    """Encode waveforms to Mimi codes and decode codes back, with the padding rule above."""
+
+    def __init__(
+        self,
+        model: MimiModel,
+        *,
+        num_codebooks: int = MIMI_CODEBOOKS,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        weights: str = "",
+    ):
+        codebooks_for(num_codebooks)
+        if num_codebooks > model.config.num_quantizers:
+            raise ValueError(f"model has {model.config.num_quantizers} codebooks, {num_codebooks} asked")
+        self.model = model.eval()
+        # The encoder transformer only returns its (sliding-window) KV cache when use_cache is on;
+        # chunked encoding needs it to match a full pass.
+        self.model.config.use_cache = True
+        self.num_codebooks = num_codebooks
+        self.weights = weights
+        self.sample_rate = int(model.config.sampling_rate)
+        self.frame_rate = float(model.config.frame_rate)
+        self.samples_per_frame = round(self.sample_rate / self.frame_rate)
+        self.codebook_size = int(model.config.codebook_size)
+        self.chunk_frames = max(1, round(chunk_seconds * self.frame_rate))
+
+    # ----------------------------------------------------------------------------- construction
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> MimiCodec:
+        """Load Mimi weights from a local directory or a hub id (set HF_HUB_OFFLINE=1 offline)."""
+        return cls(MimiModel.from_pretrained(name_or_path), weights=name_or_path, **kwargs)
+
+    @classmethod
+    def random(cls, config: MimiConfig | None = None, *, seed: int = 0, **kwargs: Any) -> MimiCodec:
+        """A randomly initialised Mimi (default: `tiny_mimi_config`) with random codebooks."""
+        config = config or tiny_mimi_config()
+        with torch.random.fork_rng():  # seed the init without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = MimiModel(config)
+        randomize_codebooks(model, torch.Generator().manual_seed(seed))
+        kwargs.setdefault("weights", f"random-seed{seed}")
+        return cls(model, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: CodecConfig) -> MimiCodec:
+        kwargs = dict(
+            num_codebooks=config.num_codebooks, chunk_seconds=config.chunk_seconds, weights=config.weights
+        )
+        if config.pretrained is not None:
+            return cls.from_pretrained(config.pretrained, **kwargs)
+        mimi_config = tiny_mimi_config() if config.random_size == "tiny" else MimiConfig()
+        return cls.random(mimi_config, seed=config.seed, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """The facts ``codec.json`` records (data contract section 1)."""
+        return {
+            "codec": CODEC_NAME,
+            "sample_rate": self.sample_rate,
+            "frame_rate": self.frame_rate,
+            "num_codebooks": self.num_codebooks,
+            "codebook_size": self.codebook_size,
+            "weights": self.weights,
+        }
+
+    # ---------------------------------------------------------------------------------- encode
+    def num_frames(self, num_samples: int) -> int:
+        """Frames for ``num_samples`` of 24 kHz audio: the last partial frame counts as one."""
+        return math.ceil(num_samples / self.samples_per_frame)
+
+    @torch.inference_mode()
+    def encode(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """1-D float waveforms at 24 kHz -> int16 codes ``[num_codebooks, ceil(len / 1920)]`` each.
+
+        The whole list is one batch (group similar lengths with `batches_by_length` first: padding
+        costs compute, never correctness). Results equal encoding each waveform alone.
+        """
+        if not waves:
+            return []
+        frames = [self.num_frames(len(w)) for w in waves]
+        if min(frames) == 0:
+            raise ValueError("cannot encode an empty waveform")
+        batch = np.zeros((len(waves), 1, max(frames) * self.samples_per_frame), dtype=np.float32)
+        for i, wave in enumerate(waves):
+            batch[i, 0, : len(wave)] = wave
+        codes = self._encode_padded(torch.from_numpy(batch)).numpy().astype(np.int16)
+        return [codes[i, :, :n] for i, n in enumerate(frames)]
+
+    def _encode_padded(self, batch: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, whole frames]`` -> ``[B, K, frames]``, chunk by chunk with streaming state."""
+        chunk = self.chunk_frames * self.samples_per_frame
+        kv_cache, conv_cache, pieces = None, None, []
+        for start in range(0, batch.shape[-1], chunk):
+            out = self.model.encode(
+                batch[..., start : start + chunk],
+                num_quantizers=self.num_codebooks,
+                use_streaming=True,
+                encoder_past_key_values=kv_cache,
+                padding_cache=conv_cache,
+                return_dict=True,
+            )
+            kv_cache, conv_cache = out.encoder_past_key_values, out.padding_cache
+            pieces.append(out.audio_codes)
+        return torch.cat(pieces, dim=-1)
+
+    # ---------------------------------------------------------------------------------- decode
+    @torch.inference_mode()
+    def decode(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Codes ``[num_codebooks, frames]`` each -> float32 waveforms of ``frames * 1920`` samples.
+
+        Decodes the list as one batch in a single pass (decoding is for evaluation and listening,
+        on utterance-length inputs).
+        """
+        if not codes:
+            return []
+        for c in codes:
+            if c.ndim != 2 or c.shape[0] != self.num_codebooks:
+                raise ValueError(f"codes must be [{self.num_codebooks}, frames], got shape {c.shape}")
+        frames = [c.shape[1] for c in codes]
+        # Pad with code 0: the decoder is causal, so padding frames cannot reach earlier samples
+        # (batched and single decodes agree to float rounding, ~1e-5).
+        batch = np.zeros((len(codes), self.num_codebooks, max(frames)), dtype=np.int64)
+        for i, c in enumerate(codes):
+            batch[i, :, : c.shape[1]] = c
+        audio = self.model.decode(torch.from_numpy(batch), return_dict=True).audio_values
+        audio = audio[:, 0].float().numpy()
+        return [audio[i, : n * self.samples_per_frame].copy() for i, n in enumerate(frames)]
+
+
+def batches_by_length(lengths: Sequence[int], max_batch_samples: int) -> list[list[int]]:
+    """Group item indices into batches of similar length whose padded size fits the budget.
+
+    Items are sorted by length, so padding waste is small; an item longer than the budget gets a
+    batch of its own (the codec chunks it). Returns index lists; every index appears once.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so the newest item is the longest: padded size = count x its length.
+        if current and (len(current) + 1) * lengths[i] > max_batch_samples:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches

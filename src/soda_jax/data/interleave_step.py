@@ -1,0 +1,195 @@
+"""The ``interleave`` step: tokenized utterances (contract section 1) -> token caches (section 2).
+
+Each input shard is processed on its own (`parallel_map`; Ray tasks when Ray runs): its recordings
+are split into train/validation by a hash of the recording id (never by segment), each recording
+becomes one document per configured pattern (several if it exceeds ``max_document_tokens``), and
+the documents go to one levanter sub-cache per (shard, pattern) per split. A shard whose stats file
+exists is already done, so a rerun after a crash redoes only unfinished shards. Finally the
+sub-caches are joined into ``{out}/train`` and ``{out}/validation``, and ``{out}/vocab/`` and
+``{out}/stats.json`` are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from soda_jax import io
+from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.data import caches
+from soda_jax.data.cache_stats import SplitStats, write_stats
+from soda_jax.data.cache_vocab import save_cache_vocab
+from soda_jax.data.interleave import Markers, audio_ids, get_pattern, interleave_recording, oversized, segment_lengths
+from soda_jax.data.utterances import read_utterance_shard
+from soda_jax.execution.parallel import parallel_map
+
+logger = logging.getLogger(__name__)
+
+CODEC_FILE = "codec.json"
+SHARDS_DIR = "shards"
+SHARD_STATS_DIR = "shard_stats"
+"""``{out}/shard_stats/{shard}.json``: one per finished input shard (the restart marker)."""
+SPEAKER_MARKER = "[{index}]"
+"""SODA's TTS speaker marker text; ``index`` numbers a recording's speakers by first appearance."""
+
+
+@dataclass(frozen=True)
+class InterleaveConfig:
+    input_path: str
+    """A ``tokenize_audio`` output directory (codec.json, shards/*.parquet)."""
+    output_path: str
+    """Where the caches go (train/, validation/, vocab/, stats.json)."""
+    tokenizer: str
+    """Text tokenizer: a local directory or hub id (Llama-3's for SODA's exact layout)."""
+    patterns: tuple[str, ...] = ("text_first", "audio_first")
+    """Document patterns; every recording is written once per pattern (SODA: type1 and type2)."""
+    validation_fraction: float = 0.01
+    """Share of recordings (by hashed recording id) held out for validation."""
+    max_document_tokens: int | None = None
+    """Cap on document length; long recordings are split at segment boundaries (None: no cap)."""
+    speaker_marker: bool = False
+    """Put ``[i]`` (speaker index within the recording) right after each <|text_start|> (SODA's TTS0)."""
+    split_salt: str = "soda-validation"
+    """Salt of the recording-id hash that picks the validation recordings."""
+    write_batch_size: int = caches.DEFAULT_WRITE_BATCH
+    """Documents per cache write."""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one worker needs for one input shard (picklable for Ray)."""
+
+    shard_path: str
+    shard_name: str
+    config: InterleaveConfig
+    num_codebooks: int
+    frame_rate: float
+
+
+def interleave(config: InterleaveConfig) -> dict:
+    """Run the step; returns the stats written to ``{output_path}/stats.json``."""
+    patterns = [get_pattern(p) for p in config.patterns]
+    if not patterns:
+        raise ValueError("interleave needs at least one pattern")
+    codec = io.read_json(io.join(config.input_path, CODEC_FILE))
+    vocab = AudioTextVocab.from_pretrained(config.tokenizer)
+    if codec["codebook_size"] != vocab.codebook_size:
+        raise ValueError(f"{io.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}")
+    fs, shards_dir = io.filesystem(io.join(config.input_path, SHARDS_DIR))
+    shard_paths = sorted(p for p in fs.glob(f"{shards_dir}/*.parquet"))
+    if not shard_paths:
+        raise FileNotFoundError(f"{io.join(config.input_path, SHARDS_DIR)}: no *.parquet shards")
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+    jobs = [
+        ShardJob(
+            shard_path=p if io.is_local(config.input_path) else f"{protocol}://{p}",
+            shard_name=os.path.basename(p).removesuffix(".parquet"),
+            config=config,
+            num_codebooks=int(codec["num_codebooks"]),
+            frame_rate=float(codec["frame_rate"]),
+        )
+        for p in shard_paths
+    ]
+    shard_stats = parallel_map(interleave_shard, jobs, desc="interleave shards")
+    sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
+    for split in caches.SPLITS:
+        caches.finalize_sharded_cache(io.join(config.output_path, split), sub_caches)
+    save_cache_vocab(vocab, config.output_path)
+    layout = {
+        "kind": "interleaved",
+        "patterns": [p.name for p in patterns],
+        "num_codebooks": {p.name: 1 if p.semantic_only else int(codec["num_codebooks"]) for p in patterns},
+        "max_document_tokens": config.max_document_tokens,
+        "speaker_marker": config.speaker_marker,
+        "validation_fraction": config.validation_fraction,
+        "held_out_by": "recording_id",
+        "codec": codec,
+        "vocab": vocab.describe(),
+    }
+    return write_stats(config.output_path, shard_stats, layout)
+
+
+def interleave_shard(job: ShardJob) -> dict:
+    """Interleave one input shard into its sub-caches; returns (and saves) its stats."""
+    config = job.config
+    done_marker = io.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
+    previous = io.read_json_or_none(done_marker)
+    if previous is not None:
+        logger.info("%s: already interleaved, skipping", job.shard_name)
+        return previous
+
+    vocab = AudioTextVocab.from_pretrained(config.tokenizer)
+    markers = Markers.from_vocab(vocab)
+    patterns = [get_pattern(p) for p in config.patterns]
+    shard = read_utterance_shard(job.shard_path, job.num_codebooks, vocab.codebook_size)
+    all_text_ids = _encode_used_texts(shard, vocab, any(p.uses_text for p in patterns))
+    full_ids = audio_ids(shard.codes, job.num_codebooks, vocab) if any(not p.semantic_only for p in patterns) else None
+    semantic_ids = audio_ids(shard.codes, job.num_codebooks, vocab, semantic_only=True) if any(p.semantic_only for p in patterns) else None
+    frame_offsets = shard.code_offsets // job.num_codebooks
+
+    stats: dict = {split: SplitStats() for split in caches.SPLITS}
+    stats["skipped_segments"] = dict(shard.skipped)
+    stats["oversized_segments"] = Counter()
+    with contextlib.ExitStack() as stack:
+        writers = {
+            (split, p.name): stack.enter_context(
+                caches.DocumentCacheWriter(
+                    io.join(config.output_path, split, f"{job.shard_name}.{p.name}"), batch_size=config.write_batch_size
+                )
+            )
+            for split in caches.SPLITS
+            for p in patterns
+        }
+        for recording_id, rows in zip(shard.recording_ids, shard.recording_rows):
+            split = caches.split_of(recording_id, config.validation_fraction, config.split_salt)
+            split_stats: SplitStats = stats[split]
+            split_stats.add_recording(segments=len(rows), hours=float(shard.num_frames[rows].sum()) / job.frame_rate / 3600)
+            texts = [all_text_ids[r] for r in rows] if all_text_ids is not None else [None] * len(rows)
+            speakers = _speaker_markers(shard, rows, vocab) if config.speaker_marker else None
+            for pattern in patterns:
+                ids, offsets = (semantic_ids, frame_offsets) if pattern.semantic_only else (full_ids, shard.code_offsets)
+                audios = [ids[offsets[r] : offsets[r + 1]] for r in rows]
+                documents = interleave_recording(
+                    pattern, texts, audios, markers, speakers=speakers, max_document_tokens=config.max_document_tokens
+                )
+                if config.max_document_tokens is not None:
+                    lengths = segment_lengths(pattern, texts, audios, speakers)
+                    stats["oversized_segments"][pattern.name] += oversized(lengths, config.max_document_tokens)
+                writer = writers[(split, pattern.name)]
+                for document in documents:
+                    writer.write(document)
+                    split_stats.add_document(pattern.name, vocab.token_kinds(document))
+
+    result = {split: stats[split].as_dict() for split in caches.SPLITS}
+    result["skipped_segments"] = stats["skipped_segments"]
+    result["oversized_segments"] = dict(stats["oversized_segments"])
+    result["shards"] = 1
+    if shard.skipped:
+        logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
+    io.atomic_write_json(done_marker, result)
+    return result
+
+
+def _encode_used_texts(shard, vocab: AudioTextVocab, uses_text: bool) -> list[np.ndarray] | None:
+    """Text ids of every row (one batched tokenizer call), or None when no pattern shows text."""
+    if not uses_text:
+        return None
+    return vocab.encode_texts(shard.texts)
+
+
+def _speaker_markers(shard, rows: np.ndarray, vocab: AudioTextVocab) -> list[np.ndarray]:
+    """``[i]`` ids for each segment, numbering the recording's speakers by first appearance."""
+    index: dict[str, int] = {}
+    encoded: dict[int, np.ndarray] = {}
+    out = []
+    for r in rows:
+        i = index.setdefault(shard.speakers[r], len(index))
+        if i not in encoded:
+            encoded[i] = vocab.encode_text(SPEAKER_MARKER.format(index=i))
+        out.append(encoded[i])
+    return out

@@ -1,0 +1,275 @@
+"""The demo speech corpus: synthesised with flite and espeak-ng, written in YODAS2 and Emilia layouts.
+
+Deterministic (same sentences, voices and bytes every run) and small: ``DEFAULT_SENTENCES`` read by
+six voices, flite's four (kal, awb, rms, slt: distinct and intelligible) and two espeak-ng ones.
+
+    {output_path}/yodas2/en/audio/{shard}.tar + text/{shard}.jsonl   long-form recordings (flac)
+    {output_path}/emilia/{shard}.tar                                 one utterance per key (mp3 + json)
+
+The writers (`write_yodas2_shard`, `write_emilia_shard`) are the layouts' reference and are used
+by the tests to build corpora with deliberately bad records.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import logging
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from soda_jax import io
+from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio
+from soda_jax.data.sources import yodas2
+
+logger = logging.getLogger(__name__)
+
+DEMO_LANGUAGE = "en"
+PAUSE_SECONDS = 0.4
+"""Silence between sentences of a long-form recording."""
+TAR_MTIME = 0
+"""Fixed member timestamp so the same corpus gives byte-identical tars."""
+
+DEFAULT_SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "A stitch in time saves nine.",
+    "She sells sea shells by the sea shore.",
+    "The early bird catches the worm.",
+    "Every cloud has a silver lining.",
+    "Actions speak louder than words.",
+    "The weather today is sunny with a light breeze.",
+    "Please remember to turn off the lights when you leave.",
+    "Our train departs from platform nine at half past seven.",
+    "The library opens at ten in the morning on weekdays.",
+    "He poured a cup of coffee and read the newspaper.",
+    "Children were playing football in the park.",
+    "The museum has a new exhibition about ancient Egypt.",
+    "We planted tomatoes and beans in the garden this spring.",
+    "The orchestra played a beautiful symphony last night.",
+    "Could you tell me the way to the nearest station?",
+    "The river flows gently through the green valley.",
+    "She learned to play the piano when she was six.",
+    "The bakery on the corner sells fresh bread every day.",
+    "Mountains covered in snow rose above the small village.",
+    "The scientist explained the results of the experiment.",
+    "A gentle rain fell on the roof all afternoon.",
+    "The cat slept peacefully on the warm windowsill.",
+    "They built a wooden boat and sailed across the lake.",
+    "Reading books is a wonderful way to learn new things.",
+    "The market was full of colorful fruits and vegetables.",
+    "He fixed the old bicycle and rode it to school.",
+    "The stars shine brightly on a clear winter night.",
+    "Our teacher asked us to write a short story.",
+    "The bridge connects the two sides of the city.",
+    "Fresh air and exercise are good for your health.",
+    "The pilot announced that we would land in twenty minutes.",
+    "A small boat drifted slowly toward the island.",
+    "The chef prepared a delicious soup with fresh herbs.",
+    "Birds sing loudly in the trees at sunrise.",
+    "The meeting has been moved to Thursday afternoon.",
+    "He found an old map hidden inside the book.",
+    "The flowers in the garden bloom every spring.",
+    "We watched the sunset from the top of the hill.",
+    "Thank you for listening to this short demonstration.",
+)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A synthesiser voice."""
+
+    engine: str
+    """"flite" or "espeak-ng"."""
+    name: str
+    """The engine's voice name."""
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.engine}-{self.name}"
+
+
+# kal16 is flite's kal voice at 16 kHz (plain "kal" is 8 kHz).
+FLITE_VOICES = tuple(Voice("flite", v) for v in ("kal16", "awb", "rms", "slt"))
+ESPEAK_VOICES = tuple(Voice("espeak-ng", v) for v in ("en-us+f2", "en-gb+m3"))
+DEMO_VOICES = FLITE_VOICES + ESPEAK_VOICES
+
+
+def synthesize(text: str, voice: Voice) -> np.ndarray:
+    """Speak ``text`` with ``voice``: mono float32 at 24 kHz."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "speech.wav")
+        if voice.engine == "flite":
+            command = ["flite", "-voice", voice.name, "-t", text, "-o", wav]
+        elif voice.engine == "espeak-ng":
+            command = ["espeak-ng", "-v", voice.name, "-w", wav, text]
+        else:
+            raise ValueError(f"unknown speech engine {voice.engine!r}")
+        try:
+            subprocess.run(command, check=True, capture_output=True)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"{voice.engine} is not installed (Debian: apt-get install flite espeak-ng)"
+            ) from None
+        return load_audio(wav)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A long-form recording with caption segments (YODAS2 layout)."""
+
+    audio_id: str
+    audio: np.ndarray
+    """Mono float32 at 24 kHz."""
+    segments: tuple[tuple[float, float, str], ...]
+    """(start, end, text) in seconds."""
+    speaker: str = ""
+
+
+@dataclass(frozen=True)
+class ShortUtterance:
+    """One utterance of an Emilia shard."""
+
+    id: str
+    audio: np.ndarray
+    """Mono float32 at 24 kHz."""
+    text: str
+    speaker: str = ""
+    language: str = DEMO_LANGUAGE
+
+
+def encode_audio(audio: np.ndarray, audio_format: str) -> bytes:
+    """Audio as file bytes ("FLAC", "WAV", "MP3", ...) at 24 kHz."""
+    buffer = _io.BytesIO()
+    sf.write(buffer, audio, MIMI_SAMPLE_RATE, format=audio_format)
+    return buffer.getvalue()
+
+
+def tar_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
+    """A tar of ``(name, bytes)`` members, in order, with fixed metadata (reproducible bytes)."""
+    buffer = _io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
+            archive.addfile(info, _io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def write_yodas2_shard(
+    root: str, language: str, shard: str, recordings: Sequence[Recording], audio_format: str = "FLAC"
+) -> None:
+    """Write ``{root}/{language}/audio/{shard}.tar`` and its ``text/{shard}.jsonl``."""
+    suffix = audio_format.lower()
+    members = [(f"{r.audio_id}.{suffix}", encode_audio(r.audio, audio_format)) for r in recordings]
+    lines = [
+        json.dumps(
+            {
+                "audio_id": r.audio_id,
+                "speaker": r.speaker,
+                "segments": [{"start": s, "end": e, "text": t} for s, e, t in r.segments],
+            }
+        )
+        for r in recordings
+    ]
+    base = io.join(root, language)
+    io.atomic_write_bytes(io.join(base, yodas2.AUDIO_DIR, f"{shard}.tar"), tar_bytes(members))
+    io.atomic_write_text(
+        io.join(base, yodas2.TEXT_DIR, f"{shard}{yodas2.TEXT_SUFFIX}"), "\n".join(lines) + "\n"
+    )
+
+
+def write_emilia_shard(path: str, utterances: Sequence[ShortUtterance], audio_format: str = "MP3") -> None:
+    """Write one Emilia-style tar: ``{id}.{fmt}`` + ``{id}.json`` per utterance, adjacent."""
+    members = []
+    for u in utterances:
+        meta = {
+            "id": u.id,
+            "text": u.text,
+            "duration": round(len(u.audio) / MIMI_SAMPLE_RATE, 3),
+            "speaker": u.speaker,
+            "language": u.language,
+        }
+        members.append((f"{u.id}.{audio_format.lower()}", encode_audio(u.audio, audio_format)))
+        members.append((f"{u.id}.json", json.dumps(meta).encode()))
+    io.atomic_write_bytes(path, tar_bytes(members))
+
+
+def long_form(audio_id: str, speeches: Sequence[np.ndarray], texts: Sequence[str], speaker: str) -> Recording:
+    """Concatenate sentences with pauses into one recording with a caption per sentence."""
+    pause = np.zeros(round(PAUSE_SECONDS * MIMI_SAMPLE_RATE), dtype=np.float32)
+    pieces, segments, cursor = [pause], [], len(pause)
+    for speech, text in zip(speeches, texts):
+        segments.append((cursor / MIMI_SAMPLE_RATE, (cursor + len(speech)) / MIMI_SAMPLE_RATE, text))
+        pieces += [speech, pause]
+        cursor += len(speech) + len(pause)
+    return Recording(audio_id, np.concatenate(pieces), tuple(segments), speaker)
+
+
+@dataclass(frozen=True)
+class SynthDemoConfig:
+    """Configuration of the demo corpus synthesis."""
+
+    output_path: str
+    """Directory receiving ``yodas2/`` and ``emilia/``."""
+    sentences: tuple[str, ...] = DEFAULT_SENTENCES
+    """What is read aloud (each sentence once per layout)."""
+    sentences_per_recording: int = 5
+    """Sentences in one YODAS2 long-form recording (one speaker each)."""
+    recordings_per_shard: int = 4
+    """YODAS2 recordings per tar shard."""
+    utterances_per_shard: int = 20
+    """Emilia utterances per tar shard."""
+
+
+def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
+    """Synthesise the demo corpus in both layouts; returns {"yodas2": root, "emilia": root}."""
+    sentences = list(config.sentences)
+    voices = [DEMO_VOICES[i % len(DEMO_VOICES)] for i in range(len(sentences))]
+    # Sentence i of recording r is read by that recording's voice, so a recording has one speaker.
+    per_recording = config.sentences_per_recording
+    recording_voice = [DEMO_VOICES[r % len(DEMO_VOICES)] for r in range(-(-len(sentences) // per_recording))]
+    speech = [
+        synthesize(text, recording_voice[i // per_recording])
+        for i, text in enumerate(tqdm(sentences, desc="synthesise demo speech", unit="sentence"))
+    ]
+    recordings = [
+        long_form(
+            f"demo{r:04d}",
+            speech[r * per_recording : (r + 1) * per_recording],
+            sentences[r * per_recording : (r + 1) * per_recording],
+            recording_voice[r].speaker,
+        )
+        for r in range(len(recording_voice))
+    ]
+    yodas_root = io.join(config.output_path, "yodas2")
+    for s in range(0, len(recordings), config.recordings_per_shard):
+        shard = f"{s // config.recordings_per_shard:08d}"
+        write_yodas2_shard(yodas_root, DEMO_LANGUAGE, shard, recordings[s : s + config.recordings_per_shard])
+    # Emilia: the same sentences as short utterances, read by rotating voices (several per shard).
+    emilia_speech = [
+        speech[i] if voices[i] == recording_voice[i // per_recording] else synthesize(sentences[i], voices[i])
+        for i in range(len(sentences))
+    ]
+    utterances = [
+        ShortUtterance(f"EN_DEMO_{i:06d}", emilia_speech[i], sentences[i], voices[i].speaker)
+        for i in range(len(sentences))
+    ]
+    emilia_root = io.join(config.output_path, "emilia")
+    for s in range(0, len(utterances), config.utterances_per_shard):
+        shard_path = io.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")
+        write_emilia_shard(shard_path, utterances[s : s + config.utterances_per_shard])
+    logger.info(
+        "demo corpus: %d recordings, %d utterances in %s",
+        len(recordings),
+        len(utterances),
+        config.output_path,
+    )
+    return {"yodas2": yodas_root, "emilia": emilia_root}

@@ -1,0 +1,55 @@
+"""The SODA model catalogue (levanter Qwen3 shapes) and tiny shapes for CPU runs.
+
+Vocabulary sizes are never part of a shape: `vocab_size_of` reads them from a token cache.
+"""
+
+from __future__ import annotations
+
+from soda_jax import io
+from soda_jax.models.shapes import ModelShape
+
+SODA_135M = ModelShape(hidden_dim=512, intermediate_dim=1792, num_layers=15, num_heads=8, num_kv_heads=8, head_dim=64)
+SODA_600M = ModelShape(hidden_dim=1024, intermediate_dim=3072, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128)
+SODA_1_7B = ModelShape(hidden_dim=2048, intermediate_dim=6144, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128)
+SODA_4B = ModelShape(hidden_dim=2560, intermediate_dim=9728, num_layers=36, num_heads=32, num_kv_heads=8, head_dim=128)
+
+DEMO_2M = ModelShape(hidden_dim=64, intermediate_dim=192, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=16)
+"""The CPU demo model: 0.2M non-embedding parameters, ~2.4M with the demo's ~16.9k-id vocabulary
+(512-id BPE + 4 markers + 16,384 audio ids): the embeddings dominate, as in SODA's small models."""
+BENCH_20M = ModelShape(hidden_dim=384, intermediate_dim=1024, num_layers=6, num_heads=6, num_kv_heads=2, head_dim=64)
+"""The benchmark model: ~8.5M non-embedding parameters, ~20M with a 16k-id vocabulary."""
+TEST_TINY = ModelShape(hidden_dim=32, intermediate_dim=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
+"""Smallest shape with grouped-query attention and a model axis of 2 dividing heads and MLP: tests."""
+
+CATALOGUE: dict[str, ModelShape] = {
+    "soda-135m": SODA_135M,
+    "soda-600m": SODA_600M,
+    "soda-1.7b": SODA_1_7B,
+    "soda-4b": SODA_4B,
+    "demo-2m": DEMO_2M,
+    "bench-20m": BENCH_20M,
+    "test-tiny": TEST_TINY,
+}
+
+VOCAB_JSON = "vocab/vocab.json"
+"""Where a token cache records its vocabulary (docs/data-contracts.md section 2)."""
+
+
+def model_shape(name: str) -> ModelShape:
+    """A catalogue entry by name (error lists the known names)."""
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(CATALOGUE)}") from None
+
+
+def vocab_size_of(cache_root: str) -> int:
+    """The vocabulary size recorded by a token cache (``{cache_root}/vocab/vocab.json``)."""
+    path = io.join(cache_root, VOCAB_JSON)
+    recorded = io.read_json_or_none(path)
+    if recorded is None:
+        raise FileNotFoundError(f"{path}: no vocabulary recorded; is {cache_root} a token cache?")
+    size = recorded.get("size")
+    if not isinstance(size, int) or size <= 0:
+        raise ValueError(f"{path}: 'size' must be a positive int, got {size!r}")
+    return size

@@ -1,0 +1,186 @@
+"""The scaling-analysis step: training runs (+ eval results) in, fits JSON and plots out.
+
+Output directory:
+
+```
+{out}/scaling_fits.json          runs used, skipped counts, approach-2 and approach-3 fits,
+                                 capability fits, reference (big) models
+{out}/isoflop_curves.png         loss vs N per budget, parabolas and minima
+{out}/compute_optimal.png        N* and D* vs C with fitted power laws
+{out}/parametric_residuals.png   L(N, D) vs observed loss, residuals vs C
+{out}/capability_{metric}.png    metric vs validation loss, reference models starred
+```
+
+A fit that cannot be made (too few budgets, a budget with no interior minimum...) is recorded as
+``{"error": ...}`` in the JSON and its plot is left out; the step still succeeds if the runs
+could be read, so a partial sweep can be looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from soda_jax import io
+from soda_jax.scaling import plots
+from soda_jax.scaling.capability import fit_capability
+from soda_jax.scaling.fits import bootstrap_parametric, fit_compute_optimal, fit_parametric
+from soda_jax.scaling.runs import RunRecord, read_runs
+
+logger = logging.getLogger(__name__)
+
+FITS_FILE = "scaling_fits.json"
+FLOP_CONVENTION = (
+    "C = training FLOPs = 3 x forward FLOPs; forward FLOPs per token as levanter's "
+    "lm_flops_per_token(glu=True) at the real attention width; N = all parameters incl. embeddings"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingAnalysisConfig:
+    """Inputs and settings of `analyze_scaling`."""
+
+    run_paths: tuple[str, ...]
+    """Training output directories of the sweep (each with summary.json)."""
+    output_path: str
+    """Where fits and plots go."""
+    eval_paths: tuple[str, ...] = ()
+    """Eval results per run, in the order of ``run_paths`` ("" where a run has none): a JSON file
+    or a directory with results.json, holding ``{"metrics": {name: value}}``. Empty: no capability fits."""
+    reference_run_paths: tuple[str, ...] = ()
+    """Training outputs of full-size models to mark on capability plots (not used in any fit)."""
+    reference_eval_paths: tuple[str, ...] = ()
+    """Eval results of the reference models, in the order of ``reference_run_paths``."""
+    num_bootstrap: int = 1000
+    """Bootstrap resamples for the isoFLOP minima and the exponent intervals."""
+    num_parametric_bootstrap: int = 100
+    """Bootstrap refits of L(N, D) stored for prediction intervals (planner)."""
+    seed: int = 0
+    """Seed of the bootstraps."""
+
+
+def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
+    """Fit everything the runs allow; write scaling_fits.json and the plots. Returns the JSON."""
+    loaded = read_runs(tuple(config.run_paths), tuple(config.eval_paths))
+    references = read_runs(tuple(config.reference_run_paths), tuple(config.reference_eval_paths))
+    runs = loaded.records
+    logger.info("scaling analysis: %d runs read, skipped %s", len(runs), loaded.skipped or "none")
+    if not runs:
+        raise ValueError(f"no readable training runs among {len(config.run_paths)}: {loaded.skipped_paths}")
+    columns = _columns(runs)
+    result: dict[str, Any] = {
+        "flop_convention": FLOP_CONVENTION,
+        "runs": [dataclasses.asdict(r) for r in runs],
+        "skipped": loaded.skipped,
+        "skipped_paths": loaded.skipped_paths,
+        "references": [dataclasses.asdict(r) for r in references.records],
+        "references_skipped": references.skipped,
+    }
+    compute_optimal = _attempt("compute_optimal", lambda: fit_compute_optimal(
+        columns["compute"], columns["params"], columns["tokens"], columns["loss"],
+        num_bootstrap=config.num_bootstrap, seed=config.seed,
+    ))
+    result["compute_optimal"] = _jsonable(compute_optimal)
+    parametric = _attempt("parametric", lambda: _fit_parametric_with_bootstrap(columns, config))
+    result["parametric"] = _jsonable(parametric)
+    capabilities = _fit_capabilities(runs)
+    result["capabilities"] = {metric: _jsonable(fit) for metric, fit in capabilities.items()}
+
+    io.makedirs(config.output_path)
+    io.atomic_write_json(io.join(config.output_path, FITS_FILE), result)
+    _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records)
+    return result
+
+
+def _columns(runs: list[RunRecord]) -> dict[str, np.ndarray]:
+    return {
+        "compute": np.array([r.train_flops for r in runs], float),
+        "params": np.array([r.params for r in runs], float),
+        "tokens": np.array([r.tokens for r in runs], float),
+        "loss": np.array([r.loss for r in runs], float),
+    }
+
+
+def _fit_parametric_with_bootstrap(columns, config: ScalingAnalysisConfig) -> dict[str, Any]:
+    law = fit_parametric(columns["params"], columns["tokens"], columns["loss"])
+    bootstrap = bootstrap_parametric(
+        columns["params"], columns["tokens"], columns["loss"], law,
+        num_bootstrap=config.num_parametric_bootstrap, seed=config.seed,
+    )
+    residual = np.log(law(columns["params"], columns["tokens"])) - np.log(columns["loss"])
+    n_exponent, d_exponent = law.compute_optimal_exponents()
+    return {
+        "law": law,
+        "log_rmse": float(np.sqrt(np.mean(residual**2))),
+        "implied_params_exponent": n_exponent,
+        "implied_tokens_exponent": d_exponent,
+        "bootstrap": bootstrap,
+    }
+
+
+def _fit_capabilities(runs: list[RunRecord]) -> dict[str, Any]:
+    metrics = sorted({name for r in runs for name in r.metrics})
+    fits = {}
+    for metric in metrics:
+        loss = [r.loss for r in runs]
+        values = [r.metrics.get(metric, math.nan) for r in runs]
+        fits[metric] = _attempt(f"capability {metric}", lambda: fit_capability(metric, loss, values))
+    return fits
+
+
+def _attempt(what: str, fit):
+    """Run a fit; on failure log it and return an error record instead of raising."""
+    try:
+        return fit()
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+        logger.warning("%s fit failed: %s", what, error)
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _failed(fit) -> bool:
+    return isinstance(fit, dict) and "error" in fit
+
+
+def _write_plots(output_path, columns, compute_optimal, parametric, capabilities, runs, references) -> None:
+    compute, params, tokens, loss = columns["compute"], columns["params"], columns["tokens"], columns["loss"]
+    plots.save_png(
+        plots.isoflop_curves(compute, params, loss, None if _failed(compute_optimal) else compute_optimal),
+        io.join(output_path, "isoflop_curves.png"),
+    )
+    if not _failed(compute_optimal):
+        plots.save_png(plots.compute_optimal(compute_optimal), io.join(output_path, "compute_optimal.png"))
+    if not _failed(parametric):
+        plots.save_png(
+            plots.parametric_residuals(parametric["law"], params, tokens, loss, compute),
+            io.join(output_path, "parametric_residuals.png"),
+        )
+    for metric, fit in capabilities.items():
+        if _failed(fit):
+            continue
+        marked = {r.name: (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
+        figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked)
+        plots.save_png(figure, io.join(output_path, f"capability_{_file_safe(metric)}.png"))
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses to dicts, numpy to Python, non-finite floats to None (strict JSON)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,68 @@
+"""The one config of the training step (`soda_jax.training.train`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from levanter.data.text import LmDataConfig
+
+from soda_jax.models.shapes import ModelShape
+from soda_jax.training.parallelism import ParallelismConfig
+from soda_jax.training.recipe import TrainRecipe
+
+PRECISIONS = ("auto", "f32", "bf16")
+"""``auto``: bf16 compute on TPU/GPU, f32 on CPU (bf16 matmuls measured slower on CPU: docs/training.md)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    """When levanter's checkpointer (tensorstore) saves, and what it keeps."""
+
+    every_steps: int | None = 10_000
+    """Permanent checkpoints every this many steps (None: only the final one)."""
+    every_minutes: float | None = 15.0
+    """Temporary checkpoints at least this often (wall clock; None: none)."""
+    keep_last_temporary: int = 2
+    """Temporary checkpoints kept; 2 so that dropping one that led to a NaN leaves a good one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Train one decoder LM; everything is written under ``output_path`` (docs/data-contracts.md §3)."""
+
+    data: LmDataConfig
+    """levanter data config over token caches (e.g. `soda_jax.data.mixture.soda_mixture`)."""
+    model: ModelShape
+    """Architecture; the vocabulary comes from the data, the sequence length from ``recipe``."""
+    output_path: str
+    """Run directory: checkpoints/, hf/, metrics.jsonl, summary.json. Re-running resumes here."""
+    recipe: TrainRecipe = TrainRecipe()
+    """Sequence length, batch, steps, optimizer, z-loss, seed."""
+    parallelism: ParallelismConfig = ParallelismConfig()
+    """Mesh shape and axis mapping."""
+    checkpoints: CheckpointPolicy = CheckpointPolicy()
+    """Checkpoint intervals and retention."""
+    precision: str = "auto"
+    """Compute dtype: one of `PRECISIONS`. Parameters and optimizer state are always f32."""
+    gradient_checkpointing: bool = True
+    """Recompute layer activations in the backward pass (memory for compute; off for tiny CPU models)."""
+    steps_per_eval: int = 1000
+    """Validation loss every this many steps (and always at the end)."""
+    max_eval_batches: int | None = 16
+    """Validation batches per component per evaluation (None: the whole validation split)."""
+    export_hf: bool = True
+    """Write the final model to ``{output_path}/hf`` for transformers (safetensors + config)."""
+    wandb_project: str | None = None
+    """Also log to this W&B project (the JSON-lines log is always written)."""
+    tensorboard: bool = False
+    """Also log to TensorBoard under ``{output_path}/tensorboard`` (needs tensorboardX)."""
+    peak_flops_per_device: float | None = None
+    """Peak FLOP/s of one device for MFU; None asks levanter's device table (TPU/GPU; none on CPU)."""
+    compilation_cache_dir: str | None = None
+    """JAX persistent compilation cache (shared across runs and restarts)."""
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.steps_per_eval <= 0:
+            raise ValueError(f"steps_per_eval must be positive, got {self.steps_per_eval}")

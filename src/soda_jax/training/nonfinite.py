@@ -1,0 +1,50 @@
+"""Stopping on a NaN/inf loss without losing the last good checkpoint.
+
+levanter raises before the step's hooks run, so the state that produced the bad loss is never
+saved *after* it. But the state saved one step earlier (``step-{s-1}`` holds the parameters the
+failing step ``s`` started from) is the one that produced it: resuming from it would fail again
+at once. It is removed, so the latest checkpoint left is the last one whose parameters trained to
+a finite loss.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from levanter.checkpoint import discover_latest_checkpoint
+
+from soda_jax import io
+
+logger = logging.getLogger(__name__)
+
+LEVANTER_NONFINITE_MESSAGES = ("Loss is NaN", "Loss is Inf")
+"""What levanter's `Trainer.train_step` raises (``crash_on_nan`` / ``crash_on_inf``)."""
+CHECKPOINT_DIR_PREFIX = "step-"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stopped."""
+
+
+def is_nonfinite_loss_error(error: BaseException) -> bool:
+    return isinstance(error, RuntimeError) and str(error) in LEVANTER_NONFINITE_MESSAGES
+
+
+def checkpoint_dir(checkpoint_root: str, completed_step: int) -> str:
+    """levanter's directory for the state after 0-based step ``completed_step``."""
+    return io.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
+
+
+def stop_on_nonfinite(error: RuntimeError, *, failed_step: int, checkpoint_root: str) -> NonFiniteLossError:
+    """Drop the checkpoint that led to ``failed_step`` and describe what is left (the error to raise)."""
+    poisoned = checkpoint_dir(checkpoint_root, failed_step - 1)
+    if io.exists(poisoned):
+        fs, path = io.filesystem(poisoned)
+        fs.rm(path, recursive=True)
+        logger.warning("removed %s: its parameters produced the non-finite loss", poisoned)
+    latest = discover_latest_checkpoint(checkpoint_root) if io.exists(checkpoint_root) else None
+    kept = f"last good checkpoint: {latest}" if latest else "no good checkpoint was saved before it"
+    return NonFiniteLossError(
+        f"training stopped: {str(error).lower().replace('loss is ', 'loss became ')} at step {failed_step}; "
+        f"{kept}. Lower the learning rate or inspect the data of step {failed_step} before resuming."
+    )

@@ -1,0 +1,268 @@
+"""The training step: ``train(TrainConfig)`` drives levanter's `Trainer` over token caches.
+
+Layout under ``output_path`` (docs/data-contracts.md section 3): ``checkpoints/`` (levanter,
+tensorstore), ``hf/`` (transformers export), ``metrics.jsonl`` (one row per step), ``summary.json``
+(written last: its presence means the run finished). Calling ``train`` again on the same
+``output_path`` resumes from the latest checkpoint with the same data order, so a killed or
+preempted run simply re-runs; a finished run only re-validates and re-exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import jax
+import jax.random as jrandom
+import jmp
+import levanter
+import levanter.callbacks
+from haliax import Axis
+from haliax.partitioning import round_axis_for_partitioning
+from levanter.callbacks import StepInfo
+from levanter.checkpoint import CheckpointerConfig
+from levanter.tracker import NoopConfig
+from levanter.trainer import Trainer, TrainerConfig
+
+from soda_jax import io
+from soda_jax.models.catalogue import vocab_size_of
+from soda_jax.models.shapes import qwen3_config
+from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.training.config import TrainConfig
+from soda_jax.training.export import export_hf
+from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
+from soda_jax.training.metrics import MetricsLog, throughput
+from soda_jax.training.nonfinite import is_nonfinite_loss_error, stop_on_nonfinite
+from soda_jax.training.sharding_report import parameter_sharding
+from soda_jax.training.validation import VALIDATION_LOSS, ValidationLoss
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+HF_DIR = "hf"
+SUMMARY_FILE = "summary.json"
+LOGS_DIR = "logs"
+TRACKER_PREFIX = "train"
+"""Namespace of our per-step metrics in W&B/TensorBoard."""
+ACCELERATED_PRECISION = "p=f32,c=bfloat16"
+"""jmp policy on TPU/GPU: f32 parameters and optimizer state, bf16 compute."""
+CPU_PRECISION = "f32"
+"""jmp policy on CPU: bf16 matmuls are slower than f32 there (benchmarks/bench_train.py)."""
+
+
+def precision_policy(precision: str) -> jmp.Policy:
+    """The jmp policy for a `TrainConfig.precision` on the current backend."""
+    if precision == "auto":
+        policy = CPU_PRECISION if jax.default_backend() == "cpu" else ACCELERATED_PRECISION
+    else:
+        policy = {"f32": CPU_PRECISION, "bf16": ACCELERATED_PRECISION}[precision]
+    return jmp.get_policy(policy)
+
+
+def cache_roots(data) -> dict[str, str]:
+    """Component name -> token cache root of a levanter `LmDataConfig`."""
+    roots = {}
+    for name, component in data.components.items():
+        root = getattr(component, "cache_dir", None) or (io.join(data.cache_dir, name) if data.cache_dir else None)
+        if root is None:
+            raise ValueError(f"data component {name!r} has no cache_dir: training reads finished token caches")
+        roots[name] = root
+    return roots
+
+
+def data_vocab_size(data) -> int:
+    """The vocabulary size shared by every component's cache (and its tokenizer): sizes the model."""
+    sizes = {name: vocab_size_of(root) for name, root in cache_roots(data).items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"data components disagree on the vocabulary size: {sizes}")
+    size = next(iter(sizes.values()))
+    tokenizer_size = len(data.the_tokenizer)
+    if tokenizer_size != size:
+        raise ValueError(f"tokenizer {data.tokenizer} has {tokenizer_size} ids but the caches' vocabulary has {size}")
+    return size
+
+
+def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
+    out = config.output_path
+    policy = config.checkpoints
+    trackers: list = [NoopConfig()]
+    if config.wandb_project:
+        from levanter.tracker.wandb import WandbConfig
+
+        trackers.append(WandbConfig(project=config.wandb_project, name=run_id, resume="allow"))
+    if config.tensorboard:
+        from levanter.tracker.tensorboard import TensorboardConfig
+
+        trackers.append(TensorboardConfig(logdir=io.join(out, "tensorboard")))
+    return TrainerConfig(
+        seed=config.recipe.seed,
+        mp=precision_policy(config.precision),
+        id=run_id,
+        log_dir=Path(io.join(out, LOGS_DIR)) if io.is_local(out) else Path(LOGS_DIR),
+        tracker=tuple(trackers),
+        log_jaxprs=False,
+        log_xla_hlo=False,
+        crash_on_nan=True,
+        crash_on_inf=True,
+        mesh=config.parallelism.mesh_config(),
+        train_batch_size=config.recipe.batch_size,
+        num_train_steps=config.recipe.num_train_steps,
+        steps_per_eval=config.steps_per_eval,
+        max_eval_batches=config.max_eval_batches,
+        checkpointer=CheckpointerConfig(
+            base_path=io.join(out, CHECKPOINTS_DIR),
+            append_run_id_to_base_path=False,
+            save_interval=timedelta(minutes=policy.every_minutes) if policy.every_minutes else None,
+            keep=[dict(every=policy.every_steps)] if policy.every_steps else None,
+            keep_last_temporary_checkpoints=policy.keep_last_temporary,
+        ),
+        jax_compilation_cache_dir=config.compilation_cache_dir,
+        require_accelerator=False,
+    )
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) the run under ``config.output_path``; returns the summary it writes."""
+    started = time.time()
+    run_id = io.join(config.output_path).rstrip("/").rsplit("/", 1)[-1] or "run"
+    recipe = config.recipe
+    vocab_size = data_vocab_size(config.data)
+    model_config = qwen3_config(config.model, recipe.seq_len, gradient_checkpointing=config.gradient_checkpointing)
+    optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
+    training_flops_per_token = TRAINING_FLOPS_MULTIPLIER * config.model.forward_flops_per_token(vocab_size, recipe.seq_len)
+
+    tconfig = trainer_config(config, run_id)
+    levanter.initialize(tconfig)
+    optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
+
+    def loss_fn(model, example, *, key=None):
+        return model.compute_next_token_loss(example, key=key, logsumexp_weight=recipe.z_loss_weight)
+
+    # levanter's default hooks are replaced: the loop below checkpoints each step only after its
+    # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
+    # prune the checkpointer when the loss stops being finite.
+    trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
+    checkpointer = tconfig.checkpointer.create(run_id)
+    trainer.add_hook(levanter.callbacks.pbar_logger(total=recipe.num_train_steps), every=1)
+
+    with trainer:
+        data_key, model_key, training_key = jrandom.split(jrandom.PRNGKey(recipe.seed), 3)
+        Pos = model_config.max_Pos.resize(recipe.seq_len)
+        Vocab = round_axis_for_partitioning(Axis("vocab", vocab_size), trainer.parameter_axis_mapping)
+        train_dataset = config.data.train_set(Pos, tconfig.batch_schedule, key=data_key)
+        validation = ValidationLoss(trainer, config.data.validation_sets(Pos), max_batches=config.max_eval_batches)
+        state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
+        resume_step = int(state.step)
+        if resume_step:
+            logger.info("resuming %s from step %d", config.output_path, resume_step)
+        metrics = MetricsLog(config.output_path, resume_step=resume_step)
+        peak = _peak_flops(config)
+        loader = trainer.data_loader(train_dataset).iter_from_step(resume_step)
+
+        last: StepInfo | None = None
+        next_step = resume_step  # a plain int: the state's own step array is donated to the next step
+        try:
+            for info in trainer.training_steps(state, loader):
+                row = _step_row(info, recipe, training_flops_per_token, peak)
+                if info.next_step % config.steps_per_eval == 0 or info.next_step == recipe.num_train_steps:
+                    row.update(validation(info.eval_model))
+                metrics.write(row)
+                levanter.tracker.log({f"{TRACKER_PREFIX}/{k}": v for k, v in row.items() if k != "step"}, step=info.step)
+                checkpointer.on_step(tree=info.state.saveable_state, step=info.step)
+                last, next_step = info, info.next_step
+        except RuntimeError as error:
+            if not is_nonfinite_loss_error(error):
+                raise
+            checkpointer.wait_until_finished()
+            metrics.flush()
+            raise stop_on_nonfinite(
+                error, failed_step=next_step, checkpoint_root=io.join(config.output_path, CHECKPOINTS_DIR)
+            ) from None
+
+        if last is not None:
+            checkpointer.on_step(tree=last.state.saveable_state, step=last.step, force=True)  # the final one
+        final_state = last.state if last is not None else state
+        if last is None or VALIDATION_LOSS not in metrics.rows[-1]:
+            final_validation = validation(final_state.eval_model)
+            metrics.update_last(final_validation)
+        checkpointer.wait_until_finished()
+        metrics.flush()
+
+        sharding = parameter_sharding(final_state.model)
+        if config.export_hf:
+            tokenizer = config.data.tokenizer if isinstance(config.data.tokenizer, str) else None
+            export_hf(final_state.model, model_config, io.join(config.output_path, HF_DIR), tokenizer_dir=tokenizer)
+
+    summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
+    summary["parameter_sharding"] = sharding
+    io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
+    trainer.tracker.finish()
+    return summary
+
+
+def _peak_flops(config: TrainConfig) -> float | None:
+    """Peak FLOP/s of all devices (for MFU), from the config or levanter's device table."""
+    per_device = config.peak_flops_per_device
+    if per_device is None:
+        from fray.device_flops import device_flops_for_jax_device
+
+        per_device = device_flops_for_jax_device(jax.devices()[0].device_kind)
+    return per_device * jax.device_count() if per_device else None
+
+
+def _step_row(info: StepInfo, recipe, training_flops_per_token: int, peak: float | None) -> dict:
+    row = {
+        "step": info.step,
+        "loss": float(info.loss),
+        "lr": learning_rate_of(info.state.opt_state),
+        "grad_norm": grad_norm_of(info.state.opt_state),
+        "tokens": info.next_step * recipe.batch_size * recipe.seq_len,
+        "step_seconds": info.step_duration,
+    }
+    row.update(
+        throughput(
+            batch_size=recipe.batch_size,
+            seq_len=recipe.seq_len,
+            step_seconds=info.step_duration,
+            training_flops_per_token=training_flops_per_token,
+            peak_flops=peak,
+        )
+    )
+    return row
+
+
+def _summary(config: TrainConfig, vocab_size: int, padded_vocab: int, rows: list[dict], training_flops_per_token: int, wall: float) -> dict:
+    recipe = config.recipe
+    counts = config.model.param_counts(padded_vocab)
+    last = rows[-1] if rows else {}
+    steady = [r["tokens_per_second"] for r in rows[1:] if "tokens_per_second" in r]  # step 0 includes compilation
+    mfus = [r["mfu"] for r in rows[1:] if "mfu" in r]
+    steps = (last.get("step", -1) + 1) if last else 0
+    tokens = steps * recipe.batch_size * recipe.seq_len
+    forward_flops = training_flops_per_token // TRAINING_FLOPS_MULTIPLIER
+    return {
+        "params": counts.total,
+        "params_non_embedding": counts.non_embedding,
+        "flops_per_token": forward_flops,
+        "training_flops_per_token": training_flops_per_token,
+        "tokens": tokens,
+        "train_flops": float(training_flops_per_token) * tokens,
+        "final_train_loss": last.get("loss"),
+        "final_validation_loss": last.get(VALIDATION_LOSS),
+        "validation": {k: v for k, v in last.items() if k.startswith("validation/")},
+        "steps": steps,
+        "vocab_size": vocab_size,
+        "padded_vocab_size": padded_vocab,
+        "seq_len": recipe.seq_len,
+        "batch_size": recipe.batch_size,
+        "model": dataclasses.asdict(config.model),
+        "devices": jax.device_count(),
+        "median_tokens_per_second": statistics.median(steady) if steady else None,
+        "median_mfu": statistics.median(mfus) if mfus else None,
+        "wall_seconds": wall,
+        "hf_export": io.join(config.output_path, HF_DIR) if config.export_hf else None,
+    }

@@ -1,0 +1,54 @@
+"""Validation loss per data component, with the model sharded as for training.
+
+Written here rather than through levanter's tagged evaluator, which crashed on 8 CPU devices in
+this lineage (docs: levanter-notes). The loss is the plain next-token cross-entropy (no z-loss),
+averaged over batches; ``validation_loss`` is the mean over components (levanter's macro loss).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Mapping
+
+import haliax as hax
+from haliax.partitioning import named_jit
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_LOSS = "validation_loss"
+
+
+def validation_key(component: str) -> str:
+    return f"validation/{component}/loss"
+
+
+class ValidationLoss:
+    """Callable ``model -> {validation_loss, validation/{name}/loss}`` over fixed batches."""
+
+    def __init__(self, trainer, datasets: Mapping[str, object], *, max_batches: int | None):
+        self.loaders = {name: trainer.data_loader(dataset, trainer.EvalBatch) for name, dataset in datasets.items()}
+        self.max_batches = max_batches
+        mp = trainer.mp
+
+        @named_jit(axis_resources=trainer.compute_axis_mapping)
+        def batch_loss(model, example):
+            model = mp.cast_to_compute(model)
+            return hax.NamedArray.scalar(model.compute_next_token_loss(example, key=None))
+
+        self._batch_loss = batch_loss
+
+    def __call__(self, model) -> dict[str, float]:
+        results = {}
+        for name, loader in self.loaders.items():
+            losses = [float(self._batch_loss(model, batch)) for batch in itertools.islice(loader, self.max_batches)]
+            if not losses:
+                logger.warning("validation set %s is smaller than one batch: skipped", name)
+                continue
+            results[validation_key(name)] = sum(losses) / len(losses)
+        if results:
+            results[VALIDATION_LOSS] = sum(results.values()) / len(results)
+        else:
+            results[VALIDATION_LOSS] = math.nan
+        return results

@@ -1,0 +1,148 @@
+"""MimiCodec with a tiny random Mimi: varied codes, the padding rule, batching, chunking, decoding."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import MimiModel
+
+from helpers_audio import SENTENCES, needs_espeak, speech
+from soda_jax.audio.codec import CodecConfig, MimiCodec, batches_by_length, tiny_mimi_config
+from soda_jax.audio.text_tokenizers import train_bpe
+from soda_jax.audio.vocab import MIMI_CODEBOOKS, AudioTextVocab, codebooks_for
+
+pytestmark = needs_espeak
+
+SAMPLES_PER_FRAME = 1920  # 24 kHz / 12.5 Hz: what the codec must derive from the model config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny Mimi runs many small ops: on a shared 2-core machine, 2 threads wait at barriers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return MimiCodec.random(seed=0)
+
+
+@pytest.fixture(scope="module")
+def utterances():
+    """Real speech of different lengths, none a whole number of frames."""
+    return [speech(s).copy() for s in SENTENCES[:4]]
+
+
+def test_fresh_mimi_is_degenerate_and_random_codec_is_not(utterances):
+    # The pitfall the random codec fixes: transformers' fresh Mimi has zero codebooks.
+    fresh = MimiModel(tiny_mimi_config()).eval()
+    with torch.no_grad():
+        zero_codes = fresh.encode(torch.from_numpy(utterances[0])[None, None], num_quantizers=8).audio_codes
+    assert (zero_codes == 0).all()
+    codes = MimiCodec.random(seed=0).encode(utterances[:1])[0]
+    assert all(len(np.unique(row)) > 5 for row in codes)  # every codebook varies
+
+
+def test_random_codec_is_deterministic_per_seed(codec, utterances):
+    again = MimiCodec.random(seed=0).encode(utterances[:1])[0]
+    other = MimiCodec.random(seed=1).encode(utterances[:1])[0]
+    np.testing.assert_array_equal(codec.encode(utterances[:1])[0], again)
+    assert (other != again).mean() > 0.5
+
+
+def test_frame_count_rule_and_100_tokens_per_second(codec, utterances):
+    assert codec.samples_per_frame == SAMPLES_PER_FRAME and codec.frame_rate == 12.5
+    for wave in utterances:
+        codes = codec.encode([wave])[0]
+        assert codes.shape == (MIMI_CODEBOOKS, -(-len(wave) // SAMPLES_PER_FRAME))
+        assert codes.dtype == np.int16
+    # Whole frames: exactly 100 tokens per second of audio.
+    for secs in (0.08, 2.4, 4.0):
+        n = round(secs * codec.sample_rate)
+        assert n % SAMPLES_PER_FRAME == 0
+        codes = codec.encode([np.resize(utterances[0], n)])[0]
+        assert codes.size == round(100 * secs)
+
+
+def test_batched_equals_one_at_a_time(codec, utterances):
+    batched = codec.encode(utterances)
+    for wave, codes in zip(utterances, batched):
+        np.testing.assert_array_equal(codes, codec.encode([wave])[0])
+
+
+def test_chunked_encoding_equals_a_single_pass():
+    # 25 s of speech: longer than the encoder's 10 s attention window, so chunks must carry state.
+    long = np.concatenate([np.asarray(speech(s)) for s in SENTENCES * 3])[: 25 * 24_000]
+    whole = MimiCodec.random(seed=0, chunk_seconds=60.0).encode([long])[0]
+    chunked = MimiCodec.random(seed=0, chunk_seconds=1.6).encode([long])[0]
+    np.testing.assert_array_equal(chunked, whole)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_fewer_codebooks_are_the_leading_rows(codec, utterances, k):
+    small = MimiCodec.random(seed=0, num_codebooks=k)
+    codes = small.encode(utterances[:2])
+    for c, full in zip(codes, codec.encode(utterances[:2])):
+        np.testing.assert_array_equal(c, full[:k])
+    audio = small.decode(codes)
+    assert [len(a) for a in audio] == [c.shape[1] * SAMPLES_PER_FRAME for c in codes]
+
+
+def test_ids_to_waveform_to_codes_is_shape_consistent(codec, utterances):
+    vocab = AudioTextVocab(train_bpe(SENTENCES, vocab_size=280))
+    codes = codec.encode(utterances[:2])
+    ids = [vocab.codes_to_ids(c) for c in codes]
+    recovered = [vocab.ids_to_codes(i, codebooks_for(MIMI_CODEBOOKS))[0] for i in ids]
+    waves = codec.decode(recovered)
+    assert [w.shape for w in waves] == [(c.shape[1] * SAMPLES_PER_FRAME,) for c in codes]
+    assert all(np.isfinite(w).all() and w.dtype == np.float32 for w in waves)
+    again = codec.encode(waves)
+    assert [c.shape for c in again] == [c.shape for c in codes]
+
+
+def test_batched_decode_matches_single(codec, utterances):
+    codes = codec.encode(utterances[:2])
+    for c, wave in zip(codes, codec.decode(codes)):
+        np.testing.assert_allclose(wave, codec.decode([c])[0], atol=1e-3)
+
+
+def test_from_pretrained_local_directory(codec, utterances, tmp_path):
+    codec.model.save_pretrained(tmp_path / "mimi")
+    loaded = MimiCodec.from_pretrained(str(tmp_path / "mimi"))
+    np.testing.assert_array_equal(loaded.encode(utterances[:1])[0], codec.encode(utterances[:1])[0])
+    assert loaded.describe()["weights"] == str(tmp_path / "mimi")
+
+
+def test_codec_config_builds_and_validates():
+    codec = MimiCodec.from_config(CodecConfig(seed=3, num_codebooks=2))
+    assert codec.describe() == {
+        "codec": "mimi",
+        "sample_rate": 24_000,
+        "frame_rate": 12.5,
+        "num_codebooks": 2,
+        "codebook_size": 2048,
+        "weights": "random-tiny-seed3",
+    }
+    with pytest.raises(ValueError, match="num_codebooks"):
+        CodecConfig(num_codebooks=9)
+    with pytest.raises(ValueError, match="random_size"):
+        CodecConfig(random_size="medium")
+
+
+def test_empty_inputs(codec):
+    assert codec.encode([]) == [] and codec.decode([]) == []
+    with pytest.raises(ValueError, match="empty waveform"):
+        codec.encode([np.zeros(0, dtype=np.float32)])
+    with pytest.raises(ValueError, match="codes must be"):
+        codec.decode([np.zeros((3, 4), dtype=np.int64)])
+
+
+def test_batches_by_length_fills_budget_and_covers_everything():
+    lengths = [5, 100, 7, 60, 61, 3, 250, 9]
+    batches = batches_by_length(lengths, max_batch_samples=130)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 130
+    assert [250] in [[lengths[i] for i in b] for b in batches]  # too long: alone

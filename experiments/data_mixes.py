@@ -35,8 +35,10 @@ MIXES: dict[str, dict[str, float]] = {
     "speech_text_50": speech_text_mix(0.5),
     "yodas2_only": {YODAS2: 1.0},
     "emilia_only": {EMILIA: 1.0},
+    "demo": {YODAS2: 0.5, EMILIA: 0.5},
 }
-"""Named mixes; ``soda_final`` is YODAS2 0.516, Emilia-YODAS 0.288, Emilia 0.146, text 0.05."""
+"""Named mixes; ``soda_final`` is YODAS2 0.516, Emilia-YODAS 0.288, Emilia 0.146, text 0.05; ``demo``
+is the CPU demo's two synthetic corpora (same sentences, both layouts) in equal parts."""
 
 
 def mixture_config(mix: str, caches: Mapping[str, str], **kwargs) -> SodaLmDataConfig:

@@ -1,17 +1,96 @@
-"""`make demo`: the main CPU job on the bundled default data.
+"""`make demo`: the whole pipeline on CPU, from synthesised speech to a trained model.
 
-    python experiments/demo.py --prefix ./demo-output [--full] [executor flags...]
+    python experiments/demo.py --prefix ./demo-output [--full] [executor flags: --dry_run, --local, ...]
+
+1. ``raw/demo-speech``: 40 sentences read by six flite/espeak-ng voices, in YODAS2 (long-form
+   recordings + caption segments) and Emilia (tar shards of utterances) layouts.
+2. ``tokenizers/mistral-v1``: a real 32k SentencePiece text tokenizer, available offline.
+3. ``tokenized/demo-{yodas2,emilia}-audio``: Mimi codes per utterance (a seeded random tiny Mimi).
+4. ``tokenized/demo-{yodas2,emilia}-interleaved``: text-first and audio-first documents -> token caches.
+5. ``checkpoints/demo-2m``: a 2.3M-parameter Qwen3 trained on the two caches mixed 50/50.
+
+``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on the same caches
+(experiments/isoflop_mini.py; tens of minutes on 2 cores). Re-running skips every finished step.
 """
+
+from __future__ import annotations
 
 import sys
 
-from experiments.hello_executor import summary
-from soda_jax.execution import executor_main
+import ray
+
+from experiments.data_mixes import EMILIA, YODAS2, mixture_config
+from experiments.defaults import (
+    default_interleave,
+    default_synth_demo_corpus,
+    default_text_tokenizer,
+    default_tokenize,
+    default_train,
+)
+from experiments.soda_models import DEMO_2M, DEMO_RECIPE
+from soda_jax import io
+from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution.provenance import PROVENANCE_FILE
+from soda_jax.training import CheckpointPolicy
+
+FULL_FLAG = "--full"
+DEMO_VALIDATION_FRACTION = 0.2
+"""Recordings held out for validation: a fifth, so the tiny corpus still has a validation set."""
+
+speech = default_synth_demo_corpus()
+text_tokenizer = default_text_tokenizer("mistral-v1")
+demo_caches = {
+    source: default_interleave(
+        f"demo-{source}",
+        default_tokenize(f"demo-{source}", speech / source, source=source),
+        tokenizer=text_tokenizer,
+        validation_fraction=DEMO_VALIDATION_FRACTION,
+    )
+    for source in (YODAS2, EMILIA)
+}
+"""Component name -> its token-cache step (the interleaved demo corpus in each layout)."""
+
+
+def demo_data():
+    """The demo mix over the demo caches (what the demo model and the mini isoFLOP sweep train on)."""
+    return mixture_config("demo", demo_caches)
+
+
+demo_model = default_train(
+    "demo-2m",
+    demo_data(),
+    DEMO_2M,
+    DEMO_RECIPE,
+    gradient_checkpointing=False,  # tiny model: recomputation costs time and saves nothing
+    steps_per_eval=40,
+    max_eval_batches=4,
+    checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
+)
+
+
+def report_training(step: ExecutorStep, output_path: str) -> None:
+    summary = io.read_json_or_none(io.join(output_path, "summary.json"))
+    if summary is None:
+        return
+    print(f"\n{step.name}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
+          f"final train loss {summary['final_train_loss']:.3f}, validation loss {summary['final_validation_loss']:.3f}")
+    print(f"  model for transformers:  {io.join(output_path, 'hf')}")
+    print(f"  metrics per step:        {io.join(output_path, 'metrics.jsonl')}")
+    print(f"  provenance:              {io.join(output_path, PROVENANCE_FILE)}   (soda info {output_path})")
 
 
 def main(argv: list[str]) -> None:
-    args = [a for a in argv if a != "--full"]
-    executor_main([summary], description="soda-jax demo", args=args)
+    steps: list[ExecutorStep] = [demo_model]
+    if FULL_FLAG in argv:
+        from experiments.isoflop_mini import build_mini_sweep
+
+        steps += build_mini_sweep(demo_data())
+    report = executor_main(steps, description="soda-jax demo: synthesised speech -> tokens -> trained model",
+                           args=[a for a in argv if a != FULL_FLAG])
+    if report is not None:
+        ray.shutdown()  # flush the workers' logs before the summary
+        report_training(demo_model, report.output_paths[demo_model.name])
+        print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,11 @@
 """SODA's models and recipes, named once: shapes (from `soda_jax.models`), TPU slices, training recipes.
 
-Recipes read like the paper: `soda_final_recipe(SODA_600M)` is seq 4096 x batch 512 for 500B tokens
-with SODA's Cautious optimizer and LR rule; `DEMO_RECIPE` trains the CPU demo model in about a minute.
+Recipes read like the paper: `SODA_FINAL_RECIPE` is seq 4096 x batch 512 for 500B tokens with SODA's
+Cautious optimizer and LR rule; `DEMO_RECIPE` trains the CPU demo model in about a minute.
 """
 
 from __future__ import annotations
 
-import os
-
-from experiments.data_mixes import MIXES, mixture_config
-from soda_jax import io
 from soda_jax.models import BENCH_20M, DEMO_2M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape
 from soda_jax.training import OptimizerRecipe, ParallelismConfig, TrainRecipe
 
@@ -30,22 +26,11 @@ SODA_PARALLELISM: dict[ModelShape, ParallelismConfig] = {
 """Mesh per model: FSDP over all chips (``data=-1``), plus tensor parallelism for the 4B."""
 
 
-def soda_final_recipe(model: ModelShape) -> TrainRecipe:
-    """SODA's final run: seq 4096, batch 512, 500B tokens; the LR follows the width (`soda_learning_rate`)."""
-    del model  # the LR rule reads the width when the step is built; kept for call-site readability
-    return TrainRecipe()
+SODA_FINAL_RECIPE = TrainRecipe()
+"""SODA's final run: seq 4096, batch 512, 500B tokens, Cautious, LR from batch and width (`soda_learning_rate`)."""
 
-
-SODA_CACHE_ROOT_ENV = "SODA_CACHE_ROOT"
-"""Directory holding one finished token cache per mix component ({root}/yodas2, {root}/emilia, ...)."""
-
-
-def soda_final_data(cache_root: str | None = None):
-    """SODA's final data mix (`experiments.data_mixes` "soda_final") over caches under ``cache_root``
-    (default: ``$SODA_CACHE_ROOT``, else ``./caches``). Until the tokenize steps are wired into these
-    recipes, the caches are read from there as finished directories."""
-    root = cache_root or os.environ.get(SODA_CACHE_ROOT_ENV, "caches")
-    return mixture_config("soda_final", {name: io.join(root, name) for name in MIXES["soda_final"]})
+SODA_MODELS: dict[str, ModelShape] = {"135m": SODA_135M, "600m": SODA_600M, "1.7b": SODA_1_7B, "4b": SODA_4B}
+"""The catalogue by the size names SODA uses."""
 
 
 DEMO_SEQ_LEN = 256
@@ -65,5 +50,5 @@ BENCH_MODEL = BENCH_20M
 
 __all__ = [
     "BENCH_MODEL", "DEMO_2M", "DEMO_RECIPE", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
-    "SODA_PARALLELISM", "SODA_TPU_SLICES", "soda_final_data", "soda_final_recipe",
+    "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_TPU_SLICES",
 ]  # fmt: skip

@@ -86,6 +86,26 @@ def test_run_only_pulls_in_dependencies(tmp_path):
     assert read_status(ex.output_path(c)) is None
 
 
+def test_inputs_inside_a_versioned_value_are_dependencies_and_versions(tmp_path):
+    """A versioned data config that names upstream outputs (a mixture of caches) depends on them."""
+    log = str(tmp_path / "log")
+
+    def consumer(a_value):
+        a, _, _ = chain(log, a_value=a_value)
+        return a, ExecutorStep("test/consumer", record, RecordConfig(this_output_path(), log, inputs=versioned((a / "",))))
+
+    a, consumer_1 = consumer(1)
+    ex = local(tmp_path)
+    ex.run([consumer_1])
+    assert runs(log) == [ex.output_path(a), ex.output_path(consumer_1)]
+    assert io.read_json(io.join(ex.output_path(consumer_1), "out.json"))["upstream"] == [1]
+
+    _, consumer_5 = consumer(5)
+    ex5 = local(tmp_path)
+    ex5.prepare([consumer_5])
+    assert ex5.output_path(consumer_5) != ex.output_path(consumer_1)
+
+
 def test_override_output_path(tmp_path):
     step = ExecutorStep("test/pinned", record, RecordConfig(this_output_path(), str(tmp_path / "log")),
                         override_output_path="pinned/here")

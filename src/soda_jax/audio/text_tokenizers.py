@@ -6,9 +6,13 @@ Production runs load Llama-3's tokenizer with `AudioTextVocab.from_pretrained(di
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from transformers import LlamaTokenizerFast, PreTrainedTokenizerFast
+from transformers import LlamaTokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from soda_jax import io
 
 MISTRAL_V1_MODEL = "tokenizer.model.v1"
 """The 32,000-id Llama/Mistral-style SentencePiece model shipped inside the mistral-common wheel."""
@@ -46,3 +50,32 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenize
         pad_token=PAD,
         model_input_names=["input_ids"],
     )
+
+
+OFFLINE_TOKENIZERS = {"mistral-v1": mistral_sentencepiece}
+"""Real text tokenizers this package can build without a hub, by name."""
+
+
+@dataclass(frozen=True)
+class ExportTokenizerConfig:
+    """Write an offline text tokenizer to a directory, where ``AutoTokenizer.from_pretrained`` finds it."""
+
+    output_path: str
+    """Directory for the tokenizer files."""
+    name: str = "mistral-v1"
+    """One of `OFFLINE_TOKENIZERS`."""
+
+
+def export_tokenizer(config: ExportTokenizerConfig) -> None:
+    if config.name not in OFFLINE_TOKENIZERS:
+        raise ValueError(f"unknown offline tokenizer {config.name!r}; known: {sorted(OFFLINE_TOKENIZERS)}")
+    save_tokenizer(OFFLINE_TOKENIZERS[config.name](), config.output_path)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str) -> None:
+    """``save_pretrained`` to any fsspec directory, each file written atomically."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), "rb") as f:
+                io.atomic_write_bytes(io.join(directory, name), f.read())

@@ -17,7 +17,6 @@ kept, in order). `codes_to_ids` / `ids_to_codes` convert, vectorised, and valida
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,11 +84,9 @@ class AudioTextVocab:
 
     def save(self, directory: str) -> None:
         """Write vocab.json and the text tokenizer, so a cache always carries its vocabulary."""
-        with tempfile.TemporaryDirectory() as tmp:
-            self.text_tokenizer.save_pretrained(tmp)
-            for name in sorted(os.listdir(tmp)):
-                with open(f"{tmp}/{name}", "rb") as f:
-                    io.atomic_write_bytes(io.join(directory, TEXT_TOKENIZER_DIR, name), f.read())
+        from soda_jax.audio.text_tokenizers import save_tokenizer
+
+        save_tokenizer(self.text_tokenizer, io.join(directory, TEXT_TOKENIZER_DIR))
         io.atomic_write_json(io.join(directory, VOCAB_FILE), self.describe())
 
     @classmethod

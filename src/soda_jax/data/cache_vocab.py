@@ -25,8 +25,12 @@ def audio_token(codebook: int, code: int) -> str:
     return f"<|audio_{codebook}_{code}|>"
 
 
-def levanter_tokenizer_path(cache_root: str) -> str:
-    return io.join(cache_root, VOCAB_DIR, LEVANTER_TOKENIZER_DIR)
+def levanter_tokenizer_path(cache_root):
+    """The full-vocabulary tokenizer of a cache root: a path, or an executor input when the root is
+    a step (or `InputName`) that has not run yet."""
+    if isinstance(cache_root, str):
+        return io.join(cache_root, VOCAB_DIR, LEVANTER_TOKENIZER_DIR)
+    return cache_root / f"{VOCAB_DIR}/{LEVANTER_TOKENIZER_DIR}"
 
 
 def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:

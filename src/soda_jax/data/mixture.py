@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from haliax import Axis
 from levanter.data.text.datasets import (
@@ -72,7 +73,7 @@ def normalized_weights(weights: Mapping[str, float]) -> dict[str, float]:
 
 
 def soda_mixture(
-    components: Mapping[str, str],
+    components: Mapping[str, Any],
     weights: Mapping[str, float],
     *,
     tokenizer: str | None = None,
@@ -84,7 +85,8 @@ def soda_mixture(
 ) -> SodaLmDataConfig:
     """A levanter mixture over token caches written by ``interleave`` / ``tokenize_text``.
 
-    ``components``: name -> cache root (a directory holding train/, validation/, vocab/).
+    ``components``: name -> cache root (a directory holding train/, validation/, vocab/), or the
+    step that writes it (an `ExecutorStep` or `InputName`, resolved when the training step runs).
     ``weights``: name -> sampling weight (normalised; a component without a weight, or with
     weight 0, is still used for validation). ``tokenizer``: the full-vocabulary tokenizer
     directory; by default the first component's ``vocab/tokenizer`` (all components must share
@@ -122,6 +124,8 @@ def _check_shared_vocab(components: Mapping[str, str]) -> None:
 
     seen: dict[str, tuple[str, dict]] = {}
     for name, root in components.items():
+        if not isinstance(root, str):
+            continue  # an executor input: checked when the training step loads the caches
         recorded = io.read_json_or_none(io.join(root, VOCAB_DIR, VOCAB_FILE))
         if recorded is None:
             continue  # not written yet (an experiment being defined): the training step loads it

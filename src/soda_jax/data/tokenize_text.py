@@ -156,6 +156,13 @@ def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int
         if sum(skipped.values()) <= LOGGED_BAD_RECORDS:
             logger.warning("%s record %d: skipped (%s)", path, record, reason)
 
+    def usable(record: int, text: object) -> bool:
+        if not isinstance(text, str):
+            skip(record, SKIP_NO_TEXT)
+        elif not text:
+            skip(record, SKIP_EMPTY)
+        return isinstance(text, str) and bool(text)
+
     if path.endswith(".parquet"):
         fs, fs_path = io.filesystem(path)
         with fs.open(fs_path, "rb") as f:
@@ -165,11 +172,7 @@ def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int
             record = 0
             for batch in parquet.iter_batches(columns=[text_field]):
                 for text in batch.column(0).to_pylist():
-                    if not isinstance(text, str):
-                        skip(record, SKIP_NO_TEXT)
-                    elif not text:
-                        skip(record, SKIP_EMPTY)
-                    else:
+                    if usable(record, text):
                         yield record, text
                     record += 1
         return
@@ -185,9 +188,5 @@ def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int
             except (json.JSONDecodeError, AttributeError):
                 skip(record, SKIP_BAD_JSON)
                 continue
-            if not isinstance(text, str):
-                skip(record, SKIP_NO_TEXT)
-            elif not text:
-                skip(record, SKIP_EMPTY)
-            else:
+            if usable(record, text):
                 yield record, text

@@ -76,6 +76,10 @@ class RunReport:
     """output path -> status"""
     errors: dict[str, str] = field(default_factory=dict)
     """output path -> error message, for steps that failed in this run or before it"""
+    output_paths: dict[str, str] = field(default_factory=dict)
+    """step name -> output path, for every step of the experiment"""
+    prefix: str = ""
+    """The output prefix the experiment ran under."""
 
 
 def topological_order(roots: list[ExecutorStep]) -> list[ExecutorStep]:
@@ -206,7 +210,9 @@ class Executor:
         if self.use_ray and to_run:
             ensure_ray(self.ray_address)
         slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
-        report = RunReport()
+        report = RunReport(
+            output_paths={step.name: self.output_path(step) for step in topological_order(steps)}, prefix=self.prefix
+        )
         futures: dict[int, Future[str]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(to_run)), thread_name_prefix="step") as pool:
             for step in to_run:

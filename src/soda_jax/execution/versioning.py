@@ -49,29 +49,47 @@ def as_input(leaf: Any) -> InputName | None:
     return leaf if isinstance(leaf, InputName) else None
 
 
+def config_inputs(config: Any) -> Iterator[InputName]:
+    """Every input a config refers to, also those inside `versioned` values."""
+    for _, leaf in walk_config(config):
+        if isinstance(leaf, VersionedValue):
+            yield from config_inputs(leaf.value)
+        inp = as_input(leaf)
+        if inp is not None:
+            yield inp
+
+
 def dependencies(step: ExecutorStep, *, blocking_only: bool = False) -> list[ExecutorStep]:
     """The steps whose outputs ``step``'s config refers to, in first-seen order."""
     seen: dict[int, ExecutorStep] = {}
-    for _, leaf in walk_config(step.config):
-        inp = as_input(leaf)
-        if inp is not None and inp.step is not None and (inp.blocking or not blocking_only):
+    for inp in config_inputs(step.config):
+        if inp.step is not None and (inp.blocking or not blocking_only):
             seen.setdefault(id(inp.step), inp.step)
     return list(seen.values())
 
 
-def jsonable(value: Any, where: str) -> Any:
-    """A deterministic JSON form of a versioned value (dataclasses, containers, scalars)."""
+def jsonable(value: Any, where: str, input_version: Callable[[InputName], str] | None = None) -> Any:
+    """A deterministic JSON form of a versioned value (dataclasses, containers, scalars).
+
+    An input inside it (a step's output path in a data config, say) is versioned by its producer's
+    identity, through ``input_version``.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    inp = as_input(value)
+    if inp is not None and input_version is not None:
+        return input_version(inp)
+    if isinstance(value, VersionedValue):
+        return jsonable(value.value, where, input_version)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and inp is None:
         return {
             "__type__": type(value).__qualname__,
-            **{f.name: jsonable(getattr(value, f.name), where) for f in dataclasses.fields(value)},
+            **{f.name: jsonable(getattr(value, f.name), where, input_version) for f in dataclasses.fields(value)},
         }
     if isinstance(value, (list, tuple)):
-        return [jsonable(v, where) for v in value]
+        return [jsonable(v, where, input_version) for v in value]
     if isinstance(value, dict):
-        return {str(k): jsonable(v, where) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): jsonable(v, where, input_version) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     raise TypeError(f"versioned value at {where!r} has type {type(value).__name__}, which has no stable version")
 
 
@@ -96,17 +114,19 @@ def compute_identities(steps: list[ExecutorStep], prefix: str) -> dict[int, Step
     """Identity of every step in ``steps`` (topologically sorted), keyed by ``id(step)``."""
     identities: dict[int, StepIdentity] = {}
     for step in steps:
+
+        def input_version(inp: InputName) -> str:
+            if inp.step is None:
+                return f"prefix:{inp.subpath}"
+            return f"input:{inp.step.name}-{identities[id(inp.step)].hash}/{inp.subpath or ''}"
+
         config_version: dict[str, Any] = {}
         for field_path, leaf in walk_config(step.config):
             inp = as_input(leaf)
             if isinstance(leaf, VersionedValue):
-                config_version[field_path] = jsonable(leaf.value, f"{step.name}:{field_path}")
-            elif inp is not None and inp.step is None:
-                config_version[field_path] = f"prefix:{inp.subpath}"
+                config_version[field_path] = jsonable(leaf.value, f"{step.name}:{field_path}", input_version)
             elif inp is not None:
-                dep = identities[id(inp.step)]
-                dep_id = f"{inp.step.name}-{dep.hash}"
-                config_version[field_path] = f"input:{dep_id}/{inp.subpath or ''}"
+                config_version[field_path] = input_version(inp)
         version = {"name": step.name, "config": config_version}
         digest = hash_version(version)
         if step.override_output_path is not None:

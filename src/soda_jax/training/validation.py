@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import haliax as hax
 from haliax.partitioning import named_jit
+from levanter.utils.thread_utils import blocking_wait
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,12 @@ class ValidationLoss:
     """Callable ``model -> {validation_loss, validation/{name}/loss}`` over fixed batches."""
 
     def __init__(self, trainer, datasets: Mapping[str, object], *, max_batches: int | None):
-        self.loaders = {name: trainer.data_loader(dataset, trainer.EvalBatch) for name, dataset in datasets.items()}
+        self.loaders = {}
+        for name, dataset in datasets.items():
+            if dataset.is_finite() and blocking_wait(dataset.async_len()) == 0:
+                logger.warning("validation set %s is empty: skipped (a larger validation_fraction holds out more)", name)
+                continue
+            self.loaders[name] = trainer.data_loader(dataset, trainer.EvalBatch)
         self.max_batches = max_batches
         mp = trainer.mp
 

@@ -8,9 +8,9 @@ codebooks = 1,000 codes) and ~30 text ids. Measured in the same run:
 * floor: per recording, ``np.concatenate`` of its segments' text ids and (already converted)
   int32 audio ids: the copy every interleaver must do at least (also reported: the same with
   the raw int16 codes, which numpy upcasts while copying);
-* ours: raw int16 codes -> audio ids for the whole shard (`audio_ids`), every recording through
-  `interleave_recording` (text_first) straight into one stream buffer, then `pack_windows`
-  into 4,096-token windows with boundary loss masks.
+* ours: as the interleave step does it, chunks of recordings (`recording_chunks`) go from raw
+  int16 codes to text_first documents in one call each (`interleave_segments`), back to back
+  into one stream, then `pack_windows` cuts 4,096-token windows with boundary loss masks.
 
 Prints tokens/s and the ratio ours/floor (goal: < 3x and > 20M tokens/s) and writes
 benchmarks/results/bench_interleave.json.
@@ -26,14 +26,7 @@ import time
 
 import numpy as np
 
-from soda_jax.data.interleave import (
-    DOCUMENT_OVERHEAD,
-    SEGMENT_MARKERS_WITH_TEXT,
-    Markers,
-    audio_ids,
-    get_pattern,
-    interleave_recording,
-)
+from soda_jax.data.interleave import Markers, audio_ids, get_pattern, interleave_segments, recording_chunks
 from soda_jax.data.packing import pack_windows
 
 NUM_CODEBOOKS = 8
@@ -63,23 +56,20 @@ def make_shard(rng: np.random.Generator, recordings: int):
     return codes, texts
 
 
-def document_tokens(recordings: int) -> int:
-    """Exact text_first size of the synthetic shard (to allocate the packing buffer once)."""
-    per_segment = TEXT_IDS_PER_SEGMENT + FRAMES_PER_SEGMENT * NUM_CODEBOOKS + SEGMENT_MARKERS_WITH_TEXT
-    return recordings * (DOCUMENT_OVERHEAD + SEGMENTS_PER_RECORDING * per_segment)
-
-
 def run_ours(codes, texts, recordings: int, vocab, markers, pattern):
-    """Codes -> ids, every recording interleaved straight into one buffer, windows + masks."""
-    per_segment = FRAMES_PER_SEGMENT * NUM_CODEBOOKS
-    ids = audio_ids(codes, NUM_CODEBOOKS, vocab)
-    stream = np.empty(document_tokens(recordings), dtype=np.int32)
+    """As the interleave step: chunks of recordings, each converted to ids and built at once (here
+    back to back into one stream, where the step writes each chunk to its cache); then windows + masks."""
+    per_recording = SEGMENTS_PER_RECORDING * FRAMES_PER_SEGMENT * NUM_CODEBOOKS
+    stream = np.empty(recordings * (per_recording + SEGMENTS_PER_RECORDING * (TEXT_IDS_PER_SEGMENT + 4) + 2), np.int32)
     position = 0
-    for r in range(recordings):
-        first = r * SEGMENTS_PER_RECORDING
-        audios = [ids[(first + i) * per_segment : (first + i + 1) * per_segment] for i in range(SEGMENTS_PER_RECORDING)]
-        for document in interleave_recording(pattern, texts[first : first + SEGMENTS_PER_RECORDING], audios, markers, out=stream[position:]):
-            position += len(document)
+    for chunk in recording_chunks([per_recording] * recordings):
+        first, last = chunk.start * SEGMENTS_PER_RECORDING, chunk.stop * SEGMENTS_PER_RECORDING
+        documents = interleave_segments(
+            pattern, codes[chunk.start * per_recording : chunk.stop * per_recording],
+            np.full(last - first, FRAMES_PER_SEGMENT * NUM_CODEBOOKS), NUM_CODEBOOKS, markers, texts=texts[first:last],
+            segments_per_document=np.full(len(chunk), SEGMENTS_PER_RECORDING), out=stream[position:],
+        )
+        position += len(documents.tokens)
     windows, mask = pack_windows(stream[:position], SEQ_LEN, vocab.eos_id)
     return position, windows, mask
 

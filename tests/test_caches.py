@@ -185,3 +185,23 @@ def test_speaker_markers_number_speakers_within_a_recording(tmp_path, tokenizer_
     (doc,) = caches.read_documents(str(tmp_path / "out" / "train"))
     texts = [vocab.decode_text(t) for t in document_contents(doc, vocab, num_codebooks=8).texts]
     assert texts == [f"[{i}]{seg.text}" for i, seg in zip([0, 1, 0, 2], segments)]
+
+
+def test_capped_documents_split_recordings_at_segment_boundaries(tmp_path, tokenizer_dir):
+    rng = np.random.default_rng(11)
+    recordings = {f"rec-{i}": random_recording(rng, f"rec-{i}", 6, max_frames=4) for i in range(5)}
+    root = write_tokenized_utterances(str(tmp_path / "in"), {"s": [seg for segs in recordings.values() for seg in segs]})
+    cap = 100  # a segment of up to 4 frames takes at most ~45 tokens: two fit, seldom three
+    stats = interleave(InterleaveConfig(input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir,
+                                        patterns=("audio_first",), max_document_tokens=cap, validation_fraction=0.0))  # fmt: skip
+    vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
+    docs = caches.read_documents(str(tmp_path / "out" / "train"))
+    assert len(docs) > len(recordings)
+    assert stats["oversized_segments"] == {"audio_first": 0} and all(len(d) <= cap for d in docs)
+    # every segment appears exactly once, in order within its recording
+    seen = [c.tobytes() for d in docs for c in document_contents(d, vocab, num_codebooks=8).codes]
+    expected = [seg.codes.tobytes() for segs in recordings.values() for seg in segs]
+    assert sorted(seen) == sorted(expected)
+    for segs in recordings.values():
+        positions = [seen.index(seg.codes.tobytes()) for seg in segs]
+        assert positions == sorted(positions)

@@ -12,6 +12,7 @@ from soda_jax.data.interleave import (
     audio_ids,
     get_pattern,
     interleave_recording,
+    interleave_segments,
     segment_lengths,
     split_segments,
     text_only,
@@ -47,9 +48,7 @@ def flat(codes: np.ndarray) -> np.ndarray:
 
 
 def build(vocab, name, texts, codes, **kwargs):
-    pattern = get_pattern(name)
-    audios = [audio_ids(flat(c), K, vocab, semantic_only=pattern.semantic_only) for c in codes]
-    return interleave_recording(pattern, texts, audios, Markers.from_vocab(vocab), **kwargs)
+    return interleave_recording(get_pattern(name), texts, [flat(c) for c in codes], K, Markers.from_vocab(vocab), **kwargs)
 
 
 def test_audio_ids_match_vocab_codes_to_ids(vocab, recording):
@@ -185,8 +184,7 @@ def test_max_document_tokens_splits_recording_into_valid_documents(vocab):
     codes = [rng.integers(0, 2048, size=(K, 3)).astype(np.int16) for _ in range(6)]
     texts = [vocab.encode_text("hello world") for _ in range(6)]
     pattern = get_pattern("text_first")
-    audios = [audio_ids(flat(c), K, vocab) for c in codes]
-    per_segment = segment_lengths(pattern, texts, audios)
+    per_segment = segment_lengths(pattern, texts, [K * 3] * 6)
     cap = int(per_segment[:2].sum()) + 2  # exactly two segments per document
     docs = build(vocab, "text_first", texts, codes, max_document_tokens=cap)
     assert len(docs) == 3 and all(len(d) <= cap for d in docs)
@@ -195,14 +193,52 @@ def test_max_document_tokens_splits_recording_into_valid_documents(vocab):
         np.testing.assert_array_equal(got, want)
 
 
-def test_writing_into_a_buffer_gives_the_same_documents(vocab):
+def obvious_documents(pattern, markers, texts, speakers, audios, per_document):
+    """The documents written out with Python lists, part by part."""
+    documents, segment = [], 0
+    for count in per_document:
+        document = [markers.bos]
+        for i in range(segment, segment + count):
+            for part in pattern.segment:
+                if part == "audio":
+                    document += audios[i].tolist()
+                elif part == "text":
+                    document += texts[i].tolist()
+                elif part == "speaker":
+                    document += speakers[i].tolist()
+                else:
+                    document.append(getattr(markers, part))
+        documents.append(document + [markers.eos])
+        segment += count
+    return documents
+
+
+@pytest.mark.parametrize("name", ["text_first", "audio_first", "audio_only", "semantic_only"])
+def test_a_whole_shard_at_once_matches_the_obvious_build(vocab, name):
     rng = np.random.default_rng(9)
-    codes = [rng.integers(0, 2048, size=(K, 2)).astype(np.int16) for _ in range(5)]
-    texts = [vocab.encode_text("hello") for _ in range(5)]
-    separate = build(vocab, "audio_first", texts, codes, max_document_tokens=60)
-    buffer = np.full(sum(len(d) for d in separate) + 3, -1, dtype=np.int32)
-    into = build(vocab, "audio_first", texts, codes, max_document_tokens=60, out=buffer)
-    assert len(separate) > 1
-    assert [d.tolist() for d in into] == [d.tolist() for d in separate]
-    np.testing.assert_array_equal(buffer[:-3], np.concatenate(separate))
-    assert (buffer[-3:] == -1).all()
+    pattern, markers = get_pattern(name), Markers.from_vocab(vocab)
+    segments = 23
+    codes = [rng.integers(0, 2048, size=K * int(rng.integers(1, 6))).astype(np.int16) for _ in range(segments)]
+    audios = [audio_ids(c, K, vocab, semantic_only=pattern.semantic_only) for c in codes]
+    texts = [rng.integers(0, vocab.text_size, size=int(rng.integers(0, 5))).astype(np.int32) for _ in range(segments)]
+    speakers = [vocab.encode_text(f"[{i % 3}]") for i in range(segments)]
+    per_document = [1, 4, 2, 7, 1, 8]
+    documents = interleave_segments(
+        pattern, np.concatenate(codes), [len(c) for c in codes], K, markers,
+        texts=texts if pattern.uses_text else None, speakers=speakers if pattern.uses_text else None,
+        segments_per_document=per_document,
+    )
+    expected = obvious_documents(pattern, markers, texts, speakers, audios, per_document)
+    assert [d.tolist() for d in documents] == expected
+    assert documents.tokens.dtype == np.int32 and len(documents) == len(per_document)
+
+
+def test_inconsistent_segments_are_refused(vocab):
+    markers, pattern = Markers.from_vocab(vocab), get_pattern("text_first")
+    codes = np.zeros(16, np.int16)
+    with pytest.raises(ValueError, match="code_lengths sum to 8 but codes holds 16"):
+        interleave_segments(pattern, codes, [8], K, markers, texts=[np.zeros(1, np.int32)])
+    with pytest.raises(ValueError, match="needs one text per segment"):
+        interleave_segments(pattern, codes, [8, 8], K, markers, texts=[np.zeros(1, np.int32)])
+    with pytest.raises(ValueError, match="must be positive and sum to 2"):
+        interleave_segments(get_pattern("audio_only"), codes, [8, 8], K, markers, segments_per_document=[3])

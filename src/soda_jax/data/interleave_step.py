@@ -24,7 +24,15 @@ from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats, write_stats
 from soda_jax.data.cache_vocab import save_cache_vocab
-from soda_jax.data.interleave import Markers, audio_ids, get_pattern, interleave_recording, oversized, segment_lengths
+from soda_jax.data.interleave import (
+    Markers,
+    get_pattern,
+    interleave_segments,
+    oversized,
+    recording_chunks,
+    segment_lengths,
+    split_segments,
+)
 from soda_jax.data.utterances import read_utterance_shard
 from soda_jax.execution.parallel import parallel_map
 
@@ -128,9 +136,6 @@ def interleave_shard(job: ShardJob) -> dict:
     patterns = [get_pattern(p) for p in config.patterns]
     shard = read_utterance_shard(job.shard_path, job.num_codebooks, vocab.codebook_size)
     all_text_ids = _encode_used_texts(shard, vocab, any(p.uses_text for p in patterns))
-    full_ids = audio_ids(shard.codes, job.num_codebooks, vocab) if any(not p.semantic_only for p in patterns) else None
-    semantic_ids = audio_ids(shard.codes, job.num_codebooks, vocab, semantic_only=True) if any(p.semantic_only for p in patterns) else None
-    frame_offsets = shard.code_offsets // job.num_codebooks
 
     stats: dict = {split: SplitStats() for split in caches.SPLITS}
     stats["skipped_segments"] = dict(shard.skipped)
@@ -145,25 +150,33 @@ def interleave_shard(job: ShardJob) -> dict:
             for split in caches.SPLITS
             for p in patterns
         }
+        splits = []
         for recording_id, rows in zip(shard.recording_ids, shard.recording_rows):
             split = caches.split_of(recording_id, config.validation_fraction, config.split_salt)
-            split_stats: SplitStats = stats[split]
-            split_stats.add_recording(segments=len(rows), hours=float(shard.num_frames[rows].sum()) / job.frame_rate / 3600)
-            texts = [all_text_ids[r] for r in rows] if all_text_ids is not None else [None] * len(rows)
-            speakers = _speaker_markers(shard, rows, vocab) if config.speaker_marker else None
+            stats[split].add_recording(segments=len(rows), hours=float(shard.num_frames[rows].sum()) / job.frame_rate / 3600)
+            splits.append(split)
+        codes_per_recording = [int((shard.code_offsets[rows + 1] - shard.code_offsets[rows]).sum()) for rows in shard.recording_rows]
+        for chunk in recording_chunks(codes_per_recording):
+            chunk_rows = shard.recording_rows[chunk.start : chunk.stop]
+            rows = np.concatenate(chunk_rows)
+            codes, code_lengths = _rows_codes(shard.codes, shard.code_offsets, rows)
+            texts = [all_text_ids[r] for r in rows] if all_text_ids is not None else None
+            speakers = [m for rs in chunk_rows for m in _speaker_markers(shard, rs, vocab)] if config.speaker_marker else None
             for pattern in patterns:
-                ids, offsets = (semantic_ids, frame_offsets) if pattern.semantic_only else (full_ids, shard.code_offsets)
-                audios = [ids[offsets[r] : offsets[r + 1]] for r in rows]
-                documents = interleave_recording(
-                    pattern, texts, audios, markers, speakers=speakers, max_document_tokens=config.max_document_tokens
+                pattern_texts, pattern_speakers = (texts, speakers) if pattern.uses_text else (None, None)
+                per_document, recording_of = _documents_per_recording(
+                    pattern, chunk_rows, pattern_texts, pattern_speakers,
+                    pattern.audio_lengths(code_lengths, job.num_codebooks), config.max_document_tokens,
+                    stats["oversized_segments"],
+                )  # fmt: skip
+                documents = interleave_segments(
+                    pattern, codes, code_lengths, job.num_codebooks, markers,
+                    texts=pattern_texts, speakers=pattern_speakers, segments_per_document=per_document,
                 )
-                if config.max_document_tokens is not None:
-                    lengths = segment_lengths(pattern, texts, audios, speakers)
-                    stats["oversized_segments"][pattern.name] += oversized(lengths, config.max_document_tokens)
-                writer = writers[(split, pattern.name)]
-                for document in documents:
-                    writer.write(document)
-                    split_stats.add_document(pattern.name, vocab.token_kinds(document))
+                for document, recording in zip(documents, recording_of):
+                    split = splits[chunk.start + recording]
+                    writers[(split, pattern.name)].write(document)
+                    stats[split].add_document(pattern.name, vocab.token_kinds(document))
 
     result = {split: stats[split].as_dict() for split in caches.SPLITS}
     result["skipped_segments"] = stats["skipped_segments"]
@@ -173,6 +186,29 @@ def interleave_shard(job: ShardJob) -> dict:
         logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
     io.atomic_write_json(done_marker, result)
     return result
+
+
+def _rows_codes(codes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of ``rows`` back to back, and each row's length (a view when the rows are contiguous)."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    if (starts[1:] == ends[:-1]).all():
+        return codes[starts[0] : ends[-1]], ends - starts
+    return np.concatenate([codes[a:b] for a, b in zip(starts, ends)]), ends - starts
+
+
+def _documents_per_recording(pattern, recording_rows, texts, speakers, audio_lengths, max_document_tokens, oversized_counts):
+    """Segments per document and the recording of each document (several when a recording exceeds the cap)."""
+    if max_document_tokens is None:
+        return [len(rows) for rows in recording_rows], range(len(recording_rows))
+    lengths = segment_lengths(pattern, texts, audio_lengths, speakers)
+    oversized_counts[pattern.name] += oversized(lengths, max_document_tokens)
+    per_document, recording_of, first = [], [], 0
+    for recording, rows in enumerate(recording_rows):
+        groups = split_segments(lengths[first : first + len(rows)], max_document_tokens)
+        per_document += [g.stop - g.start for g in groups]
+        recording_of += [recording] * len(groups)
+        first += len(rows)
+    return per_document, recording_of
 
 
 def _encode_used_texts(shard, vocab: AudioTextVocab, uses_text: bool) -> list[np.ndarray] | None:

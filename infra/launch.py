@@ -1,6 +1,6 @@
 """Submit an experiment script to a Ray cluster started from infra/cluster-*.yaml.
 
-    python infra/launch.py --cluster infra/cluster-v5p.yaml experiments/soda_final.py --prefix gs://BUCKET/soda --run_only checkpoints/soda-600m
+    python infra/launch.py --cluster infra/cluster-v5p.yaml experiments/soda_600m.py --prefix gs://BUCKET/soda
 
 Runs ``ray job submit`` against the cluster's head (through ``ray attach``-style port forwarding
 done by ``ray dashboard``), shipping this checkout as the job's working directory. The experiment
@@ -21,7 +21,7 @@ EXCLUDES = [".venv", "benchmarks/results", "*.egg-info", ".git"]
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cluster", required=True, help="cluster YAML used with `ray up`")
-    parser.add_argument("script", help="experiment script, e.g. experiments/soda_final.py")
+    parser.add_argument("script", help="experiment script, e.g. experiments/soda_600m.py")
     args, script_args = parser.parse_known_args(argv)
 
     forward = subprocess.Popen(["ray", "dashboard", args.cluster, "--port", str(DASHBOARD_PORT)])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import draccus
 
 from soda_jax.execution.executor import Executor, RunReport
+from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import LeaseTiming
 from soda_jax.execution.step import ExecutorStep
 
@@ -96,7 +97,8 @@ def run_experiment(steps: list[ExecutorStep], config: ExecutorMainConfig, descri
         return None
     report = executor.run(steps, config.run_only, description)
     print(f"experiment: {executor.experiment_path(steps)}")
-    for step in steps:
-        path = executor.output_path(step)
-        print(f"  {step.name}: {report.statuses.get(path, 'not run')}  {path}")
+    width = max(len(name) for name in report.output_paths)
+    for name, path in report.output_paths.items():
+        print(f"  {name:{width}s}  {report.statuses.get(path, 'not run'):10s}  {path}")
+    print(f"  (each step's provenance: {{path}}/{PROVENANCE_FILE}, or `soda info PATH`)")
     return report

@@ -8,7 +8,7 @@ and the inputs, so the same call in two experiment files is the same step, run o
     yodas2 = default_interleave("demo-yodas2", default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2"),
                                 tokenizer=tokenizer)
     data = mixture_config("yodas2_only", {"yodas2": yodas2})       # experiments.data_mixes
-    model = default_train("demo-2m", data, DEMO_2M, DEMO_RECIPE)
+    model = default_train("demo-6m", data, DEMO_6M, DEMO_RECIPE)
 
 What is versioned: whatever changes the step's output (the source, languages and codec of a
 tokenization; the tokenizer and patterns of an interleave; the model shape, recipe and data mix of

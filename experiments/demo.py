@@ -7,10 +7,10 @@
 2. ``tokenizers/mistral-v1``: a real 32k SentencePiece text tokenizer, available offline.
 3. ``tokenized/demo-{yodas2,emilia}-audio``: Mimi codes per utterance (a seeded random tiny Mimi).
 4. ``tokenized/demo-{yodas2,emilia}-interleaved``: text-first and audio-first documents -> token caches.
-5. ``checkpoints/demo-2m``: a 2.3M-parameter Qwen3 trained on the two caches mixed 50/50.
+5. ``checkpoints/demo-6m``: a 6.4M-parameter Qwen3 (0.2M outside the embeddings) trained on the two caches mixed 50/50.
 
 ``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on the same caches
-(experiments/isoflop_mini.py; tens of minutes on 2 cores). Re-running skips every finished step.
+(experiments/isoflop_mini.py; about 15 minutes on 2 cores). Re-running skips every finished step.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from experiments.defaults import (
     default_tokenize,
     default_train,
 )
-from experiments.soda_models import DEMO_2M, DEMO_RECIPE
+from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import io
 from soda_jax.execution import ExecutorStep, executor_main
 from soda_jax.execution.provenance import PROVENANCE_FILE
@@ -57,9 +57,9 @@ def demo_data():
 
 
 demo_model = default_train(
-    "demo-2m",
+    "demo-6m",
     demo_data(),
-    DEMO_2M,
+    DEMO_6M,
     DEMO_RECIPE,
     gradient_checkpointing=False,  # tiny model: recomputation costs time and saves nothing
     steps_per_eval=40,

@@ -3,19 +3,24 @@
     python experiments/isoflop_sweep.py --print_grid          # the grid, nothing else
     python experiments/isoflop_sweep.py --prefix gs://bucket/soda --dry_run
 
-Each run trains a catalogue-rule Qwen3 model on the SODA mix with the sweep's Cautious recipe
-(its own lr and beta2, no z-loss); one analysis step fits the laws and draws the plots.
+Each run trains a catalogue-rule Qwen3 model (`SweepRules.shape_for_hidden`) on the SODA final mix
+with the project's training step (`experiments.defaults.default_train`) and the sweep's recipe
+(`soda_jax.scaling.sweep.sweep_recipe`: the run's own lr and beta2, Cautious, no z-loss); one
+analysis step fits the laws and draws the plots. The data steps (raw corpora under
+``$SODA_RAW_ROOT`` -> Mimi codes -> token caches, `experiments.soda_data`) are the final runs' own,
+so the sweep and the final runs share them.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
-from experiments._defaults_scaling import default_scaling_analysis
+from experiments.defaults import default_scaling_analysis, default_train
+from experiments.soda_data import soda_final_data
 from soda_jax.execution import ExecutorStep, executor_main
-from soda_jax.scaling.levanter_configs import cautious_config, qwen3_config
-from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid
+from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid, sweep_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -24,31 +29,31 @@ SWEEP_RULES = SweepRules()
 PRINT_GRID_FLAG = "--print_grid"
 
 
-def sweep_train_step(run: SweepRun, data) -> ExecutorStep:
-    """The training step of one sweep run (checkpoints/isoflop/<run name>)."""
-    from experiments.defaults import default_train  # written by the lead from _defaults_train.py
+def sweep_train_step(run: SweepRun, data, *, tpu: str | None = None, **options: Any) -> ExecutorStep:
+    """The training step of one sweep run (``checkpoints/isoflop/<run name>``).
 
-    return default_train(
-        name=f"checkpoints/isoflop/{run.name}",
-        data=data,
-        model_config=qwen3_config(run.shape, run.seq_len),
-        optimizer_config=cautious_config(run),
-        train_batch_size=run.batch_size,
-        num_train_steps=run.steps,
-        z_loss_weight=0.0,
-    )
+    ``tpu``: the slice to place it on (None: wherever the executor runs it). ``options``: further
+    `default_train` / `TrainConfig` settings, e.g. ``gradient_checkpointing=False`` for tiny CPU models.
+    """
+    return default_train(f"isoflop/{run.name}", data, run.shape, sweep_recipe(run), tpu=tpu, **options)
 
 
-def build_sweep(data, rules: SweepRules = SWEEP_RULES, name: str = "analysis/isoflop-soda") -> list[ExecutorStep]:
+def build_sweep(
+    data,
+    rules: SweepRules = SWEEP_RULES,
+    name: str = "analysis/isoflop-soda",
+    *,
+    tpu: str | None = None,
+    num_bootstrap: int = 1000,
+    **options: Any,
+) -> list[ExecutorStep]:
     """Every training step of the sweep, then the analysis step over them (last)."""
-    train_steps = [sweep_train_step(run, data) for run in isoflop_grid(rules)]
-    return [*train_steps, default_scaling_analysis(name, train_steps)]
+    train_steps = [sweep_train_step(run, data, tpu=tpu, **options) for run in isoflop_grid(rules)]
+    return [*train_steps, default_scaling_analysis(name, train_steps, num_bootstrap=num_bootstrap)]
 
 
 def soda_mix_data():
-    """The SODA final mix over the tokenized caches (wired by the lead: experiments/defaults.py)."""
-    from experiments.defaults import soda_final_data  # the cache steps of the real corpus
-
+    """The SODA final mix over its token-cache steps (`experiments.soda_data.soda_final_data`)."""
     return soda_final_data()
 
 

@@ -6,7 +6,7 @@ Cautious optimizer and LR rule; `DEMO_RECIPE` trains the CPU demo model in about
 
 from __future__ import annotations
 
-from soda_jax.models import BENCH_20M, DEMO_2M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape
+from soda_jax.models import BENCH_20M, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape
 from soda_jax.training import OptimizerRecipe, ParallelismConfig, TrainRecipe
 
 SODA_TPU_SLICES: dict[ModelShape, str] = {
@@ -42,13 +42,13 @@ DEMO_RECIPE = TrainRecipe(
     num_train_steps=DEMO_STEPS,
     optimizer=OptimizerRecipe(learning_rate=3e-3, beta1=0.9, beta2=0.98, epsilon=1e-8),
 )
-"""CPU demo: ~0.25M tokens on `DEMO_2M` in about a minute on 2 cores (docs/training.md); the loss
+"""CPU demo: ~0.25M tokens on `DEMO_6M` in about a minute on 2 cores (docs/training.md); the loss
 falls visibly. Same schedule shape as SODA (warmup 10%, linear decay over the last 20%)."""
 
 BENCH_MODEL = BENCH_20M
 """The model benchmarks/bench_train.py times (~22M parameters with a 16k vocabulary)."""
 
 __all__ = [
-    "BENCH_MODEL", "DEMO_2M", "DEMO_RECIPE", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
+    "BENCH_MODEL", "DEMO_6M", "DEMO_RECIPE", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
     "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_TPU_SLICES",
 ]  # fmt: skip

@@ -23,7 +23,7 @@ def demo(prefix, *flags) -> str:
 
 def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
     out = demo(tmp_path)
-    assert "checkpoints/demo-2m: 120 steps" in out
+    assert "checkpoints/demo-6m: 120 steps" in out
 
     [run] = [os.path.join(tmp_path, "checkpoints", d) for d in os.listdir(tmp_path / "checkpoints")]
     summary = io.read_json(os.path.join(run, "summary.json"))

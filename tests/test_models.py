@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soda_jax import io
-from soda_jax.models import CATALOGUE, DEMO_2M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape, qwen3_config, vocab_size_of
+from soda_jax.models import CATALOGUE, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape, qwen3_config, vocab_size_of
 from soda_jax.training import OptimizerRecipe, TrainRecipe, soda_learning_rate, steps_for_tokens
 
 SODA_VOCAB = 144_644
@@ -45,7 +45,7 @@ def test_param_counts_equal_the_levanter_model(name):
 
 
 def test_flops_agree_with_levanter_where_it_counts_the_real_width():
-    for shape in (SODA_135M, SODA_1_7B, DEMO_2M):  # heads * head_dim == hidden: levanter's formula applies
+    for shape in (SODA_135M, SODA_1_7B, DEMO_6M):  # heads * head_dim == hidden: levanter's formula applies
         assert shape.num_heads * shape.head_dim == shape.hidden_dim
         assert shape.forward_flops_per_token(SODA_VOCAB, 4096) == qwen3_config(shape, 4096).flops_per_token(SODA_VOCAB, 4096)
     # SODA-600M's 16 x 128 heads on d=1024: levanter undercounts attention, we count its real width.

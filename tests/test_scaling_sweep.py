@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from soda_jax.models import ModelShape, qwen3_config
 from soda_jax.scaling import sweep
-from soda_jax.scaling.flops import levanter_forward_flops_per_token
 
 RULES = sweep.SweepRules()
 GRID = sweep.isoflop_grid(RULES)
@@ -14,20 +14,21 @@ GRID = sweep.isoflop_grid(RULES)
 @pytest.mark.parametrize("hidden,layers", [(512, 6), (1024, 11), (2048, 20), (768, 8), (128, 2)])
 def test_depth_rule_golden_values(hidden, layers):
     shape = RULES.shape_for_hidden(hidden)
-    assert shape.layers == layers
-    assert shape.heads == shape.kv_heads == hidden // 128
+    assert isinstance(shape, ModelShape)
+    assert shape.num_layers == layers
+    assert shape.num_heads == shape.num_kv_heads == hidden // 128
     assert shape.head_dim == 128
-    assert shape.intermediate == 4 * hidden
+    assert shape.intermediate_dim == 4 * hidden
 
 
 def test_grid_spacing_is_128_then_256_above_9e18():
     assert RULES.hidden_sizes(6e18) == list(range(128, 2049, 128))
     assert RULES.hidden_sizes(1e19) == list(range(128, 2049, 256))
-    assert {run.shape.hidden % 256 for run in GRID if run.budget > 9e18} == {128}
+    assert {run.shape.hidden_dim % 256 for run in GRID if run.budget > 9e18} == {128}
 
 
 def test_paper_3e18_point_is_d768_298m_params_on_2_11b_tokens():
-    (run,) = [r for r in GRID if r.budget == 1e18 and r.shape.hidden == 768]
+    (run,) = [r for r in GRID if r.budget == 1e18 and r.shape.hidden_dim == 768]
     assert round(run.params / 1e6) == 298
     assert round(run.tokens / 1e9, 2) == 2.11
     assert run.training_flops == pytest.approx(3e18, rel=0.01)
@@ -39,13 +40,12 @@ def test_every_run_obeys_the_budget_step_and_batch_rules():
         assert abs(run.forward_flops - run.budget) <= 0.01 * run.budget, run.name
         assert run.steps < 400_000, run.name
         assert run.batch_size >= 8 and run.batch_size & (run.batch_size - 1) == 0, run.name
-        assert run.learning_rate == pytest.approx(0.33 * math.sqrt(run.batch_size) / run.shape.hidden)
+        assert run.learning_rate == pytest.approx(0.33 * math.sqrt(run.batch_size) / run.shape.hidden_dim)
         assert run.learning_rate <= 0.01, run.name
         assert run.beta2 == pytest.approx(0.98 ** (run.batch_size / 128))
         # the budget uses levanter's own per-token count (heads * head_dim == hidden on this grid)
-        assert run.flops_per_token == levanter_forward_flops_per_token(
-            **vars(run.shape), vocab=sweep.SODA_VOCAB_SIZE, seq_len=4096
-        )
+        levanter_count = qwen3_config(run.shape, 4096).flops_per_token(sweep.SODA_VOCAB_SIZE, 4096)
+        assert run.flops_per_token == levanter_count
 
 
 def test_batch_is_the_budget_power_of_two_unless_the_lr_cap_halved_it():
@@ -54,19 +54,19 @@ def test_batch_is_the_budget_power_of_two_unless_the_lr_cap_halved_it():
         unconstrained = sweep.next_power_of_two(run.budget / (per_sequence * RULES.target_steps))
         if run.batch_size < unconstrained:
             # halved because doubling would push lr over the cap
-            assert 0.33 * math.sqrt(2 * run.batch_size) / run.shape.hidden > 0.01, run.name
+            assert 0.33 * math.sqrt(2 * run.batch_size) / run.shape.hidden_dim > 0.01, run.name
         else:
             assert run.batch_size == unconstrained
 
 
 def test_lr_cap_halving_happens_on_the_paper_grid():
-    (run,) = [r for r in GRID if r.budget == 3e19 and r.shape.hidden == 384]
+    (run,) = [r for r in GRID if r.budget == 3e19 and r.shape.hidden_dim == 384]
     assert run.batch_size == 128  # 256 would give lr 0.0137
     assert run.learning_rate == pytest.approx(0.33 * math.sqrt(128) / 384)
 
 
 def test_dropped_runs_are_exactly_those_breaking_a_rule():
-    kept = {(r.budget, r.shape.hidden) for r in GRID}
+    kept = {(r.budget, r.shape.hidden_dim) for r in GRID}
     for budget in RULES.budgets:
         for hidden in RULES.hidden_sizes(budget):
             if (budget, hidden) in kept:
@@ -84,4 +84,4 @@ def test_dropped_runs_are_exactly_those_breaking_a_rule():
 def test_format_grid_lists_every_run():
     table = sweep.format_grid(GRID[:3])
     assert len(table.splitlines()) == 4
-    assert "768" in sweep.format_grid([r for r in GRID if r.shape.hidden == 768])
+    assert "768" in sweep.format_grid([r for r in GRID if r.shape.hidden_dim == 768])

@@ -3,7 +3,7 @@
 from soda_jax.models.catalogue import (
     BENCH_20M,
     CATALOGUE,
-    DEMO_2M,
+    DEMO_6M,
     SODA_1_7B,
     SODA_4B,
     SODA_135M,
@@ -15,6 +15,6 @@ from soda_jax.models.catalogue import (
 from soda_jax.models.shapes import ModelShape, qwen3_config
 
 __all__ = [
-    "BENCH_20M", "CATALOGUE", "DEMO_2M", "ModelShape", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
+    "BENCH_20M", "CATALOGUE", "DEMO_6M", "ModelShape", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
     "TEST_TINY", "model_shape", "qwen3_config", "vocab_size_of",
 ]  # fmt: skip

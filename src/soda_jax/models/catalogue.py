@@ -13,9 +13,10 @@ SODA_600M = ModelShape(hidden_dim=1024, intermediate_dim=3072, num_layers=28, nu
 SODA_1_7B = ModelShape(hidden_dim=2048, intermediate_dim=6144, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128)
 SODA_4B = ModelShape(hidden_dim=2560, intermediate_dim=9728, num_layers=36, num_heads=32, num_kv_heads=8, head_dim=128)
 
-DEMO_2M = ModelShape(hidden_dim=64, intermediate_dim=192, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=16)
-"""The CPU demo model: 0.2M non-embedding parameters, ~2.4M with the demo's ~16.9k-id vocabulary
-(512-id BPE + 4 markers + 16,384 audio ids): the embeddings dominate, as in SODA's small models."""
+DEMO_6M = ModelShape(hidden_dim=64, intermediate_dim=192, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=16)
+"""The CPU demo model: 0.2M non-embedding parameters, 6.4M with the demo's 48,388-id vocabulary
+(Mistral's 32,000-id SentencePiece + 4 markers + 16,384 audio ids): the embeddings dominate, as in
+SODA's small models."""
 BENCH_20M = ModelShape(hidden_dim=384, intermediate_dim=1024, num_layers=6, num_heads=6, num_kv_heads=2, head_dim=64)
 """The benchmark model: ~8.5M non-embedding parameters, ~20M with a 16k-id vocabulary."""
 TEST_TINY = ModelShape(hidden_dim=32, intermediate_dim=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8)
@@ -26,7 +27,7 @@ CATALOGUE: dict[str, ModelShape] = {
     "soda-600m": SODA_600M,
     "soda-1.7b": SODA_1_7B,
     "soda-4b": SODA_4B,
-    "demo-2m": DEMO_2M,
+    "demo-6m": DEMO_6M,
     "bench-20m": BENCH_20M,
     "test-tiny": TEST_TINY,
 }

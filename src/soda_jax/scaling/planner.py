@@ -27,7 +27,8 @@ from soda_jax import io
 from soda_jax.scaling.capability import CapabilityFit
 from soda_jax.scaling.fits import CONFIDENCE_LEVEL, Interval, ParametricLaw, PowerLaw
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
-from soda_jax.scaling.sweep import SODA_VOCAB_SIZE, ModelShape, SweepRules, run_for_shape
+from soda_jax.models.shapes import ModelShape
+from soda_jax.scaling.sweep import SODA_VOCAB_SIZE, SweepRules, run_for_shape
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ def format_plan(p: Plan) -> str:
     if p.params_opt is not None:
         lines.append(f"compute-optimal (isoFLOP power laws): N* = {p.params_opt:.3g} params, D* = {p.tokens_opt:.3g} tokens")
     lines.append(
-        f"catalogue model: d={s.hidden} ff={s.intermediate} layers={s.layers} heads={s.heads}/{s.kv_heads} "
+        f"catalogue model: d={s.hidden_dim} ff={s.intermediate_dim} layers={s.num_layers} "
+        f"heads={s.num_heads}/{s.num_kv_heads} "
         f"head_dim={s.head_dim}: {p.params:.3g} params"
     )
     lines.append(f"data: {p.tokens:.3g} tokens ({p.tokens / p.params:.1f} tokens/param)")

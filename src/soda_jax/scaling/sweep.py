@@ -7,6 +7,9 @@ halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count
 budget exactly (rounded to whole steps). Runs off by more than 1% of C, longer than 400k steps or
 with B < 8 are dropped. Training compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
 SODA's forward budgets 1e18 .. 1e20 are the paper's 3e18 .. 3e20.
+
+Shapes are `soda_jax.models.ModelShape`s; `sweep_recipe(run)` is a run's `TrainRecipe` for the
+project's training step (its lr and beta2, `SWEEP_OPTIMIZER`'s other settings, no z-loss).
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ import dataclasses
 import logging
 import math
 
-from soda_jax.scaling.flops import (
-    TRAINING_FLOPS_MULTIPLIER,
-    ParamCounts,
-    forward_flops_per_token,
-    param_counts,
-)
+from soda_jax.models.shapes import ModelShape
+from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.training.recipe import OptimizerRecipe, TrainRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -29,32 +29,6 @@ SODA_VOCAB_SIZE = 144_644
 
 SODA_FORWARD_BUDGETS = (1e18, 3e18, 6e18, 1e19, 3e19, 6e19, 1e20)
 """Budgets of SODA's sweep generator, in forward FLOPs (x3 = the paper's training FLOPs)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelShape:
-    """Architecture of a Qwen3-style decoder (SwiGLU, GQA, untied embeddings)."""
-
-    hidden: int
-    """Model width d."""
-    intermediate: int
-    """SwiGLU MLP width."""
-    layers: int
-    """Transformer blocks."""
-    heads: int
-    """Query heads."""
-    kv_heads: int
-    """Key/value heads (grouped-query attention)."""
-    head_dim: int
-    """Dimension of each head (need not equal hidden / heads)."""
-
-    def forward_flops_per_token(self, vocab_size: int, seq_len: int) -> int:
-        """Forward FLOPs per token (levanter's convention; see `soda_jax.scaling.flops`)."""
-        return forward_flops_per_token(**dataclasses.asdict(self), vocab=vocab_size, seq_len=seq_len)
-
-    def param_counts(self, vocab_size: int) -> ParamCounts:
-        """Exact parameter counts of the levanter Qwen3 model with this shape."""
-        return param_counts(**dataclasses.asdict(self), vocab=vocab_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,11 +88,11 @@ class SweepRules:
         denominator = self.layer_base + self.layer_log_slope * math.log2(hidden) - self.layer_offset
         heads = max(1, hidden // self.hidden_per_head)
         return ModelShape(
-            hidden=hidden,
-            intermediate=self.mlp_ratio * hidden,
-            layers=max(1, round(hidden / denominator)),
-            heads=heads,
-            kv_heads=heads,
+            hidden_dim=hidden,
+            intermediate_dim=self.mlp_ratio * hidden,
+            num_layers=max(1, round(hidden / denominator)),
+            num_heads=heads,
+            num_kv_heads=heads,
             head_dim=self.hidden_per_head,
         )
 
@@ -180,7 +154,26 @@ class SweepRun:
     @property
     def name(self) -> str:
         """Run name: budget, width, depth, batch."""
-        return f"isoflop-{self.budget:.0e}-d{self.shape.hidden}-L{self.shape.layers}-B{self.batch_size}"
+        shape = self.shape
+        return f"isoflop-{self.budget:.0e}-d{shape.hidden_dim}-L{shape.num_layers}-B{self.batch_size}"
+
+
+SWEEP_OPTIMIZER = OptimizerRecipe(beta1=0.95, epsilon=1e-15, weight_decay=0.1)
+"""SODA's sweep optimizer apart from lr and beta2, which come from each run: Cautious with
+decoupled ("AdamC") weight decay, 10% warmup, linear decay over the last 20%, clip 1."""
+
+
+def sweep_recipe(run: SweepRun, optimizer: OptimizerRecipe = SWEEP_OPTIMIZER, *, seed: int = 0) -> TrainRecipe:
+    """The `TrainRecipe` of a sweep run: its sequence length, batch, steps, lr and beta2, the
+    sweep's other optimizer settings, and no z-loss (SODA's sweep trains without it)."""
+    return TrainRecipe(
+        seq_len=run.seq_len,
+        batch_size=run.batch_size,
+        num_train_steps=run.steps,
+        optimizer=dataclasses.replace(optimizer, learning_rate=run.learning_rate, beta2=run.beta2),
+        z_loss_weight=0.0,
+        seed=seed,
+    )
 
 
 def next_power_of_two(x: float) -> int:
@@ -192,7 +185,7 @@ def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepR
     """The run of ``shape`` at ``budget``, or None when the rules drop it."""
     flops_per_sequence = shape.forward_flops_per_token(rules.vocab_size, rules.seq_len) * rules.seq_len
     batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
-    while rules.learning_rate(batch_size, shape.hidden) > rules.max_learning_rate and batch_size > 1:
+    while rules.learning_rate(batch_size, shape.hidden_dim) > rules.max_learning_rate and batch_size > 1:
         batch_size //= 2
     if batch_size < rules.min_batch_size:
         return None
@@ -204,7 +197,7 @@ def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepR
         shape=shape,
         batch_size=batch_size,
         steps=steps,
-        learning_rate=rules.learning_rate(batch_size, shape.hidden),
+        learning_rate=rules.learning_rate(batch_size, shape.hidden_dim),
         beta2=rules.beta2(batch_size),
         seq_len=rules.seq_len,
         vocab_size=rules.vocab_size,
@@ -240,8 +233,8 @@ def format_grid(runs: list[SweepRun]) -> str:
     lines = [header]
     for run in runs:
         lines.append(
-            f"{run.budget:>11.1e} {run.training_flops:>9.2e} {run.params:>8.3g} {run.shape.hidden:>5} "
-            f"{run.shape.layers:>3} {run.batch_size:>5} {run.steps:>7} {run.tokens:>9.3g} "
+            f"{run.budget:>11.1e} {run.training_flops:>9.2e} {run.params:>8.3g} {run.shape.hidden_dim:>5} "
+            f"{run.shape.num_layers:>3} {run.batch_size:>5} {run.steps:>7} {run.tokens:>9.3g} "
             f"{run.learning_rate:>8.5f} {run.beta2:>6.4f}"
         )
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from levanter.data.text import LmDataConfig
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
-from soda_jax.data.synth import SynthDemoConfig, synthesize_demo_corpus
+from soda_jax.data.synth import DEMO_VOICES, SynthDemoConfig, Voice, synthesize_demo_corpus
 from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
 from soda_jax.execution import ExecutorStep, InputName, Resources, output_path_of, this_output_path, versioned
@@ -50,12 +50,13 @@ TRAIN_STEP_CPUS = 1
 # -- speech to tokens ---------------------------------------------------------------------------
 
 
-def default_synth_demo_corpus() -> ExecutorStep[SynthDemoConfig]:
-    """``raw/demo-speech``: 40 sentences read by 6 voices (flite, espeak-ng) in YODAS2 and Emilia layouts."""
+def default_synth_demo_corpus(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> ExecutorStep[SynthDemoConfig]:
+    """``raw/demo-speech``: 40 sentences read by 6 voices (flite, espeak-ng) in YODAS2 and Emilia
+    layouts; ``raw/demo-speech-x{k}`` reads them k times, each time by other ``voices``."""
     return ExecutorStep(
-        name="raw/demo-speech",
+        name="raw/demo-speech" if readings == 1 else f"raw/demo-speech-x{readings}",
         fn=synthesize_demo_corpus,
-        config=SynthDemoConfig(output_path=this_output_path()),
+        config=SynthDemoConfig(output_path=this_output_path(), voices=versioned(tuple(voices)), readings=versioned(readings)),
         description="synthesise the demo speech corpus (flite + espeak-ng)",
     )
 

@@ -9,13 +9,15 @@
 4. ``tokenized/demo-{yodas2,emilia}-interleaved``: text-first and audio-first documents -> token caches.
 5. ``checkpoints/demo-6m``: a 6.4M-parameter Qwen3 (0.2M outside the embeddings) trained on the two caches mixed 50/50.
 
-``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on the same caches
-(experiments/isoflop_mini.py; about 15 minutes on 2 cores). Re-running skips every finished step.
+``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on a 16-times larger
+reading of the same sentences (experiments/isoflop_mini.py; about 16 minutes on 2 cores).
+Re-running skips every finished step.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import ray
 
@@ -30,6 +32,7 @@ from experiments.defaults import (
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import io
 from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.data.synth import DEMO_VOICES, Voice
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.training import CheckpointPolicy
 
@@ -37,23 +40,28 @@ FULL_FLAG = "--full"
 DEMO_VALIDATION_FRACTION = 0.2
 """Recordings held out for validation: a fifth, so the tiny corpus still has a validation set."""
 
-speech = default_synth_demo_corpus()
 text_tokenizer = default_text_tokenizer("mistral-v1")
-demo_caches = {
-    source: default_interleave(
-        f"demo-{source}",
-        default_tokenize(f"demo-{source}", speech / source, source=source),
-        tokenizer=text_tokenizer,
-        validation_fraction=DEMO_VALIDATION_FRACTION,
-    )
-    for source in (YODAS2, EMILIA)
-}
-"""Component name -> its token-cache step (the interleaved demo corpus in each layout)."""
 
 
-def demo_data():
-    """The demo mix over the demo caches (what the demo model and the mini isoFLOP sweep train on)."""
-    return mixture_config("demo", demo_caches)
+def demo_caches(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> dict[str, ExecutorStep]:
+    """Component name -> its token-cache step: the interleaved demo corpus in each layout, its
+    sentences read ``readings`` times (`default_synth_demo_corpus`)."""
+    speech = default_synth_demo_corpus(readings, voices)
+    corpus = "demo" if readings == 1 else f"demo-x{readings}"
+    return {
+        source: default_interleave(
+            f"{corpus}-{source}",
+            default_tokenize(f"{corpus}-{source}", speech / source, source=source),
+            tokenizer=text_tokenizer,
+            validation_fraction=DEMO_VALIDATION_FRACTION,
+        )
+        for source in (YODAS2, EMILIA)
+    }
+
+
+def demo_data(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES):
+    """The demo mix (YODAS2 and Emilia layouts 50/50) over `demo_caches`."""
+    return mixture_config("demo", demo_caches(readings, voices))
 
 
 demo_model = default_train(
@@ -84,7 +92,7 @@ def main(argv: list[str]) -> None:
     if FULL_FLAG in argv:
         from experiments.isoflop_mini import build_mini_sweep
 
-        steps += build_mini_sweep(demo_data())
+        steps += build_mini_sweep()
     report = executor_main(steps, description="soda-jax demo: synthesised speech -> tokens -> trained model",
                            args=[a for a in argv if a != FULL_FLAG])
     if report is not None:

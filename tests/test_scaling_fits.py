@@ -60,6 +60,21 @@ def test_isoflop_parabolas_recover_n_and_d_exponents():
         assert optimum.params_opt == pytest.approx(0.05 * optimum.compute**N_EXPONENT, rel=0.1)
 
 
+def test_budget_without_interior_minimum_is_skipped_and_reported():
+    compute, params, tokens, loss = synthetic_parabola_sweep(np.random.default_rng(0))
+    smallest = compute == BUDGETS[0]
+    loss = np.where(smallest, 5.0 - np.log10(params), loss)  # falling in N: the minimum lies beyond the grid
+    fit = fits.fit_compute_optimal(compute, params, tokens, loss, num_bootstrap=50)
+    assert len(fit.budgets) == len(BUDGETS) - 1
+    assert [c for c, _ in fit.skipped_budgets] == [pytest.approx(BUDGETS[0])]
+    assert "not convex" in fit.skipped_budgets[0][1]
+    assert fit.params_law.exponent == pytest.approx(N_EXPONENT, abs=0.02)  # the other budgets still fit
+
+    usable = compute <= BUDGETS[1]
+    with pytest.raises(ValueError, match="need at least 2 usable budgets.*not convex"):
+        fits.fit_compute_optimal(compute[usable], params[usable], tokens[usable], loss[usable], num_bootstrap=50)
+
+
 def test_bootstrap_interval_widens_with_noise():
     quiet = fits.fit_compute_optimal(*synthetic_parabola_sweep(np.random.default_rng(1), noise=0.001), num_bootstrap=200)
     noisy = fits.fit_compute_optimal(*synthetic_parabola_sweep(np.random.default_rng(1), noise=0.02), num_bootstrap=200)

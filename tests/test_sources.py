@@ -1,5 +1,6 @@
 """YODAS2 and Emilia readers on real espeak-ng speech, including bad records and corrupt shards."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -18,7 +19,7 @@ from helpers_audio import (
 )
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio, load_audio, to_mono
 from soda_jax.data.sources import SkipCounter, emilia, get_source, yodas2
-from soda_jax.data.synth import Recording, SynthDemoConfig, synthesize_demo_corpus, write_yodas2_shard
+from soda_jax.data.synth import CHORUS_VOICES, Recording, SynthDemoConfig, synthesize_demo_corpus, write_yodas2_shard
 
 pytestmark = needs_espeak
 
@@ -156,4 +157,22 @@ def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     short_utts, _ = read_all(emilia, roots[0]["emilia"])
     assert skips.total == 0
     assert [u.text for u in long_form_utts] == [u.text for u in short_utts] == list(SENTENCES[:4])
-    assert len({u.speaker for u in short_utts}) == 4  # voices rotate per utterance
+    assert len({u.speaker for u in short_utts}) == 3  # Emilia's three voices rotate per utterance
+    assert not {u.speaker for u in short_utts} & {u.speaker for u in long_form_utts}  # no clip in both layouts
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_each_reading_of_the_demo_corpus_is_new_audio(tmp_path):
+    config = SynthDemoConfig(
+        str(tmp_path), sentences=SENTENCES[:2], sentences_per_recording=2, voices=CHORUS_VOICES[:6], readings=3
+    )
+    roots = synthesize_demo_corpus(config)
+    long_form_utts, _ = read_all(yodas2, roots["yodas2"])
+    short_utts, _ = read_all(emilia, roots["emilia"])
+    for utts in (long_form_utts, short_utts):
+        assert [u.text for u in utts] == list(SENTENCES[:2]) * 3
+        assert len({(u.text, u.speaker) for u in utts}) == 6  # no sentence read twice by one voice
+    assert len({u.recording_id for u in long_form_utts}) == 3  # a recording per reading, one speaker each
+    assert not {u.speaker for u in short_utts} & {u.speaker for u in long_form_utts}
+    with pytest.raises(ValueError, match="readings must be 1..3"):
+        synthesize_demo_corpus(dataclasses.replace(config, readings=4))

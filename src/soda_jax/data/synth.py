@@ -2,6 +2,10 @@
 
 Deterministic (same sentences, voices and bytes every run) and small: ``DEFAULT_SENTENCES`` read by
 six voices, flite's four (kal, awb, rms, slt: distinct and intelligible) and two espeak-ng ones.
+The two layouts take alternate voices, so no clip is in both (a held-out Emilia utterance is never
+a YODAS2 training segment). ``readings=k`` reads the sentence list k times per layout, each time by
+other voices (``CHORUS_VOICES`` has 32: up to 16 readings), for a corpus k times larger whose
+every reading is new audio.
 
     {output_path}/yodas2/en/audio/{shard}.tar + text/{shard}.jsonl   long-form recordings (flac)
     {output_path}/emilia/{shard}.tar                                 one utterance per key (mp3 + json)
@@ -98,8 +102,22 @@ class Voice:
 
 # kal16 is flite's kal voice at 16 kHz (plain "kal" is 8 kHz).
 FLITE_VOICES = tuple(Voice("flite", v) for v in ("kal16", "awb", "rms", "slt"))
-ESPEAK_VOICES = tuple(Voice("espeak-ng", v) for v in ("en-us+f2", "en-gb+m3"))
+# espeak-ng voices are {language}+{variant}; "en" is British English ("en-gb" is not a voice name
+# and silently falls back to the default).
+ESPEAK_VOICES = tuple(Voice("espeak-ng", v) for v in ("en-us+f2", "en+m3"))
 DEMO_VOICES = FLITE_VOICES + ESPEAK_VOICES
+CHORUS_VOICES = DEMO_VOICES + tuple(
+    Voice("espeak-ng", f"{language}+{variant}")
+    for language, variants in (
+        ("en-us", ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f3", "f4", "f5")),
+        ("en", ("m1", "m2", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")),
+        ("en-gb-scotland", ("m1", "f1")),
+        ("en-029", ("m1", "f1")),
+    )
+    for variant in variants
+)
+"""32 distinct voices (measured: pairwise different audio) for corpora that read every sentence
+many times."""
 
 
 def synthesize(text: str, voice: Voice) -> np.ndarray:
@@ -227,41 +245,47 @@ class SynthDemoConfig:
     """YODAS2 recordings per tar shard."""
     utterances_per_shard: int = 20
     """Emilia utterances per tar shard."""
+    voices: tuple[Voice, ...] = DEMO_VOICES
+    """Who reads: YODAS2 takes the even-indexed voices, Emilia the odd ones; they rotate over
+    recordings (YODAS2) and utterances (Emilia)."""
+    readings: int = 1
+    """How many times each layout reads the sentence list; reading k shifts every voice by k, so no
+    sentence is read twice by one voice (at most ``len(voices) // 2``)."""
 
 
 def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
     """Synthesise the demo corpus in both layouts; returns {"yodas2": root, "emilia": root}."""
-    sentences = list(config.sentences)
-    voices = [DEMO_VOICES[i % len(DEMO_VOICES)] for i in range(len(sentences))]
-    # Sentence i of recording r is read by that recording's voice, so a recording has one speaker.
-    per_recording = config.sentences_per_recording
-    recording_voice = [DEMO_VOICES[r % len(DEMO_VOICES)] for r in range(-(-len(sentences) // per_recording))]
-    speech = [
-        synthesize(text, recording_voice[i // per_recording])
-        for i, text in enumerate(tqdm(sentences, desc="synthesise demo speech", unit="sentence"))
-    ]
-    recordings = [
-        long_form(
-            f"demo{r:04d}",
-            speech[r * per_recording : (r + 1) * per_recording],
-            sentences[r * per_recording : (r + 1) * per_recording],
-            recording_voice[r].speaker,
+    per_recording, sentences = config.sentences_per_recording, config.sentences
+    yodas_voices, emilia_voices = config.voices[0::2], config.voices[1::2]
+    if not 1 <= config.readings <= len(emilia_voices):
+        raise ValueError(
+            f"readings must be 1..{len(emilia_voices)} (half of {len(config.voices)} voices per layout, "
+            f"one per reading), got {config.readings}"
         )
-        for r in range(len(recording_voice))
-    ]
+    progress = tqdm(total=2 * len(sentences) * config.readings, desc="synthesise demo speech", unit="utterance")
+
+    def speak(text: str, voice: Voice) -> np.ndarray:
+        progress.update()
+        return synthesize(text, voice)
+
+    recordings: list[Recording] = []
+    utterances: list[ShortUtterance] = []
+    for reading in range(config.readings):  # reading k shifts every voice by k: no sentence twice by one voice
+        # YODAS2: consecutive sentences form a recording with one speaker.
+        for j, first in enumerate(range(0, len(sentences), per_recording)):
+            voice, texts = yodas_voices[(j + reading) % len(yodas_voices)], sentences[first : first + per_recording]
+            audio_id = f"demo{len(recordings):04d}"
+            recordings.append(long_form(audio_id, [speak(t, voice) for t in texts], texts, voice.speaker))
+        # Emilia: the same sentences as short utterances, voices rotating (several per shard).
+        for i, text in enumerate(sentences):
+            voice = emilia_voices[(i + reading) % len(emilia_voices)]
+            utterance_id = f"EN_DEMO_{len(utterances):06d}"
+            utterances.append(ShortUtterance(utterance_id, speak(text, voice), text, voice.speaker))
+    progress.close()
     yodas_root = io.join(config.output_path, "yodas2")
     for s in range(0, len(recordings), config.recordings_per_shard):
         shard = f"{s // config.recordings_per_shard:08d}"
         write_yodas2_shard(yodas_root, DEMO_LANGUAGE, shard, recordings[s : s + config.recordings_per_shard])
-    # Emilia: the same sentences as short utterances, read by rotating voices (several per shard).
-    emilia_speech = [
-        speech[i] if voices[i] == recording_voice[i // per_recording] else synthesize(sentences[i], voices[i])
-        for i in range(len(sentences))
-    ]
-    utterances = [
-        ShortUtterance(f"EN_DEMO_{i:06d}", emilia_speech[i], sentences[i], voices[i].speaker)
-        for i in range(len(sentences))
-    ]
     emilia_root = io.join(config.output_path, "emilia")
     for s in range(0, len(utterances), config.utterances_per_shard):
         shard_path = io.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")

@@ -154,6 +154,8 @@ class ComputeOptimalFit:
     """N* = a C^alpha."""
     tokens_law: PowerLaw
     """D* = b C^beta."""
+    skipped_budgets: tuple[tuple[float, str], ...] = ()
+    """(C, why) of each budget left out: fewer than 3 sizes, or no interior minimum."""
 
 
 def group_by_budget(compute: np.ndarray, relative_tolerance: float = 0.05) -> np.ndarray:
@@ -179,23 +181,30 @@ def fit_compute_optimal(
     """
     compute, params, tokens, loss = (np.asarray(v, float) for v in (compute, params, tokens, loss))
     labels = group_by_budget(compute)
-    budgets, per_budget_samples = [], []
+    budgets, per_budget_samples, skipped = [], [], []
     for label in np.unique(labels):
         members = labels == label
-        if len(np.unique(params[members])) < MIN_POINTS_PER_PARABOLA:
-            logger.warning("budget %.2e has %d sizes: skipped", compute[members].mean(), members.sum())
+        budget_compute = float(compute[members].mean())
+        try:
+            if len(np.unique(params[members])) < MIN_POINTS_PER_PARABOLA:
+                raise ValueError(f"{len(np.unique(params[members]))} sizes, a parabola needs {MIN_POINTS_PER_PARABOLA}")
+            optimum = fit_budget(
+                compute[members], params[members], tokens[members], loss[members],
+                num_bootstrap=num_bootstrap, seed=seed + int(label),
+            )
+            rng = np.random.default_rng(seed + 10_000 + int(label))
+            vertices = _bootstrap_vertices(
+                np.log10(params[members]), np.log10(tokens[members]), loss[members], num_bootstrap, rng
+            )
+        except ValueError as error:  # one unusable budget does not sink the others
+            logger.warning("budget %.2e skipped: %s", budget_compute, error)
+            skipped.append((budget_compute, str(error)))
             continue
-        optimum = fit_budget(
-            compute[members], params[members], tokens[members], loss[members],
-            num_bootstrap=num_bootstrap, seed=seed + int(label),
-        )
         budgets.append(optimum)
-        rng = np.random.default_rng(seed + 10_000 + int(label))
-        per_budget_samples.append(
-            _bootstrap_vertices(np.log10(params[members]), np.log10(tokens[members]), loss[members], num_bootstrap, rng)
-        )
+        per_budget_samples.append(vertices)
     if len(budgets) < 2:
-        raise ValueError(f"need at least 2 budgets with {MIN_POINTS_PER_PARABOLA}+ sizes, got {len(budgets)}")
+        reasons = "; ".join(f"{c:.2e}: {why}" for c, why in skipped)
+        raise ValueError(f"need at least 2 usable budgets, got {len(budgets)} (skipped {reasons or 'none'})")
     log_c = np.log([b.compute for b in budgets])
     samples = np.stack(per_budget_samples, axis=1)  # (bootstrap, budget, [log10 N*, log10 D*])
     n_exponents = [np.polyfit(log_c, s[:, 0] * np.log(10), 1)[0] for s in samples]
@@ -207,6 +216,7 @@ def fit_compute_optimal(
         budgets=tuple(budgets),
         params_law=dataclasses.replace(n_law, exponent_interval=Interval.of(n_exponents)),
         tokens_law=dataclasses.replace(d_law, exponent_interval=Interval.of(d_exponents)),
+        skipped_budgets=tuple(skipped),
     )
 
 

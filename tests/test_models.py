@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soda_jax import io
-from soda_jax.models import CATALOGUE, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape, qwen3_config, vocab_size_of
+from soda_jax.models import CATALOGUE, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, TEST_TINY, ModelShape, qwen3_config, vocab_size_of
 from soda_jax.training import OptimizerRecipe, TrainRecipe, soda_learning_rate, steps_for_tokens
 
 SODA_VOCAB = 144_644
@@ -92,3 +92,43 @@ def test_schedule_is_warmup_stable_linear_decay():
     assert lr[0] == 0 and lr[50] == pytest.approx(peak / 2, rel=1e-5)  # linear warmup over 10%
     assert np.allclose(lr[100:800], peak)  # stable
     assert lr[900] == pytest.approx(peak / 2, rel=1e-5) and lr[steps] == pytest.approx(0, abs=1e-9)  # decay over last 20%
+
+
+def tiny_model_and_batch(scan_layers: bool, vocab: int = 97, seq_len: int = 16):
+    from levanter.models.lm_model import LmExample
+
+    config = qwen3_config(TEST_TINY, seq_len, gradient_checkpointing=False, scan_layers=scan_layers)
+    model = config.build(hax.Axis("vocab", vocab), key=jax.random.PRNGKey(0))
+    Batch, Pos = hax.Axis("batch", 3), config.max_Pos.resize(seq_len)
+    tokens = hax.random.randint(jax.random.PRNGKey(1), (Batch, Pos), 0, vocab)
+    weights = hax.named((np.arange(seq_len) % 5 != 0).astype(np.float32), Pos).broadcast_axis(Batch)
+    example = hax.vmap(LmExample.causal, Batch)(tokens)
+    return model, eqx.tree_at(lambda e: e.loss_weight, example, example.loss_weight * weights)
+
+
+def test_full_and_fused_cross_entropy_agree_in_loss_and_gradient():
+    from soda_jax.training.loss import next_token_loss_fn
+
+    model, example = tiny_model_and_batch(scan_layers=True)
+    results = {}
+    for path in ("fused", "full"):
+        loss_fn = next_token_loss_fn(path, z_loss_weight=0.01)
+        loss, grads = eqx.filter_value_and_grad(lambda m: loss_fn(m, example).scalar())(model)
+        results[path] = float(loss), jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
+    assert results["full"][0] == pytest.approx(results["fused"][0], rel=1e-5)
+    for full, fused in zip(results["full"][1], results["fused"][1]):
+        np.testing.assert_allclose(np.asarray(full), np.asarray(fused), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="cross_entropy must be one of"):
+        next_token_loss_fn("blockwise", z_loss_weight=None)
+
+
+def test_scanned_and_unrolled_layers_compute_the_same_model():
+    from soda_jax.training.loss import next_token_loss_fn
+
+    scanned, example = tiny_model_and_batch(scan_layers=True)
+    template, _ = tiny_model_and_batch(scan_layers=False)
+    layers = list(scanned.transformer.layers.unstacked())  # same weights, one module per layer
+    unrolled = eqx.tree_at(lambda m: m.transformer.layers.blocks, template, layers)
+    assert jax.tree.structure(unrolled) != jax.tree.structure(scanned)
+    loss_fn = next_token_loss_fn("full", z_loss_weight=None)
+    assert float(loss_fn(unrolled, example).scalar()) == pytest.approx(float(loss_fn(scanned, example).scalar()), rel=1e-5)

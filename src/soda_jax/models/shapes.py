@@ -66,12 +66,14 @@ def qwen3_config(
     seq_len: int,
     *,
     gradient_checkpointing: bool = True,
+    scan_layers: bool = True,
     attn_backend: AttentionBackend | None = None,
 ) -> Qwen3Config:
     """The levanter ``Qwen3Config`` of ``shape`` for sequences of ``seq_len`` tokens.
 
     ``gradient_checkpointing`` recomputes each layer's activations in the backward pass (the
     memory saver needed at SODA's sizes on TPU); tiny CPU models train faster without it.
+    ``scan_layers`` loops one compiled layer over stacked weights; False unrolls the layers.
     ``attn_backend`` None lets levanter pick per accelerator (splash on TPU, blockwise "jax_flash"
     on CPU); ``AttentionBackend.VANILLA`` is the plain softmax(QK^T)V.
     """
@@ -86,5 +88,6 @@ def qwen3_config(
         tie_word_embeddings=False,
         rope=Llama3RotaryEmbeddingsConfig(),
         gradient_checkpointing=gradient_checkpointing,
+        scan_layers=scan_layers,
         attn_backend=attn_backend,
     )

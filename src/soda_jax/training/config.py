@@ -7,11 +7,14 @@ import dataclasses
 from levanter.data.text import LmDataConfig
 
 from soda_jax.models.shapes import ModelShape
+from soda_jax.training.loss import CROSS_ENTROPY_CHOICES
 from soda_jax.training.parallelism import ParallelismConfig
 from soda_jax.training.recipe import TrainRecipe
 
 PRECISIONS = ("auto", "f32", "bf16")
 """``auto``: bf16 compute on TPU/GPU, f32 on CPU (bf16 matmuls measured slower on CPU: docs/training.md)."""
+LAYER_LOOPS = ("auto", "scan", "unrolled")
+"""``auto``: ``unrolled`` on CPU, ``scan`` on TPU/GPU (docs/training.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,12 @@ class TrainConfig:
     """Checkpoint intervals and retention."""
     precision: str = "auto"
     """Compute dtype: one of `PRECISIONS`. Parameters and optimizer state are always f32."""
+    layer_loop: str = "auto"
+    """How the layers run, one of `LAYER_LOOPS`: ``scan`` compiles one layer and loops over stacked
+    weights (fast compiles at SODA's depths); ``unrolled`` compiles each layer (faster steps on CPU,
+    measured). The two store parameters differently: resume a run with the choice it started with."""
+    cross_entropy: str = "auto"
+    """``fused`` or ``full`` logits, one of `CROSS_ENTROPY_CHOICES` (`soda_jax.training.loss`)."""
     gradient_checkpointing: bool = True
     """Recompute layer activations in the backward pass (memory for compute; off for tiny CPU models)."""
     steps_per_eval: int = 1000
@@ -64,5 +73,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.layer_loop not in LAYER_LOOPS:
+            raise ValueError(f"layer_loop must be one of {LAYER_LOOPS}, got {self.layer_loop!r}")
+        if self.cross_entropy not in CROSS_ENTROPY_CHOICES:
+            raise ValueError(f"cross_entropy must be one of {CROSS_ENTROPY_CHOICES}, got {self.cross_entropy!r}")
         if self.steps_per_eval <= 0:
             raise ValueError(f"steps_per_eval must be positive, got {self.steps_per_eval}")

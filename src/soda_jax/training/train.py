@@ -35,6 +35,7 @@ from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
+from soda_jax.training.loss import next_token_loss_fn, resolve_cross_entropy
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import is_nonfinite_loss_error, stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
@@ -61,6 +62,13 @@ def precision_policy(precision: str) -> jmp.Policy:
     else:
         policy = {"f32": CPU_PRECISION, "bf16": ACCELERATED_PRECISION}[precision]
     return jmp.get_policy(policy)
+
+
+def scan_layers(layer_loop: str) -> bool:
+    """Whether a `TrainConfig.layer_loop` scans the layers on the current backend."""
+    if layer_loop == "auto":
+        return jax.default_backend() != "cpu"  # unrolled: faster CPU steps (docs/training.md)
+    return layer_loop == "scan"
 
 
 def cache_roots(data) -> dict[str, str]:
@@ -131,7 +139,10 @@ def train(config: TrainConfig) -> dict:
     run_id = io.join(config.output_path).rstrip("/").rsplit("/", 1)[-1] or "run"
     recipe = config.recipe
     vocab_size = data_vocab_size(config.data)
-    model_config = qwen3_config(config.model, recipe.seq_len, gradient_checkpointing=config.gradient_checkpointing)
+    model_config = qwen3_config(
+        config.model, recipe.seq_len,
+        gradient_checkpointing=config.gradient_checkpointing, scan_layers=scan_layers(config.layer_loop),
+    )  # fmt: skip
     optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
     training_flops_per_token = TRAINING_FLOPS_MULTIPLIER * config.model.forward_flops_per_token(vocab_size, recipe.seq_len)
 
@@ -139,9 +150,7 @@ def train(config: TrainConfig) -> dict:
     levanter.initialize(tconfig)
     optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
 
-    def loss_fn(model, example, *, key=None):
-        return model.compute_next_token_loss(example, key=key, logsumexp_weight=recipe.z_loss_weight)
-
+    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight)
     # levanter's default hooks are replaced: the loop below checkpoints each step only after its
     # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
     # prune the checkpointer when the loss stops being finite.
@@ -154,7 +163,10 @@ def train(config: TrainConfig) -> dict:
         Pos = model_config.max_Pos.resize(recipe.seq_len)
         Vocab = round_axis_for_partitioning(Axis("vocab", vocab_size), trainer.parameter_axis_mapping)
         train_dataset = config.data.train_set(Pos, tconfig.batch_schedule, key=data_key)
-        validation = ValidationLoss(trainer, config.data.validation_sets(Pos), max_batches=config.max_eval_batches)
+        validation = ValidationLoss(
+            trainer, config.data.validation_sets(Pos), max_batches=config.max_eval_batches,
+            loss_fn=next_token_loss_fn(config.cross_entropy, z_loss_weight=None),
+        )  # fmt: skip
         state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
         resume_step = int(state.step)
         if resume_step:
@@ -199,6 +211,8 @@ def train(config: TrainConfig) -> dict:
 
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding
+    summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
+    summary["cross_entropy"] = resolve_cross_entropy(config.cross_entropy)
     io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary

@@ -28,7 +28,8 @@ def validation_key(component: str) -> str:
 class ValidationLoss:
     """Callable ``model -> {validation_loss, validation/{name}/loss}`` over fixed batches."""
 
-    def __init__(self, trainer, datasets: Mapping[str, object], *, max_batches: int | None):
+    def __init__(self, trainer, datasets: Mapping[str, object], *, max_batches: int | None, loss_fn):
+        """``loss_fn(model, example, key=None)``: the mean next-token loss of a batch (no z-loss)."""
         self.loaders = {}
         for name, dataset in datasets.items():
             if dataset.is_finite() and blocking_wait(dataset.async_len()) == 0:
@@ -41,7 +42,7 @@ class ValidationLoss:
         @named_jit(axis_resources=trainer.compute_axis_mapping)
         def batch_loss(model, example):
             model = mp.cast_to_compute(model)
-            return hax.NamedArray.scalar(model.compute_next_token_loss(example, key=None))
+            return hax.NamedArray.scalar(loss_fn(model, example, key=None))
 
         self._batch_loss = batch_loss
 

@@ -144,7 +144,7 @@ def test_single_device_run_matches(data_parallel_run, workspace):
     assert_same_curve(os.path.join(workspace["root"], "single"), os.path.join(workspace["root"], "dp8"))
 
 
-def test_killed_run_resumes_with_identical_losses(data_parallel_run, workspace):
+def test_killed_run_resumes_past_a_torn_checkpoint_with_identical_losses(data_parallel_run, workspace):
     name = "killed"
     run = os.path.join(workspace["root"], name)
     process = run_in_subprocess(workspace, name, devices=8, data=8, model=1, every_steps=2)
@@ -162,8 +162,12 @@ def test_killed_run_resumes_with_identical_losses(data_parallel_run, workspace):
         lines.pop()  # killed mid-write: the resumed run drops this torn row (training/metrics.py)
     steps_before_kill = len([json.loads(line) for line in lines])
     assert KILL_AFTER_CHECKPOINT <= steps_before_kill < STEPS, "killed mid-run"
+    # the kill may land while levanter writes a commit marker; make sure the resume meets a torn one
+    latest = max(Path(run, "checkpoints").glob("step-*/metadata.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    latest.write_text('{"step": ')
 
     summary = train(config_for(workspace, name, data=8, model=1, checkpoints=CheckpointPolicy(every_steps=2, every_minutes=None)))
+    assert summary["discarded_checkpoints"] == [str(latest.parent)]
     assert summary["steps"] == STEPS
     np.testing.assert_allclose(losses(run), losses(os.path.join(workspace["root"], "dp8")), rtol=1e-6)
 

@@ -9,17 +9,13 @@ a finite loss.
 
 from __future__ import annotations
 
-import logging
-
 from levanter.checkpoint import discover_latest_checkpoint
 
 from soda_jax import io
-
-logger = logging.getLogger(__name__)
+from soda_jax.training.checkpoints import checkpoint_dir, remove_checkpoint
 
 LEVANTER_NONFINITE_MESSAGES = ("Loss is NaN", "Loss is Inf")
 """What levanter's `Trainer.train_step` raises (``crash_on_nan`` / ``crash_on_inf``)."""
-CHECKPOINT_DIR_PREFIX = "step-"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -30,18 +26,11 @@ def is_nonfinite_loss_error(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and str(error) in LEVANTER_NONFINITE_MESSAGES
 
 
-def checkpoint_dir(checkpoint_root: str, completed_step: int) -> str:
-    """levanter's directory for the state after 0-based step ``completed_step``."""
-    return io.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
-
-
 def stop_on_nonfinite(error: RuntimeError, *, failed_step: int, checkpoint_root: str) -> NonFiniteLossError:
     """Drop the checkpoint that led to ``failed_step`` and describe what is left (the error to raise)."""
     poisoned = checkpoint_dir(checkpoint_root, failed_step - 1)
     if io.exists(poisoned):
-        fs, path = io.filesystem(poisoned)
-        fs.rm(path, recursive=True)
-        logger.warning("removed %s: its parameters produced the non-finite loss", poisoned)
+        remove_checkpoint(poisoned, "its parameters produced the non-finite loss")
     latest = discover_latest_checkpoint(checkpoint_root) if io.exists(checkpoint_root) else None
     kept = f"last good checkpoint: {latest}" if latest else "no good checkpoint was saved before it"
     return NonFiniteLossError(

@@ -32,6 +32,7 @@ from soda_jax import io
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.shapes import qwen3_config
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
@@ -69,6 +70,16 @@ def scan_layers(layer_loop: str) -> bool:
     if layer_loop == "auto":
         return jax.default_backend() != "cpu"  # unrolled: faster CPU steps (docs/training.md)
     return layer_loop == "scan"
+
+
+def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
+    """`discard_uncommitted_checkpoints` on the first host, the others waiting for it."""
+    discarded = discard_uncommitted_checkpoints(checkpoint_root) if jax.process_index() == 0 else []
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("soda_jax.discard_uncommitted_checkpoints")
+    return discarded
 
 
 def cache_roots(data) -> dict[str, str]:
@@ -155,6 +166,7 @@ def train(config: TrainConfig) -> dict:
     # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
     # prune the checkpointer when the loss stops being finite.
     trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
+    discarded_checkpoints = discard_torn_checkpoints_once(io.join(config.output_path, CHECKPOINTS_DIR))
     checkpointer = tconfig.checkpointer.create(run_id)
     trainer.add_hook(levanter.callbacks.pbar_logger(total=recipe.num_train_steps), every=1)
 
@@ -213,6 +225,7 @@ def train(config: TrainConfig) -> dict:
     summary["parameter_sharding"] = sharding
     summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
     summary["cross_entropy"] = resolve_cross_entropy(config.cross_entropy)
+    summary["discarded_checkpoints"] = discarded_checkpoints
     io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary

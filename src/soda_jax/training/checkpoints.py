@@ -1,0 +1,51 @@
+"""Where levanter keeps a run's checkpoints, and clearing out the ones that never committed.
+
+levanter writes a checkpoint's arrays first and its ``metadata.json`` last, as the commit marker,
+but not atomically: a run killed while writing it leaves an empty or torn marker, and levanter's
+checkpoint discovery then fails to parse it and the resume crashes. Such a checkpoint never
+committed, so it is removed (and logged) before the checkpointer looks; the run resumes from the
+last committed one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from soda_jax import io
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR_PREFIX = "step-"
+COMMIT_MARKER = "metadata.json"
+
+
+def checkpoint_dir(checkpoint_root: str, completed_step: int) -> str:
+    """levanter's directory for the state after 0-based step ``completed_step``."""
+    return io.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
+
+
+def remove_checkpoint(path: str, why: str) -> None:
+    fs, plain = io.filesystem(path)
+    fs.rm(plain, recursive=True)
+    logger.warning("removed checkpoint %s: %s", path, why)
+
+
+def discard_uncommitted_checkpoints(checkpoint_root: str) -> list[str]:
+    """Remove the checkpoints under ``checkpoint_root`` whose commit marker is unreadable; returns them."""
+    if not io.exists(checkpoint_root):
+        return []
+    fs, root = io.filesystem(checkpoint_root)
+    discarded = []
+    for entry in sorted(fs.ls(root, detail=False)):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        marker = io.join(checkpoint_root, name, COMMIT_MARKER)
+        if not name.startswith(CHECKPOINT_DIR_PREFIX) or not io.exists(marker):
+            continue  # not a checkpoint, or one still without a marker (levanter skips those)
+        try:
+            json.loads(io.read_text(marker))["step"]
+        except (ValueError, KeyError, TypeError) as error:
+            path = io.join(checkpoint_root, name)
+            remove_checkpoint(path, f"its {COMMIT_MARKER} is torn ({error}); the run was killed while committing it")
+            discarded.append(path)
+    return discarded

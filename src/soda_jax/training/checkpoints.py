@@ -1,10 +1,11 @@
 """Where levanter keeps a run's checkpoints, and clearing out the ones that never committed.
 
 levanter writes a checkpoint's arrays first and its ``metadata.json`` last, as the commit marker,
-but not atomically: a run killed while writing it leaves an empty or torn marker, and levanter's
-checkpoint discovery then fails to parse it and the resume crashes. Such a checkpoint never
-committed, so it is removed (and logged) before the checkpointer looks; the run resumes from the
-last committed one.
+but not atomically. A run killed mid-checkpoint leaves either a directory without a marker (levanter
+skips it, but a resumed run would later write the same step into its half-written store) or an empty
+or torn marker (levanter's checkpoint discovery fails to parse it and the resume crashes). Neither
+committed, so both are removed (and logged) before the checkpointer looks; the run resumes from the
+last committed checkpoint.
 """
 
 from __future__ import annotations
@@ -32,20 +33,24 @@ def remove_checkpoint(path: str, why: str) -> None:
 
 
 def discard_uncommitted_checkpoints(checkpoint_root: str) -> list[str]:
-    """Remove the checkpoints under ``checkpoint_root`` whose commit marker is unreadable; returns them."""
+    """Remove the checkpoints under ``checkpoint_root`` without a readable commit marker; returns them."""
     if not io.exists(checkpoint_root):
         return []
     fs, root = io.filesystem(checkpoint_root)
     discarded = []
     for entry in sorted(fs.ls(root, detail=False)):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
-        marker = io.join(checkpoint_root, name, COMMIT_MARKER)
-        if not name.startswith(CHECKPOINT_DIR_PREFIX) or not io.exists(marker):
-            continue  # not a checkpoint, or one still without a marker (levanter skips those)
+        if not name.startswith(CHECKPOINT_DIR_PREFIX):
+            continue
+        path = io.join(checkpoint_root, name)
+        marker = io.join(path, COMMIT_MARKER)
+        if not io.exists(marker):
+            remove_checkpoint(path, f"no {COMMIT_MARKER}: the run stopped while writing it")
+            discarded.append(path)
+            continue
         try:
-            json.loads(io.read_text(marker))["step"]
+            int(json.loads(io.read_text(marker))["step"])
         except (ValueError, KeyError, TypeError) as error:
-            path = io.join(checkpoint_root, name)
-            remove_checkpoint(path, f"its {COMMIT_MARKER} is torn ({error}); the run was killed while committing it")
+            remove_checkpoint(path, f"its {COMMIT_MARKER} is torn ({error}): the run stopped while committing it")
             discarded.append(path)
     return discarded

@@ -51,8 +51,8 @@ class TrainConfig:
     """How the layers run, one of `LAYER_LOOPS`: ``scan`` compiles one layer and loops over stacked
     weights (fast compiles at SODA's depths); ``unrolled`` compiles each layer (faster steps on CPU,
     measured). The two store parameters differently: resume a run with the choice it started with."""
-    cross_entropy: str = "auto"
-    """``fused`` or ``full`` logits, one of `CROSS_ENTROPY_CHOICES` (`soda_jax.training.loss`)."""
+    cross_entropy: str = "fused"
+    """``fused`` (blockwise, no [tokens, vocab] logits) or ``full`` logits: `soda_jax.training.loss`."""
     gradient_checkpointing: bool = True
     """Recompute layer activations in the backward pass (memory for compute; off for tiny CPU models)."""
     steps_per_eval: int = 1000

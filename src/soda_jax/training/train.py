@@ -36,7 +36,7 @@ from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
-from soda_jax.training.loss import next_token_loss_fn, resolve_cross_entropy
+from soda_jax.training.loss import next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import is_nonfinite_loss_error, stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
@@ -224,7 +224,7 @@ def train(config: TrainConfig) -> dict:
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding
     summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
-    summary["cross_entropy"] = resolve_cross_entropy(config.cross_entropy)
+    summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
     io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # headless; must precede pyplot
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator  # noqa: E402
 
 from soda_jax import io  # noqa: E402
 from soda_jax.scaling.capability import CapabilityFit  # noqa: E402
@@ -25,6 +26,14 @@ def save_png(figure: plt.Figure, url: str) -> None:
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
     io.atomic_write_bytes(url, buffer.getvalue())
+
+
+def _log_x(axes) -> None:
+    """Log x axis with minor ticks at 2 and 5, labelled when the span is under two decades (as a
+    sweep's budgets and sizes often are): readable labels instead of none or overlapping ones."""
+    axes.set_xscale("log")
+    axes.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    axes.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 2)))
 
 
 def _budget_colors(count: int):
@@ -47,7 +56,7 @@ def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None) -> plt.
             x = np.linspace(np.log10(params[members].min()), np.log10(params[members].max()), CURVE_POINTS)
             axes.plot(10**x, optimum.params_parabola(x), color=colors[label], lw=1)
             axes.scatter([optimum.params_opt], [optimum.loss_opt], color=colors[label], marker="*", s=120, edgecolor="k")
-    axes.set_xscale("log")
+    _log_x(axes)
     axes.set_xlabel("parameters N")
     axes.set_ylabel("final validation loss")
     axes.set_title("isoFLOP curves (stars: fitted minima)")
@@ -68,7 +77,7 @@ def compute_optimal(fit: ComputeOptimalFit) -> plt.Figure:
         errors = np.array([[v - i.low for v, i in zip(values, intervals)], [i.high - v for v, i in zip(values, intervals)]])
         axes.errorbar(c, values, yerr=np.clip(errors, 0, None), fmt="o", capsize=3)
         axes.plot(line_c, law(line_c), label=f"{name} = {law.coefficient:.3g} C^{law.exponent:.3f}")
-        axes.set_xscale("log")
+        _log_x(axes)
         axes.set_yscale("log")
         axes.set_xlabel("training FLOPs C")
         axes.set_ylabel(name)
@@ -91,7 +100,7 @@ def parametric_residuals(law: ParametricLaw, params, tokens, loss, compute) -> p
     )
     residual_axes.scatter(compute, np.log(predicted) - np.log(loss), s=14)
     residual_axes.axhline(0, color="k", lw=0.8)
-    residual_axes.set_xscale("log")
+    _log_x(residual_axes)
     residual_axes.set_xlabel("training FLOPs C")
     residual_axes.set_ylabel("log L(N, D) - log loss")
     return figure

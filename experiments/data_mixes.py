@@ -9,8 +9,9 @@ or ``tokenize_text`` step) and calls `mixture_config`::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from soda_jax.data.mixture import SodaLmDataConfig, normalized_weights, soda_mixture
+from soda_jax.data.mixture import MixtureSpec, normalized_weights, soda_mixture
 
 YODAS2, EMILIA_YODAS, EMILIA, MLS, NEMOTRON_CC = "yodas2", "emilia_yodas", "emilia", "mls", "nemotron_cc"
 
@@ -41,8 +42,8 @@ MIXES: dict[str, dict[str, float]] = {
 is the CPU demo's two synthetic corpora (same sentences, both layouts) in equal parts."""
 
 
-def mixture_config(mix: str, caches: Mapping[str, str], **kwargs) -> SodaLmDataConfig:
-    """The levanter data config of the named ``mix`` over ``caches`` (name -> cache root).
+def mixture_config(mix: str, caches: Mapping[str, Any], **kwargs) -> MixtureSpec:
+    """The data spec of the named ``mix`` over ``caches`` (name -> cache root).
 
     Every weighted component needs a cache; extra caches join as validation-only components.
     """
@@ -52,4 +53,4 @@ def mixture_config(mix: str, caches: Mapping[str, str], **kwargs) -> SodaLmDataC
     missing = sorted(set(weights) - set(caches))
     if missing:
         raise ValueError(f"mix {mix!r} needs caches for {missing}")
-    return soda_mixture(caches, weights, **kwargs)
+    return soda_mixture(caches, weights, name=mix, **kwargs)

@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from levanter.data.text import LmDataConfig
-
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
+from soda_jax.data.mixture import MixtureSpec
 from soda_jax.data.synth import DEMO_VOICES, SynthDemoConfig, Voice, synthesize_demo_corpus
 from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
@@ -155,7 +154,7 @@ def default_tokenize_text(
 
 def default_train(
     name: str,
-    data: LmDataConfig,
+    data: MixtureSpec,
     model: ModelShape,
     recipe: TrainRecipe,
     *,

@@ -54,7 +54,7 @@ def soda_components(tmp_path_factory, vocab) -> dict[str, str]:
 
 def test_mixture_respects_weights_over_10k_sequences(soda_components):
     weights = MIXES["soda_final"]
-    config = mixture_config("soda_final", soda_components, mixture_block_size=512)
+    config = mixture_config("soda_final", soda_components, mixture_block_size=512).lm_config()
     Pos = hax.Axis("position", SEQ_LEN)
     mixture = config.train_set(Pos, BatchSchedule(64), key=jax.random.PRNGKey(0)).dataset  # levanter MixtureDataset
     examples = mixture.as_sync_dataset().get_batch(list(range(SAMPLED_SEQUENCES)))
@@ -142,7 +142,7 @@ def test_levanter_packed_dataset_trains_on_padding_and_truncates(ragged, vocab):
 
 
 def test_validation_sets_cover_every_component_and_tokenizer_has_full_vocab(soda_components, vocab):
-    config = soda_mixture(soda_components, {"yodas2": 1.0})  # other components: validation only
+    config = soda_mixture(soda_components, {"yodas2": 1.0}).lm_config()  # other components: validation only
     assert len(config.the_tokenizer) == vocab.size and config.the_tokenizer.eos_token_id == vocab.eos_id
     validation = config.validation_sets(hax.Axis("position", SEQ_LEN))
     assert set(validation) == set(soda_components)

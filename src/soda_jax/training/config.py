@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from levanter.data.text import LmDataConfig
 
+from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.shapes import ModelShape
 from soda_jax.training.loss import CROSS_ENTROPY_CHOICES
 from soda_jax.training.parallelism import ParallelismConfig
@@ -33,8 +33,9 @@ class CheckpointPolicy:
 class TrainConfig:
     """Train one decoder LM; everything is written under ``output_path`` (docs/data-contracts.md §3)."""
 
-    data: LmDataConfig
-    """levanter data config over token caches (e.g. `soda_jax.data.mixture.soda_mixture`)."""
+    data: MixtureSpec
+    """The token caches and their mix (`soda_jax.data.mixture.soda_mixture`); levanter's data config
+    is built from it inside the step, so only soda-jax's own spec is versioned."""
     model: ModelShape
     """Architecture; the vocabulary comes from the data, the sequence length from ``recipe``."""
     output_path: str

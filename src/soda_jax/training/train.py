@@ -29,6 +29,7 @@ from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
 from soda_jax import io
+from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.shapes import qwen3_config
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
@@ -82,26 +83,14 @@ def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
     return discarded
 
 
-def cache_roots(data) -> dict[str, str]:
-    """Component name -> token cache root of a levanter `LmDataConfig`."""
-    roots = {}
-    for name, component in data.components.items():
-        root = getattr(component, "cache_dir", None) or (io.join(data.cache_dir, name) if data.cache_dir else None)
-        if root is None:
-            raise ValueError(f"data component {name!r} has no cache_dir: training reads finished token caches")
-        roots[name] = root
-    return roots
-
-
-def data_vocab_size(data) -> int:
+def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
     """The vocabulary size shared by every component's cache (and its tokenizer): sizes the model."""
-    sizes = {name: vocab_size_of(root) for name, root in cache_roots(data).items()}
+    sizes = {name: vocab_size_of(root) for name, root in spec.cache_roots().items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"data components disagree on the vocabulary size: {sizes}")
     size = next(iter(sizes.values()))
-    tokenizer_size = len(data.the_tokenizer)
     if tokenizer_size != size:
-        raise ValueError(f"tokenizer {data.tokenizer} has {tokenizer_size} ids but the caches' vocabulary has {size}")
+        raise ValueError(f"tokenizer {spec.tokenizer_path} has {tokenizer_size} ids but the caches' vocabulary has {size}")
     return size
 
 
@@ -149,7 +138,8 @@ def train(config: TrainConfig) -> dict:
     started = time.time()
     run_id = io.join(config.output_path).rstrip("/").rsplit("/", 1)[-1] or "run"
     recipe = config.recipe
-    vocab_size = data_vocab_size(config.data)
+    data = config.data.lm_config()
+    vocab_size = data_vocab_size(config.data, len(data.the_tokenizer))
     model_config = qwen3_config(
         config.model, recipe.seq_len,
         gradient_checkpointing=config.gradient_checkpointing, scan_layers=scan_layers(config.layer_loop),
@@ -174,9 +164,9 @@ def train(config: TrainConfig) -> dict:
         data_key, model_key, training_key = jrandom.split(jrandom.PRNGKey(recipe.seed), 3)
         Pos = model_config.max_Pos.resize(recipe.seq_len)
         Vocab = round_axis_for_partitioning(Axis("vocab", vocab_size), trainer.parameter_axis_mapping)
-        train_dataset = config.data.train_set(Pos, tconfig.batch_schedule, key=data_key)
+        train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
-            trainer, config.data.validation_sets(Pos), max_batches=config.max_eval_batches,
+            trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches,
             loss_fn=next_token_loss_fn(config.cross_entropy, z_loss_weight=None),
         )  # fmt: skip
         state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
@@ -218,8 +208,7 @@ def train(config: TrainConfig) -> dict:
 
         sharding = parameter_sharding(final_state.model)
         if config.export_hf:
-            tokenizer = config.data.tokenizer if isinstance(config.data.tokenizer, str) else None
-            export_hf(final_state.model, model_config, io.join(config.output_path, HF_DIR), tokenizer_dir=tokenizer)
+            export_hf(final_state.model, model_config, io.join(config.output_path, HF_DIR), tokenizer_dir=data.tokenizer)
 
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding

@@ -26,8 +26,10 @@ import time
 
 import numpy as np
 
+from soda_jax.audio.vocab import LLAMA3_TEXT_SIZE, SPECIAL_TOKENS
 from soda_jax.data.interleave import Markers, audio_ids, get_pattern, interleave_segments, recording_chunks
 from soda_jax.data.packing import pack_windows
+from soda_jax.training.recipe import SODA_SEQ_LEN
 
 NUM_CODEBOOKS = 8
 CODEBOOK_SIZE = 2048
@@ -35,16 +37,16 @@ SEGMENTS_PER_RECORDING = 10
 FRAMES_PER_SEGMENT = 125
 """10 s at Mimi's 12.5 Hz."""
 TEXT_IDS_PER_SEGMENT = 30
-SEQ_LEN = 4096
+SEQ_LEN = SODA_SEQ_LEN
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_interleave.json")
 
 
 class BenchVocab:
     """The vocabulary facts the interleaver reads, with Llama-3 / SODA ids (no tokenizer needed)."""
 
-    text_size = 128_256
-    text_start_id, text_end_id, audio_start_id, audio_end_id = 128_256, 128_257, 128_258, 128_259
-    audio_offset = 128_260
+    text_size = LLAMA3_TEXT_SIZE
+    text_start_id, text_end_id, audio_start_id, audio_end_id = (LLAMA3_TEXT_SIZE + i for i in range(len(SPECIAL_TOKENS)))
+    audio_offset = LLAMA3_TEXT_SIZE + len(SPECIAL_TOKENS)
     codebook_size = CODEBOOK_SIZE
     bos_id, eos_id = 128_000, 128_001
 

@@ -38,6 +38,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from soda_jax.contracts import METRICS_FILE  # noqa: E402
 from soda_jax.models import BENCH_20M, qwen3_config  # noqa: E402
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
 
@@ -101,7 +102,7 @@ def ours(root: str, vocab_size: int, steps: int, precision: str, layer_loop: str
             export_hf=False,
         )
     )
-    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    rows = [json.loads(line) for line in open(os.path.join(out, METRICS_FILE))]
     return statistics.median(r["tokens_per_second"] for r in rows[2:])  # 0: compile, 1: warm-up
 
 

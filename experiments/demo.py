@@ -31,9 +31,9 @@ from experiments.defaults import (
 )
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import io
-from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.contracts import PROVENANCE_FILE, SUMMARY_FILE
 from soda_jax.data.synth import DEMO_VOICES, Voice
-from soda_jax.execution.provenance import PROVENANCE_FILE
+from soda_jax.execution import ExecutorStep, executor_main
 from soda_jax.training import CheckpointPolicy
 
 FULL_FLAG = "--full"
@@ -77,7 +77,7 @@ demo_model = default_train(
 
 
 def report_training(step: ExecutorStep, output_path: str) -> None:
-    summary = io.read_json_or_none(io.join(output_path, "summary.json"))
+    summary = io.read_json_or_none(io.join(output_path, SUMMARY_FILE))
     if summary is None:
         return
     print(f"\n{step.name}: {summary['steps']} steps, {summary['tokens']:,} tokens, "

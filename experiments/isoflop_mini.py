@@ -25,13 +25,15 @@ import sys
 from experiments.defaults import default_scaling_analysis
 from experiments.demo import demo_data
 from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
+from soda_jax.audio.text_tokenizers import MISTRAL_V1_TEXT_SIZE
+from soda_jax.audio.vocab import audio_text_vocab_size
 from soda_jax.data.synth import CHORUS_VOICES
 from soda_jax.execution import ExecutorStep, executor_main
 from soda_jax.scaling.sweep import SweepRules, format_grid, isoflop_grid
 from soda_jax.training import CheckpointPolicy
 
-DEMO_VOCAB_SIZE = 48_388
-"""Demo vocab: Mistral v1 SentencePiece (32,000) + 4 specials + 16,384 audio ids."""
+DEMO_VOCAB_SIZE = audio_text_vocab_size(MISTRAL_V1_TEXT_SIZE)
+"""Demo vocab: Mistral v1 SentencePiece (32,000) + 4 specials + 16,384 audio ids (48,388)."""
 
 MINI_RULES = SweepRules(
     budgets=(5e11, 1e12, 3e12),

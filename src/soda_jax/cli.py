@@ -13,9 +13,8 @@ import sys
 from typing import Any
 
 from soda_jax import io
-from soda_jax.execution.executor import INFO_FILE
+from soda_jax.contracts import INFO_FILE, PROVENANCE_FILE
 from soda_jax.execution.main import PREFIX_ENV
-from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import read_status
 
 

@@ -17,6 +17,9 @@ from soda_jax import io
 MISTRAL_V1_MODEL = "tokenizer.model.v1"
 """The 32,000-id Llama/Mistral-style SentencePiece model shipped inside the mistral-common wheel."""
 
+MISTRAL_V1_TEXT_SIZE = 32_000
+"""Ids of `mistral_sentencepiece` (the demo's text tokenizer)."""
+
 BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from soda_jax import io
+from soda_jax.contracts import TEXT_TOKENIZER_DIR, VOCAB_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,17 @@ MIMI_CODEBOOKS = 8
 CODEBOOK_SIZE = 2048
 """Codes per Mimi codebook."""
 SPECIAL_TOKENS = ("<|text_start|>", "<|text_end|>", "<|audio_start|>", "<|audio_end|>")
-VOCAB_FILE = "vocab.json"
-TEXT_TOKENIZER_DIR = "text_tokenizer"
+LLAMA3_TEXT_SIZE = 128_256
+"""Ids of Llama-3's tokenizer (SODA's text tokenizer), its own specials included."""
+
+
+def audio_text_vocab_size(text_size: int, codebook_size: int = CODEBOOK_SIZE) -> int:
+    """`AudioTextVocab.size` over a text tokenizer of ``text_size`` ids, without loading it."""
+    return text_size + len(SPECIAL_TOKENS) + MIMI_CODEBOOKS * codebook_size
+
+
+SODA_VOCAB_SIZE = audio_text_vocab_size(LLAMA3_TEXT_SIZE)
+"""SODA's released vocabulary: Llama-3's 128,256 text ids + 4 markers + 8 x 2048 audio ids (144,644)."""
 
 
 class AudioTokenError(ValueError):
@@ -70,7 +80,7 @@ class AudioTextVocab:
             self.text_size + i for i in range(len(SPECIAL_TOKENS))
         )
         self.audio_offset = self.text_size + len(SPECIAL_TOKENS)
-        self.size = self.audio_offset + MIMI_CODEBOOKS * codebook_size
+        self.size = audio_text_vocab_size(self.text_size, codebook_size)
         self.bos_id = int(text_tokenizer.bos_token_id)
         self.eos_id = int(text_tokenizer.eos_token_id)
 

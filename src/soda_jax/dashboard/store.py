@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import io
-from soda_jax.execution.executor import EXPERIMENTS_DIR, INFO_FILE
-from soda_jax.execution.provenance import PROVENANCE_FILE
+from soda_jax.contracts import (
+    EXPERIMENTS_DIR,
+    INFO_FILE,
+    METRICS_FILE,
+    PROVENANCE_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+)
 from soda_jax.execution.status import read_status
 
-METRICS_FILE = "metrics.jsonl"
-"""Per-step metrics (JSON lines with a "step" key), written by training runs."""
-SUMMARY_FILES = ("summary.json", "stats.json")
+SUMMARY_FILES = (SUMMARY_FILE, STATS_FILE)
 """Small result files a step may leave; shown on its page."""
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import io
+from soda_jax.contracts import SPLITS, STATS_FILE
 
 logger = logging.getLogger(__name__)
 
-STATS_FILE = "stats.json"
 
 
 @dataclass
@@ -82,7 +82,7 @@ def write_stats(output_path: str, shard_stats: Iterable[Mapping[str, Any]], layo
         total = merge_counts(total, stats)
     total["layout"] = dict(layout)
     io.atomic_write_json(io.join(output_path, STATS_FILE), total)
-    for split in ("train", "validation"):
+    for split in SPLITS:
         s = total.get(split, {})
         logger.info(
             "%s %s: %s documents, %s tokens %s, %.2f hours",

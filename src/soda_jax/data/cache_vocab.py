@@ -13,11 +13,7 @@ import json
 
 from soda_jax import io
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS, AudioTextVocab
-
-VOCAB_DIR = "vocab"
-"""``{out}/vocab/``: `AudioTextVocab.save` output (contract section 2)."""
-LEVANTER_TOKENIZER_DIR = "tokenizer"
-"""``{out}/vocab/tokenizer/``: the full-vocabulary tokenizer levanter loads (tokenizer.json)."""
+from soda_jax.contracts import LEVANTER_TOKENIZER_DIR, VOCAB_DIR, VOCAB_FILE
 
 
 def audio_token(codebook: int, code: int) -> str:
@@ -72,8 +68,6 @@ def load_cache_vocab(cache_root: str) -> AudioTextVocab:
 
 def same_vocab(cache_root_a: str, cache_root_b: str) -> bool:
     """Whether two caches recorded the same vocabulary layout (vocab.json)."""
-    from soda_jax.audio.vocab import VOCAB_FILE
-
     return io.read_json(io.join(cache_root_a, VOCAB_DIR, VOCAB_FILE)) == io.read_json(
         io.join(cache_root_b, VOCAB_DIR, VOCAB_FILE)
     )

@@ -24,15 +24,13 @@ from levanter.store.cache import (
 )
 
 from soda_jax import io
+from soda_jax.contracts import LEDGER_FILE, SPLITS, TRAIN_SPLIT, VALIDATION_SPLIT
 
 logger = logging.getLogger(__name__)
 
 INPUT_IDS = "input_ids"
 """The one cache field (what levanter's text datasets read)."""
-TRAIN, VALIDATION = "train", "validation"
-SPLITS = (TRAIN, VALIDATION)
-LEDGER_FILE = "shard_ledger.json"
-"""Levanter's ledger name; its presence with ``is_finished`` marks a finished cache."""
+TRAIN, VALIDATION = TRAIN_SPLIT, VALIDATION_SPLIT
 DEFAULT_WRITE_BATCH = 512
 """Documents buffered per `SerialCacheWriter.write_batch` call (amortises tensorstore writes)."""
 _HASH_BYTES = 8

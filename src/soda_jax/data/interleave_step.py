@@ -21,6 +21,7 @@ import numpy as np
 
 from soda_jax import io
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import CODEC_FILE, SHARD_STATS_DIR, SHARDS_DIR
 from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats, write_stats
 from soda_jax.data.cache_vocab import save_cache_vocab
@@ -38,10 +39,6 @@ from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
 
-CODEC_FILE = "codec.json"
-SHARDS_DIR = "shards"
-SHARD_STATS_DIR = "shard_stats"
-"""``{out}/shard_stats/{shard}.json``: one per finished input shard (the restart marker)."""
 SPEAKER_MARKER = "[{index}]"
 """SODA's TTS speaker marker text; ``index`` numbers a recording's speakers by first appearance."""
 

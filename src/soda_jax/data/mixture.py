@@ -28,6 +28,7 @@ from levanter.data.text.datasets import (
 from levanter.store.cache import TreeCache
 
 from soda_jax import io
+from soda_jax.contracts import VOCAB_DIR, VOCAB_FILE
 from soda_jax.data.cache_vocab import levanter_tokenizer_path
 from soda_jax.data.packing import document_lm_dataset
 
@@ -189,9 +190,6 @@ def soda_mixture(
 
 
 def _check_shared_vocab(components: Mapping[str, str]) -> None:
-    from soda_jax.audio.vocab import VOCAB_FILE
-    from soda_jax.data.cache_vocab import VOCAB_DIR
-
     seen: dict[str, tuple[str, dict]] = {}
     for name, root in components.items():
         if not isinstance(root, str):

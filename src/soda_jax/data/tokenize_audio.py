@@ -30,14 +30,12 @@ from tqdm.auto import tqdm
 
 from soda_jax import io
 from soda_jax.audio.codec import CodecConfig, MimiCodec, batches_by_length
+from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
 from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
 
-CODEC_FILE = "codec.json"
-STATS_FILE = "stats.json"
-SHARDS_DIR = "shards"
 SHARD_STATS_KEY = b"soda_shard_stats"
 """Parquet schema-metadata key holding the shard's statistics (JSON)."""
 SECONDS_PER_HOUR = 3600.0

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from soda_jax import io
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import SHARD_STATS_DIR
 from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats, write_stats
 from soda_jax.data.cache_vocab import save_cache_vocab
@@ -30,7 +31,6 @@ from soda_jax.execution.parallel import parallel_map
 logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
-SHARD_STATS_DIR = "shard_stats"
 PATTERN = "text_only"
 TOKENIZE_BATCH = 1024
 """Texts per batched tokenizer call."""

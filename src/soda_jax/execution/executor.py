@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import io
+from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
 from soda_jax.execution.parallel import ensure_ray, run_as_task
 from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
 from soda_jax.execution.status import (
@@ -44,8 +45,6 @@ from soda_jax.execution.versioning import (
 
 logger = logging.getLogger(__name__)
 
-INFO_FILE = ".executor_info"
-EXPERIMENTS_DIR = "experiments"
 
 
 class ExecutorError(RuntimeError):

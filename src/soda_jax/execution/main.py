@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import draccus
 
+from soda_jax.contracts import PROVENANCE_FILE
 from soda_jax.execution.executor import Executor, RunReport
-from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import LeaseTiming
 from soda_jax.execution.step import ExecutorStep
 

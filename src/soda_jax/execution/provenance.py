@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from soda_jax import io
+from soda_jax.contracts import PROVENANCE_FILE
 
-PROVENANCE_FILE = ".provenance.json"
 TRACKED_PACKAGES = (
     "soda-jax", "jax", "jaxlib", "marin-levanter", "marin-haliax", "equinox", "optax",
     "tensorstore", "ray", "torch", "transformers", "numpy", "fsspec", "gcsfs",

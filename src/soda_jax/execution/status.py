@@ -31,6 +31,7 @@ from typing import Protocol
 from fsspec.implementations.local import LocalFileSystem
 
 from soda_jax import io
+from soda_jax.contracts import LEASE_FILE, STATUS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ STATUS_RUNNING = "RUNNING"
 STATUS_SUCCESS = "SUCCESS"
 STATUS_FAILED = "FAILED"
 STATUS_DEP_FAILED = "DEP_FAILED"
-STATUS_FILE = ".executor_status"
-LEASE_FILE = ".executor_lease"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from soda_jax import io
+from soda_jax.contracts import FITS_FILE
 from soda_jax.scaling import plots
 from soda_jax.scaling.capability import fit_capability
 from soda_jax.scaling.fits import bootstrap_parametric, fit_compute_optimal, fit_parametric
@@ -34,7 +35,6 @@ from soda_jax.scaling.runs import RunRecord, read_runs
 
 logger = logging.getLogger(__name__)
 
-FITS_FILE = "scaling_fits.json"
 FLOP_CONVENTION = (
     "C = training FLOPs = 3 x forward FLOPs; forward FLOPs per token as levanter's "
     "lm_flops_per_token(glu=True) at the real attention width; N = all parameters incl. embeddings"

@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 
 from soda_jax import io
+from soda_jax.audio.vocab import SODA_VOCAB_SIZE
+from soda_jax.models.shapes import ModelShape
 from soda_jax.scaling.capability import CapabilityFit
 from soda_jax.scaling.fits import CONFIDENCE_LEVEL, Interval, ParametricLaw, PowerLaw
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
-from soda_jax.models.shapes import ModelShape
-from soda_jax.scaling.sweep import SODA_VOCAB_SIZE, SweepRules, run_for_shape
+from soda_jax.scaling.sweep import SweepRules, run_for_shape
+from soda_jax.training.recipe import SODA_SEQ_LEN
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def _law(record: dict | None, cls):
 
 
 def plan(
-    fits: dict[str, Any], budget: float, *, vocab_size: int = SODA_VOCAB_SIZE, seq_len: int = 4096,
+    fits: dict[str, Any], budget: float, *, vocab_size: int = SODA_VOCAB_SIZE, seq_len: int = SODA_SEQ_LEN,
     rules: SweepRules = SweepRules(),
 ) -> Plan:
     """Plan a run of ``budget`` training FLOPs from a scaling_fits.json object."""
@@ -167,10 +169,10 @@ def plan_main(argv: list[str]) -> int:
     parser.add_argument("--budget", type=float, required=True, help="training FLOPs (3 x forward), e.g. 1e21")
     parser.add_argument("--fits", required=True, help="scaling_fits.json, or the analysis step's output directory")
     parser.add_argument("--vocab-size", type=int, default=SODA_VOCAB_SIZE)
-    parser.add_argument("--seq-len", type=int, default=4096)
+    parser.add_argument("--seq-len", type=int, default=SODA_SEQ_LEN)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     args = parser.parse_args(argv)
-    from soda_jax.scaling.analysis import FITS_FILE
+    from soda_jax.contracts import FITS_FILE
 
     url = args.fits if args.fits.endswith(".json") else io.join(args.fits, FITS_FILE)
     try:

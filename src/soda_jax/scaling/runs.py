@@ -9,12 +9,11 @@ import math
 import os
 
 from soda_jax import io
+from soda_jax.contracts import EVAL_RESULTS_FILE, SUMMARY_FILE
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_FILE = "summary.json"
-EVAL_RESULTS_FILE = "results.json"
 LOSS_KEY = "final_validation_loss"
 
 

@@ -18,14 +18,12 @@ import dataclasses
 import logging
 import math
 
+from soda_jax.audio.vocab import SODA_VOCAB_SIZE
 from soda_jax.models.shapes import ModelShape
 from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
-from soda_jax.training.recipe import OptimizerRecipe, TrainRecipe
+from soda_jax.training.recipe import SODA_SEQ_LEN, OptimizerRecipe, TrainRecipe
 
 logger = logging.getLogger(__name__)
-
-SODA_VOCAB_SIZE = 144_644
-"""Llama-3 text ids + 4 specials + 16,384 audio ids (SODA's released tokenizer)."""
 
 SODA_FORWARD_BUDGETS = (1e18, 3e18, 6e18, 1e19, 3e19, 6e19, 1e20)
 """Budgets of SODA's sweep generator, in forward FLOPs (x3 = the paper's training FLOPs)."""
@@ -39,7 +37,7 @@ class SweepRules:
     """Compute budgets in FORWARD FLOPs (per-token forward FLOPs x tokens)."""
     vocab_size: int = SODA_VOCAB_SIZE
     """Vocabulary size (sets the LM-head and embedding cost)."""
-    seq_len: int = 4096
+    seq_len: int = SODA_SEQ_LEN
     """Training sequence length."""
     target_steps: int = 2**16
     """Steps the batch size is chosen to reach the budget in."""

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from soda_jax import io
+from soda_jax.contracts import METRICS_FILE
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 REMOTE_REWRITE_EVERY = 100
 """On object stores (no append), rewrite the whole file every this many rows."""
 

@@ -29,6 +29,7 @@ from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
 from soda_jax import io
+from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.shapes import qwen3_config
@@ -45,10 +46,6 @@ from soda_jax.training.validation import VALIDATION_LOSS, ValidationLoss
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
-HF_DIR = "hf"
-SUMMARY_FILE = "summary.json"
-LOGS_DIR = "logs"
 TRACKER_PREFIX = "train"
 """Namespace of our per-step metrics in W&B/TensorBoard."""
 ACCELERATED_PRECISION = "p=f32,c=bfloat16"
@@ -105,7 +102,7 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
     if config.tensorboard:
         from levanter.tracker.tensorboard import TensorboardConfig
 
-        trackers.append(TensorboardConfig(logdir=io.join(out, "tensorboard")))
+        trackers.append(TensorboardConfig(logdir=io.join(out, TENSORBOARD_DIR)))
     return TrainerConfig(
         seed=config.recipe.seed,
         mp=precision_policy(config.precision),

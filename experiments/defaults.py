@@ -17,7 +17,7 @@ a training run). What is not: resources, batching, logging, checkpoint cadence, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from soda_jax.audio.codec import CodecConfig

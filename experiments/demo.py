@@ -17,52 +17,17 @@ Re-running skips every finished step.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
-import ray
-
-from experiments.data_mixes import EMILIA, YODAS2, mixture_config
-from experiments.defaults import (
-    default_interleave,
-    default_synth_demo_corpus,
-    default_text_tokenizer,
-    default_tokenize,
-    default_train,
-)
+from experiments.defaults import default_train
+from experiments.demo_data import demo_data
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import io
-from soda_jax.contracts import PROVENANCE_FILE, SUMMARY_FILE
-from soda_jax.data.synth import DEMO_VOICES, Voice
+from soda_jax.contracts import HF_DIR, METRICS_FILE, PROVENANCE_FILE, SUMMARY_FILE
 from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution.parallel import shutdown_workers
 from soda_jax.training import CheckpointPolicy
 
 FULL_FLAG = "--full"
-DEMO_VALIDATION_FRACTION = 0.2
-"""Recordings held out for validation: a fifth, so the tiny corpus still has a validation set."""
-
-text_tokenizer = default_text_tokenizer("mistral-v1")
-
-
-def demo_caches(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> dict[str, ExecutorStep]:
-    """Component name -> its token-cache step: the interleaved demo corpus in each layout, its
-    sentences read ``readings`` times (`default_synth_demo_corpus`)."""
-    speech = default_synth_demo_corpus(readings, voices)
-    corpus = "demo" if readings == 1 else f"demo-x{readings}"
-    return {
-        source: default_interleave(
-            f"{corpus}-{source}",
-            default_tokenize(f"{corpus}-{source}", speech / source, source=source),
-            tokenizer=text_tokenizer,
-            validation_fraction=DEMO_VALIDATION_FRACTION,
-        )
-        for source in (YODAS2, EMILIA)
-    }
-
-
-def demo_data(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES):
-    """The demo mix (YODAS2 and Emilia layouts 50/50) over `demo_caches`."""
-    return mixture_config("demo", demo_caches(readings, voices))
-
 
 demo_model = default_train(
     "demo-6m",
@@ -82,8 +47,8 @@ def report_training(step: ExecutorStep, output_path: str) -> None:
         return
     print(f"\n{step.name}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
           f"final train loss {summary['final_train_loss']:.3f}, validation loss {summary['final_validation_loss']:.3f}")
-    print(f"  model for transformers:  {io.join(output_path, 'hf')}")
-    print(f"  metrics per step:        {io.join(output_path, 'metrics.jsonl')}")
+    print(f"  model for transformers:  {io.join(output_path, HF_DIR)}")
+    print(f"  metrics per step:        {io.join(output_path, METRICS_FILE)}")
     print(f"  provenance:              {io.join(output_path, PROVENANCE_FILE)}   (soda info {output_path})")
 
 
@@ -96,7 +61,7 @@ def main(argv: list[str]) -> None:
     report = executor_main(steps, description="soda-jax demo: synthesised speech -> tokens -> trained model",
                            args=[a for a in argv if a != FULL_FLAG])
     if report is not None:
-        ray.shutdown()  # flush the workers' logs before the summary
+        shutdown_workers()  # flush the workers' logs before the summary
         report_training(demo_model, report.output_paths[demo_model.name])
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
 

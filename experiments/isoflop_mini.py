@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 
 from experiments.defaults import default_scaling_analysis
-from experiments.demo import demo_data
+from experiments.demo_data import demo_data
 from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
 from soda_jax.audio.text_tokenizers import MISTRAL_V1_TEXT_SIZE
 from soda_jax.audio.vocab import audio_text_vocab_size

@@ -118,3 +118,11 @@ def parallel_map(
                 raise e.as_instanceof_cause() from None
             bar.update(1)
     return results
+
+
+def shutdown_workers() -> None:
+    """Stop the Ray workers this process started (flushing their logs), if any."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -13,7 +13,7 @@ from levanter.layers.attention import AttentionBackend
 from levanter.layers.rotary import Llama3RotaryEmbeddingsConfig
 from levanter.models.qwen import Qwen3Config
 
-from soda_jax.scaling.flops import ParamCounts, forward_flops_per_token, param_counts
+from soda_jax.models.flops import ParamCounts, forward_flops_per_token, param_counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ModelShape:
         )
 
     def param_counts(self, vocab_size: int) -> ParamCounts:
-        """Exact trainable parameters of the levanter model (see `soda_jax.scaling.flops`)."""
+        """Exact trainable parameters of the levanter model (see `soda_jax.models.flops`)."""
         return param_counts(**self._flops_shape(), vocab=vocab_size)
 
     def forward_flops_per_token(self, vocab_size: int, seq_len: int) -> int:

@@ -10,7 +10,7 @@ import os
 
 from soda_jax import io
 from soda_jax.contracts import EVAL_RESULTS_FILE, SUMMARY_FILE
-from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 
 logger = logging.getLogger(__name__)
 

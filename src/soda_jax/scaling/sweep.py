@@ -1,6 +1,6 @@
 """isoFLOP sweep design: SODA's grid of (model shape, batch, steps, lr, beta2) per compute budget.
 
-For each budget C (FORWARD FLOPs, see `soda_jax.scaling.flops`), every hidden size h on the grid
+For each budget C (FORWARD FLOPs, see `soda_jax.models.flops`), every hidden size h on the grid
 gets a Qwen3-style model with ``round(h / (64 + 4 log2 h - 7))`` layers, h/128 heads of 128 dims
 and a 4h SwiGLU MLP. The batch is the power of two that reaches C in about ``target_steps`` steps,
 halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count then fills the
@@ -20,7 +20,7 @@ import math
 
 from soda_jax.audio.vocab import SODA_VOCAB_SIZE
 from soda_jax.models.shapes import ModelShape
-from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.training.recipe import SODA_SEQ_LEN, OptimizerRecipe, TrainRecipe
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, 
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.shapes import qwen3_config
-from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from soda_jax.contracts import METRICS_FILE  # noqa: E402
 from soda_jax.models import BENCH_20M, qwen3_config  # noqa: E402
-from soda_jax.scaling.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
 
 SEQ_LEN = 256
 BATCH_SIZE = 8

@@ -9,7 +9,7 @@ import pytest
 from levanter.models.qwen import Qwen3Config
 from levanter.utils.flop_utils import lm_flops_per_token
 
-from soda_jax.scaling import flops
+from soda_jax.models import flops
 
 SODA_VOCAB = 144_644
 SODA_SEQ_LEN = 4096

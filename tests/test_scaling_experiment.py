@@ -14,7 +14,8 @@ from experiments.defaults import default_scaling_analysis  # noqa: E402
 from helpers_scaling import TRUE_LAW  # noqa: E402
 from soda_jax.execution import ExecutorMainConfig, ExecutorStep, run_experiment, this_output_path, versioned  # noqa: E402
 from soda_jax.models import qwen3_config  # noqa: E402
-from soda_jax.models import flops, sweep  # noqa: E402
+from soda_jax.models import flops  # noqa: E402
+from soda_jax.scaling import sweep  # noqa: E402
 from soda_jax.scaling.analysis import FITS_FILE  # noqa: E402
 
 

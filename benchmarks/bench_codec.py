@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from soda_jax.audio.codec import MimiCodec
-from soda_jax.io import atomic_write_json
+from soda_jax.fileio import atomic_write_json
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_codec.json")
 NUM_CODEBOOKS = 8

@@ -21,7 +21,7 @@ import sys
 from experiments.defaults import default_train
 from experiments.demo_data import demo_data
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import HF_DIR, METRICS_FILE, PROVENANCE_FILE, SUMMARY_FILE
 from soda_jax.execution import ExecutorStep, executor_main
 from soda_jax.execution.parallel import shutdown_workers
@@ -42,14 +42,14 @@ demo_model = default_train(
 
 
 def report_training(step: ExecutorStep, output_path: str) -> None:
-    summary = io.read_json_or_none(io.join(output_path, SUMMARY_FILE))
+    summary = fileio.read_json_or_none(fileio.join(output_path, SUMMARY_FILE))
     if summary is None:
         return
     print(f"\n{step.name}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
           f"final train loss {summary['final_train_loss']:.3f}, validation loss {summary['final_validation_loss']:.3f}")
-    print(f"  model for transformers:  {io.join(output_path, HF_DIR)}")
-    print(f"  metrics per step:        {io.join(output_path, METRICS_FILE)}")
-    print(f"  provenance:              {io.join(output_path, PROVENANCE_FILE)}   (soda info {output_path})")
+    print(f"  model for transformers:  {fileio.join(output_path, HF_DIR)}")
+    print(f"  metrics per step:        {fileio.join(output_path, METRICS_FILE)}")
+    print(f"  provenance:              {fileio.join(output_path, PROVENANCE_FILE)}   (soda info {output_path})")
 
 
 def main(argv: list[str]) -> None:

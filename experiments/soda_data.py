@@ -16,7 +16,7 @@ import os
 
 from experiments.data_mixes import EMILIA, EMILIA_YODAS, NEMOTRON_CC, YODAS2, mixture_config
 from experiments.defaults import default_interleave, default_tokenize, default_tokenize_text
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig
 
 SODA_RAW_ROOT_ENV = "SODA_RAW_ROOT"
@@ -41,12 +41,12 @@ def soda_final_caches(raw_root: str | None = None) -> dict:
     caches = {
         name: default_interleave(
             name,
-            default_tokenize(name, io.join(root, name), source=source, languages=LANGUAGES, codec=MIMI, cpus=TOKENIZE_CPUS),
+            default_tokenize(name, fileio.join(root, name), source=source, languages=LANGUAGES, codec=MIMI, cpus=TOKENIZE_CPUS),
             tokenizer=LLAMA3_TOKENIZER,
         )
         for name, source in SPEECH_SOURCES.items()
     }
-    caches[NEMOTRON_CC] = default_tokenize_text(NEMOTRON_CC, io.join(root, NEMOTRON_CC), tokenizer=LLAMA3_TOKENIZER)
+    caches[NEMOTRON_CC] = default_tokenize_text(NEMOTRON_CC, fileio.join(root, NEMOTRON_CC), tokenizer=LLAMA3_TOKENIZER)
     return caches
 
 

@@ -4,7 +4,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from soda_jax import io
+from soda_jax import fileio
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ def record(config: RecordConfig) -> None:
     time.sleep(config.sleep_s)
     if config.fail:
         raise RuntimeError(f"step asked to fail (value={config.value})")
-    upstream = [io.read_json(io.join(p, "out.json"))["value"] for p in config.inputs]
-    io.atomic_write_json(io.join(config.output_path, "out.json"), {"value": config.value, "upstream": upstream, "pid": os.getpid()})
+    upstream = [fileio.read_json(fileio.join(p, "out.json"))["value"] for p in config.inputs]
+    fileio.atomic_write_json(fileio.join(config.output_path, "out.json"), {"value": config.value, "upstream": upstream, "pid": os.getpid()})
 
 
 def runs(log_path: str) -> list[str]:
@@ -53,7 +53,7 @@ def where(config: WhereConfig) -> None:
     import ray
 
     worker = ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-    io.atomic_write_json(io.join(config.output_path, "where.json"), {"pid": os.getpid(), "ray_worker": worker})
+    fileio.atomic_write_json(fileio.join(config.output_path, "where.json"), {"pid": os.getpid(), "ray_worker": worker})
 
 
 def race_in_threads(count: int, run) -> None:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.data.synth import (
     ESPEAK_VOICES,
@@ -83,20 +83,20 @@ def write_broken_yodas2_corpus(root: str) -> dict[str, int]:
     good = Recording(good.audio_id, good.audio, segments, good.speaker)
     write_yodas2_shard(root, "en", "00000000", [good, recording("noisy", (3,)), recording("orphan", (4,))])
     # Replace noisy's audio with bytes that are not audio, drop orphan's audio, add a non-UTF-8 line.
-    base = io.join(root, "en")
+    base = fileio.join(root, "en")
     members = [
         ("good.flac", _tar_member(base + "/audio/00000000.tar", "good.flac")),
         ("noisy.flac", b"not audio"),
     ]
-    io.atomic_write_bytes(base + "/audio/00000000.tar", tar_bytes(members))
-    captions = io.read_bytes(base + "/text/00000000.jsonl")
-    io.atomic_write_bytes(
+    fileio.atomic_write_bytes(base + "/audio/00000000.tar", tar_bytes(members))
+    captions = fileio.read_bytes(base + "/text/00000000.jsonl")
+    fileio.atomic_write_bytes(
         base + "/text/00000000.jsonl", captions + b'{"audio_id": "caf\xe9", "segments": []}\n'
     )
     # A second shard whose tar is cut in the middle of its first member.
     write_yodas2_shard(root, "en", "00000001", [recording("cut", (5,))])
-    tar = io.read_bytes(base + "/audio/00000001.tar")
-    io.atomic_write_bytes(base + "/audio/00000001.tar", tar[: len(tar) // 2])
+    tar = fileio.read_bytes(base + "/audio/00000001.tar")
+    fileio.atomic_write_bytes(base + "/audio/00000001.tar", tar[: len(tar) // 2])
     return {
         "empty_text": 1,
         "segment_outside_audio": 1,
@@ -118,11 +118,11 @@ def write_broken_emilia_corpus(root: str) -> dict[str, int]:
     good = [ShortUtterance(f"EN_{i:03d}", speech(SENTENCES[i]), SENTENCES[i], "spk0") for i in range(3)]
     bad_lang = ShortUtterance("ZH_000", speech(SENTENCES[3]), SENTENCES[3], "spk1", language="zh")
     empty = ShortUtterance("EN_EMPTY", speech(SENTENCES[4]), "", "spk1")
-    write_emilia_shard(io.join(root, "a", "EN-B000000.tar"), [*good, bad_lang, empty])
+    write_emilia_shard(fileio.join(root, "a", "EN-B000000.tar"), [*good, bad_lang, empty])
     # Corrupt one utterance's audio and one json after the fact, keeping the tar well-formed.
     from soda_jax.data.sources.tar_shards import iter_tar
 
-    members = list(iter_tar(io.join(root, "a", "EN-B000000.tar")))
+    members = list(iter_tar(fileio.join(root, "a", "EN-B000000.tar")))
     members += [
         ("EN_BADMP3.mp3", b"\xff\xfb garbage"),
         ("EN_BADMP3.json", b'{"id": "EN_BADMP3", "text": "x", "language": "en"}'),
@@ -131,8 +131,8 @@ def write_broken_emilia_corpus(root: str) -> dict[str, int]:
         ("EN_LATIN1.mp3", members[0][1]),
         ("EN_LATIN1.json", b'{"id": "EN_LATIN1", "text": "caf\xe9"}'),
     ]
-    io.atomic_write_bytes(io.join(root, "a", "EN-B000000.tar"), tar_bytes(members))
-    write_emilia_shard(io.join(root, "b", "EN-B000001.tar"), good[:1])
-    tar = io.read_bytes(io.join(root, "b", "EN-B000001.tar"))
-    io.atomic_write_bytes(io.join(root, "b", "EN-B000001.tar"), tar[: len(tar) // 2])
+    fileio.atomic_write_bytes(fileio.join(root, "a", "EN-B000000.tar"), tar_bytes(members))
+    write_emilia_shard(fileio.join(root, "b", "EN-B000001.tar"), good[:1])
+    tar = fileio.read_bytes(fileio.join(root, "b", "EN-B000001.tar"))
+    fileio.atomic_write_bytes(fileio.join(root, "b", "EN-B000001.tar"), tar[: len(tar) // 2])
     return {"other_language": 1, "empty_text": 1, "unreadable_audio": 1, "non_utf8": 1, "corrupt_shard": 1}

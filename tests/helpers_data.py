@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.text_tokenizers import train_bpe
 from soda_jax.audio.vocab import CODEBOOK_SIZE, MIMI_CODEBOOKS, AudioTextVocab
 
@@ -55,8 +55,8 @@ def random_recording(rng: np.random.Generator, recording_id: str, num_segments: 
 
 def write_tokenized_utterances(root: str, shards: dict[str, list[Segment]]) -> str:
     """Write a section-1 directory: codec.json + shards/{name}.parquet; returns ``root``."""
-    io.atomic_write_json(
-        io.join(root, "codec.json"),
+    fileio.atomic_write_json(
+        fileio.join(root, "codec.json"),
         {"codec": "mimi", "sample_rate": 24000, "frame_rate": FRAME_RATE, "num_codebooks": MIMI_CODEBOOKS, "codebook_size": CODEBOOK_SIZE},
     )
     os.makedirs(os.path.join(root, "shards"), exist_ok=True)

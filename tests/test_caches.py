@@ -15,7 +15,7 @@ from helpers_data import random_recording, save_test_tokenizer, write_tokenized_
 from levanter.data.text.datasets import TokenSeqDataset
 from levanter.store.cache import TreeCache
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data import caches
 from soda_jax.data.cache_vocab import levanter_tokenizer_path, load_cache_vocab
@@ -63,8 +63,8 @@ def recording_ids_in(split_dir: str, vocab: AudioTextVocab, shards) -> set[str]:
 def test_validation_never_shares_a_recording_with_train(speech, tokenizer_dir):
     shards, config, stats = speech
     vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
-    train = recording_ids_in(io.join(config.output_path, caches.TRAIN), vocab, shards)
-    validation = recording_ids_in(io.join(config.output_path, caches.VALIDATION), vocab, shards)
+    train = recording_ids_in(fileio.join(config.output_path, caches.TRAIN), vocab, shards)
+    validation = recording_ids_in(fileio.join(config.output_path, caches.VALIDATION), vocab, shards)
     assert train and validation
     assert not train & validation
     assert train | validation == {s.recording_id for segs in shards.values() for s in segs}
@@ -76,7 +76,7 @@ def test_levanter_reads_the_same_tokens(speech, tokenizer_dir):
     (over levanter's own TreeCache.load) yields exactly their concatenation."""
     shards, config, stats = speech
     vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
-    split_dir = io.join(config.output_path, caches.TRAIN)
+    split_dir = fileio.join(config.output_path, caches.TRAIN)
     cache = TreeCache.load(split_dir, {"input_ids": np.zeros((0,), np.int32)})
     docs = [row["input_ids"] for row in cache.get_batch_sync(list(range(len(cache))))]
     assert len(docs) == stats["train"]["documents"] == 2 * stats["train"]["recordings"]
@@ -94,7 +94,7 @@ def test_levanter_reads_the_same_tokens(speech, tokenizer_dir):
 
 def test_stats_count_tokens_by_kind_and_hours(speech):
     shards, config, stats = speech
-    written = io.read_json(io.join(config.output_path, "stats.json"))
+    written = fileio.read_json(fileio.join(config.output_path, "stats.json"))
     assert written["train"] == stats["train"]
     segments = [s for segs in shards.values() for s in segs]
     frames = sum(s.codes.shape[1] for s in segments)

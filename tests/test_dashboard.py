@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from executor_steps import RecordConfig, record
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.dashboard.server import make_server
 from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_output_path, versioned
 
@@ -23,7 +23,7 @@ def served(tmp_path):
     with pytest.raises(ExecutorError):
         ex.run([after], description="dashboard test")
     rows = [{"step": i, "loss": 5.0 - 0.1 * i, "learning_rate": 1e-3} for i in range(20)]
-    io.atomic_write_text(io.join(ex.output_path(good), "metrics.jsonl"), "\n".join(json.dumps(r) for r in rows) + "\n{broken")
+    fileio.atomic_write_text(fileio.join(ex.output_path(good), "metrics.jsonl"), "\n".join(json.dumps(r) for r in rows) + "\n{broken")
     server = make_server(str(tmp_path), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

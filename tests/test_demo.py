@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.execution.provenance import PROVENANCE_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
     assert "checkpoints/demo-6m: 120 steps" in out
 
     [run] = [os.path.join(tmp_path, "checkpoints", d) for d in os.listdir(tmp_path / "checkpoints")]
-    summary = io.read_json(os.path.join(run, "summary.json"))
+    summary = fileio.read_json(os.path.join(run, "summary.json"))
     metrics = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
     first_loss = next(m["loss"] for m in metrics if "loss" in m)
     assert summary["final_train_loss"] < first_loss - 3, (first_loss, summary["final_train_loss"])
@@ -37,7 +37,7 @@ def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
                  for d in os.listdir(tmp_path / group)]
     assert len(step_dirs) == 7
     for step_dir in step_dirs:
-        provenance = io.read_json(os.path.join(step_dir, PROVENANCE_FILE))
+        provenance = fileio.read_json(os.path.join(step_dir, PROVENANCE_FILE))
         assert provenance["status"] == "SUCCESS", step_dir
 
     # a re-run finds everything done

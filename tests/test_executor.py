@@ -12,7 +12,7 @@ import time
 import pytest
 from executor_steps import RecordConfig, WhereConfig, race_in_threads, record, runs, where
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.execution import (
     Executor,
     ExecutorError,
@@ -50,7 +50,7 @@ def test_versioned_change_moves_path_unversioned_does_not(tmp_path):
     a, b, c = chain(log)
     ex.run([c])
     paths = {s.name: ex.output_path(s) for s in (a, b, c)}
-    assert io.read_json(io.join(paths["test/c"], "out.json"))["upstream"] == [2]
+    assert fileio.read_json(fileio.join(paths["test/c"], "out.json"))["upstream"] == [2]
 
     # unversioned change: same paths, nothing re-runs
     ex2 = local(tmp_path)
@@ -99,7 +99,7 @@ def test_inputs_inside_a_versioned_value_are_dependencies_and_versions(tmp_path)
     ex = local(tmp_path)
     ex.run([consumer_1])
     assert runs(log) == [ex.output_path(a), ex.output_path(consumer_1)]
-    assert io.read_json(io.join(ex.output_path(consumer_1), "out.json"))["upstream"] == [1]
+    assert fileio.read_json(fileio.join(ex.output_path(consumer_1), "out.json"))["upstream"] == [1]
 
     _, consumer_5 = consumer(5)
     ex5 = local(tmp_path)
@@ -128,7 +128,7 @@ def test_failure_blocks_dependents_and_force_rerun(tmp_path):
     assert read_status(ex.output_path(a)).status == "FAILED"
     assert read_status(ex.output_path(b)).status == "DEP_FAILED"
     assert runs(log) == [ex.output_path(a)]
-    prov = io.read_json(io.join(ex.output_path(a), PROVENANCE_FILE))
+    prov = fileio.read_json(fileio.join(ex.output_path(a), PROVENANCE_FILE))
     assert prov["status"] == "FAILED" and "RuntimeError" in prov["error"]["traceback"]
 
     # without --force_run_failed a failed step stays failed and is not re-run
@@ -141,7 +141,7 @@ def test_failure_blocks_dependents_and_force_rerun(tmp_path):
     ok = local(tmp_path, force_run_failed=True)
     ok.run([c2])
     assert runs(log)[1:] == [ok.output_path(a2), ok.output_path(b2), ok.output_path(c2)]
-    prov = io.read_json(io.join(ok.output_path(a2), PROVENANCE_FILE))
+    prov = fileio.read_json(fileio.join(ok.output_path(a2), PROVENANCE_FILE))
     assert prov["status"] == "SUCCESS" and prov["previous_attempts"][0]["status"] == "FAILED"
 
 
@@ -215,9 +215,9 @@ def test_steps_run_as_ray_tasks(tmp_path):
     step = ExecutorStep("test/where", where, WhereConfig(this_output_path()))
     ex = Executor(str(tmp_path), use_ray=True)
     ex.run([step])
-    where_json = io.read_json(io.join(ex.output_path(step), "where.json"))
+    where_json = fileio.read_json(fileio.join(ex.output_path(step), "where.json"))
     assert where_json["ray_worker"] is True and where_json["pid"] != os.getpid()
-    assert io.read_json(io.join(ex.output_path(step), PROVENANCE_FILE))["runner"] == "ray worker"
+    assert fileio.read_json(fileio.join(ex.output_path(step), PROVENANCE_FILE))["runner"] == "ray worker"
 
 
 def test_provenance_files_are_complete(tmp_path):
@@ -227,16 +227,16 @@ def test_provenance_files_are_complete(tmp_path):
     ex.run([c], description="provenance test")
     for step in (a, b, c):
         path = ex.output_path(step)
-        info = io.read_json(io.join(path, ".executor_info"))
+        info = fileio.read_json(fileio.join(path, ".executor_info"))
         assert info["name"] == step.name and info["output_path"] == path
         assert info["fn"].endswith("executor_steps.record")
         assert info["config"]["output_path"] == path
         assert info["version"]["name"] == step.name
-        prov = io.read_json(io.join(path, PROVENANCE_FILE))
+        prov = fileio.read_json(fileio.join(path, PROVENANCE_FILE))
         for key in ("git", "packages", "host", "devices", "started_at", "ended_at", "duration_s", "status"):
             assert key in prov, key
         assert prov["status"] == "SUCCESS" and prov["packages"]["jax"] and prov["git"]["commit"]
-    b_info = io.read_json(io.join(ex.output_path(b), ".executor_info"))
+    b_info = fileio.read_json(fileio.join(ex.output_path(b), ".executor_info"))
     assert b_info["dependencies"] == [ex.output_path(a)]
     assert b_info["version"]["config"]["value"] == 2
     experiments = os.listdir(tmp_path / "experiments")
@@ -252,7 +252,7 @@ def test_memory_prefix(tmp_path):
     ex = local("memory://soda-test")
     ex.run([c])
     assert ex.output_path(c).startswith("memory://soda-test/test/c-")
-    assert io.read_json(io.join(ex.output_path(c), "out.json"))["upstream"] == [2]
+    assert fileio.read_json(fileio.join(ex.output_path(c), "out.json"))["upstream"] == [2]
 
 
 def test_soda_info_reads_provenance(tmp_path):

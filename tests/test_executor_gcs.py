@@ -4,7 +4,7 @@ import pytest
 from executor_steps import RecordConfig, race_in_threads, record, runs
 from gcs_emulator import GcsEmulator
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.execution import Executor, ExecutorStep, LeaseTiming, this_output_path, versioned
 from soda_jax.execution.status import GcsLeaseStore, StepLease, lease_store, read_status
 
@@ -25,7 +25,7 @@ def gcs(tmp_path_factory):
 
 def test_gcs_lease_is_exclusive(gcs):
     path = f"gs://{BUCKET}/lease-test/step-1"
-    assert isinstance(lease_store(io.join(path, ".executor_lease")), GcsLeaseStore)
+    assert isinstance(lease_store(fileio.join(path, ".executor_lease")), GcsLeaseStore)
     timing = LeaseTiming(heartbeat_s=1, stale_after_s=60)
     first, second = StepLease(path, "host-a", timing), StepLease(path, "host-b", timing)
     assert first.try_acquire()
@@ -52,6 +52,6 @@ def test_experiment_on_gcs_prefix(gcs, tmp_path):
     ex.prepare([b])
     assert len(runs(log)) == 2  # each step exactly once across the four racing executors
     assert read_status(ex.output_path(b)).status == "SUCCESS"
-    assert io.read_json(io.join(ex.output_path(b), "out.json"))["upstream"] == [1]
-    assert io.read_json(io.join(ex.output_path(a), ".provenance.json"))["status"] == "SUCCESS"
+    assert fileio.read_json(fileio.join(ex.output_path(b), "out.json"))["upstream"] == [1]
+    assert fileio.read_json(fileio.join(ex.output_path(a), ".provenance.json"))["status"] == "SUCCESS"
     assert ex.output_path(b).startswith(f"gs://{BUCKET}/experiments-test/test/b-")

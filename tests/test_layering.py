@@ -18,7 +18,7 @@ SRC = ROOT / "src" / "soda_jax"
 EXPERIMENTS = ROOT / "experiments"
 
 LAYERS: list[set[str]] = [
-    {"contracts", "io"},
+    {"contracts", "fileio"},
     {"execution", "audio"},
     {"data"},
     {"models"},

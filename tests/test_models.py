@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.models import CATALOGUE, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, TEST_TINY, ModelShape, qwen3_config, vocab_size_of
 from soda_jax.training import OptimizerRecipe, TrainRecipe, soda_learning_rate, steps_for_tokens
 
@@ -53,11 +53,11 @@ def test_flops_agree_with_levanter_where_it_counts_the_real_width():
 
 
 def test_vocab_size_comes_from_the_cache(tmp_path):
-    io.atomic_write_json(str(tmp_path / "cache" / "vocab" / "vocab.json"), {"size": 432})
+    fileio.atomic_write_json(str(tmp_path / "cache" / "vocab" / "vocab.json"), {"size": 432})
     assert vocab_size_of(str(tmp_path / "cache")) == 432
     with pytest.raises(FileNotFoundError, match="no vocabulary recorded"):
         vocab_size_of(str(tmp_path / "missing"))
-    io.atomic_write_json(str(tmp_path / "bad" / "vocab" / "vocab.json"), {"size": "big"})
+    fileio.atomic_write_json(str(tmp_path / "bad" / "vocab" / "vocab.json"), {"size": "big"})
     with pytest.raises(ValueError, match="'size' must be a positive int"):
         vocab_size_of(str(tmp_path / "bad"))
 

@@ -16,7 +16,7 @@ from helpers_audio import (
     write_broken_yodas2_corpus,
     write_yodas2_corpus,
 )
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig, MimiCodec
 from soda_jax.data.sources import SkipCounter, get_source
 from soda_jax.data.tokenize_audio import SCHEMA, SHARD_STATS_KEY, TokenizeAudioConfig, tokenize_audio
@@ -52,9 +52,9 @@ def test_yodas2_output_follows_the_contract(tmp_path):
     config = TokenizeAudioConfig(str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2", batch_seconds=4.0)
     stats = tokenize_audio(config)
 
-    codec_facts = io.read_json(str(tmp_path / "out" / "codec.json"))
+    codec_facts = fileio.read_json(str(tmp_path / "out" / "codec.json"))
     assert CODEC_KEYS <= codec_facts.keys() and codec_facts["num_codebooks"] == 8
-    assert io.read_json(str(tmp_path / "out" / "stats.json")) == {**stats, "codec": stats["codec"]}
+    assert fileio.read_json(str(tmp_path / "out" / "stats.json")) == {**stats, "codec": stats["codec"]}
     assert stats["skipped"]["counts"] == expected_skips
     tables = read_tables(str(tmp_path / "out"))
     assert list(tables) == ["en-00000000.parquet", "en-00000001.parquet"]  # the corrupt shard too: done
@@ -82,7 +82,7 @@ def test_emilia_semantic_only(tmp_path):
         codec=CodecConfig(num_codebooks=1),
     )
     stats = tokenize_audio(config)
-    assert io.read_json(str(tmp_path / "out" / "codec.json"))["num_codebooks"] == 1
+    assert fileio.read_json(str(tmp_path / "out" / "codec.json"))["num_codebooks"] == 1
     rows = [r for t in read_tables(str(tmp_path / "out")).values() for r in t.to_pylist()]
     assert [r["segment_id"] for r in rows] == ["EN_000", "EN_001", "EN_002"]
     want = expected_codes(config)
@@ -156,7 +156,7 @@ def test_killed_run_resumes_only_missing_shards(tmp_path):
     resumed = run_step_in_subprocess(raw, out)
     _, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
-    stats = io.read_json(os.path.join(out, "stats.json"))
+    stats = fileio.read_json(os.path.join(out, "stats.json"))
     done_names = sorted(n.removesuffix(".parquet") for n in done_at_kill)
     assert stats["shards_already_done"] == done_names
     assert sorted(stats["shards_processed"] + done_names) == sorted(expected["shards_processed"])

@@ -6,7 +6,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.text_tokenizers import mistral_sentencepiece, train_bpe
 from soda_jax.audio.vocab import (
     CODEBOOK_SIZE,
@@ -127,8 +127,8 @@ def test_save_and_load(vocab, tmp_path, where):
 def test_load_rejects_a_layout_that_no_longer_matches(vocab, tmp_path):
     directory = str(tmp_path / "vocab")
     vocab.save(directory)
-    recorded = io.read_json(io.join(directory, VOCAB_FILE))
+    recorded = fileio.read_json(fileio.join(directory, VOCAB_FILE))
     recorded["audio_offset"] += 1
-    io.atomic_write_text(io.join(directory, VOCAB_FILE), json.dumps(recorded))
+    fileio.atomic_write_text(fileio.join(directory, VOCAB_FILE), json.dumps(recorded))
     with pytest.raises(ValueError, match="does not match"):
         AudioTextVocab.load(directory)

@@ -12,15 +12,15 @@ import os
 import sys
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import INFO_FILE, PROVENANCE_FILE
 from soda_jax.execution.main import PREFIX_ENV
 from soda_jax.execution.status import read_status
 
 
 def describe_step(path: str) -> list[str]:
-    info = io.read_json_or_none(io.join(path, INFO_FILE)) or {}
-    prov = io.read_json_or_none(io.join(path, PROVENANCE_FILE)) or {}
+    info = fileio.read_json_or_none(fileio.join(path, INFO_FILE)) or {}
+    prov = fileio.read_json_or_none(fileio.join(path, PROVENANCE_FILE)) or {}
     status = read_status(path)
     lines = [f"{info.get('name', '?')}  [{status.status if status else 'not run'}]  {path}"]
     if info:
@@ -46,12 +46,12 @@ def describe_step(path: str) -> list[str]:
 
 def info(path: str) -> int:
     if path.endswith(".json"):
-        experiment: dict[str, Any] = io.read_json(path)
+        experiment: dict[str, Any] = fileio.read_json(path)
         print(f"experiment {path}\n  {experiment.get('description', '')}")
         for step in experiment["steps"]:
             print("\n".join(describe_step(step["output_path"])))
         return 0
-    if not io.exists(path):
+    if not fileio.exists(path):
         print(f"no such step output: {path}", file=sys.stderr)
         return 1
     print("\n".join(describe_step(path)))

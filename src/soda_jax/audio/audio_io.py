@@ -7,13 +7,13 @@ the same call reads local files, ``gs://`` objects or bytes already pulled out o
 
 from __future__ import annotations
 
-import io as _io
+import io
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from soda_jax import io
+from soda_jax import fileio
 
 MIMI_SAMPLE_RATE = 24_000
 """Mimi's input and output sample rate (Hz)."""
@@ -45,7 +45,7 @@ def decode_audio(data: bytes, name: str, sample_rate: int = MIMI_SAMPLE_RATE) ->
     ``name`` is only used in the error message, so a failure points at the file or tar member.
     """
     try:
-        wave, rate = sf.read(_io.BytesIO(data), dtype="float32", always_2d=True)
+        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises several types (LibsndfileError, RuntimeError, TypeError)
         raise AudioReadError(f"{name}: cannot decode audio ({type(e).__name__}: {e})") from e
     if wave.shape[0] == 0:
@@ -55,4 +55,4 @@ def decode_audio(data: bytes, name: str, sample_rate: int = MIMI_SAMPLE_RATE) ->
 
 def load_audio(url: str, sample_rate: int = MIMI_SAMPLE_RATE) -> np.ndarray:
     """Read an audio file (local path or fsspec URL) as mono float32 at ``sample_rate``."""
-    return decode_audio(io.read_bytes(url), url, sample_rate)
+    return decode_audio(fileio.read_bytes(url), url, sample_rate)

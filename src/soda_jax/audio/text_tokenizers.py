@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from transformers import LlamaTokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from soda_jax import io
+from soda_jax import fileio
 
 MISTRAL_V1_MODEL = "tokenizer.model.v1"
 """The 32,000-id Llama/Mistral-style SentencePiece model shipped inside the mistral-common wheel."""
@@ -81,4 +81,4 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str) -> None:
         tokenizer.save_pretrained(tmp)
         for name in sorted(os.listdir(tmp)):
             with open(os.path.join(tmp, name), "rb") as f:
-                io.atomic_write_bytes(io.join(directory, name), f.read())
+                fileio.atomic_write_bytes(fileio.join(directory, name), f.read())

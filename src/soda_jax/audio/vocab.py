@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import TEXT_TOKENIZER_DIR, VOCAB_FILE
 
 logger = logging.getLogger(__name__)
@@ -96,22 +96,22 @@ class AudioTextVocab:
         """Write vocab.json and the text tokenizer, so a cache always carries its vocabulary."""
         from soda_jax.audio.text_tokenizers import save_tokenizer
 
-        save_tokenizer(self.text_tokenizer, io.join(directory, TEXT_TOKENIZER_DIR))
-        io.atomic_write_json(io.join(directory, VOCAB_FILE), self.describe())
+        save_tokenizer(self.text_tokenizer, fileio.join(directory, TEXT_TOKENIZER_DIR))
+        fileio.atomic_write_json(fileio.join(directory, VOCAB_FILE), self.describe())
 
     @classmethod
     def load(cls, directory: str) -> AudioTextVocab:
         """Load a vocabulary written by `save`, checking its recorded layout still holds."""
         from transformers import AutoTokenizer
 
-        recorded = io.read_json(io.join(directory, VOCAB_FILE))
-        fs, path = io.filesystem(io.join(directory, TEXT_TOKENIZER_DIR))
+        recorded = fileio.read_json(fileio.join(directory, VOCAB_FILE))
+        fs, path = fileio.filesystem(fileio.join(directory, TEXT_TOKENIZER_DIR))
         with tempfile.TemporaryDirectory() as tmp:
             fs.get(path.rstrip("/") + "/", tmp + "/", recursive=True)
             vocab = cls(AutoTokenizer.from_pretrained(tmp), codebook_size=recorded["codebook_size"])
         if vocab.describe() != recorded:
             raise ValueError(
-                f"{io.join(directory, VOCAB_FILE)}: recorded layout {recorded} does not match the "
+                f"{fileio.join(directory, VOCAB_FILE)}: recorded layout {recorded} does not match the "
                 f"tokenizer stored beside it {vocab.describe()}"
             )
         return vocab

@@ -10,7 +10,7 @@ JSON. Pages refresh themselves, so a running experiment can be watched.
 from __future__ import annotations
 
 import html
-import io as pyio
+import io
 import json
 import logging
 import urllib.parse
@@ -65,7 +65,7 @@ def metrics_png(rows: list[dict[str, Any]]) -> bytes:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    buffer = pyio.BytesIO()
+    buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()

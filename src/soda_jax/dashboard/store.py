@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import (
     EXPERIMENTS_DIR,
     INFO_FILE,
@@ -51,7 +51,7 @@ class PrefixStore:
         self.prefix = prefix.rstrip("/")
 
     def experiments(self) -> list[ExperimentView]:
-        fs, path = io.filesystem(io.join(self.prefix, EXPERIMENTS_DIR))
+        fs, path = fileio.filesystem(fileio.join(self.prefix, EXPERIMENTS_DIR))
         if not fs.exists(path):
             return []
         views = []
@@ -62,21 +62,21 @@ class PrefixStore:
         return sorted(views, key=lambda v: v.created_at, reverse=True)
 
     def experiment_record(self, key: str) -> dict[str, Any]:
-        return io.read_json(io.join(self.prefix, EXPERIMENTS_DIR, f"{key}.json"))
+        return fileio.read_json(fileio.join(self.prefix, EXPERIMENTS_DIR, f"{key}.json"))
 
     def step(self, output_path: str, name: str = "") -> StepView:
         status = read_status(output_path)
         summaries = {}
         for fname in SUMMARY_FILES:
-            data = io.read_json_or_none(io.join(output_path, fname))
+            data = fileio.read_json_or_none(fileio.join(output_path, fname))
             if data is not None:
                 summaries[fname] = data
         return StepView(
             name=name,
             output_path=output_path,
             status=status.status if status else "NOT RUN",
-            info=io.read_json_or_none(io.join(output_path, INFO_FILE)) or {},
-            provenance=io.read_json_or_none(io.join(output_path, PROVENANCE_FILE)) or {},
+            info=fileio.read_json_or_none(fileio.join(output_path, INFO_FILE)) or {},
+            provenance=fileio.read_json_or_none(fileio.join(output_path, PROVENANCE_FILE)) or {},
             summaries=summaries,
         )
 
@@ -86,7 +86,7 @@ class PrefixStore:
     def metrics(self, output_path: str) -> list[dict[str, Any]]:
         """Rows of ``metrics.jsonl`` (malformed lines are skipped: a run may be mid-write)."""
         try:
-            text = io.read_text(io.join(output_path, METRICS_FILE))
+            text = fileio.read_text(fileio.join(output_path, METRICS_FILE))
         except FileNotFoundError:
             return []
         rows = []
@@ -101,4 +101,4 @@ class PrefixStore:
 
     def is_step_path(self, output_path: str) -> bool:
         """Only paths under the prefix that hold executor metadata may be shown."""
-        return output_path.startswith(self.prefix + "/") and io.exists(io.join(output_path, INFO_FILE))
+        return output_path.startswith(self.prefix + "/") and fileio.exists(fileio.join(output_path, INFO_FILE))

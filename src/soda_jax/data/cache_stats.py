@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import SPLITS, STATS_FILE
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def write_stats(output_path: str, shard_stats: Iterable[Mapping[str, Any]], layo
     for stats in shard_stats:
         total = merge_counts(total, stats)
     total["layout"] = dict(layout)
-    io.atomic_write_json(io.join(output_path, STATS_FILE), total)
+    fileio.atomic_write_json(fileio.join(output_path, STATS_FILE), total)
     for split in SPLITS:
         s = total.get(split, {})
         logger.info(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS, AudioTextVocab
 from soda_jax.contracts import LEVANTER_TOKENIZER_DIR, VOCAB_DIR, VOCAB_FILE
 
@@ -25,7 +25,7 @@ def levanter_tokenizer_path(cache_root):
     """The full-vocabulary tokenizer of a cache root: a path, or an executor input when the root is
     a step (or `InputName`) that has not run yet."""
     if isinstance(cache_root, str):
-        return io.join(cache_root, VOCAB_DIR, LEVANTER_TOKENIZER_DIR)
+        return fileio.join(cache_root, VOCAB_DIR, LEVANTER_TOKENIZER_DIR)
     return cache_root / f"{VOCAB_DIR}/{LEVANTER_TOKENIZER_DIR}"
 
 
@@ -33,7 +33,7 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     """Write ``{cache_root}/vocab/`` and its levanter tokenizer."""
     from tokenizers import AddedToken, Tokenizer
 
-    vocab.save(io.join(cache_root, VOCAB_DIR))
+    vocab.save(fileio.join(cache_root, VOCAB_DIR))
     backend = getattr(vocab.text_tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ValueError(f"{type(vocab.text_tokenizer).__name__} is not a fast tokenizer: levanter needs tokenizer.json")
@@ -51,7 +51,7 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     if got != expected or tokenizer.get_vocab_size() != vocab.size:
         raise ValueError(f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match the vocab {expected} (size {vocab.size})")
     directory = levanter_tokenizer_path(cache_root)
-    io.atomic_write_text(io.join(directory, "tokenizer.json"), tokenizer.to_str())
+    fileio.atomic_write_text(fileio.join(directory, "tokenizer.json"), tokenizer.to_str())
     config = {
         "bos_token": vocab.text_tokenizer.bos_token,
         "eos_token": vocab.text_tokenizer.eos_token,
@@ -59,15 +59,15 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
         "model_input_names": ["input_ids"],
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
-    io.atomic_write_text(io.join(directory, "tokenizer_config.json"), json.dumps(config, indent=2) + "\n")
+    fileio.atomic_write_text(fileio.join(directory, "tokenizer_config.json"), json.dumps(config, indent=2) + "\n")
 
 
 def load_cache_vocab(cache_root: str) -> AudioTextVocab:
-    return AudioTextVocab.load(io.join(cache_root, VOCAB_DIR))
+    return AudioTextVocab.load(fileio.join(cache_root, VOCAB_DIR))
 
 
 def same_vocab(cache_root_a: str, cache_root_b: str) -> bool:
     """Whether two caches recorded the same vocabulary layout (vocab.json)."""
-    return io.read_json(io.join(cache_root_a, VOCAB_DIR, VOCAB_FILE)) == io.read_json(
-        io.join(cache_root_b, VOCAB_DIR, VOCAB_FILE)
+    return fileio.read_json(fileio.join(cache_root_a, VOCAB_DIR, VOCAB_FILE)) == fileio.read_json(
+        fileio.join(cache_root_b, VOCAB_DIR, VOCAB_FILE)
     )

@@ -23,7 +23,7 @@ from levanter.store.cache import (
     TreeCache,
 )
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import LEDGER_FILE, SPLITS, TRAIN_SPLIT, VALIDATION_SPLIT
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def split_of(key: str, validation_fraction: float, salt: str) -> str:
 
 
 def is_finished(cache_dir: str) -> bool:
-    ledger = io.read_json_or_none(io.join(cache_dir, LEDGER_FILE))
+    ledger = fileio.read_json_or_none(fileio.join(cache_dir, LEDGER_FILE))
     return bool(ledger and ledger.get("is_finished"))
 
 
@@ -69,7 +69,7 @@ class DocumentCacheWriter:
         self.documents = 0
         self.tokens = 0
         self._buffer: list[dict[str, np.ndarray]] = []
-        fs, path = io.filesystem(cache_dir)
+        fs, path = fileio.filesystem(cache_dir)
         if fs.exists(path):  # a previous, interrupted attempt: start clean
             fs.rm(path, recursive=True)
         self._writer = SerialCacheWriter(cache_dir, exemplar())
@@ -121,9 +121,9 @@ def finalize_sharded_cache(split_dir: str, shard_names: Iterable[str], metadata:
         metadata=CacheMetadata(dict(metadata) if metadata else None),
     )
     for shard in shard_names:
-        shard_ledger = io.read_json_or_none(io.join(split_dir, shard, LEDGER_FILE))
+        shard_ledger = fileio.read_json_or_none(fileio.join(split_dir, shard, LEDGER_FILE))
         if not shard_ledger or not shard_ledger.get("is_finished"):
-            raise FileNotFoundError(f"{io.join(split_dir, shard)}: shard cache is missing or unfinished")
+            raise FileNotFoundError(f"{fileio.join(split_dir, shard)}: shard cache is missing or unfinished")
         ledger.shard_rows[shard] = shard_ledger["total_num_rows"]
         ledger.finished_shards.append(shard)
         ledger.total_num_rows += shard_ledger["total_num_rows"]
@@ -131,7 +131,7 @@ def finalize_sharded_cache(split_dir: str, shard_names: Iterable[str], metadata:
         ledger.field_counts_by_shard[shard] = counts
         for name, count in counts.items():
             ledger.field_counts[name] = ledger.field_counts.get(name, 0) + count
-    io.atomic_write_text(io.join(split_dir, LEDGER_FILE), ledger.to_json())
+    fileio.atomic_write_text(fileio.join(split_dir, LEDGER_FILE), ledger.to_json())
     return ledger
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.contracts import CODEC_FILE, SHARD_STATS_DIR, SHARDS_DIR
 from soda_jax.data import caches
@@ -81,18 +81,18 @@ def interleave(config: InterleaveConfig) -> dict:
     patterns = [get_pattern(p) for p in config.patterns]
     if not patterns:
         raise ValueError("interleave needs at least one pattern")
-    codec = io.read_json(io.join(config.input_path, CODEC_FILE))
+    codec = fileio.read_json(fileio.join(config.input_path, CODEC_FILE))
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     if codec["codebook_size"] != vocab.codebook_size:
-        raise ValueError(f"{io.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}")
-    fs, shards_dir = io.filesystem(io.join(config.input_path, SHARDS_DIR))
+        raise ValueError(f"{fileio.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}")
+    fs, shards_dir = fileio.filesystem(fileio.join(config.input_path, SHARDS_DIR))
     shard_paths = sorted(p for p in fs.glob(f"{shards_dir}/*.parquet"))
     if not shard_paths:
-        raise FileNotFoundError(f"{io.join(config.input_path, SHARDS_DIR)}: no *.parquet shards")
+        raise FileNotFoundError(f"{fileio.join(config.input_path, SHARDS_DIR)}: no *.parquet shards")
     protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
     jobs = [
         ShardJob(
-            shard_path=p if io.is_local(config.input_path) else f"{protocol}://{p}",
+            shard_path=p if fileio.is_local(config.input_path) else f"{protocol}://{p}",
             shard_name=os.path.basename(p).removesuffix(".parquet"),
             config=config,
             num_codebooks=int(codec["num_codebooks"]),
@@ -103,7 +103,7 @@ def interleave(config: InterleaveConfig) -> dict:
     shard_stats = parallel_map(interleave_shard, jobs, desc="interleave shards")
     sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
     for split in caches.SPLITS:
-        caches.finalize_sharded_cache(io.join(config.output_path, split), sub_caches)
+        caches.finalize_sharded_cache(fileio.join(config.output_path, split), sub_caches)
     save_cache_vocab(vocab, config.output_path)
     layout = {
         "kind": "interleaved",
@@ -122,8 +122,8 @@ def interleave(config: InterleaveConfig) -> dict:
 def interleave_shard(job: ShardJob) -> dict:
     """Interleave one input shard into its sub-caches; returns (and saves) its stats."""
     config = job.config
-    done_marker = io.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
-    previous = io.read_json_or_none(done_marker)
+    done_marker = fileio.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
+    previous = fileio.read_json_or_none(done_marker)
     if previous is not None:
         logger.info("%s: already interleaved, skipping", job.shard_name)
         return previous
@@ -141,7 +141,7 @@ def interleave_shard(job: ShardJob) -> dict:
         writers = {
             (split, p.name): stack.enter_context(
                 caches.DocumentCacheWriter(
-                    io.join(config.output_path, split, f"{job.shard_name}.{p.name}"), batch_size=config.write_batch_size
+                    fileio.join(config.output_path, split, f"{job.shard_name}.{p.name}"), batch_size=config.write_batch_size
                 )
             )
             for split in caches.SPLITS
@@ -181,7 +181,7 @@ def interleave_shard(job: ShardJob) -> dict:
     result["shards"] = 1
     if shard.skipped:
         logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
-    io.atomic_write_json(done_marker, result)
+    fileio.atomic_write_json(done_marker, result)
     return result
 
 

@@ -27,7 +27,7 @@ from levanter.data.text.datasets import (
 )
 from levanter.store.cache import TreeCache
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import VOCAB_DIR, VOCAB_FILE
 from soda_jax.data.cache_vocab import levanter_tokenizer_path
 from soda_jax.data.packing import document_lm_dataset
@@ -194,7 +194,7 @@ def _check_shared_vocab(components: Mapping[str, str]) -> None:
     for name, root in components.items():
         if not isinstance(root, str):
             continue  # an executor input: checked when the training step loads the caches
-        recorded = io.read_json_or_none(io.join(root, VOCAB_DIR, VOCAB_FILE))
+        recorded = fileio.read_json_or_none(fileio.join(root, VOCAB_DIR, VOCAB_FILE))
         if recorded is None:
             continue  # not written yet (an experiment being defined): the training step loads it
         for other, (other_root, other_vocab) in seen.items():

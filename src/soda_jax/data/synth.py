@@ -16,7 +16,7 @@ by the tests to build corpora with deliberately bad records.
 
 from __future__ import annotations
 
-import io as _io
+import io
 import json
 import logging
 import os
@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio
 from soda_jax.data.sources import yodas2
 
@@ -165,19 +165,19 @@ class ShortUtterance:
 
 def encode_audio(audio: np.ndarray, audio_format: str) -> bytes:
     """Audio as file bytes ("FLAC", "WAV", "MP3", ...) at 24 kHz."""
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     sf.write(buffer, audio, MIMI_SAMPLE_RATE, format=audio_format)
     return buffer.getvalue()
 
 
 def tar_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
     """A tar of ``(name, bytes)`` members, in order, with fixed metadata (reproducible bytes)."""
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
-            archive.addfile(info, _io.BytesIO(data))
+            archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -197,10 +197,10 @@ def write_yodas2_shard(
         )
         for r in recordings
     ]
-    base = io.join(root, language)
-    io.atomic_write_bytes(io.join(base, yodas2.AUDIO_DIR, f"{shard}.tar"), tar_bytes(members))
-    io.atomic_write_text(
-        io.join(base, yodas2.TEXT_DIR, f"{shard}{yodas2.TEXT_SUFFIX}"), "\n".join(lines) + "\n"
+    base = fileio.join(root, language)
+    fileio.atomic_write_bytes(fileio.join(base, yodas2.AUDIO_DIR, f"{shard}.tar"), tar_bytes(members))
+    fileio.atomic_write_text(
+        fileio.join(base, yodas2.TEXT_DIR, f"{shard}{yodas2.TEXT_SUFFIX}"), "\n".join(lines) + "\n"
     )
 
 
@@ -217,7 +217,7 @@ def write_emilia_shard(path: str, utterances: Sequence[ShortUtterance], audio_fo
         }
         members.append((f"{u.id}.{audio_format.lower()}", encode_audio(u.audio, audio_format)))
         members.append((f"{u.id}.json", json.dumps(meta).encode()))
-    io.atomic_write_bytes(path, tar_bytes(members))
+    fileio.atomic_write_bytes(path, tar_bytes(members))
 
 
 def long_form(audio_id: str, speeches: Sequence[np.ndarray], texts: Sequence[str], speaker: str) -> Recording:
@@ -282,13 +282,13 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
             utterance_id = f"EN_DEMO_{len(utterances):06d}"
             utterances.append(ShortUtterance(utterance_id, speak(text, voice), text, voice.speaker))
     progress.close()
-    yodas_root = io.join(config.output_path, "yodas2")
+    yodas_root = fileio.join(config.output_path, "yodas2")
     for s in range(0, len(recordings), config.recordings_per_shard):
         shard = f"{s // config.recordings_per_shard:08d}"
         write_yodas2_shard(yodas_root, DEMO_LANGUAGE, shard, recordings[s : s + config.recordings_per_shard])
-    emilia_root = io.join(config.output_path, "emilia")
+    emilia_root = fileio.join(config.output_path, "emilia")
     for s in range(0, len(utterances), config.utterances_per_shard):
-        shard_path = io.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")
+        shard_path = fileio.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")
         write_emilia_shard(shard_path, utterances[s : s + config.utterances_per_shard])
     logger.info(
         "demo corpus: %d recordings, %d utterances in %s",

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig, MimiCodec, batches_by_length
 from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
@@ -87,7 +87,7 @@ class ShardTask:
 
 
 def shard_path(output_path: str, shard_name: str) -> str:
-    return io.join(output_path, SHARDS_DIR, f"{shard_name}.parquet")
+    return fileio.join(output_path, SHARDS_DIR, f"{shard_name}.parquet")
 
 
 @functools.lru_cache(maxsize=2)
@@ -172,7 +172,7 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
     }
     buffer = pa.BufferOutputStream()
     pq.write_table(rows_table(rows, codes, stats), buffer, compression="zstd")
-    io.atomic_write_bytes(shard_path(config.output_path, shard.name), buffer.getvalue().to_pybytes())
+    fileio.atomic_write_bytes(shard_path(config.output_path, shard.name), buffer.getvalue().to_pybytes())
     logger.info(
         "%s: %d utterances, %.1f s of audio, %d tokens, %d skipped",
         shard.name, stats["utterances"], seconds, stats["tokens"], skips.total,
@@ -182,7 +182,7 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
 
 def read_shard_stats(path: str) -> dict[str, Any]:
     """The statistics a finished shard's parquet carries in its metadata."""
-    fs, local = io.filesystem(path)
+    fs, local = fileio.filesystem(path)
     with fs.open(local, "rb") as f:
         metadata = pq.read_schema(f).metadata or {}
     if SHARD_STATS_KEY not in metadata:
@@ -194,12 +194,12 @@ def read_shard_stats(path: str) -> dict[str, Any]:
 
 def write_codec_facts(config: TokenizeAudioConfig, codec: MimiCodec) -> None:
     """Write codec.json, or check that a previous (resumed) run used the same codec."""
-    path = io.join(config.output_path, CODEC_FILE)
+    path = fileio.join(config.output_path, CODEC_FILE)
     facts = codec.describe()
-    previous = io.read_json_or_none(path)
+    previous = fileio.read_json_or_none(path)
     if previous is not None and previous != facts:
         raise ValueError(f"{path}: output was written with codec {previous}, this run uses {facts}")
-    io.atomic_write_json(path, facts)
+    fileio.atomic_write_json(path, facts)
 
 
 def summarize(
@@ -232,7 +232,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
             f"{config.input_path}: no {config.source} shards found (languages={config.languages})"
         )
     write_codec_facts(config, load_codec(config.codec))
-    done = {s.name for s in shards if io.exists(shard_path(config.output_path, s.name))}
+    done = {s.name for s in shards if fileio.exists(shard_path(config.output_path, s.name))}
     todo = [s for s in shards if s.name not in done]
     logger.info(
         "%s: %d shards, %d already done, %d to tokenize", config.source, len(shards), len(done), len(todo)
@@ -246,7 +246,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     shard_stats = [read_shard_stats(shard_path(config.output_path, s.name)) for s in shards]
     stats = summarize(shard_stats, [s.name for s in todo], sorted(done))
     stats["codec"] = asdict(config.codec)
-    io.atomic_write_json(io.join(config.output_path, STATS_FILE), stats)
+    fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
         "tokenize_audio: %.2f h, %d utterances, %d tokens, skipped %s",
         stats["hours"], stats["utterances"], stats["tokens"], stats["skipped"]["counts"],

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.contracts import SHARD_STATS_DIR
 from soda_jax.data import caches
@@ -73,7 +73,7 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     shard_stats = parallel_map(tokenize_text_shard, jobs, desc="tokenize text shards")
     for split in caches.SPLITS:
-        caches.finalize_sharded_cache(io.join(config.output_path, split), [f"{j.shard_name}.{PATTERN}" for j in jobs])
+        caches.finalize_sharded_cache(fileio.join(config.output_path, split), [f"{j.shard_name}.{PATTERN}" for j in jobs])
     save_cache_vocab(vocab, config.output_path)
     layout = {
         "kind": "text",
@@ -87,14 +87,14 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
 
 
 def list_text_files(input_path: str) -> list[str]:
-    fs, path = io.filesystem(input_path)
+    fs, path = fileio.filesystem(input_path)
     if fs.isfile(path):
         files = [path]
     else:
         files = sorted(p for p in fs.find(path) if p.endswith(TEXT_SUFFIXES))
     if not files:
         raise FileNotFoundError(f"{input_path}: no {'/'.join(TEXT_SUFFIXES)} files")
-    if io.is_local(input_path):
+    if fileio.is_local(input_path):
         return files
     protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
     return [f"{protocol}://{p}" for p in files]
@@ -110,8 +110,8 @@ def _shard_name(path: str) -> str:
 def tokenize_text_shard(job: TextShardJob) -> dict:
     """Tokenize one input file into its train/validation sub-caches; returns (and saves) its stats."""
     config = job.config
-    done_marker = io.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
-    previous = io.read_json_or_none(done_marker)
+    done_marker = fileio.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
+    previous = fileio.read_json_or_none(done_marker)
     if previous is not None:
         logger.info("%s: already tokenized, skipping", job.shard_name)
         return previous
@@ -119,7 +119,7 @@ def tokenize_text_shard(job: TextShardJob) -> dict:
     markers = Markers.from_vocab(vocab)
     skipped: Counter = Counter()
     stats = {split: SplitStats() for split in caches.SPLITS}
-    dirs = {split: io.join(config.output_path, split, f"{job.shard_name}.{PATTERN}") for split in caches.SPLITS}
+    dirs = {split: fileio.join(config.output_path, split, f"{job.shard_name}.{PATTERN}") for split in caches.SPLITS}
     with (
         caches.DocumentCacheWriter(dirs[caches.TRAIN], batch_size=config.write_batch_size) as train,
         caches.DocumentCacheWriter(dirs[caches.VALIDATION], batch_size=config.write_batch_size) as validation,
@@ -144,7 +144,7 @@ def tokenize_text_shard(job: TextShardJob) -> dict:
     result = {split: stats[split].as_dict() for split in caches.SPLITS}
     result["skipped_records"] = dict(skipped)
     result["shards"] = 1
-    io.atomic_write_json(done_marker, result)
+    fileio.atomic_write_json(done_marker, result)
     return result
 
 
@@ -164,7 +164,7 @@ def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int
         return isinstance(text, str) and bool(text)
 
     if path.endswith(".parquet"):
-        fs, fs_path = io.filesystem(path)
+        fs, fs_path = fileio.filesystem(path)
         with fs.open(fs_path, "rb") as f:
             parquet = pq.ParquetFile(f)
             if text_field not in parquet.schema_arrow.names:
@@ -178,7 +178,7 @@ def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int
         return
 
     compression = "gzip" if path.endswith(".gz") else None
-    fs, fs_path = io.filesystem(path)
+    fs, fs_path = fileio.filesystem(path)
     with fs.open(fs_path, "rt", compression=compression, encoding="utf-8") as f:
         for record, line in enumerate(f):
             if not line.strip():

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from soda_jax import io
+from soda_jax import fileio
 
 COLUMNS = ("recording_id", "segment_id", "segment_index", "text", "speaker", "num_frames", "codes")
 """The section-1 columns the interleaver reads (start, end, language are not needed)."""
@@ -51,7 +51,7 @@ class UtteranceShard:
 
 def read_utterance_shard(path: str, num_codebooks: int, codebook_size: int) -> UtteranceShard:
     """Read and check one parquet shard of tokenized utterances."""
-    fs, fs_path = io.filesystem(path)
+    fs, fs_path = fileio.filesystem(path)
     with fs.open(fs_path, "rb") as f:
         schema_names = set(pq.read_schema(f).names)
         missing = [c for c in COLUMNS if c not in schema_names]

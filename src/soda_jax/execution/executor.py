@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
 from soda_jax.execution.parallel import ensure_ray, run_as_task
 from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
@@ -317,18 +317,18 @@ class Executor:
         }
 
     def _write_info(self, step: ExecutorStep) -> None:
-        io.atomic_write_json(io.join(self.output_path(step), INFO_FILE), self.step_info(step))
+        fileio.atomic_write_json(fileio.join(self.output_path(step), INFO_FILE), self.step_info(step))
 
     def experiment_path(self, steps: list[ExecutorStep]) -> str:
         script = os.path.splitext(os.path.basename(sys.argv[0] or "interactive"))[0] or "interactive"
         digest = hash_version({"steps": sorted(self.output_path(s) for s in steps)})
-        return io.join(self.prefix, EXPERIMENTS_DIR, f"{script}-{digest}.json")
+        return fileio.join(self.prefix, EXPERIMENTS_DIR, f"{script}-{digest}.json")
 
     def write_experiment(self, steps: list[ExecutorStep], description: str) -> str:
         """Record the whole experiment (every step, with dependencies) for the dashboard."""
         everything = topological_order(steps)
         path = self.experiment_path(steps)
-        io.atomic_write_json(
+        fileio.atomic_write_json(
             path,
             {
                 "description": description,

@@ -19,7 +19,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import PROVENANCE_FILE
 
 TRACKED_PACKAGES = (
@@ -92,12 +92,12 @@ class StepRecorder:
     """Context manager writing a step's provenance when it starts and when it ends."""
 
     def __init__(self, output_path: str, step_name: str):
-        self.url = io.join(output_path, PROVENANCE_FILE)
+        self.url = fileio.join(output_path, PROVENANCE_FILE)
         self.step_name = step_name
         self.record: dict[str, Any] = {}
 
     def __enter__(self) -> StepRecorder:
-        previous = io.read_json_or_none(self.url)
+        previous = fileio.read_json_or_none(self.url)
         history = []
         if previous is not None:
             history = previous.pop("previous_attempts", [])
@@ -116,7 +116,7 @@ class StepRecorder:
             "started_at": now_iso(self.start),
             "previous_attempts": history,
         }
-        io.atomic_write_json(self.url, self.record)
+        fileio.atomic_write_json(self.url, self.record)
         return self
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> None:
@@ -133,14 +133,14 @@ class StepRecorder:
                 "message": str(exc),
                 "traceback": "".join(traceback.format_exception(exc_type, exc, tb)),
             }
-        io.atomic_write_json(self.url, self.record)
+        fileio.atomic_write_json(self.url, self.record)
 
 
 def mark_died(output_path: str, reason: str) -> None:
     """Close a provenance record left RUNNING by a worker that died without finishing it."""
-    url = io.join(output_path, PROVENANCE_FILE)
-    record = io.read_json_or_none(url)
+    url = fileio.join(output_path, PROVENANCE_FILE)
+    record = fileio.read_json_or_none(url)
     if record is None or record.get("status") != "RUNNING":
         return
     record.update(status="FAILED", ended_at=now_iso(), error={"type": "WorkerDied", "message": reason})
-    io.atomic_write_json(url, record)
+    fileio.atomic_write_json(url, record)

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from fsspec.implementations.local import LocalFileSystem
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import LEASE_FILE, STATUS_FILE
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class FileLeaseStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.fs, self.path = io.filesystem(url)
+        self.fs, self.path = fileio.filesystem(url)
         self.local = isinstance(self.fs, LocalFileSystem)
 
     def _decode(self, raw: str) -> tuple[int, Lease | None]:
@@ -100,7 +100,7 @@ class FileLeaseStore:
 
     def _read_unlocked(self) -> tuple[int, Lease | None]:
         try:
-            return self._decode(io.read_text(self.url))
+            return self._decode(fileio.read_text(self.url))
         except FileNotFoundError:
             return 0, None
 
@@ -123,7 +123,7 @@ class FileLeaseStore:
             generation, _ = self._read_unlocked()
             if generation != if_generation:
                 return False
-            io.atomic_write_text(self.url, json.dumps({**asdict(lease), "generation": generation + 1}))
+            fileio.atomic_write_text(self.url, json.dumps({**asdict(lease), "generation": generation + 1}))
             return True
 
 
@@ -132,7 +132,7 @@ class GcsLeaseStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.fs, path = io.filesystem(url)
+        self.fs, path = fileio.filesystem(url)
         self.bucket, _, self.key = path.partition("/")
 
     def read(self) -> tuple[int, Lease | None]:
@@ -165,11 +165,11 @@ class GcsLeaseStore:
 
 
 def lease_store(url: str) -> LeaseStore:
-    protocol = io.filesystem(url)[0].protocol
+    protocol = fileio.filesystem(url)[0].protocol
     protocols = {protocol} if isinstance(protocol, str) else set(protocol)
     if protocols & {"gs", "gcs"}:
         return GcsLeaseStore(url)
-    if not io.is_local(url) and not protocols & {"memory"}:
+    if not fileio.is_local(url) and not protocols & {"memory"}:
         logger.warning("%s: no compare-and-swap on this store; the lease only excludes threads of one process", url)
     return FileLeaseStore(url)
 
@@ -178,7 +178,7 @@ class StepLease:
     """Acquire, refresh and release the lease of one step's output directory."""
 
     def __init__(self, output_path: str, owner: str, timing: LeaseTiming):
-        self.store = lease_store(io.join(output_path, LEASE_FILE))
+        self.store = lease_store(fileio.join(output_path, LEASE_FILE))
         self.owner = owner
         self.timing = timing
 
@@ -246,9 +246,9 @@ class StepStatus:
 
 
 def read_status(output_path: str) -> StepStatus | None:
-    data = io.read_json_or_none(io.join(output_path, STATUS_FILE))
+    data = fileio.read_json_or_none(fileio.join(output_path, STATUS_FILE))
     return StepStatus(data["status"], float(data["time"])) if data else None
 
 
 def write_status(output_path: str, status: str) -> None:
-    io.atomic_write_json(io.join(output_path, STATUS_FILE), {"status": status, "time": time.time()})
+    fileio.atomic_write_json(fileio.join(output_path, STATUS_FILE), {"status": status, "time": time.time()})

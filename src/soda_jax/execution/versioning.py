@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.execution.step import ExecutorStep, InputName, OutputName, VersionedValue
 
 HASH_LENGTH = 8
@@ -132,9 +132,9 @@ def compute_identities(steps: list[ExecutorStep], prefix: str) -> dict[int, Step
         if step.override_output_path is not None:
             output = step.override_output_path
             if "://" not in output and not output.startswith("/"):
-                output = io.join(prefix, output)
+                output = fileio.join(prefix, output)
         else:
-            output = io.join(prefix, f"{step.name}-{digest}")
+            output = fileio.join(prefix, f"{step.name}-{digest}")
         identities[id(step)] = StepIdentity(version=version, hash=digest, output_path=output)
     return identities
 
@@ -146,9 +146,9 @@ def instantiate(config: Any, output_path: str, output_of: Callable[[ExecutorStep
         inp = as_input(obj)
         if inp is not None:
             base = prefix if inp.step is None else output_of(inp.step)
-            return io.join(base, inp.subpath) if inp.subpath else base
+            return fileio.join(base, inp.subpath) if inp.subpath else base
         if isinstance(obj, OutputName):
-            return io.join(output_path, obj.subpath) if obj.subpath else output_path
+            return fileio.join(output_path, obj.subpath) if obj.subpath else output_path
         if isinstance(obj, VersionedValue):
             return resolve(obj.value)
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

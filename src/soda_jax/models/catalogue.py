@@ -5,7 +5,7 @@ Vocabulary sizes are never part of a shape: `vocab_size_of` reads them from a to
 
 from __future__ import annotations
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.models.shapes import ModelShape
 
 SODA_135M = ModelShape(hidden_dim=512, intermediate_dim=1792, num_layers=15, num_heads=8, num_kv_heads=8, head_dim=64)
@@ -46,8 +46,8 @@ def model_shape(name: str) -> ModelShape:
 
 def vocab_size_of(cache_root: str) -> int:
     """The vocabulary size recorded by a token cache (``{cache_root}/vocab/vocab.json``)."""
-    path = io.join(cache_root, VOCAB_JSON)
-    recorded = io.read_json_or_none(path)
+    path = fileio.join(cache_root, VOCAB_JSON)
+    recorded = fileio.read_json_or_none(path)
     if recorded is None:
         raise FileNotFoundError(f"{path}: no vocabulary recorded; is {cache_root} a token cache?")
     size = recorded.get("size")

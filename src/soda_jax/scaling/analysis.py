@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import FITS_FILE
 from soda_jax.scaling import plots
 from soda_jax.scaling.capability import fit_capability
@@ -91,8 +91,8 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
     capabilities = _fit_capabilities(runs)
     result["capabilities"] = {metric: _jsonable(fit) for metric, fit in capabilities.items()}
 
-    io.makedirs(config.output_path)
-    io.atomic_write_json(io.join(config.output_path, FITS_FILE), result)
+    fileio.makedirs(config.output_path)
+    fileio.atomic_write_json(fileio.join(config.output_path, FITS_FILE), result)
     _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records)
     return result
 
@@ -150,21 +150,21 @@ def _write_plots(output_path, columns, compute_optimal, parametric, capabilities
     compute, params, tokens, loss = columns["compute"], columns["params"], columns["tokens"], columns["loss"]
     plots.save_png(
         plots.isoflop_curves(compute, params, loss, None if _failed(compute_optimal) else compute_optimal),
-        io.join(output_path, "isoflop_curves.png"),
+        fileio.join(output_path, "isoflop_curves.png"),
     )
     if not _failed(compute_optimal):
-        plots.save_png(plots.compute_optimal(compute_optimal), io.join(output_path, "compute_optimal.png"))
+        plots.save_png(plots.compute_optimal(compute_optimal), fileio.join(output_path, "compute_optimal.png"))
     if not _failed(parametric):
         plots.save_png(
             plots.parametric_residuals(parametric["law"], params, tokens, loss, compute),
-            io.join(output_path, "parametric_residuals.png"),
+            fileio.join(output_path, "parametric_residuals.png"),
         )
     for metric, fit in capabilities.items():
         if _failed(fit):
             continue
         marked = {r.name: (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
         figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked)
-        plots.save_png(figure, io.join(output_path, f"capability_{_file_safe(metric)}.png"))
+        plots.save_png(figure, fileio.join(output_path, f"capability_{_file_safe(metric)}.png"))
 
 
 def _file_safe(name: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.vocab import SODA_VOCAB_SIZE
 from soda_jax.models.shapes import ModelShape
 from soda_jax.scaling.capability import CapabilityFit
@@ -174,9 +174,9 @@ def plan_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from soda_jax.contracts import FITS_FILE
 
-    url = args.fits if args.fits.endswith(".json") else io.join(args.fits, FITS_FILE)
+    url = args.fits if args.fits.endswith(".json") else fileio.join(args.fits, FITS_FILE)
     try:
-        fits = io.read_json(url)
+        fits = fileio.read_json(url)
         result = plan(fits, args.budget, vocab_size=args.vocab_size, seq_len=args.seq_len)
     except (FileNotFoundError, ValueError) as error:
         print(f"soda plan: {url}: {error}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io as bytes_io
+import io
 
 import matplotlib
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator  # noqa: E402
 
-from soda_jax import io  # noqa: E402
+from soda_jax import fileio  # noqa: E402
 from soda_jax.scaling.capability import CapabilityFit  # noqa: E402
 from soda_jax.scaling.fits import ComputeOptimalFit, ParametricLaw, group_by_budget  # noqa: E402
 
@@ -22,10 +22,10 @@ CURVE_POINTS = 200
 
 def save_png(figure: plt.Figure, url: str) -> None:
     """Write ``figure`` as PNG to ``url`` (local or fsspec) atomically, then close it."""
-    buffer = bytes_io.BytesIO()
+    buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-    io.atomic_write_bytes(url, buffer.getvalue())
+    fileio.atomic_write_bytes(url, buffer.getvalue())
 
 
 def _log_x(axes) -> None:

@@ -8,7 +8,7 @@ import logging
 import math
 import os
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import EVAL_RESULTS_FILE, SUMMARY_FILE
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 
@@ -43,8 +43,8 @@ class RunRecord:
 
 def read_run(path: str, eval_path: str | None = None) -> RunRecord:
     """One run's record; raises FileNotFoundError or RunFormatError naming the file."""
-    summary_url = io.join(path, SUMMARY_FILE)
-    summary = io.read_json(summary_url)
+    summary_url = fileio.join(path, SUMMARY_FILE)
+    summary = fileio.read_json(summary_url)
     missing = [key for key in ("params", "tokens", LOSS_KEY) if summary.get(key) is None]
     if missing:
         raise RunFormatError(f"{summary_url}: missing {', '.join(missing)}")
@@ -73,8 +73,8 @@ def read_eval_metrics(path: str) -> dict[str, float]:
 
     Accepts ``{"metrics": {name: value}}`` or a flat ``{name: value}``; non-numeric entries are ignored.
     """
-    url = path if path.endswith(".json") else io.join(path, EVAL_RESULTS_FILE)
-    results = io.read_json(url)
+    url = path if path.endswith(".json") else fileio.join(path, EVAL_RESULTS_FILE)
+    results = fileio.read_json(url)
     if not isinstance(results, dict):
         raise RunFormatError(f"{url}: expected a JSON object")
     metrics = results.get("metrics", results)

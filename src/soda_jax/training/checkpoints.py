@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
-from soda_jax import io
+from soda_jax import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -23,33 +23,33 @@ COMMIT_MARKER = "metadata.json"
 
 def checkpoint_dir(checkpoint_root: str, completed_step: int) -> str:
     """levanter's directory for the state after 0-based step ``completed_step``."""
-    return io.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
+    return fileio.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
 
 
 def remove_checkpoint(path: str, why: str) -> None:
-    fs, plain = io.filesystem(path)
+    fs, plain = fileio.filesystem(path)
     fs.rm(plain, recursive=True)
     logger.warning("removed checkpoint %s: %s", path, why)
 
 
 def discard_uncommitted_checkpoints(checkpoint_root: str) -> list[str]:
     """Remove the checkpoints under ``checkpoint_root`` without a readable commit marker; returns them."""
-    if not io.exists(checkpoint_root):
+    if not fileio.exists(checkpoint_root):
         return []
-    fs, root = io.filesystem(checkpoint_root)
+    fs, root = fileio.filesystem(checkpoint_root)
     discarded = []
     for entry in sorted(fs.ls(root, detail=False)):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
         if not name.startswith(CHECKPOINT_DIR_PREFIX):
             continue
-        path = io.join(checkpoint_root, name)
-        marker = io.join(path, COMMIT_MARKER)
-        if not io.exists(marker):
+        path = fileio.join(checkpoint_root, name)
+        marker = fileio.join(path, COMMIT_MARKER)
+        if not fileio.exists(marker):
             remove_checkpoint(path, f"no {COMMIT_MARKER}: the run stopped while writing it")
             discarded.append(path)
             continue
         try:
-            int(json.loads(io.read_text(marker))["step"])
+            int(json.loads(fileio.read_text(marker))["step"])
         except (ValueError, KeyError, TypeError) as error:
             remove_checkpoint(path, f"its {COMMIT_MARKER} is torn ({error}): the run stopped while committing it")
             discarded.append(path)

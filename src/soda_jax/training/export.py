@@ -9,7 +9,7 @@ from levanter.compat.hf_checkpoints import HFCheckpointConverter
 from levanter.models.qwen import Qwen3Config
 from transformers.models.qwen3 import Qwen3Config as HfQwen3Config
 
-from soda_jax import io
+from soda_jax import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def export_hf(model, model_config: Qwen3Config, path: str, *, tokenizer_dir: str
     )
     if tokenizer_dir:
         for name in TOKENIZER_FILES:
-            source = io.join(tokenizer_dir, name)
-            if io.exists(source):
-                io.atomic_write_bytes(io.join(path, name), io.read_bytes(source))
+            source = fileio.join(tokenizer_dir, name)
+            if fileio.exists(source):
+                fileio.atomic_write_bytes(fileio.join(path, name), fileio.read_bytes(source))
     logger.info("exported the model for transformers to %s", path)

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import METRICS_FILE
 
 logger = logging.getLogger(__name__)
@@ -34,16 +34,16 @@ class MetricsLog:
     """Append-only JSON-lines log of step rows under a run directory."""
 
     def __init__(self, run_dir: str, *, resume_step: int):
-        self.path = io.join(run_dir, METRICS_FILE)
-        self._local = io.is_local(self.path)
+        self.path = fileio.join(run_dir, METRICS_FILE)
+        self._local = fileio.is_local(self.path)
         self._rows = [row for row in self._read_existing() if row["step"] < resume_step]
         self._unwritten = 0
         self._rewrite()  # atomically drop rows the resumed state never reached
 
     def _read_existing(self) -> list[dict]:
-        if not io.exists(self.path):
+        if not fileio.exists(self.path):
             return []
-        fs, path = io.filesystem(self.path)
+        fs, path = fileio.filesystem(self.path)
         rows = []
         with fs.open(path, "rt") as f:
             for number, line in enumerate(f, 1):
@@ -55,7 +55,7 @@ class MetricsLog:
 
     def _rewrite(self) -> None:
         text = "".join(json.dumps(row) + "\n" for row in self._rows)
-        io.atomic_write_text(self.path, text)
+        fileio.atomic_write_text(self.path, text)
         self._unwritten = 0
 
     @property
@@ -66,7 +66,7 @@ class MetricsLog:
         row = {key: _jsonable(value) for key, value in row.items()}
         self._rows.append(row)
         if self._local:
-            fs, path = io.filesystem(self.path)
+            fs, path = fileio.filesystem(self.path)
             with fs.open(path, "at") as f:
                 f.write(json.dumps(row) + "\n")
         else:

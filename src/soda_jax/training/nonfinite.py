@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from levanter.checkpoint import discover_latest_checkpoint
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.training.checkpoints import checkpoint_dir, remove_checkpoint
 
 LEVANTER_NONFINITE_MESSAGES = ("Loss is NaN", "Loss is Inf")
@@ -29,9 +29,9 @@ def is_nonfinite_loss_error(error: BaseException) -> bool:
 def stop_on_nonfinite(error: RuntimeError, *, failed_step: int, checkpoint_root: str) -> NonFiniteLossError:
     """Drop the checkpoint that led to ``failed_step`` and describe what is left (the error to raise)."""
     poisoned = checkpoint_dir(checkpoint_root, failed_step - 1)
-    if io.exists(poisoned):
+    if fileio.exists(poisoned):
         remove_checkpoint(poisoned, "its parameters produced the non-finite loss")
-    latest = discover_latest_checkpoint(checkpoint_root) if io.exists(checkpoint_root) else None
+    latest = discover_latest_checkpoint(checkpoint_root) if fileio.exists(checkpoint_root) else None
     kept = f"last good checkpoint: {latest}" if latest else "no good checkpoint was saved before it"
     return NonFiniteLossError(
         f"training stopped: {str(error).lower().replace('loss is ', 'loss became ')} at step {failed_step}; "

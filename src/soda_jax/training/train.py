@@ -28,7 +28,7 @@ from levanter.checkpoint import CheckpointerConfig
 from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
@@ -102,12 +102,12 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
     if config.tensorboard:
         from levanter.tracker.tensorboard import TensorboardConfig
 
-        trackers.append(TensorboardConfig(logdir=io.join(out, TENSORBOARD_DIR)))
+        trackers.append(TensorboardConfig(logdir=fileio.join(out, TENSORBOARD_DIR)))
     return TrainerConfig(
         seed=config.recipe.seed,
         mp=precision_policy(config.precision),
         id=run_id,
-        log_dir=Path(io.join(out, LOGS_DIR)) if io.is_local(out) else Path(LOGS_DIR),
+        log_dir=Path(fileio.join(out, LOGS_DIR)) if fileio.is_local(out) else Path(LOGS_DIR),
         tracker=tuple(trackers),
         log_jaxprs=False,
         log_xla_hlo=False,
@@ -119,7 +119,7 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
         steps_per_eval=config.steps_per_eval,
         max_eval_batches=config.max_eval_batches,
         checkpointer=CheckpointerConfig(
-            base_path=io.join(out, CHECKPOINTS_DIR),
+            base_path=fileio.join(out, CHECKPOINTS_DIR),
             append_run_id_to_base_path=False,
             save_interval=timedelta(minutes=policy.every_minutes) if policy.every_minutes else None,
             keep=[dict(every=policy.every_steps)] if policy.every_steps else None,
@@ -133,7 +133,7 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
 def train(config: TrainConfig) -> dict:
     """Train (or resume) the run under ``config.output_path``; returns the summary it writes."""
     started = time.time()
-    run_id = io.join(config.output_path).rstrip("/").rsplit("/", 1)[-1] or "run"
+    run_id = fileio.join(config.output_path).rstrip("/").rsplit("/", 1)[-1] or "run"
     recipe = config.recipe
     data = config.data.lm_config()
     vocab_size = data_vocab_size(config.data, len(data.the_tokenizer))
@@ -153,7 +153,7 @@ def train(config: TrainConfig) -> dict:
     # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
     # prune the checkpointer when the loss stops being finite.
     trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
-    discarded_checkpoints = discard_torn_checkpoints_once(io.join(config.output_path, CHECKPOINTS_DIR))
+    discarded_checkpoints = discard_torn_checkpoints_once(fileio.join(config.output_path, CHECKPOINTS_DIR))
     checkpointer = tconfig.checkpointer.create(run_id)
     trainer.add_hook(levanter.callbacks.pbar_logger(total=recipe.num_train_steps), every=1)
 
@@ -191,7 +191,7 @@ def train(config: TrainConfig) -> dict:
             checkpointer.wait_until_finished()
             metrics.flush()
             raise stop_on_nonfinite(
-                error, failed_step=next_step, checkpoint_root=io.join(config.output_path, CHECKPOINTS_DIR)
+                error, failed_step=next_step, checkpoint_root=fileio.join(config.output_path, CHECKPOINTS_DIR)
             ) from None
 
         if last is not None:
@@ -205,14 +205,14 @@ def train(config: TrainConfig) -> dict:
 
         sharding = parameter_sharding(final_state.model)
         if config.export_hf:
-            export_hf(final_state.model, model_config, io.join(config.output_path, HF_DIR), tokenizer_dir=data.tokenizer)
+            export_hf(final_state.model, model_config, fileio.join(config.output_path, HF_DIR), tokenizer_dir=data.tokenizer)
 
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding
     summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
     summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
-    io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
+    fileio.atomic_write_json(fileio.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary
 
@@ -277,5 +277,5 @@ def _summary(config: TrainConfig, vocab_size: int, padded_vocab: int, rows: list
         "median_tokens_per_second": statistics.median(steady) if steady else None,
         "median_mfu": statistics.median(mfus) if mfus else None,
         "wall_seconds": wall,
-        "hf_export": io.join(config.output_path, HF_DIR) if config.export_hf else None,
+        "hf_export": fileio.join(config.output_path, HF_DIR) if config.export_hf else None,
     }

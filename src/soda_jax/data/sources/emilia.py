@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio
 from soda_jax.data.sources import utterance as reasons
 from soda_jax.data.sources.tar_shards import (
@@ -45,7 +45,7 @@ class Shard:
 
 def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
     """Every tar under ``root`` (recursively), sorted by name."""
-    fs, base = io.filesystem(root)
+    fs, base = fileio.filesystem(root)
     base = base.rstrip("/")
     prefix = root.rstrip("/")[: len(root.rstrip("/")) - len(base)]  # "gs://" or ""
     shards = []

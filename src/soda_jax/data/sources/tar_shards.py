@@ -7,7 +7,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 
-from soda_jax import io
+from soda_jax import fileio
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
@@ -35,7 +35,7 @@ def iter_tar(url: str) -> Iterator[tuple[str, bytes]]:
     Raises `tarfile.TarError` (or EOFError / OSError) when the archive is corrupt; members
     before the corruption have already been yielded, so callers can keep them.
     """
-    fs, path = io.filesystem(url)
+    fs, path = fileio.filesystem(url)
     with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
         for member in archive:
             if not member.isfile():

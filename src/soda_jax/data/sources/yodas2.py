@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from soda_jax import io
+from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio
 from soda_jax.data.sources import utterance as reasons
 from soda_jax.data.sources.tar_shards import (
@@ -83,7 +83,7 @@ def split_long_segment(
 
 def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
     """Every ``{lang}/audio/*.tar`` under ``root`` (only ``languages`` when given), sorted by name."""
-    fs, base = io.filesystem(root)
+    fs, base = fileio.filesystem(root)
     prefix = root.rstrip("/")[: len(root.rstrip("/")) - len(base.rstrip("/"))]  # "gs://" or ""
     shards = []
     for lang_dir in sorted(fs.ls(base, detail=False)):
@@ -113,7 +113,7 @@ def read_captions(shard: Shard, skips: SkipCounter) -> dict[str, dict[str, Any]]
     """audio_id -> caption record from the shard's jsonl; bad lines are skipped and counted."""
     captions: dict[str, dict[str, Any]] = {}
     try:
-        raw_lines = io.read_bytes(shard.text_url).splitlines()
+        raw_lines = fileio.read_bytes(shard.text_url).splitlines()
     except FileNotFoundError:
         skips.skip(reasons.CORRUPT_SHARD, shard.text_url, "captions file missing")
         return captions

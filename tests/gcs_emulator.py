@@ -1,7 +1,8 @@
 """A GCS emulator on loopback (PyPI gcp-storage-emulator) that honours generation preconditions.
 
 The emulator ignores ``ifGenerationMatch``; real GCS answers 412 when it does not hold. The lease
-lock depends on exactly that, so this fixture adds the check to the emulator's upload handler.
+lock depends on exactly that, so this fixture adds the check to the emulator's upload handler
+(media uploads name the object in the query, multipart ones in the metadata part).
 The emulator serves one request at a time, so check-then-write is atomic, as it is on GCS.
 """
 
@@ -23,7 +24,7 @@ def _current_generation(storage, bucket: str, name: str) -> int:
 def _insert_with_preconditions(request, response, storage, *args, **kwargs):
     wanted = request.query.get("ifGenerationMatch")
     if wanted is not None:
-        name = request.query.get("name", [None])[0]
+        name = request.query.get("name", [None])[0] or ((request.data or {}).get("meta") or {}).get("name")
         if name is not None and _current_generation(storage, request.params["bucket_name"], name) != int(wanted[0]):
             response.status = HTTPStatus.PRECONDITION_FAILED
             response.json({"error": {"code": 412, "message": "Precondition Failed"}})

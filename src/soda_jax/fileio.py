@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import tempfile
-import uuid
 from typing import Any
 
 import fsspec
@@ -36,6 +36,17 @@ def join(base: str, *parts: str) -> str:
         if part:
             out = f"{out}/{part}" if out and not out.endswith("/") else f"{out}{part}"
     return out
+
+
+def url_of(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """The URL of a path ``fs`` listed (``fs.find``, ``fs.glob``): a plain path on a local disk."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+def parent(url: str) -> str:
+    """The directory holding ``url``, in the filesystem's own path form (what ``invalidate_cache`` takes)."""
+    fs, path = filesystem(url)
+    return posixpath.dirname(path.rstrip("/"))
 
 
 def exists(url: str) -> bool:
@@ -66,11 +77,11 @@ def atomic_write_bytes(url: str, data: bytes) -> None:
                 os.unlink(tmp)
             raise
     else:
-        parent = fs._parent(path)
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
+        directory = posixpath.dirname(path.rstrip("/"))
+        if directory:
+            fs.makedirs(directory, exist_ok=True)
         fs.pipe_file(path, data)
-        fs.invalidate_cache(parent)
+        fs.invalidate_cache(directory)
 
 
 def atomic_write_text(url: str, text: str) -> None:
@@ -101,8 +112,3 @@ def read_json_or_none(url: str) -> Any | None:
         return read_json(url)
     except FileNotFoundError:
         return None
-
-
-def temporary_sibling(url: str) -> str:
-    """A unique path next to ``url`` for staging a directory before it is renamed into place."""
-    return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"

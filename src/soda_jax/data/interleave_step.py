@@ -89,10 +89,9 @@ def interleave(config: InterleaveConfig) -> dict:
     shard_paths = sorted(p for p in fs.glob(f"{shards_dir}/*.parquet"))
     if not shard_paths:
         raise FileNotFoundError(f"{fileio.join(config.input_path, SHARDS_DIR)}: no *.parquet shards")
-    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
     jobs = [
         ShardJob(
-            shard_path=p if fileio.is_local(config.input_path) else f"{protocol}://{p}",
+            shard_path=fileio.url_of(fs, p),
             shard_name=os.path.basename(p).removesuffix(".parquet"),
             config=config,
             num_codebooks=int(codec["num_codebooks"]),

@@ -23,7 +23,6 @@ from levanter.data.text.datasets import (
     DatasetComponent,
     LmDataConfig,
     TextLmDatasetFormat,
-    _effective_pack,
 )
 from levanter.store.cache import TreeCache
 
@@ -74,7 +73,7 @@ class SodaLmDataConfig(LmDataConfig):
                 name in datasets
                 and isinstance(component, DatasetComponent)
                 and isinstance(component.format, TextLmDatasetFormat)
-                and not _effective_pack(component)
+                and component.pack in (None, False)  # unpacked: levanter packs a text component only when asked
             ):
                 datasets[name] = document_lm_dataset(
                     caches[name], Pos, eos_id=eos_id, block_cross_document_attention=self.block_cross_document_attention

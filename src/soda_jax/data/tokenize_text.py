@@ -94,10 +94,7 @@ def list_text_files(input_path: str) -> list[str]:
         files = sorted(p for p in fs.find(path) if p.endswith(TEXT_SUFFIXES))
     if not files:
         raise FileNotFoundError(f"{input_path}: no {'/'.join(TEXT_SUFFIXES)} files")
-    if fileio.is_local(input_path):
-        return files
-    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
-    return [f"{protocol}://{p}" for p in files]
+    return [fileio.url_of(fs, p) for p in files]
 
 
 def _shard_name(path: str) -> str:

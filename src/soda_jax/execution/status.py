@@ -12,7 +12,7 @@ Every lease change is a compare-and-swap on a generation number, so of two execu
 (threads, processes or hosts) exactly one wins:
 
 - local disk: the generation lives in the file, and ``flock`` makes read-compare-write atomic;
-- GCS: the object generation, with ``ifGenerationMatch`` preconditions (GCS has no locks);
+- GCS: the object generation, with ``if_generation_match`` preconditions (GCS has no locks);
 - other fsspec stores (``memory://`` in tests): the generation in the content, guarded by a
   process-wide lock (safe between threads of one process only).
 """
@@ -128,39 +128,46 @@ class FileLeaseStore:
 
 
 class GcsLeaseStore:
-    """Object generation + ``ifGenerationMatch`` preconditions (0 = the object must not exist)."""
+    """Object generation + ``if_generation_match`` preconditions (0 = the object must not exist),
+    through google-cloud-storage's public API (gcsfs offers only create-if-absent)."""
+
+    READ_ATTEMPTS = 3
+    """Reads retried when the object is replaced between reading its metadata and its body."""
 
     def __init__(self, url: str):
+        from google.cloud import storage
+
         self.url = url
         self.fs, path = fileio.filesystem(url)
-        self.bucket, _, self.key = path.partition("/")
+        bucket, _, self.key = path.partition("/")
+        self.bucket = storage.Client().bucket(bucket)
 
     def read(self) -> tuple[int, Lease | None]:
-        try:
-            meta = self.fs.call("GET", "b/{}/o/{}", self.bucket, self.key, json_out=True)
-            _, body = self.fs.call(
-                "GET", "b/{}/o/{}", self.bucket, self.key, alt="media", generation=meta["generation"]
-            )
-        except FileNotFoundError:
-            return 0, None
-        data = json.loads(body)
-        return int(meta["generation"]), Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+        from google.api_core.exceptions import NotFound
+
+        for _ in range(self.READ_ATTEMPTS):
+            blob = self.bucket.get_blob(self.key)
+            if blob is None:
+                return 0, None
+            generation = int(blob.generation)  # before the download, which refreshes the blob's fields
+            try:
+                body = blob.download_as_bytes(if_generation_match=generation)
+            except NotFound:
+                continue  # replaced or deleted since get_blob: read again
+            data = json.loads(body)
+            return generation, Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+        raise RuntimeError(f"{self.url}: the lease kept changing while it was read")
 
     def write(self, lease: Lease, if_generation: int) -> bool:
+        from google.api_core.exceptions import PreconditionFailed
+
         try:
-            self.fs.call(
-                "POST",
-                f"{self.fs._location}/upload/storage/v1/b/{{}}/o",
-                self.bucket,
-                uploadType="media",
-                name=self.key,
-                ifGenerationMatch=str(if_generation),
-                data=json.dumps(asdict(lease)).encode(),
-                headers={"Content-Type": "application/octet-stream"},
+            self.bucket.blob(self.key).upload_from_string(
+                json.dumps(asdict(lease)).encode(), content_type="application/json", if_generation_match=if_generation
             )
-        except FileExistsError:  # gcsfs maps HTTP 412 Precondition Failed to FileExistsError
+        except PreconditionFailed:
             return False
-        self.fs.invalidate_cache(self.fs._parent(self.url))
+        self.fs.invalidate_cache(fileio.parent(self.url))  # gcsfs readers list the new object
         return True
 
 

@@ -1,11 +1,11 @@
 """Where levanter keeps a run's checkpoints, and clearing out the ones that never committed.
 
 levanter writes a checkpoint's arrays first and its ``metadata.json`` last, as the commit marker,
-but not atomically. A run killed mid-checkpoint leaves either a directory without a marker (levanter
-skips it, but a resumed run would later write the same step into its half-written store) or an empty
-or torn marker (levanter's checkpoint discovery fails to parse it and the resume crashes). Neither
-committed, so both are removed (and logged) before the checkpointer looks; the run resumes from the
-last committed checkpoint.
+but not atomically (`soda_jax.training.levanter_compat`). A run killed mid-checkpoint leaves a
+directory without a marker, or with an empty or torn one: levanter's discovery skips it (logging
+a traceback), but a resumed run would later write the same step into its half-written store.
+Neither committed, so both are removed (and logged) before the checkpointer looks; the run resumes
+from the last committed checkpoint.
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ import json
 import logging
 
 from soda_jax import fileio
+from soda_jax.training.levanter_compat import CHECKPOINT_DIR_PREFIX, COMMIT_MARKER
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR_PREFIX = "step-"
-COMMIT_MARKER = "metadata.json"
-
-
-def checkpoint_dir(checkpoint_root: str, completed_step: int) -> str:
-    """levanter's directory for the state after 0-based step ``completed_step``."""
-    return fileio.join(checkpoint_root, f"{CHECKPOINT_DIR_PREFIX}{completed_step}")
-
 
 def remove_checkpoint(path: str, why: str) -> None:
     fs, plain = fileio.filesystem(path)

@@ -39,9 +39,3 @@ def with_grad_norm(optimizer: optax.GradientTransformation) -> optax.GradientTra
 
 def grad_norm_of(opt_state) -> float:
     return float(opt_state[0].grad_norm)
-
-
-def learning_rate_of(opt_state) -> float | None:
-    """The LR of the last step, from levanter's ``inject_hyperparams`` state (None if absent)."""
-    hyperparams = getattr(opt_state[1], "hyperparams", None)
-    return None if hyperparams is None else float(hyperparams["learning_rate"])

@@ -12,18 +12,12 @@ from __future__ import annotations
 from levanter.checkpoint import discover_latest_checkpoint
 
 from soda_jax import fileio
-from soda_jax.training.checkpoints import checkpoint_dir, remove_checkpoint
-
-LEVANTER_NONFINITE_MESSAGES = ("Loss is NaN", "Loss is Inf")
-"""What levanter's `Trainer.train_step` raises (``crash_on_nan`` / ``crash_on_inf``)."""
+from soda_jax.training.checkpoints import remove_checkpoint
+from soda_jax.training.levanter_compat import checkpoint_dir
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the run stopped."""
-
-
-def is_nonfinite_loss_error(error: BaseException) -> bool:
-    return isinstance(error, RuntimeError) and str(error) in LEVANTER_NONFINITE_MESSAGES
 
 
 def stop_on_nonfinite(error: RuntimeError, *, failed_step: int, checkpoint_root: str) -> NonFiniteLossError:

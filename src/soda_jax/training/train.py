@@ -32,15 +32,16 @@ from soda_jax import fileio
 from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
-from soda_jax.models.shapes import qwen3_config
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.models.shapes import qwen3_config
 from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf
-from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
+from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
+from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
 from soda_jax.training.loss import next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
-from soda_jax.training.nonfinite import is_nonfinite_loss_error, stop_on_nonfinite
+from soda_jax.training.nonfinite import stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
 from soda_jax.training.validation import VALIDATION_LOSS, ValidationLoss
 

@@ -47,13 +47,12 @@ def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
     """Every tar under ``root`` (recursively), sorted by name."""
     fs, base = fileio.filesystem(root)
     base = base.rstrip("/")
-    prefix = root.rstrip("/")[: len(root.rstrip("/")) - len(base)]  # "gs://" or ""
     shards = []
     for path in sorted(fs.find(base)):
         if not path.endswith(TAR_SUFFIXES):
             continue
         relative = strip_tar_suffix(path[len(base) :].lstrip("/"))
-        shards.append(Shard(name=relative.replace("/", "-"), url=prefix + path, languages=tuple(languages)))
+        shards.append(Shard(name=relative.replace("/", "-"), url=fileio.url_of(fs, path), languages=tuple(languages)))
     return shards
 
 

@@ -84,7 +84,6 @@ def split_long_segment(
 def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
     """Every ``{lang}/audio/*.tar`` under ``root`` (only ``languages`` when given), sorted by name."""
     fs, base = fileio.filesystem(root)
-    prefix = root.rstrip("/")[: len(root.rstrip("/")) - len(base.rstrip("/"))]  # "gs://" or ""
     shards = []
     for lang_dir in sorted(fs.ls(base, detail=False)):
         language = lang_dir.rstrip("/").rsplit("/", 1)[-1]
@@ -102,8 +101,8 @@ def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
                 Shard(
                     name=f"{language}-{stem}",
                     language=language,
-                    audio_url=prefix + path,
-                    text_url=prefix + f"{lang_dir.rstrip('/')}/{TEXT_DIR}/{stem}{TEXT_SUFFIX}",
+                    audio_url=fileio.url_of(fs, path),
+                    text_url=fileio.url_of(fs, f"{lang_dir.rstrip('/')}/{TEXT_DIR}/{stem}{TEXT_SUFFIX}"),
                 )
             )
     return shards

@@ -13,7 +13,7 @@ import json
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS, AudioTextVocab
-from soda_jax.contracts import LEVANTER_TOKENIZER_DIR, VOCAB_DIR, VOCAB_FILE
+from soda_jax.contracts import LEVANTER_TOKENIZER_DIR, VOCAB_DIR
 
 
 def audio_token(codebook: int, code: int) -> str:
@@ -64,10 +64,3 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
 
 def load_cache_vocab(cache_root: str) -> AudioTextVocab:
     return AudioTextVocab.load(fileio.join(cache_root, VOCAB_DIR))
-
-
-def same_vocab(cache_root_a: str, cache_root_b: str) -> bool:
-    """Whether two caches recorded the same vocabulary layout (vocab.json)."""
-    return fileio.read_json(fileio.join(cache_root_a, VOCAB_DIR, VOCAB_FILE)) == fileio.read_json(
-        fileio.join(cache_root_b, VOCAB_DIR, VOCAB_FILE)
-    )

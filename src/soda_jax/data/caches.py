@@ -24,7 +24,8 @@ from levanter.store.cache import (
 )
 
 from soda_jax import fileio
-from soda_jax.contracts import LEDGER_FILE, SPLITS, TRAIN_SPLIT, VALIDATION_SPLIT
+from soda_jax.contracts import LEDGER_FILE, TRAIN_SPLIT, VALIDATION_SPLIT
+from soda_jax.contracts import SPLITS as SPLITS  # re-exported: caches.SPLITS
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ``interleave`` step: tokenized utterances (contract section 1) -> token caches (section 2).
 
-Each input shard is processed on its own (`parallel_map`; Ray tasks when Ray runs): its recordings
+Each input shard is processed on its own (`soda_jax.data.cache_step`; Ray tasks when Ray runs): its recordings
 are split into train/validation by a hash of the recording id (never by segment), each recording
 becomes one document per configured pattern (several if it exceeds ``max_document_tokens``), and
 the documents go to one levanter sub-cache per (shard, pattern) per split. A shard whose stats file
@@ -21,10 +21,10 @@ import numpy as np
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
-from soda_jax.contracts import CODEC_FILE, SHARD_STATS_DIR, SHARDS_DIR
+from soda_jax.contracts import CODEC_FILE, SHARDS_DIR
 from soda_jax.data import caches
-from soda_jax.data.cache_stats import SplitStats, write_stats
-from soda_jax.data.cache_vocab import save_cache_vocab
+from soda_jax.data.cache_stats import SplitStats
+from soda_jax.data.cache_step import build_sharded_cache, finish_shard, finished_shard
 from soda_jax.data.interleave import (
     Markers,
     get_pattern,
@@ -35,7 +35,6 @@ from soda_jax.data.interleave import (
     split_segments,
 )
 from soda_jax.data.utterances import read_utterance_shard
-from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +98,6 @@ def interleave(config: InterleaveConfig) -> dict:
         )
         for p in shard_paths
     ]
-    shard_stats = parallel_map(interleave_shard, jobs, desc="interleave shards")
-    sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
-    for split in caches.SPLITS:
-        caches.finalize_sharded_cache(fileio.join(config.output_path, split), sub_caches)
-    save_cache_vocab(vocab, config.output_path)
     layout = {
         "kind": "interleaved",
         "patterns": [p.name for p in patterns],
@@ -115,14 +109,17 @@ def interleave(config: InterleaveConfig) -> dict:
         "codec": codec,
         "vocab": vocab.describe(),
     }
-    return write_stats(config.output_path, shard_stats, layout)
+    sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
+    return build_sharded_cache(
+        config.output_path, interleave_shard, jobs, sub_caches=sub_caches, vocab=vocab, layout=layout,
+        desc="interleave shards",
+    )  # fmt: skip
 
 
 def interleave_shard(job: ShardJob) -> dict:
     """Interleave one input shard into its sub-caches; returns (and saves) its stats."""
     config = job.config
-    done_marker = fileio.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
-    previous = fileio.read_json_or_none(done_marker)
+    previous = finished_shard(config.output_path, job.shard_name)
     if previous is not None:
         logger.info("%s: already interleaved, skipping", job.shard_name)
         return previous
@@ -174,14 +171,12 @@ def interleave_shard(job: ShardJob) -> dict:
                     writers[(split, pattern.name)].write(document)
                     stats[split].add_document(pattern.name, vocab.token_kinds(document))
 
-    result = {split: stats[split].as_dict() for split in caches.SPLITS}
-    result["skipped_segments"] = stats["skipped_segments"]
-    result["oversized_segments"] = dict(stats["oversized_segments"])
-    result["shards"] = 1
     if shard.skipped:
         logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
-    fileio.atomic_write_json(done_marker, result)
-    return result
+    return finish_shard(
+        config.output_path, job.shard_name, stats,
+        skipped_segments=stats["skipped_segments"], oversized_segments=dict(stats["oversized_segments"]),
+    )  # fmt: skip
 
 
 def _rows_codes(codes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

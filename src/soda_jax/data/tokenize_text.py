@@ -1,7 +1,7 @@
 """The ``tokenize_text`` step: text corpora (jsonl / jsonl.gz / parquet with a ``text`` field) ->
 token caches in the audio-text vocabulary, same layout as ``interleave`` (contract section 2).
 
-Each input file is a shard (processed with `parallel_map`, restartable per shard); each record
+Each input file is a shard (`soda_jax.data.cache_step`: in parallel, restartable per shard); each record
 becomes one ``text_only`` document ``<bos> T <eos>``. Validation is held out by a hash of
 (file name, record number), so it is stable across reruns. Records without a usable ``text``
 (missing, not a string, empty, or an unparseable JSON line) are skipped and counted by reason,
@@ -21,12 +21,10 @@ import pyarrow.parquet as pq
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
-from soda_jax.contracts import SHARD_STATS_DIR
 from soda_jax.data import caches
-from soda_jax.data.cache_stats import SplitStats, write_stats
-from soda_jax.data.cache_vocab import save_cache_vocab
+from soda_jax.data.cache_stats import SplitStats
+from soda_jax.data.cache_step import build_sharded_cache, finish_shard, finished_shard
 from soda_jax.data.interleave import Markers, text_only
-from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +69,6 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
     if len({j.shard_name for j in jobs}) != len(jobs):
         raise ValueError(f"{config.input_path}: two input files map to the same shard name")
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
-    shard_stats = parallel_map(tokenize_text_shard, jobs, desc="tokenize text shards")
-    for split in caches.SPLITS:
-        caches.finalize_sharded_cache(fileio.join(config.output_path, split), [f"{j.shard_name}.{PATTERN}" for j in jobs])
-    save_cache_vocab(vocab, config.output_path)
     layout = {
         "kind": "text",
         "patterns": [PATTERN],
@@ -83,7 +77,10 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         "held_out_by": "file and record number",
         "vocab": vocab.describe(),
     }
-    return write_stats(config.output_path, shard_stats, layout)
+    return build_sharded_cache(
+        config.output_path, tokenize_text_shard, jobs, sub_caches=[f"{j.shard_name}.{PATTERN}" for j in jobs],
+        vocab=vocab, layout=layout, desc="tokenize text shards",
+    )  # fmt: skip
 
 
 def list_text_files(input_path: str) -> list[str]:
@@ -107,8 +104,7 @@ def _shard_name(path: str) -> str:
 def tokenize_text_shard(job: TextShardJob) -> dict:
     """Tokenize one input file into its train/validation sub-caches; returns (and saves) its stats."""
     config = job.config
-    done_marker = fileio.join(config.output_path, SHARD_STATS_DIR, f"{job.shard_name}.json")
-    previous = fileio.read_json_or_none(done_marker)
+    previous = finished_shard(config.output_path, job.shard_name)
     if previous is not None:
         logger.info("%s: already tokenized, skipping", job.shard_name)
         return previous
@@ -138,11 +134,7 @@ def tokenize_text_shard(job: TextShardJob) -> dict:
             if len(batch) >= TOKENIZE_BATCH:
                 flush()
         flush()
-    result = {split: stats[split].as_dict() for split in caches.SPLITS}
-    result["skipped_records"] = dict(skipped)
-    result["shards"] = 1
-    fileio.atomic_write_json(done_marker, result)
-    return result
+    return finish_shard(config.output_path, job.shard_name, stats, skipped_records=dict(skipped))
 
 
 def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int, str]]:

@@ -25,10 +25,10 @@ import numpy as np
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import SODA_VOCAB_SIZE
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.models.shapes import ModelShape
 from soda_jax.scaling.capability import CapabilityFit
 from soda_jax.scaling.fits import CONFIDENCE_LEVEL, Interval, ParametricLaw, PowerLaw
-from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.scaling.sweep import SweepRules, run_for_shape
 from soda_jax.training.recipe import SODA_SEQ_LEN
 

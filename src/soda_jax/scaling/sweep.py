@@ -19,8 +19,8 @@ import logging
 import math
 
 from soda_jax.audio.vocab import SODA_VOCAB_SIZE
-from soda_jax.models.shapes import ModelShape
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.models.shapes import ModelShape
 from soda_jax.training.recipe import SODA_SEQ_LEN, OptimizerRecipe, TrainRecipe
 
 logger = logging.getLogger(__name__)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-
+from typing import Literal, get_args
 
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.shapes import ModelShape
-from soda_jax.training.loss import CROSS_ENTROPY_CHOICES
+from soda_jax.training.loss import CROSS_ENTROPY_CHOICES, CrossEntropy
 from soda_jax.training.parallelism import ParallelismConfig
 from soda_jax.training.recipe import TrainRecipe
 
-PRECISIONS = ("auto", "f32", "bf16")
+Precision = Literal["auto", "f32", "bf16"]
 """``auto``: bf16 compute on TPU/GPU, f32 on CPU (bf16 matmuls measured slower on CPU: docs/training.md)."""
-LAYER_LOOPS = ("auto", "scan", "unrolled")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+LayerLoop = Literal["auto", "scan", "unrolled"]
 """``auto``: ``unrolled`` on CPU, ``scan`` on TPU/GPU (docs/training.md)."""
+LAYER_LOOPS: tuple[LayerLoop, ...] = get_args(LayerLoop)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +48,13 @@ class TrainConfig:
     """Mesh shape and axis mapping."""
     checkpoints: CheckpointPolicy = CheckpointPolicy()
     """Checkpoint intervals and retention."""
-    precision: str = "auto"
+    precision: Precision = "auto"
     """Compute dtype: one of `PRECISIONS`. Parameters and optimizer state are always f32."""
-    layer_loop: str = "auto"
+    layer_loop: LayerLoop = "auto"
     """How the layers run, one of `LAYER_LOOPS`: ``scan`` compiles one layer and loops over stacked
     weights (fast compiles at SODA's depths); ``unrolled`` compiles each layer (faster steps on CPU,
     measured). The two store parameters differently: resume a run with the choice it started with."""
-    cross_entropy: str = "fused"
+    cross_entropy: CrossEntropy = "fused"
     """``fused`` (blockwise, no [tokens, vocab] logits) or ``full`` logits: `soda_jax.training.loss`."""
     gradient_checkpointing: bool = True
     """Recompute layer activations in the backward pass (memory for compute; off for tiny CPU models)."""

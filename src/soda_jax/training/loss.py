@@ -13,14 +13,17 @@ positions excluded) of ``-log p(next token) + z_loss_weight * logsumexp(logits)^
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import jax.numpy as jnp
 from levanter.models.loss import next_token_loss
 
-CROSS_ENTROPY_CHOICES = ("fused", "full")
+CrossEntropy = Literal["fused", "full"]
+"""How the loss is computed (see the module docstring)."""
+CROSS_ENTROPY_CHOICES: tuple[CrossEntropy, ...] = get_args(CrossEntropy)
 
 
-def next_token_loss_fn(cross_entropy: str, z_loss_weight: float | None) -> Callable:
+def next_token_loss_fn(cross_entropy: CrossEntropy, z_loss_weight: float | None) -> Callable:
     """``loss_fn(model, example, *, key=None) -> scalar`` for levanter's Trainer and validation."""
     if cross_entropy not in CROSS_ENTROPY_CHOICES:
         raise ValueError(f"cross_entropy must be one of {CROSS_ENTROPY_CHOICES}, got {cross_entropy!r}")

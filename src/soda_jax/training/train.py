@@ -35,7 +35,7 @@ from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.models.shapes import qwen3_config
 from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
-from soda_jax.training.config import TrainConfig
+from soda_jax.training.config import LayerLoop, Precision, TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
 from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
@@ -55,7 +55,7 @@ CPU_PRECISION = "f32"
 """jmp policy on CPU: bf16 matmuls are slower than f32 there (benchmarks/bench_train.py)."""
 
 
-def precision_policy(precision: str) -> jmp.Policy:
+def precision_policy(precision: Precision) -> jmp.Policy:
     """The jmp policy for a `TrainConfig.precision` on the current backend."""
     if precision == "auto":
         policy = CPU_PRECISION if jax.default_backend() == "cpu" else ACCELERATED_PRECISION
@@ -64,7 +64,7 @@ def precision_policy(precision: str) -> jmp.Policy:
     return jmp.get_policy(policy)
 
 
-def scan_layers(layer_loop: str) -> bool:
+def scan_layers(layer_loop: LayerLoop) -> bool:
     """Whether a `TrainConfig.layer_loop` scans the layers on the current backend."""
     if layer_loop == "auto":
         return jax.default_backend() != "cpu"  # unrolled: faster CPU steps (docs/training.md)

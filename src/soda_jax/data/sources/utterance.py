@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,3 +82,31 @@ class SkipCounter:
         for reason, examples in other.get("examples", {}).items():
             kept = self.examples.setdefault(reason, [])
             kept.extend(examples[: EXAMPLES_PER_REASON - len(kept)])
+
+
+class SourceShard(Protocol):
+    """One unit of a corpus a reader lists (a tar shard, a language's audio tar): read on its own."""
+
+    @property
+    def name(self) -> str:
+        """Unique within the corpus; names the output parquet shard."""
+        ...
+
+
+class SpeechSource(Protocol):
+    """A corpus reader (`soda_jax.data.sources.yodas2`, `.emilia`): lists shards, reads utterances.
+
+    Bad input is skipped and counted in ``skips``, never fatal; a reader yields the utterances of
+    a recording in time order.
+    """
+
+    NAME: str
+    """The source's name in configs (``TokenizeAudioConfig.source``)."""
+
+    def list_shards(self, root: str, languages: Sequence[str] = ()) -> Sequence[SourceShard]:
+        """Every shard under ``root`` (only ``languages`` when given), sorted by name."""
+        ...
+
+    def read_shard(self, shard: Any, skips: SkipCounter) -> Iterator[Utterance]:
+        """The utterances of one shard listed by `list_shards`."""
+        ...

@@ -7,7 +7,7 @@ SYSTEM_TOOLS = flite espeak-ng sox
 DEMO_PREFIX ?= $(CURDIR)/demo-output
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo demo-full test test-all bench clean
+.PHONY: setup system-deps demo demo-full test test-all lint bench clean
 
 setup: $(STAMP) system-deps
 
@@ -40,6 +40,11 @@ test: setup
 
 test-all: setup
 	$(MAKE) test PYTEST_ARGS="-m ''"
+
+# ruff (rules in pyproject.toml) on the whole tree; mypy on src/ at the level it passes.
+lint: setup
+	$(VENV)/bin/ruff check src tests experiments benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -86,7 +86,7 @@ def ours(root: str, vocab_size: int, steps: int, precision: str, layer_loop: str
     from soda_jax.training.train import train
 
     out = tempfile.mkdtemp(dir=root)
-    summary = train(
+    train(
         TrainConfig(
             data=soda_mixture({"bench": os.path.join(root, "cache")}, {"bench": 1.0}),
             model=BENCH_20M,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers_audio import SENTENCES, needs_espeak, speech
 from transformers import MimiModel
 
-from helpers_audio import SENTENCES, needs_espeak, speech
 from soda_jax.audio.codec import CodecConfig, MimiCodec, batches_by_length, tiny_mimi_config
 from soda_jax.audio.text_tokenizers import train_bpe
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, AudioTextVocab, codebooks_for

@@ -8,11 +8,11 @@ import haliax as hax
 import jax
 import numpy as np
 import pytest
-from experiments.data_mixes import MIXES, SODA_FINAL_TEXT_SHARE, SODA_SPEECH_TOKENS_B, mixture_config
 from helpers_data import save_test_tokenizer
 from levanter.data.text.datasets import CausalLmDataset, PackedTokenDataset, TokenSeqDataset
 from levanter.schedule import BatchSchedule
 
+from experiments.data_mixes import MIXES, SODA_FINAL_TEXT_SHARE, SODA_SPEECH_TOKENS_B, mixture_config
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data import caches
 from soda_jax.data.cache_vocab import save_cache_vocab

@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 
 from soda_jax import fileio
-from soda_jax.models import CATALOGUE, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, TEST_TINY, ModelShape, qwen3_config, vocab_size_of
+from soda_jax.models import (
+    CATALOGUE,
+    DEMO_6M,
+    SODA_1_7B,
+    SODA_4B,
+    SODA_135M,
+    SODA_600M,
+    TEST_TINY,
+    ModelShape,
+    qwen3_config,
+    vocab_size_of,
+)
 from soda_jax.training import OptimizerRecipe, TrainRecipe, soda_learning_rate, steps_for_tokens
 
 SODA_VOCAB = 144_644
@@ -113,7 +124,7 @@ def test_full_and_fused_cross_entropy_agree_in_loss_and_gradient():
     results = {}
     for path in ("fused", "full"):
         loss_fn = next_token_loss_fn(path, z_loss_weight=0.01)
-        loss, grads = eqx.filter_value_and_grad(lambda m: loss_fn(m, example).scalar())(model)
+        loss, grads = eqx.filter_value_and_grad(lambda m: loss_fn(m, example).scalar())(model)  # noqa: B023 (called at once)
         results[path] = float(loss), jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
     assert results["full"][0] == pytest.approx(results["fused"][0], rel=1e-5)
     for full, fused in zip(results["full"][1], results["fused"][1]):

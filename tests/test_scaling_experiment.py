@@ -10,11 +10,11 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experiments package
 
-from experiments.defaults import default_scaling_analysis  # noqa: E402
 from helpers_scaling import TRUE_LAW  # noqa: E402
+
+from experiments.defaults import default_scaling_analysis  # noqa: E402
 from soda_jax.execution import ExecutorMainConfig, ExecutorStep, run_experiment, this_output_path, versioned  # noqa: E402
-from soda_jax.models import qwen3_config  # noqa: E402
-from soda_jax.models import flops  # noqa: E402
+from soda_jax.models import flops, qwen3_config  # noqa: E402
 from soda_jax.scaling import sweep  # noqa: E402
 from soda_jax.scaling.analysis import FITS_FILE  # noqa: E402
 

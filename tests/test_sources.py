@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers_audio import (
     SENTENCES,
     needs_espeak,
@@ -17,9 +16,16 @@ from helpers_audio import (
     write_broken_yodas2_corpus,
     write_yodas2_corpus,
 )
+
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio, load_audio, to_mono
 from soda_jax.data.sources import SkipCounter, emilia, get_source, yodas2
-from soda_jax.data.synth import CHORUS_VOICES, Recording, SynthDemoConfig, synthesize_demo_corpus, write_yodas2_shard
+from soda_jax.data.synth import (
+    CHORUS_VOICES,
+    Recording,
+    SynthDemoConfig,
+    synthesize_demo_corpus,
+    write_yodas2_shard,
+)
 
 pytestmark = needs_espeak
 

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from helpers_audio import (
     needs_espeak,
     write_broken_emilia_corpus,
     write_broken_yodas2_corpus,
     write_yodas2_corpus,
 )
+
 from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig, MimiCodec
 from soda_jax.data.sources import SkipCounter, get_source

@@ -6,7 +6,6 @@ import dataclasses
 
 from experiments.data_mixes import mixture_config
 from experiments.defaults import default_interleave, default_train
-
 from soda_jax.data import mixture
 from soda_jax.execution import Executor, ExecutorStep
 from soda_jax.models import TEST_TINY

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -214,8 +215,9 @@ def interleave_segments(
         raise ValueError(f"segments_per_document must be positive and sum to {count}, got {per_document.tolist()}")
 
     audio_lengths = pattern.audio_lengths(code_lengths, num_codebooks)
-    runs = {AUDIO: (None, audio_lengths)}
+    runs: dict[str, tuple[Any, np.ndarray]] = {AUDIO: (None, audio_lengths)}
     if pattern.uses_text:
+        assert texts is not None  # checked above
         runs[TEXT] = _flat(texts)
         runs[SPEAKER] = _flat(speakers) if speakers is not None else (np.empty(0, TOKEN_DTYPE), np.zeros(count, np.int64))
     part_lengths = [runs[part][1] if part in runs else np.ones(count, np.int64) for part in pattern.segment]
@@ -229,7 +231,7 @@ def interleave_segments(
     bounds = np.concatenate([[0], np.cumsum(document_lengths)])
     tokens = np.empty(int(bounds[-1]), dtype=TOKEN_DTYPE) if out is None else out[: int(bounds[-1])]
     if len(tokens) < bounds[-1]:
-        raise ValueError(f"out holds {len(out)} tokens; the documents need {int(bounds[-1])}")
+        raise ValueError(f"out holds {len(tokens)} tokens; the documents need {int(bounds[-1])}")
 
     # Audio first, relative to the audio offset, which is then added to the whole buffer at once:
     # every other position is overwritten below.
@@ -338,7 +340,8 @@ def interleave_recording(
     groups = split_segments(lengths, max_document_tokens)
     documents = interleave_segments(
         pattern, np.concatenate(codes), code_lengths, num_codebooks, markers,
-        texts=texts if pattern.uses_text else None, speakers=speakers,
+        texts=texts if pattern.uses_text else None,  # type: ignore[arg-type]  # a text pattern's texts: checked there
+        speakers=speakers,
         segments_per_document=[g.stop - g.start for g in groups],
     )  # fmt: skip
     return list(documents)

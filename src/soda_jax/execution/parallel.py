@@ -78,7 +78,7 @@ def run_as_task(fn: Callable[..., R], *args: Any, resources: Resources, name: st
     """
     import ray
 
-    remote = ray.remote(fn).options(**task_options(resources, name or getattr(fn, "__name__", "task")))
+    remote = ray.remote(fn).options(**task_options(resources, name or str(getattr(fn, "__name__", "task"))))
     try:
         return ray.get(remote.remote(*args))
     except ray.exceptions.RayTaskError as e:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import fileio
@@ -85,7 +85,7 @@ def runner() -> str:
 
 
 def now_iso(timestamp: float | None = None) -> str:
-    return datetime.fromtimestamp(timestamp or time.time(), tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(timestamp or time.time(), tz=UTC).isoformat()
 
 
 class StepRecorder:

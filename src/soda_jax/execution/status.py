@@ -64,6 +64,9 @@ class Lease:
 
 
 class LeaseStore(Protocol):
+    url: str
+    """The lease file."""
+
     def read(self) -> tuple[int, Lease | None]:
         """The current generation (0: no lease file) and lease."""
 

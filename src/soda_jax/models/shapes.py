@@ -8,6 +8,7 @@ same catalogue entry serves every data mix and context length.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from levanter.layers.attention import AttentionBackend
 from levanter.layers.rotary import Llama3RotaryEmbeddingsConfig
@@ -42,7 +43,7 @@ class ModelShape:
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
 
-    def _flops_shape(self) -> dict[str, int]:
+    def _flops_shape(self) -> dict[str, Any]:
         return dict(
             hidden=self.hidden_dim,
             intermediate=self.intermediate_dim,

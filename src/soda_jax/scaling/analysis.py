@@ -129,7 +129,7 @@ def _fit_capabilities(runs: list[RunRecord]) -> dict[str, Any]:
     for metric in metrics:
         loss = [r.loss for r in runs]
         values = [r.metrics.get(metric, math.nan) for r in runs]
-        fits[metric] = _attempt(f"capability {metric}", lambda: fit_capability(metric, loss, values))
+        fits[metric] = _attempt(f"capability {metric}", lambda: fit_capability(metric, loss, values))  # noqa: B023 (called at once)
     return fits
 
 

@@ -14,6 +14,8 @@ import dataclasses
 import logging
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -60,7 +62,7 @@ def _power_law(loss, scale, exponent):
     return scale * loss**exponent
 
 
-_CURVES = {SIGMOID: _sigmoid, POWER_LAW: _power_law}
+_CURVES: dict[str, Callable[..., Any]] = {SIGMOID: _sigmoid, POWER_LAW: _power_law}
 
 
 def _fit_sigmoid(loss: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -102,7 +104,7 @@ def _fit_power_law(loss: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"scale": float(scale), "exponent": float(exponent)}
 
 
-_FITTERS = {SIGMOID: _fit_sigmoid, POWER_LAW: _fit_power_law}
+_FITTERS: dict[str, Callable[..., dict[str, float]]] = {SIGMOID: _fit_sigmoid, POWER_LAW: _fit_power_law}
 
 
 def _leave_one_out_rmse(model: str, loss: np.ndarray, y: np.ndarray) -> float:
@@ -127,7 +129,7 @@ def fit_capability(metric: str, loss, values) -> CapabilityFit:
     if len(loss) < MIN_POINTS:
         raise ValueError(f"{metric}: need at least {MIN_POINTS} runs with results, got {len(loss)}")
     held_out = {model: _leave_one_out_rmse(model, loss, values) for model in _FITTERS}
-    chosen = min(held_out, key=held_out.get)
+    chosen = min(held_out, key=lambda model: held_out[model])
     if math.isinf(held_out[chosen]):
         raise ValueError(f"{metric}: neither a sigmoid nor a power law could be fitted")
     return CapabilityFit(

@@ -16,6 +16,7 @@ import itertools
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 from scipy.special import logsumexp, softmax
 
@@ -35,7 +36,7 @@ class Interval:
     high: float
 
     @classmethod
-    def of(cls, samples: np.ndarray, level: float = CONFIDENCE_LEVEL) -> Interval:
+    def of(cls, samples: ArrayLike, level: float = CONFIDENCE_LEVEL) -> Interval:
         tail = 100 * (1 - level) / 2
         low, high = np.percentile(np.asarray(samples, dtype=float), [tail, 100 - tail])
         return cls(float(low), float(high))
@@ -109,7 +110,7 @@ def fit_budget(
 
 def _bootstrap_vertices(log_n, log_d, loss, num_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
     """(num_bootstrap, 2) vertices; resamples without 3 distinct sizes or convexity are redrawn."""
-    vertices = []
+    vertices: list[tuple[float, float]] = []
     attempts = 0
     while len(vertices) < num_bootstrap:
         attempts += 1
@@ -136,7 +137,7 @@ class PowerLaw:
         return self.coefficient * np.asarray(compute, float) ** self.exponent
 
 
-def fit_power_law(compute: np.ndarray, values: np.ndarray) -> PowerLaw:
+def fit_power_law(compute: ArrayLike, values: ArrayLike) -> PowerLaw:
     """Least-squares line in log-log space."""
     compute, values = np.asarray(compute, float), np.asarray(values, float)
     if len(compute) < 2 or np.any(compute <= 0) or np.any(values <= 0):
@@ -310,6 +311,7 @@ def fit_parametric(
         )
         if best is None or result.fun < best.fun:
             best = result
+    assert best is not None  # init_grid.polished_starts >= 1
     # scipy's default tolerances rank the starts well but stop short of the optimum: polish the winner.
     best = optimize.minimize(
         _huber_objective, best.x, args=(log_n, log_d, log_loss, delta),

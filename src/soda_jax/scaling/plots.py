@@ -69,11 +69,11 @@ def compute_optimal(fit: ComputeOptimalFit) -> plt.Figure:
     figure, (n_axes, d_axes) = plt.subplots(1, 2, figsize=(10, 4))
     c = np.array([b.compute for b in fit.budgets])
     line_c = np.logspace(np.log10(c.min()) - 0.3, np.log10(c.max()) + 0.3, CURVE_POINTS)
-    for axes, law, values, intervals, name in (
+    for axes, law, optima, intervals, name in (
         (n_axes, fit.params_law, [b.params_opt for b in fit.budgets], [b.params_interval for b in fit.budgets], "N*"),
         (d_axes, fit.tokens_law, [b.tokens_opt for b in fit.budgets], [b.tokens_interval for b in fit.budgets], "D*"),
     ):
-        values = np.array(values)
+        values = np.array(optima)
         errors = np.array([[v - i.low for v, i in zip(values, intervals)], [i.high - v for v, i in zip(values, intervals)]])
         axes.errorbar(c, values, yerr=np.clip(errors, 0, None), fmt="o", capsize=3)
         axes.plot(line_c, law(line_c), label=f"{name} = {law.coefficient:.3g} C^{law.exponent:.3f}")

@@ -101,7 +101,9 @@ def read_runs(run_paths: tuple[str, ...], eval_paths: tuple[str, ...] = ()) -> L
     """Read every run; unreadable ones are skipped, counted and logged (never silently dropped)."""
     if eval_paths and len(eval_paths) != len(run_paths):
         raise ValueError(f"eval_paths ({len(eval_paths)}) must match run_paths ({len(run_paths)}) one to one")
-    records, skipped, skipped_paths = [], collections.Counter(), {}
+    records: list[RunRecord] = []
+    skipped: collections.Counter[str] = collections.Counter()
+    skipped_paths: dict[str, str] = {}
     for i, path in enumerate(run_paths):
         eval_path = eval_paths[i] if eval_paths else None
         try:

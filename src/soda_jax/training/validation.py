@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import haliax as hax
 from haliax.partitioning import named_jit
@@ -28,7 +29,7 @@ def validation_key(component: str) -> str:
 class ValidationLoss:
     """Callable ``model -> {validation_loss, validation/{name}/loss}`` over fixed batches."""
 
-    def __init__(self, trainer, datasets: Mapping[str, object], *, max_batches: int | None, loss_fn):
+    def __init__(self, trainer, datasets: Mapping[str, Any], *, max_batches: int | None, loss_fn):
         """``loss_fn(model, example, key=None)``: the mean next-token loss of a batch (no z-loss)."""
         self.loaders = {}
         for name, dataset in datasets.items():

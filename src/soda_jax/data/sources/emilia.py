@@ -58,15 +58,16 @@ def list_shards(root: str, languages: Sequence[str] = ()) -> list[Shard]:
 
 def grouped_members(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) for each run of adjacent members sharing a key (webdataset order)."""
-    key, group = None, {}
+    key: str | None = None
+    group: dict[str, bytes] = {}
     for member, data in iter_tar(url):
         member_key, suffix = split_member_name(member)
-        if member_key != key and group:
+        if member_key != key and key is not None and group:
             yield key, group
             group = {}
         key = member_key
         group[suffix] = data
-    if group:
+    if key is not None and group:
         yield key, group
 
 

@@ -33,7 +33,7 @@ from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling
 from soda_jax.training import CheckpointPolicy, ParallelismConfig, TrainConfig, TrainRecipe
 from soda_jax.training.train import train
 
-Path = ExecutorStep | InputName | str
+StepInput = ExecutorStep | InputName | str
 """Where a step reads from: another step's output (whole, or ``step / "sub"``) or a fixed path."""
 
 DEMO_CODEC = CodecConfig(pretrained=None, random_size="tiny", seed=0)
@@ -73,7 +73,7 @@ def default_text_tokenizer(name: str = "mistral-v1") -> ExecutorStep[ExportToken
 
 def default_tokenize(
     name: str,
-    input_path: Path,
+    input_path: StepInput,
     *,
     source: str,
     languages: Sequence[str] = (),
@@ -104,9 +104,9 @@ def default_tokenize(
 
 def default_interleave(
     name: str,
-    tokenized_audio: Path,
+    tokenized_audio: StepInput,
     *,
-    tokenizer: Path,
+    tokenizer: StepInput,
     patterns: Sequence[str] = SODA_PATTERNS,
     validation_fraction: float = 0.01,
     max_document_tokens: int | None = None,
@@ -132,7 +132,7 @@ def default_interleave(
 
 
 def default_tokenize_text(
-    name: str, input_path: Path, *, tokenizer: Path, validation_fraction: float = 0.001, cpus: float = 1
+    name: str, input_path: StepInput, *, tokenizer: StepInput, validation_fraction: float = 0.001, cpus: float = 1
 ) -> ExecutorStep[TokenizeTextConfig]:
     """``tokenized/{name}-text``: jsonl/parquet text -> token caches in the same vocabulary."""
     return ExecutorStep(

@@ -29,7 +29,10 @@ from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
 from soda_jax.execution import ExecutorStep, InputName, Resources, output_path_of, this_output_path, versioned
 from soda_jax.models import ModelShape
+from soda_jax.scaling.adaptive import AdaptiveLimits
 from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling
+from soda_jax.scaling.proposals import SweepProposalsConfig, SweepRunRef, propose_sweep_round
+from soda_jax.scaling.sweep import SweepRules, SweepRun
 from soda_jax.training import CheckpointPolicy, ParallelismConfig, TrainConfig, TrainRecipe
 from soda_jax.training.train import train
 
@@ -222,4 +225,34 @@ def default_scaling_analysis(
             num_bootstrap=versioned(num_bootstrap),
         ),
         description=f"scaling fits over {len(train_steps)} runs",
+    )
+
+
+def default_sweep_proposals(
+    name: str,
+    runs: Sequence[SweepRun],
+    train_steps: Sequence[ExecutorStep],
+    rules: SweepRules,
+    *,
+    limits: AdaptiveLimits = AdaptiveLimits(),
+) -> ExecutorStep[SweepProposalsConfig]:
+    """``{name}``: judge each budget of a sweep's finished runs and propose the runs that would
+    bracket its optimum (``proposals.json``; docs/scaling.md, "Adaptive grids").
+
+    ``train_steps`` pair with ``runs`` one to one. The rules and limits are versioned; the runs
+    are inputs, so each round of proposals (over more runs) is a step of its own.
+    """
+    if len(runs) != len(train_steps):
+        raise ValueError(f"{len(runs)} runs but {len(train_steps)} training steps: they pair one to one")
+    refs = tuple(
+        SweepRunRef(budget=run.budget, hidden=run.shape.hidden_dim, path=output_path_of(step))  # type: ignore[arg-type]
+        for run, step in zip(runs, train_steps)
+    )
+    return ExecutorStep(
+        name=name,
+        fn=propose_sweep_round,
+        config=SweepProposalsConfig(
+            runs=refs, rules=versioned(rules), output_path=this_output_path(), limits=versioned(limits)  # type: ignore[arg-type]
+        ),
+        description=f"bracket check and proposals over {len(runs)} sweep runs",
     )

@@ -23,12 +23,14 @@ from __future__ import annotations
 import sys
 
 from experiments.defaults import default_scaling_analysis
+from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
 from experiments.demo_data import demo_data
 from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
 from soda_jax.audio.text_tokenizers import MISTRAL_V1_TEXT_SIZE
 from soda_jax.audio.vocab import audio_text_vocab_size
 from soda_jax.data.synth import CHORUS_VOICES
-from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution import ExecutorStep
+from soda_jax.scaling.adaptive import AdaptiveLimits
 from soda_jax.scaling.sweep import SweepRules, format_grid, isoflop_grid
 from soda_jax.training import CheckpointPolicy
 
@@ -51,6 +53,9 @@ MINI_RULES = SweepRules(
     max_steps=5000,
 )
 """SODA's rules scaled down to CPU size (see the module docstring)."""
+
+MINI_LIMITS = AdaptiveLimits(min_hidden=16, max_hidden=256)
+"""Narrower than d=16 (a single 16-dim head) is not a model; wider than 256 does not fit the CPU budget."""
 
 MINI_TRAIN_OPTIONS = dict(
     gradient_checkpointing=False,  # tiny models: recomputation costs time and saves nothing
@@ -78,11 +83,24 @@ def build_mini_sweep(data=None) -> list[ExecutorStep]:
     return [*train_steps, default_scaling_analysis("analysis/isoflop-mini", train_steps, num_bootstrap=500)]
 
 
+def mini_adaptive_sweep(data=None) -> AdaptiveSweep:
+    """The mini sweep as an adaptive sweep: `MINI_RULES`' grid first, then the runs that bracket each budget."""
+    data = mini_sweep_data() if data is None else data
+    return AdaptiveSweep(
+        name="analysis/isoflop-mini",
+        rules=MINI_RULES,
+        first_grid=tuple(isoflop_grid(MINI_RULES)),
+        train_step_for=lambda run: sweep_train_step(run, data, **MINI_TRAIN_OPTIONS),
+        limits=MINI_LIMITS,
+        num_bootstrap=500,
+    )
+
+
 def main(argv: list[str]) -> None:
     print(format_grid(isoflop_grid(MINI_RULES)))
     if PRINT_GRID_FLAG in argv:
         return
-    executor_main(build_mini_sweep(), description="isoFLOP mini sweep (demo corpus)", args=argv)
+    run_adaptive_sweep(mini_adaptive_sweep(), argv, description="isoFLOP mini sweep (demo corpus)")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
     python experiments/isoflop_sweep.py --print_grid          # the grid, nothing else
     python experiments/isoflop_sweep.py --prefix gs://bucket/soda --dry_run
+    python experiments/isoflop_sweep.py --prefix gs://bucket/soda --rounds 3   # train, bracket, extend
 
 Each run trains a catalogue-rule Qwen3 model (`SweepRules.shape_for_hidden`) on the SODA final mix
 with the project's training step (`experiments.defaults.default_train`) and the sweep's recipe
 (`soda_jax.scaling.sweep.sweep_recipe`: the run's own lr and beta2, Cautious, no z-loss); one
-analysis step fits the laws and draws the plots. The data steps (raw corpora under
+analysis step fits the laws and draws the plots. The sweep is adaptive (`experiments.adaptive_sweep`):
+a proposals step judges every budget and, where the optimum sits at the grid's edge (as it did at
+SODA's top budgets), the next run of this file adds the widths past that edge. The data steps (raw corpora under
 ``$SODA_RAW_ROOT`` -> Mimi codes -> token caches, `experiments.soda_data`) are the final runs' own,
 so the sweep and the final runs share them.
 """
@@ -17,9 +20,10 @@ import logging
 import sys
 from typing import Any
 
+from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
 from experiments.defaults import default_scaling_analysis, default_train
 from experiments.soda_data import soda_final_data
-from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution import ExecutorStep
 from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid, sweep_recipe
 
 logger = logging.getLogger(__name__)
@@ -52,6 +56,16 @@ def build_sweep(
     return [*train_steps, default_scaling_analysis(name, train_steps, num_bootstrap=num_bootstrap)]
 
 
+def soda_adaptive_sweep(data, rules: SweepRules = SWEEP_RULES, *, tpu: str | None = None, **options: Any) -> AdaptiveSweep:
+    """SODA's grid as round 0 of an adaptive sweep, every run trained on ``data``."""
+    return AdaptiveSweep(
+        name="analysis/isoflop-soda",
+        rules=rules,
+        first_grid=tuple(isoflop_grid(rules)),
+        train_step_for=lambda run: sweep_train_step(run, data, tpu=tpu, **options),
+    )
+
+
 def soda_mix_data():
     """The SODA final mix over its token-cache steps (`experiments.soda_data.soda_final_data`)."""
     return soda_final_data()
@@ -61,7 +75,7 @@ def main(argv: list[str]) -> None:
     print(format_grid(isoflop_grid(SWEEP_RULES)))
     if PRINT_GRID_FLAG in argv:
         return
-    executor_main(build_sweep(soda_mix_data()), description="SODA isoFLOP sweep", args=argv)
+    run_adaptive_sweep(soda_adaptive_sweep(soda_mix_data()), argv, description="SODA isoFLOP sweep")
 
 
 if __name__ == "__main__":

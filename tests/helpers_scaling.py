@@ -1,5 +1,6 @@
 """Synthetic sweep outputs on disk, written in the training-run contract (data-contracts.md §3)."""
 
+import dataclasses
 import json
 import os
 
@@ -62,3 +63,43 @@ def true_optimal_params(forward_budget, rules=sweep.SweepRules(), width_step=32)
         if best_loss is None or loss < best_loss:
             best_loss, best_params = loss, params
     return best_params
+
+
+# -- a stand-in for training in adaptive-sweep executor tests: a summary.json from a known loss --
+
+NSTAR_AT_3E18, NSTAR_EXPONENT = 3e8, 0.42
+"""The synthetic isoFLOP law of the adaptive tests: N* = 3e8 (C / 3e18)^0.42 (C in training FLOPs).
+SODA's grid (d <= 2048) brackets the low budgets and puts the top ones at its upper edge."""
+
+
+def nstar(training_flops):
+    return NSTAR_AT_3E18 * (training_flops / 3e18) ** NSTAR_EXPONENT
+
+
+def parabola_loss(run, nstar_of=nstar):
+    """Loss quadratic in log10 N around N*(C), with a floor falling in C."""
+    c = run.training_flops
+    return 2.0 + 30 * c**-0.08 + 0.4 * (np.log10(run.params) - np.log10(nstar_of(c))) ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticRunConfig:
+    output_path: str
+    budget: float
+    """Forward budget of the run."""
+    hidden: int
+    """Model width."""
+    log_path: str
+    """A file every executed run appends its name to (to count what ran)."""
+
+
+def write_synthetic_run(config: SyntheticRunConfig) -> None:
+    """Write the training-run contract's summary.json for the sweep run (budget, hidden) of SODA's rules."""
+    run = sweep.run_for_shape(sweep.SweepRules(), config.budget, sweep.SweepRules().shape_for_hidden(config.hidden))
+    os.makedirs(config.output_path, exist_ok=True)
+    summary = {"params": run.params, "tokens": run.tokens, "train_flops": float(run.training_flops),
+               "final_validation_loss": float(parabola_loss(run)), "steps": run.steps}
+    with open(os.path.join(config.output_path, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    with open(config.log_path, "a") as f:
+        f.write(run.name + "\n")

@@ -76,10 +76,13 @@ class SweepRules:
     min_batch_size: int = 8
     """Runs with a smaller batch are dropped."""
 
+    def hidden_step_for(self, budget: float) -> int:
+        """Spacing of hidden sizes at this budget."""
+        return self.wide_hidden_step if budget > self.wide_step_above_budget else self.hidden_step
+
     def hidden_sizes(self, budget: float) -> list[int]:
         """Hidden sizes on the grid for this budget."""
-        step = self.wide_hidden_step if budget > self.wide_step_above_budget else self.hidden_step
-        return list(range(self.min_hidden, self.max_hidden + 1, step))
+        return list(range(self.min_hidden, self.max_hidden + 1, self.hidden_step_for(budget)))
 
     def shape_for_hidden(self, hidden: int) -> ModelShape:
         """The catalogue rule: depth, heads and MLP width from the hidden size."""
@@ -179,17 +182,31 @@ def next_power_of_two(x: float) -> int:
     return 1 if x <= 1 else 2 ** math.ceil(math.log2(x))
 
 
-def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | None:
-    """The run of ``shape`` at ``budget``, or None when the rules drop it."""
+@dataclasses.dataclass(frozen=True)
+class DroppedRun:
+    """A (budget, shape) the sweep rules leave out, and which rule did."""
+
+    budget: float
+    """Target forward FLOPs."""
+    shape: ModelShape
+    """The model that was considered."""
+    reason: str
+    """The rule that dropped it, with the numbers."""
+
+
+def plan_run(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | DroppedRun:
+    """The run of ``shape`` at ``budget`` under ``rules``, or why the rules drop it."""
     flops_per_sequence = shape.forward_flops_per_token(rules.vocab_size, rules.seq_len) * rules.seq_len
     batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
     while rules.learning_rate(batch_size, shape.hidden_dim) > rules.max_learning_rate and batch_size > 1:
         batch_size //= 2
     if batch_size < rules.min_batch_size:
-        return None
+        return DroppedRun(budget, shape, f"batch {batch_size} < {rules.min_batch_size}")
     steps = round(budget / (flops_per_sequence * batch_size))
-    if steps < 1 or steps >= rules.max_steps:
-        return None
+    if steps < 1:
+        return DroppedRun(budget, shape, f"one step of batch {batch_size} exceeds the budget")
+    if steps >= rules.max_steps:
+        return DroppedRun(budget, shape, f"{steps} steps >= {rules.max_steps}")
     run = SweepRun(
         budget=budget,
         shape=shape,
@@ -200,9 +217,16 @@ def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepR
         seq_len=rules.seq_len,
         vocab_size=rules.vocab_size,
     )
-    if abs(run.forward_flops - budget) / budget > rules.flop_tolerance:
-        return None
+    miss = abs(run.forward_flops - budget) / budget
+    if miss > rules.flop_tolerance:
+        return DroppedRun(budget, shape, f"FLOPs miss the budget by {miss:.1%} > {rules.flop_tolerance:.1%}")
     return run
+
+
+def run_for_shape(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | None:
+    """The run of ``shape`` at ``budget``, or None when the rules drop it (`plan_run` says why)."""
+    planned = plan_run(rules, budget, shape)
+    return planned if isinstance(planned, SweepRun) else None
 
 
 def runs_for_budget(rules: SweepRules, budget: float) -> list[SweepRun]:

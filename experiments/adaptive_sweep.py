@@ -1,0 +1,145 @@
+"""Adaptive isoFLOP sweeps as experiment files: a first grid, then the runs each proposals step asks for.
+
+Each executor run of a sweep trains its current runs and runs one proposals step over them
+(`experiments.defaults.default_sweep_proposals`). Building the sweep again reads that step's
+``proposals.json`` (when it has succeeded) and adds the proposed runs as new training steps, then a
+new proposals step over all of them, and so on through every finished round: so re-running the
+experiment file continues the sweep, and the executor skips whatever already succeeded.
+
+    python experiments/isoflop_sweep.py --prefix P --rounds 3    # up to 3 executor runs
+    python experiments/isoflop_sweep.py --prefix P --dry_run     # what the next run adds, and why
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+
+import draccus
+
+from experiments.defaults import default_scaling_analysis, default_sweep_proposals
+from soda_jax import fileio
+from soda_jax.execution import STATUS_SUCCESS, Executor, ExecutorMainConfig, ExecutorStep, run_experiment
+from soda_jax.execution.main import PREFIX_ENV, normalize_argv
+from soda_jax.execution.status import read_status
+from soda_jax.scaling.adaptive import AdaptiveLimits
+from soda_jax.scaling.proposals import PROPOSALS_FILE, proposed_runs
+from soda_jax.scaling.sweep import SweepRules, SweepRun
+
+ROUNDS_FLAG = "--rounds"
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveSweep:
+    """How to build one adaptive sweep."""
+
+    name: str
+    """Names the proposals (``{name}-proposals``) and analysis (``{name}``) steps, e.g. ``analysis/isoflop-mini``."""
+    rules: SweepRules
+    """The sweep's rules: the first grid and every proposal follow them."""
+    first_grid: tuple[SweepRun, ...]
+    """Round 0's runs (SODA's grid, or one centred on a prior law)."""
+    train_step_for: Callable[[SweepRun], ExecutorStep]
+    """The training step of a run (deterministic: the same run gives the same step version)."""
+    limits: AdaptiveLimits = AdaptiveLimits()
+    """Bracketing and stopping rules."""
+    num_bootstrap: int = 1000
+    """Bootstrap resamples of the analysis step."""
+    with_analysis: bool = True
+    """Run the scaling analysis (fits, plots) over each round's runs, after its proposals step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepState:
+    """The sweep as far as finished proposal rounds take it."""
+
+    runs: tuple[SweepRun, ...]
+    """Every run to train now: the first grid plus all proposals read so far."""
+    steps: tuple[ExecutorStep, ...]
+    """Their training steps, the current proposals step and the analysis step (last, if any)."""
+    proposals_step: ExecutorStep
+    """The proposals step over ``runs`` (not yet run, or run and proposing nothing)."""
+    rounds_applied: int
+    """Proposal rounds whose runs are among ``runs``."""
+    settled: bool
+    """The current proposals step ran and asked for nothing more."""
+    last_proposals: dict | None
+    """The newest proposals.json read (None before the first proposals step has run)."""
+
+
+def build_state(sweep: AdaptiveSweep, prefix: str) -> SweepState:
+    """Walk the finished proposal rounds under ``prefix`` and return the steps of the next run."""
+    runs = list(sweep.first_grid)
+    rounds, last = 0, None
+    while True:
+        train_steps = [sweep.train_step_for(run) for run in runs]
+        proposals = default_sweep_proposals(f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits)
+        analysis = [default_scaling_analysis(sweep.name, train_steps, num_bootstrap=sweep.num_bootstrap)] if sweep.with_analysis else []
+        done = _read_finished(proposals, prefix)
+        known = {run.name for run in runs}
+        new = [run for run in proposed_runs(sweep.rules, done) if run.name not in known] if done else []
+        if not new:
+            state_steps = (*train_steps, proposals, *analysis)
+            return SweepState(tuple(runs), state_steps, proposals, rounds, settled=done is not None, last_proposals=done or last)
+        runs += new
+        rounds, last = rounds + 1, done
+
+
+def _read_finished(step: ExecutorStep, prefix: str) -> dict | None:
+    """The proposals.json of ``step`` under ``prefix`` if the step has succeeded."""
+    executor = Executor(prefix, use_ray=False)
+    executor.prepare([step])
+    path = executor.output_path(step)
+    status = read_status(path)
+    if status is None or status.status != STATUS_SUCCESS:
+        return None
+    return fileio.read_json(fileio.join(path, PROPOSALS_FILE))
+
+
+def describe(state: SweepState) -> str:
+    """What the sweep holds and what its proposals said, for the console."""
+    lines = [f"adaptive sweep: {len(state.runs)} runs after {state.rounds_applied} proposal round(s)"
+             + (", every budget settled" if state.settled else "")]  # fmt: skip
+    for verdict in (state.last_proposals or {}).get("verdicts", []):
+        added = ", ".join(f"d={p['hidden']}" for p in verdict["proposed"]) or "nothing"
+        notes = f" ({'; '.join(verdict['notes'])})" if verdict["notes"] else ""
+        lines.append(f"  budget {verdict['budget']:.1e}: {verdict['status']:<10s} best d={verdict['best_hidden']}, "
+                     f"{verdict['runs_below']} below / {verdict['runs_above']} above; adds {added}{notes}")  # fmt: skip
+    if not state.settled:
+        lines.append("  next: train the runs above, then judge every budget again (proposals step)")
+    return "\n".join(lines)
+
+
+def pop_rounds(argv: Sequence[str], default: int = 1) -> tuple[int, list[str]]:
+    """``--rounds N`` out of an experiment's command line (the rest goes to the executor)."""
+    args = list(argv)
+    if ROUNDS_FLAG not in args:
+        return default, args
+    i = args.index(ROUNDS_FLAG)
+    if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
+        raise SystemExit(f"{ROUNDS_FLAG} takes a whole number >= 1")
+    rounds = int(args[i + 1])
+    return rounds, args[:i] + args[i + 2 :]
+
+
+def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str) -> SweepState:
+    """Run up to ``--rounds`` executor runs of the sweep (each: train, then propose); ``--dry_run``
+    prints what the next run would do and runs nothing."""
+    rounds, executor_args = pop_rounds(argv)
+    config = draccus.parse(ExecutorMainConfig, args=normalize_argv(executor_args))
+    prefix = config.prefix or os.environ.get(PREFIX_ENV)
+    if not prefix:
+        raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
+    config = dataclasses.replace(config, prefix=prefix)
+    state = build_state(sweep, prefix)
+    for _ in range(rounds):
+        print(describe(state))
+        if config.dry_run or state.settled:
+            if config.dry_run:
+                run_experiment(list(state.steps), config, description)
+            return state
+        run_experiment(list(state.steps), config, description)
+        state = build_state(sweep, prefix)
+    print(describe(state))
+    return state

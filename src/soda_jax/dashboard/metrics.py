@@ -1,0 +1,126 @@
+"""Training curves from ``metrics.jsonl``, downsampled so a 1M-row log plots in well under a second.
+
+Rows are picked before they are parsed: every k-th line (the first and last always), plus every
+line carrying a validation loss (evaluations are rare and each one matters). Only the picked
+lines are decoded; a line that is not UTF-8 or not JSON (a run killed mid-write) is skipped and
+counted, and the first few are named.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from soda_jax import io
+from soda_jax.dashboard.files import describe_error
+
+
+METRICS_FILE = "metrics.jsonl"
+"""As `soda_jax.training.metrics` writes it (not imported from there: that would load levanter)."""
+MAX_POINTS = 2000
+"""Rows kept per curve for plotting."""
+CURVES = ("loss", "validation_loss", "tokens_per_second", "lr", "grad_norm")
+"""The series a training step's page plots, one chart each."""
+ALWAYS_KEPT = b'"validation'
+"""Lines containing this are kept whatever the stride (evaluation rows)."""
+MAX_ERRORS_NAMED = 5
+
+
+@dataclass
+class Curves:
+    steps: list[int] = field(default_factory=list)
+    series: dict[str, list[float | None]] = field(default_factory=dict)
+    """Metric name -> value per kept row (None where the row lacks it)."""
+    rows: int = 0
+    """Lines in the file (before downsampling)."""
+    skipped: int = 0
+    """Picked lines that could not be read."""
+    errors: list[str] = field(default_factory=list)
+    exists: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "exists": self.exists, "rows": self.rows, "kept": len(self.steps), "skipped": self.skipped,
+            "errors": self.errors, "step": self.steps, "series": self.series,
+        }  # fmt: skip
+
+
+def pick_lines(lines: list[bytes], max_points: int) -> list[int]:
+    """Indices of the lines to parse: an even stride over the file plus every evaluation line."""
+    count = len(lines)
+    stride = max(1, -(-count // max_points))
+    picked = set(range(0, count, stride))
+    if count:
+        picked.add(count - 1)
+    if stride > 1:
+        picked.update(i for i, line in enumerate(lines) if ALWAYS_KEPT in line)
+    return sorted(picked)
+
+
+def as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    return None  # MetricsLog writes non-finite values as "nan"/"inf": gaps in the curve
+
+
+def read_curves(run_dir: str, max_points: int = MAX_POINTS) -> Curves:
+    url = io.join(run_dir, METRICS_FILE)
+    try:
+        data = io.read_bytes(url)
+    except FileNotFoundError:
+        return Curves()
+    lines = data.split(b"\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    curves = Curves(rows=len(lines), exists=True)
+    keys: dict[str, None] = {}
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for index in pick_lines(lines, max_points):
+        try:
+            row = json.loads(lines[index].decode("utf-8"))
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError("not a JSON object with an integer 'step'")
+        except Exception as e:  # a torn or foreign line: skip it, count it, name the first few
+            curves.skipped += 1
+            if len(curves.errors) < MAX_ERRORS_NAMED:
+                curves.errors.append(describe_error(f"{METRICS_FILE} line {index + 1}", e))
+            continue
+        parsed.append((row["step"], row))
+        keys.update((k, None) for k, v in row.items() if k != "step" and as_number(v) is not None)
+    curves.steps = [step for step, _ in parsed]
+    curves.series = {key: [as_number(row.get(key)) for _, row in parsed] for key in keys}
+    return curves
+
+
+class CurveCache:
+    """Curves of recently viewed runs, re-read only when the file changed (live pages poll)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._cache: OrderedDict[tuple[str, int], tuple[Any, Curves]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_dir: str, max_points: int = MAX_POINTS) -> Curves:
+        fs, path = io.filesystem(io.join(run_dir, METRICS_FILE))
+        try:
+            info = fs.info(path)
+            stamp = (info.get("size"), info.get("mtime") or info.get("updated") or info.get("generation"))
+        except FileNotFoundError:
+            return Curves()
+        key = (run_dir, max_points)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._cache.move_to_end(key)
+                return hit[1]
+        curves = read_curves(run_dir, max_points)
+        with self._lock:
+            self._cache[key] = (stamp, curves)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return curves

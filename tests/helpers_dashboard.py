@@ -1,0 +1,125 @@
+"""A real executor prefix for the dashboard tests: a tiny training run, an eval-like step reading
+its summary and writing results, per-item records and WAV files, a failed step and one that could
+not run because of it. Built once per session (`shared_prefix`) and reused by every module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from executor_steps import RecordConfig, record
+from helpers_training import tiny_config, write_test_cache
+
+from soda_jax import io
+from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_output_path, versioned
+
+TRAIN_STEPS = 8
+EVAL_ITEMS = 3
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class EvalLikeConfig:
+    output_path: str
+    """Where results.json, items/ and audio/ go."""
+    run_path: str
+    """The training run evaluated (its summary.json is read)."""
+    num_items: int = 3
+    """Per-item records (each with a WAV) to write."""
+
+
+def eval_like(config: EvalLikeConfig) -> None:
+    """What an eval step leaves behind (docs/data-contracts.md 3b), with real files: results.json,
+    items/{task}.jsonl naming WAVs under audio/, and a parquet of the same items."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import soundfile
+
+    summary = io.read_json(io.join(config.run_path, "summary.json"))
+    items = []
+    for i in range(config.num_items):
+        t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+        wave = 0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t).astype(np.float32)
+        relative = f"audio/item-{i}.wav"
+        os.makedirs(os.path.join(config.output_path, "audio"), exist_ok=True)
+        soundfile.write(os.path.join(config.output_path, relative), wave, SAMPLE_RATE)
+        items.append({"id": f"item-{i}", "prompt": f"say number {i}", "audio": relative, "correct": i % 2 == 0})
+    lines = "".join(json.dumps(item) + "\n" for item in items)
+    io.atomic_write_text(io.join(config.output_path, "items", "speech.jsonl"), lines)
+    pq.write_table(pa.Table.from_pylist(items), os.path.join(config.output_path, "items.parquet"))
+    accuracy = sum(item["correct"] for item in items) / len(items)
+    io.atomic_write_json(
+        io.join(config.output_path, "results.json"),
+        {"metrics": {"speech/accuracy": accuracy, "heldout/nll": summary["final_validation_loss"]}},
+    )
+
+
+@dataclass(frozen=True)
+class WaitConfig:
+    output_path: str
+    release_path: str
+    """The step finishes once this file exists (the test decides when)."""
+    timeout_s: float = 120.0
+
+
+def wait_for_release(config: WaitConfig) -> None:
+    deadline = time.time() + config.timeout_s
+    while not os.path.exists(config.release_path):
+        if time.time() > deadline:
+            raise TimeoutError(f"{config.release_path} never appeared")
+        time.sleep(0.1)
+    io.atomic_write_json(io.join(config.output_path, "out.json"), {"released": True})
+
+
+@dataclass
+class Built:
+    prefix: str
+    paths: dict[str, str]
+    """Step name -> output path."""
+
+    def rel(self, name: str) -> str:
+        return os.path.relpath(self.paths[name], self.prefix)
+
+
+def build_prefix(root: str) -> Built:
+    """Run the experiment under ``{root}/prefix`` (in-process executor, no Ray)."""
+    cache = os.path.join(root, "cache")
+    write_test_cache(cache, os.path.join(root, "tokenizer"))
+    prefix = os.path.join(root, "prefix")
+    log = os.path.join(root, "log")
+    train_config = tiny_config(cache, this_output_path(), steps=TRAIN_STEPS, compilation_cache_dir=os.path.join(root, "jax"))
+    from soda_jax.training.train import train
+
+    training = ExecutorStep("checkpoints/tiny", train, train_config)
+    evaluation = ExecutorStep("eval/tiny", eval_like, EvalLikeConfig(this_output_path(), training, num_items=versioned(EVAL_ITEMS)))
+    good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), log, value=versioned(1)))
+    bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), log, value=versioned(2), fail=True))
+    after = ExecutorStep("demo/after", record, RecordConfig(this_output_path(), log, inputs=(good, bad)))
+    executor = Executor(prefix, use_ray=False)
+    try:
+        executor.run([evaluation, after], description="dashboard test experiment")
+    except ExecutorError:
+        pass  # demo/bad fails by design
+    paths = {s.name: executor.output_path(s) for s in (training, evaluation, good, bad, after)}
+    return Built(prefix, paths)
+
+
+_built: dict[str, Built] = {}
+
+
+def shared_prefix(tmp_path_factory) -> Built:
+    """The experiment, run once per test session (the training step compiles for ~20 s)."""
+    base = str(tmp_path_factory.getbasetemp())
+    if base not in _built:
+        _built[base] = build_prefix(str(tmp_path_factory.mktemp("dashboard-experiment")))
+    return _built[base]
+
+
+def copy_prefix(built: Built, destination: str) -> Built:
+    """A private copy to corrupt (recorded paths still point at the original prefix: re-rooted)."""
+    shutil.copytree(built.prefix, destination, symlinks=True)
+    return Built(destination, {name: os.path.join(destination, os.path.relpath(p, built.prefix)) for name, p in built.paths.items()})

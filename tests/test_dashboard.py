@@ -164,3 +164,18 @@ def test_static_assets_are_served_locally(base):
     assert status == 200 and b"Plotly.react" in body
     status, _, body = get(base + "/static/dashboard.css")
     assert status == 200
+
+
+def test_long_metrics_log_is_downsampled_keeping_first_last_and_every_evaluation(tmp_path):
+    from soda_jax.dashboard.metrics import read_curves
+
+    rows = [{"step": i, "loss": 10 - i / 1000} | ({"validation_loss": 9.0} if i % 250 == 0 else {}) for i in range(10_000)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curves = read_curves(str(tmp_path), max_points=200)
+    assert curves.rows == 10_000 and curves.skipped == 0
+    assert curves.steps[0] == 0 and curves.steps[-1] == 9_999 and curves.steps == sorted(set(curves.steps))
+    assert 200 <= len(curves.steps) <= 240  # the spread plus the evaluations that fell between
+    evaluated = [s for s, v in zip(curves.steps, curves.series["validation_loss"]) if v is not None]
+    assert evaluated == list(range(0, 10_000, 250))
+    gaps = [b - a for a, b in zip(curves.steps, curves.steps[1:])]
+    assert max(gaps) <= 2 * 10_000 // 200

@@ -81,20 +81,24 @@ def list_directory(url: str, offset: int = 0, limit: int = 500) -> Listing:
     """One page of a directory; stays fast with 100k entries (sizes are looked up for the page only)."""
     fs, path = io.filesystem(url)
     if io.is_local(url):
+        dirs, files = [], []
         with os.scandir(path) as it:
-            names = [(not e.is_dir(), e.name) for e in it]
-        names.sort()
-        page = names[offset : offset + limit]
+            for e in it:
+                (dirs if e.is_dir() else files).append(e.name)
+        dirs.sort()  # plain string sorts: several times faster than sorting (is_file, name) tuples
+        files.sort()
+        page = [(name, True) for name in dirs[offset : offset + limit]]
+        page += [(name, False) for name in files[max(0, offset - len(dirs)) : max(0, offset + limit - len(dirs))]]
         entries = []
-        for not_dir, name in page:
+        for name, is_dir in page:
             size = None
-            if not_dir:
+            if not is_dir:
                 try:
                     size = os.stat(os.path.join(path, name)).st_size
                 except OSError:
                     pass
-            entries.append(Entry(name, not not_dir, size))
-        return Listing(entries, len(names))
+            entries.append(Entry(name, is_dir, size))
+        return Listing(entries, len(dirs) + len(files))
     infos = fs.ls(path, detail=True)
     rows = sorted(
         (i["type"] != "directory", i["name"].rstrip("/").rsplit("/", 1)[-1], i.get("size")) for i in infos

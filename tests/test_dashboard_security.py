@@ -244,3 +244,31 @@ def test_unexpected_exception_is_a_500_with_a_message(damaged):
     finally:
         os.rmdir(os.path.join(damaged["prefix"], good, "metrics.jsonl"))
         os.rmdir(os.path.join(damaged["prefix"], "experiments", "broken.json"))
+
+
+def test_tar_shard_members_play_and_only_real_members_are_served(damaged):
+    import io as pyio
+    import tarfile
+
+    import numpy as np
+    import soundfile
+
+    good = damaged["steps"]["demo/good"]
+    wav = pyio.BytesIO()
+    soundfile.write(wav, np.zeros(1600, np.float32), 16_000, format="WAV")
+    path = os.path.join(damaged["prefix"], good, "shard-000.tar")
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("utt-0.wav", wav.getvalue()), ("utt-0.json", b'{"text": "hi"}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, pyio.BytesIO(data))
+    try:
+        status, body = raw_get(damaged["base"], f"/files/{good}/shard-000.tar")
+        assert status == 200 and body.count(b"<audio") == 1 and b"utt-0.json" in body
+        status, body = raw_get(damaged["base"], f"/raw/{good}/shard-000.tar?member=utt-0.wav")
+        assert status == 200 and body == wav.getvalue()
+        for member in ("../../etc/passwd", "/etc/passwd", "utt-1.wav"):
+            target = f"/raw/{good}/shard-000.tar?member={urllib.parse.quote(member, safe='')}"
+            assert raw_get(damaged["base"], target)[0] == 404, member
+    finally:
+        os.unlink(path)

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from soda_jax import io
-from soda_jax.dashboard import views
+from soda_jax.dashboard import previews, views
 from soda_jax.dashboard.metrics import CurveCache
 from soda_jax.dashboard.paths import OutsidePrefix
 from soda_jax.dashboard.store import PrefixStore
@@ -106,6 +106,13 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
 
     async def raw_file(request: Request) -> Response:
         resolved = store.paths.resolve(rel_param(request))
+        member = request.query_params.get("member")
+        if member is not None:  # one utterance inside a tar shard
+            try:
+                data = previews.tar_member_bytes(resolved.url, member)
+            except (KeyError, FileNotFoundError, IsADirectoryError) as e:
+                raise OutsidePrefix(f"{resolved.rel}: no member {member!r}") from e
+            return Response(data, media_type=mimetypes.guess_type(member)[0] or "application/octet-stream", headers=RAW_HEADERS)
         media_type = mimetypes.guess_type(resolved.url)[0] or "application/octet-stream"
         if store.paths.local:
             if not os.path.isfile(resolved.url):

@@ -23,7 +23,7 @@ CELL_CHARS = 200
 @dataclass
 class Preview:
     kind: str
-    """json, jsonl, table, image, audio, text or none."""
+    """json, table, tar, image, audio, text or none."""
     value: Any = None
     """Pretty JSON text; rows; text; nothing for media (the page embeds the raw file)."""
     columns: list[str] = field(default_factory=list)
@@ -88,6 +88,8 @@ def preview(url: str) -> Preview:
             return Preview("table", table, columns, errors, note=f"first {len(table)} rows")
         if lower.endswith(".parquet"):
             return parquet_head(url)
+        if lower.endswith(".tar"):
+            return tar_members(url)
         if lower.endswith(TEXT_SUFFIXES) or "." not in name:
             data, more = head_bytes(url)
             return Preview("text", data.decode("utf-8", errors="replace"), note="first 64 KiB" if more else "")
@@ -108,3 +110,35 @@ def parquet_head(url: str) -> Preview:
         rows = batch.to_pylist() if batch is not None else []
     table = [[cell(row.get(c)) for c in columns] for row in rows]
     return Preview("table", table, columns, note=f"first {len(table)} of {total:,} rows")
+
+
+TAR_MEMBERS_SHOWN = 200
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+
+def tar_members(url: str) -> Preview:
+    """The first members of a tar shard (webdataset-style speech shards: audio + JSON per utterance)."""
+    import tarfile
+
+    fs, path = io.filesystem(url)
+    rows = []
+    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for member in tar:
+            if len(rows) >= TAR_MEMBERS_SHOWN:
+                break
+            if member.isfile():
+                rows.append({"name": member.name, "size": member.size, "audio": member.name.lower().endswith(AUDIO_SUFFIXES)})
+    return Preview("tar", rows, note=f"first {len(rows)} members" if len(rows) == TAR_MEMBERS_SHOWN else "")
+
+
+def tar_member_bytes(url: str, name: str) -> bytes:
+    """One member of an uncompressed tar (headers are skipped over by seeking, not read through)."""
+    import tarfile
+
+    fs, path = io.filesystem(url)
+    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        member = tar.getmember(name)  # KeyError: not in this tar
+        if not member.isfile() or member.size > MAX_MEMBER_BYTES:
+            raise KeyError(name)
+        extracted = tar.extractfile(member)
+        return extracted.read() if extracted is not None else b""

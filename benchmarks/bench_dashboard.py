@@ -121,7 +121,7 @@ def main() -> None:
             "baseline_parse_every_line_s": parse_all_s, "cold_over_baseline": min(cold) / parse_all_s,
         },
     }  # fmt: skip
-    listing, m = result["listing"], result["metrics"]
+    m = result["metrics"]
     print(f"{args.files:,} files: step page {step_page:.3f} s, file browser {files_page:.3f} s "
           f"(os.scandir alone {floor_list:.3f} s, fsspec ls(detail) {fsspec_list:.3f} s)")
     print(f"{args.rows:,}-row metrics.jsonl: /api/metrics cold {m['api_cold_s']:.3f} s, warm {warm * 1000:.1f} ms, "

@@ -1,6 +1,6 @@
 """A real executor prefix for the dashboard tests: a tiny training run, an eval-like step reading
-its summary and writing results, per-item records and WAV files, a failed step and one that could
-not run because of it. Built once per session (`shared_prefix`) and reused by every module."""
+its summary and writing results, per-item records and WAV files, a scaling analysis (real fits over
+a synthetic sweep), a failed step and one that could not run because of it. Built once per session (`shared_prefix`) and reused by every module."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from executor_steps import RecordConfig, record
+from helpers_scaling import TRUE_LAW, write_run
 from helpers_training import tiny_config, write_test_cache
 
 from soda_jax import io
 from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_output_path, versioned
+from soda_jax.scaling import sweep
+from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling
 
 TRAIN_STEPS = 8
+SCALING_BUDGETS = (1e18, 3e18, 6e18)
+"""Three isoFLOP budgets of SODA's grid, losses from the scaling tests' true law."""
 EVAL_ITEMS = 3
 SAMPLE_RATE = 16_000
 
@@ -99,12 +104,22 @@ def build_prefix(root: str) -> Built:
     good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), log, value=versioned(1)))
     bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), log, value=versioned(2), fail=True))
     after = ExecutorStep("demo/after", record, RecordConfig(this_output_path(), log, inputs=(good, bad)))
+    sweep_runs = [r for r in sweep.isoflop_grid() if r.budget in SCALING_BUDGETS]
+    run_paths = tuple(
+        write_run(os.path.join(root, "sweep"), r.name, params=r.params, tokens=r.tokens, train_flops=r.training_flops,
+                  loss=float(TRUE_LAW(r.params, r.tokens)))[0]
+        for r in sweep_runs
+    )  # fmt: skip
+    scaling = ExecutorStep(
+        "analysis/isoflop", analyze_scaling,
+        ScalingAnalysisConfig(run_paths, this_output_path(), num_bootstrap=50, num_parametric_bootstrap=5),
+    )  # fmt: skip
     executor = Executor(prefix, use_ray=False)
     try:
-        executor.run([evaluation, after], description="dashboard test experiment")
+        executor.run([evaluation, after, scaling], description="dashboard test experiment")
     except ExecutorError:
         pass  # demo/bad fails by design
-    paths = {s.name: executor.output_path(s) for s in (training, evaluation, good, bad, after)}
+    paths = {s.name: executor.output_path(s) for s in (training, evaluation, good, bad, after, scaling)}
     return Built(prefix, paths)
 
 

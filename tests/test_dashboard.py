@@ -51,7 +51,7 @@ def experiment_key(base: str, description: str = "dashboard test experiment") ->
 
 def test_experiments_list_counts_and_wall_time(base):
     (row,) = get_json(base + "/api/experiments")
-    assert row["counts"] == {"SUCCESS": 3, "FAILED": 1, "DEP_FAILED": 1}
+    assert row["counts"] == {"SUCCESS": 4, "FAILED": 1, "DEP_FAILED": 1}
     assert row["wall_seconds"] > 0
     status, content_type, body = get(base + "/")
     assert status == 200 and content_type.startswith("text/html")
@@ -64,7 +64,7 @@ def test_experiment_page_draws_the_dag_coloured_by_status(base, built):
     page = html.unescape(body.decode())  # graphviz writes '-' in ids and classes as &#45;
     assert status == 200 and "<svg" in page
     expected = {"checkpoints/tiny": "SUCCESS", "eval/tiny": "SUCCESS", "demo/good": "SUCCESS",
-                "demo/bad": "FAILED", "demo/after": "DEP_FAILED"}  # fmt: skip
+                "demo/bad": "FAILED", "demo/after": "DEP_FAILED", "analysis/isoflop": "SUCCESS"}  # fmt: skip
     steps = {s["name"]: s for s in get_json(f"{base}/api/experiment/{key}")["steps"]}
     for name, want in expected.items():
         assert steps[name]["status"] == want
@@ -123,6 +123,18 @@ def test_eval_step_results_items_and_audio(base, built):
     assert "<audio" in audio_page
 
 
+def test_scaling_analysis_page_carries_the_fits_for_its_plots(base, built):
+    rel = built.rel("analysis/isoflop")
+    status, _, body = get(f"{base}/step/{rel}")
+    page = body.decode()
+    assert status == 200 and 'id="isoflop"' in page and 'id="compute-optimal"' in page
+    embedded = page.split('<script type="application/json" id="scaling-data">')[1].split("</script>")[0]
+    fits = json.loads(embedded)
+    on_disk = io.read_json(os.path.join(built.paths["analysis/isoflop"], "scaling_fits.json"))
+    assert fits == on_disk and len(fits["compute_optimal"]["budgets"]) == 3
+    assert "isoflop_curves.png" in page  # the analysis's own plots are in the file browser
+
+
 def test_compare_overlays_runs_in_steps_tokens_and_flops(base, built):
     rel = built.rel("checkpoints/tiny")
     (run,) = get_json(f"{base}/api/compare?run={rel}")
@@ -143,9 +155,9 @@ def test_running_step_shows_lease_holder_and_goes_live(tmp_path):
         deadline = time.time() + 60
         while True:
             experiments = get_json(base + "/api/experiments")
-            if experiments and (steps := get_json(f"{base}/api/experiment/{experiments[0]['key']}")["steps"]):
-                if steps[0]["status"] == "RUNNING" and steps[0]["lease_owner"]:
-                    break
+            steps = get_json(f"{base}/api/experiment/{experiments[0]['key']}")["steps"] if experiments else []
+            if steps and steps[0]["status"] == "RUNNING" and steps[0]["lease_owner"]:
+                break
             assert time.time() < deadline, "the step never showed as running"
             time.sleep(0.2)
         key = experiments[0]["key"]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 )
 TIMEOUT_MS = 30_000
 STATUSES = {"checkpoints/tiny": "SUCCESS", "eval/tiny": "SUCCESS", "demo/good": "SUCCESS",
-            "demo/bad": "FAILED", "demo/after": "DEP_FAILED"}  # fmt: skip
+            "demo/bad": "FAILED", "demo/after": "DEP_FAILED", "analysis/isoflop": "SUCCESS"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,13 @@ def test_walk_through_an_experiment_in_chromium(built, tmp_path):
             expect(chart).to_have_attribute("data-points", str(TRAIN_STEPS))
             expect(chart.locator("path.js-line")).not_to_have_count(0)  # the curve is drawn
             screenshot(page, "training-step")
+
+            page.goto(f"{base}/step/{built.rel('analysis/isoflop')}")
+            expect(page.locator("#isoflop .main-svg").first).to_be_attached()
+            traces = page.evaluate("() => document.getElementById('isoflop').data.length")
+            assert traces == 6  # 3 budgets: runs and fitted parabola each
+            expect(page.locator("#compute-optimal .main-svg").first).to_be_attached()
+            screenshot(page, "scaling")
 
             page.goto(f"{base}/step/{built.rel('eval/tiny')}")
             expect(page.locator("#eval")).to_contain_text("speech/accuracy")

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from executor_steps import RecordConfig, record
@@ -171,16 +172,15 @@ def pages(d) -> dict[str, str]:
 def test_malformed_file_is_an_error_on_its_item(damaged, filename, kind):
     content, message = BAD_CONTENTS[kind]
     path = os.path.join(damaged["prefix"], damaged["steps"]["demo/good"], filename)
-    original = open(path, "rb").read() if os.path.exists(path) else None
-    with open(path, "wb") as f:
-        f.write(content)
+    original = Path(path).read_bytes() if os.path.exists(path) else None
+    Path(path).write_bytes(content)
     try:
         shown = pages(damaged)
     finally:
         if original is None:
             os.unlink(path)
         else:
-            open(path, "wb").write(original)
+            Path(path).write_bytes(original)
     expected = f"{filename}: {message}"
     assert expected in shown["step"], f"step page does not say {expected!r}"
     assert "demo/bad" in shown["experiment"] and "step asked to fail" in raw_get(damaged["base"], f"/step/{damaged['steps']['demo/bad']}")[1].decode()
@@ -190,25 +190,25 @@ def test_malformed_file_is_an_error_on_its_item(damaged, filename, kind):
 
 def test_status_without_time_and_experiment_file_damage(damaged):
     good = os.path.join(damaged["prefix"], damaged["steps"]["demo/good"])
-    status_path = os.path.join(good, ".executor_status")
-    original = open(status_path, "rb").read()
-    open(status_path, "w").write(json.dumps({"status": "SUCCESS"}))
+    status_path = Path(good, ".executor_status")
+    original = status_path.read_bytes()
+    status_path.write_text(json.dumps({"status": "SUCCESS"}))
     try:
         shown = pages(damaged)
         assert ".executor_status: no numeric 'time'" in shown["step"] and "status-SUCCESS" in shown["step"]
     finally:
-        open(status_path, "wb").write(original)
-    experiment = os.path.join(damaged["prefix"], "experiments", f"{damaged['key']}.json")
-    original = open(experiment, "rb").read()
+        status_path.write_bytes(original)
+    experiment = Path(damaged["prefix"], "experiments", f"{damaged['key']}.json")
+    original = experiment.read_bytes()
     try:
         for content, message in [(b"", "empty"), (original[: len(original) // 2], "not JSON"), (b"\xff\xff", "not UTF-8"), (b"[]", "expected a JSON dict")]:
-            open(experiment, "wb").write(content)
+            experiment.write_bytes(content)
             status, body = raw_get(damaged["base"], "/")
             assert status == 200 and message in body.decode(), message
             status, body = raw_get(damaged["base"], f"/experiment/{damaged['key']}")
             assert status == 200 and message in body.decode(), message
     finally:
-        open(experiment, "wb").write(original)
+        experiment.write_bytes(original)
 
 
 def test_metrics_with_unreadable_lines_still_plot(damaged):

@@ -15,7 +15,7 @@ from typing import Any
 from soda_jax import io
 from soda_jax.dashboard import DEFAULT_PORT
 from soda_jax.dashboard.files import load_json
-from soda_jax.dashboard.store import read_status
+from soda_jax.dashboard.store import STATUS_WAITING, read_status
 from soda_jax.execution.executor import INFO_FILE
 from soda_jax.execution.main import PREFIX_ENV
 from soda_jax.execution.provenance import PROVENANCE_FILE
@@ -32,7 +32,7 @@ def describe_step(path: str) -> list[str]:
     info_item, prov_item = load_json(io.join(path, INFO_FILE)), load_json(io.join(path, PROVENANCE_FILE))
     info, prov = info_item.value or {}, prov_item.value or {}
     status, _, status_error = read_status(path)
-    lines = [f"{info.get('name', '?')}  [{status.lower().replace('_', '-')}]  {path}"]
+    lines = [f"{info.get('name', '?')}  [{'not run' if status == STATUS_WAITING else status}]  {path}"]
     lines += [f"  problem:   {e}" for e in (status_error, info_item.error, prov_item.error) if e]
     if info:
         lines.append(f"  fn:        {info.get('fn')}")

@@ -41,4 +41,4 @@ def dag_svg(experiment: ExperimentView, step_href: dict[int, str]) -> str:
         for dep in step.depends_on:
             graph.edge(f"s{dep}", f"s{i}")
     svg = graph.pipe(format="svg", encoding="utf-8")
-    return re.sub(r"^.*?(<svg\b)", r"\1", svg, flags=re.S)
+    return re.sub(r"^.*?(<svg\b)", r"\1", svg, flags=re.DOTALL)

@@ -17,7 +17,6 @@ from typing import Any
 from soda_jax import io
 from soda_jax.dashboard.files import describe_error
 
-
 METRICS_FILE = "metrics.jsonl"
 """As `soda_jax.training.metrics` writes it (not imported from there: that would load levanter)."""
 MAX_POINTS = 2000
@@ -100,7 +99,7 @@ def read_curves(run_dir: str, max_points: int = MAX_POINTS) -> Curves:
         try:
             row = json.loads(line.decode("utf-8"))
             if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-                raise ValueError("not a JSON object with an integer 'step'")
+                raise TypeError("not a JSON object with an integer 'step'")
         except Exception as e:  # a torn or foreign line: skip it, count it, name the first few
             curves.skipped += 1
             if len(curves.errors) < MAX_ERRORS_NAMED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import io
@@ -14,7 +14,6 @@ from soda_jax.dashboard.metrics import CURVES, METRICS_FILE, CurveCache
 from soda_jax.dashboard.paths import OutsidePrefix, Resolved
 from soda_jax.dashboard.previews import AUDIO_SUFFIXES, parse_json_lines, preview
 from soda_jax.dashboard.store import ExperimentView, PrefixStore, StepView
-
 
 RESULT_FILES = ("summary.json", "stats.json", "results.json")
 """Small result files a step may leave; shown as tables on its page."""
@@ -46,7 +45,7 @@ def duration(seconds: Any) -> str:
 def when(timestamp: Any) -> str:
     if not isinstance(timestamp, (int, float)):
         return ""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def size(n: Any) -> str:
@@ -150,7 +149,7 @@ def config_rows(config: Any, version: Any) -> list[dict[str, Any]]:
 
     def mark(path: str) -> str:
         for key, value in versioned.items():
-            if path == key or path.startswith(key + ".") or path.startswith(key + "["):
+            if path == key or path.startswith((key + ".", key + "[")):
                 return "input" if isinstance(value, str) and value.startswith("input:") else "versioned"
         return ""
 

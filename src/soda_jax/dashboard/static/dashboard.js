@@ -84,7 +84,12 @@ const soda = (() => {
     document.querySelectorAll(".chart[data-metric]").forEach(div => {
       const metric = div.dataset.metric;
       const ys = data.series[metric];
-      if (!ys) { div.textContent = `no ${metric} logged yet`; div.dataset.points = "0"; return; }
+      if (!ys) {
+        if (div.classList.contains("js-plotly-plot")) Plotly.purge(div);
+        div.classList.add("empty"); div.textContent = `no ${TITLES[metric] || metric} logged yet`; div.dataset.points = "0";
+        return;
+      }
+      if (div.classList.contains("empty")) { div.classList.remove("empty"); div.textContent = ""; }
       const xs = [], vs = [];
       ys.forEach((y, i) => { if (y !== null) { xs.push(data.step[i]); vs.push(y); } });
       div.dataset.points = String(vs.length);

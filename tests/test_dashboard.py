@@ -191,3 +191,19 @@ def test_long_metrics_log_is_downsampled_keeping_first_last_and_every_evaluation
     assert evaluated == list(range(0, 10_000, 250))
     gaps = [b - a for a, b in zip(curves.steps, curves.steps[1:])]
     assert max(gaps) <= 2 * 10_000 // 200
+
+
+def test_a_rerun_step_lists_its_earlier_attempts(tmp_path):
+    from executor_steps import RecordConfig, record
+
+    from soda_jax.execution import ExecutorError, versioned
+
+    bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), str(tmp_path / "log"), value=versioned(7), fail=True))
+    for force in (False, True):
+        with pytest.raises(ExecutorError):
+            Executor(str(tmp_path / "prefix"), use_ray=False, force_run_failed=force).run([bad])
+    (step_dir,) = os.listdir(tmp_path / "prefix" / "demo")
+    with BackgroundServer(str(tmp_path / "prefix")) as base:
+        page = get(f"{base}/step/demo/{step_dir}")[2].decode()
+    assert "Earlier attempts (1)" in page
+    assert page.count("step asked to fail (value=7)") >= 2 and page.count("Traceback (most recent call last)") == 2

@@ -185,7 +185,8 @@ def step_context(store: PrefixStore, resolved: Resolved, curves: CurveCache) -> 
     info = view.info.value if view.info.ok else {}
     recorded_prefix = store.recorded_prefix_of(view)
     rows = config_rows(info.get("config"), info.get("version"))
-    inputs = [producer(store, d, recorded_prefix) for d in info.get("dependencies") or [] if isinstance(d, str)]
+    dependencies = info.get("dependencies") if isinstance(info.get("dependencies"), list) else []
+    inputs = [producer(store, d, recorded_prefix) for d in dependencies if isinstance(d, str)]
     for row in rows:  # config values that point into an input's output link to its producer
         if isinstance(row["raw"], str):
             for inp in inputs:
@@ -203,7 +204,7 @@ def step_context(store: PrefixStore, resolved: Resolved, curves: CurveCache) -> 
         "inputs": inputs,
         "prov": prov,
         "prov_rows": provenance_rows(prov),
-        "attempts": [a for a in prov.get("previous_attempts") or [] if isinstance(a, dict)],
+        "attempts": [a for a in prov.get("previous_attempts") or [] if isinstance(a, dict)][::-1],  # newest first
         "results": {name: {"error": item.error, "rows": scalar_rows(item.value)} for name, item in results.items()},
         "eval_metrics": eval_metrics(results.get(EVAL_RESULTS)),
         "item_files": item_files(store, resolved),

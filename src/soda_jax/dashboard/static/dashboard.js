@@ -93,9 +93,15 @@ const soda = (() => {
       const xs = [], vs = [];
       ys.forEach((y, i) => { if (y !== null) { xs.push(data.step[i]); vs.push(y); } });
       div.dataset.points = String(vs.length);
+      const logY = metric === "loss" || metric === "validation_loss";
+      const look = layout(TITLES[metric] || metric, "step", logY);
+      const lo = Math.min(...vs), hi = Math.max(...vs);
+      if (!logY && lo === hi) {  // a constant (say a flat learning rate): centre it instead of plotly's +-1
+        const pad = Math.abs(lo) * 0.1 || 1;
+        look.yaxis.range = [lo - pad, hi + pad];
+      }
       Plotly.react(div, [{x: xs, y: vs, mode: vs.length > 50 ? "lines" : "lines+markers", name: metric}],
-                   layout(TITLES[metric] || metric, "step", metric === "loss" || metric === "validation_loss"),
-                   {displaylogo: false, responsive: true});
+                   look, {displaylogo: false, responsive: true});
     });
   }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
+import urllib.parse
 from importlib.resources import files
 from typing import Any
 
@@ -75,7 +76,7 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
     async def step_page(request: Request) -> Response:
         resolved = store.resolve_step(rel_param(request))
         if "rel" not in request.path_params:
-            return RedirectResponse(f"/step/{resolved.rel}", status_code=307)
+            return RedirectResponse(f"/step/{urllib.parse.quote(resolved.rel)}", status_code=307)
         return render(request, "step.html", **views.step_context(store, resolved, curves))
 
     async def step_api(request: Request) -> Response:

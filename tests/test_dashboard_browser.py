@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 from helpers_dashboard import TRAIN_STEPS, shared_prefix
+from helpers_training import BATCH_SIZE, SEQ_LEN
 
 from soda_jax.dashboard.server import BackgroundServer
 
@@ -82,6 +83,12 @@ def test_walk_through_an_experiment_in_chromium(built, tmp_path):
             expect(chart).to_have_attribute("data-points", str(TRAIN_STEPS))
             expect(chart.locator("path.js-line")).not_to_have_count(0)  # the curve is drawn
             screenshot(page, "training-step")
+
+            page.goto(f"{base}/compare?run={built.rel('checkpoints/tiny')}")
+            expect(page.locator("#cmp-loss .main-svg").first).to_be_attached()
+            page.select_option("#x-axis", "tokens")
+            tokens = page.evaluate("() => document.getElementById('cmp-loss').data[0].x")
+            assert tokens == [BATCH_SIZE * SEQ_LEN * (i + 1) for i in range(TRAIN_STEPS)]
 
             page.goto(f"{base}/step/{built.rel('analysis/isoflop')}")
             expect(page.locator("#isoflop .main-svg").first).to_be_attached()

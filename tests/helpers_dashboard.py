@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 
@@ -123,6 +124,35 @@ def build_prefix(root: str) -> Built:
     return Built(prefix, paths)
 
 
+SECRET = "OTHER-PREFIX-SECRET"
+
+
+def run_small_experiment(prefix: str, log: str, description: str) -> dict[str, str]:
+    good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), log, value=versioned(1)))
+    bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), log, value=versioned(2), fail=True))
+    after = ExecutorStep("demo/after", record, RecordConfig(this_output_path(), log, inputs=(good, bad)))
+    executor = Executor(prefix, use_ray=False)
+    try:
+        executor.run([after], description=description)
+    except ExecutorError:
+        pass  # demo/bad fails by design
+    else:
+        raise AssertionError("demo/bad was expected to fail")
+    return {s.name: os.path.relpath(executor.output_path(s), prefix) for s in (good, bad, after)}
+
+
+def raw_get(base: str, target: str) -> tuple[int, bytes]:
+    """GET with the request target sent byte for byte (no client-side normalisation of '..')."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
 _built: dict[str, Built] = {}
 
 
@@ -133,8 +163,3 @@ def shared_prefix(tmp_path_factory) -> Built:
         _built[base] = build_prefix(str(tmp_path_factory.mktemp("dashboard-experiment")))
     return _built[base]
 
-
-def copy_prefix(built: Built, destination: str) -> Built:
-    """A private copy to corrupt (recorded paths still point at the original prefix: re-rooted)."""
-    shutil.copytree(built.prefix, destination, symlinks=True)
-    return Built(destination, {name: os.path.join(destination, os.path.relpath(p, built.prefix)) for name, p in built.paths.items()})

@@ -8,29 +8,15 @@ from __future__ import annotations
 import html
 import json
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
 import pytest
-from executor_steps import RecordConfig, record
+from helpers_dashboard import SECRET, raw_get, run_small_experiment
 
 from soda_jax import io
 from soda_jax.dashboard.paths import OutsidePrefix, PrefixPaths
 from soda_jax.dashboard.server import BackgroundServer
-from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_output_path, versioned
-
-SECRET = "OTHER-PREFIX-SECRET"
-
-
-def run_small_experiment(prefix: str, log: str, description: str) -> dict[str, str]:
-    good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), log, value=versioned(1)))
-    bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), log, value=versioned(2), fail=True))
-    after = ExecutorStep("demo/after", record, RecordConfig(this_output_path(), log, inputs=(good, bad)))
-    executor = Executor(prefix, use_ray=False)
-    with pytest.raises(ExecutorError):
-        executor.run([after], description=description)
-    return {s.name: os.path.relpath(executor.output_path(s), prefix) for s in (good, bad, after)}
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +33,6 @@ def world(tmp_path_factory):
     os.symlink(os.path.join(other, "experiments", f"{other_key}.json"), os.path.join(mine, "experiments", "linked.json"))
     with BackgroundServer(mine) as base:
         yield {"base": base, "mine": mine, "other": other, "steps": steps, "other_steps": other_steps, "other_key": other_key}
-
-
-def raw_get(base: str, target: str) -> tuple[int, bytes]:
-    """GET with the request target sent byte for byte (no client-side normalisation of '..')."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 def traversals(w) -> list[str]:

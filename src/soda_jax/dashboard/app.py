@@ -47,6 +47,8 @@ def plotly_js_path() -> str:
 
 
 def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
+    # Endpoints are plain functions: Starlette runs them in its thread pool, so blocking file
+    # and object-store reads never stall the event loop (or each other).
     store = PrefixStore(prefix)
     curves = CurveCache()
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
@@ -59,53 +61,53 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
     def rel_param(request: Request) -> str:
         return request.path_params.get("rel") or request.query_params.get("path", "")
 
-    async def experiments_page(request: Request) -> Response:
+    def experiments_page(request: Request) -> Response:
         return render(request, "experiments.html", experiments=[views.experiment_row(e) for e in store.experiments()])
 
-    async def experiments_api(request: Request) -> Response:
+    def experiments_api(request: Request) -> Response:
         return JSONResponse([views.experiment_row(e) for e in store.experiments()])
 
-    async def experiment_page(request: Request) -> Response:
+    def experiment_page(request: Request) -> Response:
         experiment = store.experiment(request.path_params["key"])
         return render(request, "experiment.html", **views.experiment_context(experiment))
 
-    async def experiment_api(request: Request) -> Response:
+    def experiment_api(request: Request) -> Response:
         experiment = store.experiment(request.path_params["key"])
         return JSONResponse(views.experiment_json(experiment))
 
-    async def step_page(request: Request) -> Response:
+    def step_page(request: Request) -> Response:
         resolved = store.resolve_step(rel_param(request))
         if "rel" not in request.path_params:
             return RedirectResponse(f"/step/{urllib.parse.quote(resolved.rel)}", status_code=307)
         return render(request, "step.html", **views.step_context(store, resolved, curves))
 
-    async def step_api(request: Request) -> Response:
+    def step_api(request: Request) -> Response:
         resolved = store.resolve_step(rel_param(request))
         return JSONResponse(views.step_json(store.step(resolved.rel)))
 
-    async def metrics_api(request: Request) -> Response:
+    def metrics_api(request: Request) -> Response:
         resolved = store.resolve_step(rel_param(request))
         return JSONResponse(curves.get(resolved.url).as_json())
 
-    async def compare_page(request: Request) -> Response:
+    def compare_page(request: Request) -> Response:
         runs = views.compare_runs(store, request.query_params.getlist("run"))
         return render(request, "compare.html", runs=runs, candidates=views.training_steps(store))
 
-    async def compare_api(request: Request) -> Response:
+    def compare_api(request: Request) -> Response:
         runs = views.compare_runs(store, request.query_params.getlist("run"))
         return JSONResponse([views.compare_json(store, run, curves) for run in runs])
 
-    async def files_page(request: Request) -> Response:
+    def files_page(request: Request) -> Response:
         resolved = store.paths.resolve(rel_param(request))
         offset = max(0, int(request.query_params.get("offset", "0") or 0))
         return render(request, "files.html", **views.files_context(store, resolved, offset))
 
-    async def items_page(request: Request) -> Response:
+    def items_page(request: Request) -> Response:
         resolved = store.paths.resolve(rel_param(request))
         offset = max(0, int(request.query_params.get("offset", "0") or 0))
         return render(request, "items.html", **views.items_context(store, resolved, offset))
 
-    async def raw_file(request: Request) -> Response:
+    def raw_file(request: Request) -> Response:
         resolved = store.paths.resolve(rel_param(request))
         member = request.query_params.get("member")
         if member is not None:  # one utterance inside a tar shard
@@ -126,7 +128,7 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
             return PlainTextResponse("file too large to serve from an object store", status_code=413)
         return Response(io.read_bytes(resolved.url), media_type=media_type, headers=RAW_HEADERS)
 
-    async def plotly_js(request: Request) -> Response:
+    def plotly_js(request: Request) -> Response:
         return FileResponse(plotly_js_path(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
     async def not_found(request: Request, exc: Exception) -> Response:

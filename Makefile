@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
-SYSTEM_TOOLS = flite espeak-ng sox
+SYSTEM_TOOLS = flite espeak-ng sox dot chromium
 DEMO_PREFIX ?= $(CURDIR)/demo-output
 PYTEST_ARGS ?=
 
@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
-# Speech synthesis for the demo corpus and the audio tests (Debian packages).
+# Speech synthesis for the demo corpus and the audio tests; Graphviz (the dashboard's DAG) and
+# headless Chromium (the dashboard's browser test, driven by Playwright). Debian packages.
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq flite espeak-ng sox libsox-fmt-mp3 >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq flite espeak-ng sox libsox-fmt-mp3 graphviz chromium >/dev/null; \
 	fi
 
 demo: setup

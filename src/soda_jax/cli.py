@@ -1,7 +1,7 @@
 """``soda``: inspect what the executor wrote.
 
     soda info PATH      a step's output directory, or an experiment JSON: status, provenance
-    soda dashboard [--prefix P] [--port 8265]   experiments, steps, provenance, metrics in a browser
+    soda dashboard --prefix P [--host 127.0.0.1] [--port 8365]   experiments, DAGs, curves, results in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
 """
 
@@ -14,42 +14,59 @@ from typing import Any
 
 from soda_jax import fileio
 from soda_jax.contracts import INFO_FILE, PROVENANCE_FILE
+from soda_jax.dashboard import DEFAULT_PORT
+from soda_jax.dashboard.files import load_json
+from soda_jax.dashboard.store import STATUS_WAITING, read_status
 from soda_jax.execution.main import PREFIX_ENV
-from soda_jax.execution.status import read_status
+
+
+def field(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` if it is an object, else {} (a hand-edited or foreign file)."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def describe_step(path: str) -> list[str]:
-    info = fileio.read_json_or_none(fileio.join(path, INFO_FILE)) or {}
-    prov = fileio.read_json_or_none(fileio.join(path, PROVENANCE_FILE)) or {}
-    status = read_status(path)
-    lines = [f"{info.get('name', '?')}  [{status.status if status else 'not run'}]  {path}"]
+    """What ``soda info`` prints for one step; a malformed file is named, never a traceback."""
+    info_item, prov_item = load_json(fileio.join(path, INFO_FILE)), load_json(fileio.join(path, PROVENANCE_FILE))
+    info, prov = info_item.value or {}, prov_item.value or {}
+    status, _, status_error = read_status(path)
+    lines = [f"{info.get('name', '?')}  [{'not run' if status == STATUS_WAITING else status}]  {path}"]
+    lines += [f"  problem:   {e}" for e in (status_error, info_item.error, prov_item.error) if e]
     if info:
-        lines.append(f"  fn:        {info['fn']}")
-        lines.append(f"  version:   {info['version']['config']}")
+        lines.append(f"  fn:        {info.get('fn')}")
+        lines.append(f"  version:   {field(info, 'version').get('config')}")
         for dep in info.get("dependencies", []):
             lines.append(f"  input:     {dep}")
     if prov:
-        git = prov.get("git", {})
-        devices = prov.get("devices", {})
+        git = field(prov, "git")
+        devices = field(prov, "devices")
         lines.append(f"  ran:       {prov.get('started_at')} .. {prov.get('ended_at', 'running')}"
                      f" ({prov.get('duration_s', '?')} s) on {prov.get('host')} ({prov.get('runner')})")
         lines.append(f"  code:      {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
         lines.append(f"  devices:   {devices}")
-        packages = prov.get("packages", {})
+        packages = field(prov, "packages")
         lines.append("  packages:  " + ", ".join(f"{k} {v}" for k, v in packages.items() if v))
-        if "error" in prov:
-            lines.append(f"  error:     {prov['error']['type']}: {prov['error']['message']}")
-        if prov.get("previous_attempts"):
+        if isinstance(prov.get("error"), dict):
+            lines.append(f"  error:     {prov['error'].get('type')}: {prov['error'].get('message')}")
+        if isinstance(prov.get("previous_attempts"), list) and prov["previous_attempts"]:
             lines.append(f"  attempts:  {len(prov['previous_attempts'])} earlier")
     return lines
 
 
 def info(path: str) -> int:
     if path.endswith(".json"):
-        experiment: dict[str, Any] = fileio.read_json(path)
+        item = load_json(path)
+        if item.error or item.value is None:
+            print(f"cannot read experiment {path}: {item.error or 'no such file'}", file=sys.stderr)
+            return 1
+        experiment: dict[str, Any] = item.value
         print(f"experiment {path}\n  {experiment.get('description', '')}")
-        for step in experiment["steps"]:
-            print("\n".join(describe_step(step["output_path"])))
+        for step in experiment.get("steps") or []:
+            if isinstance(step, dict) and isinstance(step.get("output_path"), str):
+                print("\n".join(describe_step(step["output_path"])))
+            else:
+                print(f"  problem:   a step entry without an output_path: {str(step)[:200]}")
         return 0
     if not fileio.exists(path):
         print(f"no such step output: {path}", file=sys.stderr)
@@ -66,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     dash_cmd = commands.add_parser("dashboard", help="serve the executor dashboard over HTTP")
     dash_cmd.add_argument("--prefix", default=os.environ.get(PREFIX_ENV), help=f"default ${PREFIX_ENV}")
     dash_cmd.add_argument("--host", default="127.0.0.1")
-    dash_cmd.add_argument("--port", type=int, default=8265)
+    dash_cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT} (8265 is Ray's dashboard)")
     plan_cmd = commands.add_parser("plan", help="compute-optimal allocation for a FLOP budget")
     plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

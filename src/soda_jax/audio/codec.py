@@ -127,6 +127,7 @@ class MimiCodec:
         CPU device).
         """
         codebooks_for(num_codebooks)
+        self.model = model
         if isinstance(model, Mimi):
             self.backend = "jax"
             config = model.config

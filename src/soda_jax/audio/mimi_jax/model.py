@@ -46,17 +46,21 @@ class Mimi(nnx.Module):
             "offset": jnp.zeros((), jnp.int32),
         }
 
-    def encode(self, audio: Array, state: StreamState, num_codebooks: int) -> tuple[Array, StreamState]:
-        """``audio [B, samples]`` (whole frames) -> codes ``[B, K, samples / 1920]``, next state."""
+    def latents(self, audio: Array, state: StreamState) -> tuple[Array, StreamState]:
+        """``audio [B, samples]`` (whole frames) -> pre-quantization latents ``[B, frames, hidden]``."""
         h, convs = self.encoder(audio[..., None], state["convs"])
         offset = state["offset"]
         h, kv = self.encoder_transformer(h, state["kv"], offset)
         first = jnp.repeat(h[:, :1], self.downsample.pad, axis=1)
         past = jnp.where(offset == 0, first, state["downsample"])
         h, down = self.downsample(h, past)
-        codes = self.quantizer.encode(h, num_codebooks)
         steps = audio.shape[1] // self.config.hop_length
-        return codes, {"convs": convs, "downsample": down, "kv": kv, "offset": offset + steps}
+        return h, {"convs": convs, "downsample": down, "kv": kv, "offset": offset + steps}
+
+    def encode(self, audio: Array, state: StreamState, num_codebooks: int) -> tuple[Array, StreamState]:
+        """``audio [B, samples]`` (whole frames) -> codes ``[B, K, samples / 1920]``, next state."""
+        h, state = self.latents(audio, state)
+        return self.quantizer.encode(h, num_codebooks), state
 
     def decode(self, codes: Array) -> Array:
         """codes ``[B, K, frames]`` -> waveform ``[B, frames * 1920]`` (one pass)."""

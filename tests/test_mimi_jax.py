@@ -259,3 +259,39 @@ def test_unsupported_configs_and_missing_weights_are_named(tmp_path):
     del state["encoder.layers.3.conv.weight"]
     with pytest.raises(KeyError, match="encoder.layers.3.conv.weight"):
         load_state_dict(Mimi(MimiJaxConfig.from_transformers(random_torch_mimi().config)), state)
+
+
+# ------------------------------------------------------------------------------ tokenize step
+def test_tokenize_step_versions_the_backend_only_when_chosen():
+    from experiments.defaults import default_synth_demo_corpus, default_tokenize
+    from soda_jax.execution.versioning import compute_identities
+
+    speech_step = default_synth_demo_corpus()
+    default = default_tokenize("demo-yodas2", speech_step / "yodas2", source="yodas2")
+    jax_step = default_tokenize("demo-yodas2", speech_step / "yodas2", source="yodas2", codec_backend="jax")
+    ids = compute_identities([speech_step, default, jax_step], "/prefix")
+    # The path the demo's tokenization had before the backend option existed (main at ecd318b).
+    assert ids[id(default)].output_path == "/prefix/tokenized/demo-yodas2-audio-4007c052"
+    assert "codec_backend" not in ids[id(default)].version["config"]
+    assert ids[id(jax_step)].version["config"]["codec_backend"] == "jax"
+    assert ids[id(jax_step)].hash != ids[id(default)].hash
+
+
+def test_tokenize_audio_with_the_jax_backend_writes_the_same_codes(tmp_path):
+    import pyarrow.parquet as pq
+
+    from helpers_audio import write_yodas2_corpus
+    from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
+
+    write_yodas2_corpus(str(tmp_path / "raw"), num_shards=1)
+    runs = {}
+    for backend in ("torch", "jax"):
+        out = tmp_path / backend
+        config = TokenizeAudioConfig(str(tmp_path / "raw"), str(out), "yodas2", codec_backend=backend)
+        stats = tokenize_audio(config)
+        assert stats["codec_backend"] == backend
+        runs[backend] = pq.read_table(out / "shards" / "en-00000000.parquet").to_pydict()
+        facts = json.loads((out / "codec.json").read_text())
+        assert facts.get("backend", "torch") == backend
+    assert runs["jax"]["segment_id"] == runs["torch"]["segment_id"] and len(runs["jax"]["codes"]) >= 6
+    assert runs["jax"]["codes"] == runs["torch"]["codes"]

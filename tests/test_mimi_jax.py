@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from helpers_audio import SENTENCES, needs_espeak, speech
 from transformers import MimiConfig
 
-from helpers_audio import SENTENCES, needs_espeak, speech
 from soda_jax.audio.audio_io import load_audio
 from soda_jax.audio.codec import MimiCodec
 from soda_jax.audio.mimi_jax import MimiJaxConfig, convert_checkpoint, from_transformers, load_checkpoint
@@ -87,7 +87,9 @@ def torch_latents(model, audio: np.ndarray, window: int | None = None) -> np.nda
             delta = torch.arange(steps)[:, None] - torch.arange(steps)[None, :]
             allowed = (delta >= 0) & (delta < window)
             mask = torch.where(allowed, 0.0, float("-inf"))[None, None].expand(len(audio), 1, steps, steps)
-        h = model.encoder_transformer(h.transpose(1, 2), attention_mask=mask, use_cache=False).last_hidden_state
+        h = model.encoder_transformer(
+            h.transpose(1, 2), attention_mask=mask, use_cache=False
+        ).last_hidden_state
         return model.downsample(h.transpose(1, 2)).transpose(1, 2).numpy()
 
 
@@ -98,7 +100,7 @@ def jax_latents(model, audio: np.ndarray) -> np.ndarray:
 
 def near_tie_report(model, latents: np.ndarray, ref: np.ndarray, got: np.ndarray) -> dict:
     """Compare codes ``[B, K, T]`` frame by frame along each RVQ's residual chain (float64)."""
-    rvqs = [(model.quantizer.semantic_residual_vector_quantizer, range(0, 1))]
+    rvqs = [(model.quantizer.semantic_residual_vector_quantizer, range(1))]
     rvqs.append((model.quantizer.acoustic_residual_vector_quantizer, range(1, ref.shape[1])))
     first, consequent, gaps = 0, 0, []
     for rvq, books in rvqs:
@@ -279,8 +281,8 @@ def test_tokenize_step_versions_the_backend_only_when_chosen():
 
 def test_tokenize_audio_with_the_jax_backend_writes_the_same_codes(tmp_path):
     import pyarrow.parquet as pq
-
     from helpers_audio import write_yodas2_corpus
+
     from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 
     write_yodas2_corpus(str(tmp_path / "raw"), num_shards=1)

@@ -189,12 +189,12 @@ class MimiCodec:
 
     @classmethod
     def from_config(cls, config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
-        kwargs = dict(
-            num_codebooks=config.num_codebooks,
-            chunk_seconds=config.chunk_seconds,
-            weights=config.weights,
-            backend=backend,
-        )
+        kwargs = {
+            "num_codebooks": config.num_codebooks,
+            "chunk_seconds": config.chunk_seconds,
+            "weights": config.weights,
+            "backend": backend,
+        }
         if config.pretrained is not None:
             return cls.from_pretrained(config.pretrained, **kwargs)
         mimi_config = tiny_mimi_config() if config.random_size == "tiny" else MimiConfig()

@@ -12,8 +12,8 @@ fast on CPU and TPU alike.
 from __future__ import annotations
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from soda_jax.audio.mimi_jax.config import MimiJaxConfig
@@ -32,7 +32,9 @@ class CausalConv(nnx.Module):
     Weights: ``kernel [K, in, out]`` for stride 1 (WIO), ``[2, s * in, out]`` for stride s (blocks).
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, bias: bool = True):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, bias: bool = True
+    ):
         if stride > 1 and (kernel != 2 * stride or dilation != 1):
             raise ValueError(f"strided conv needs kernel = 2 x stride, got kernel {kernel}, stride {stride}")
         self.cin, self.cout, self.stride, self.dilation = cin, cout, stride, dilation
@@ -120,7 +122,9 @@ class SeanetEncoder(nnx.Module):
         for ratio in reversed(c.ratios):
             blocks = nnx.List(
                 [
-                    ResidualBlock(width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j)
+                    ResidualBlock(
+                        width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j
+                    )
                     for j in range(c.num_residual_layers)
                 ]
             )
@@ -170,7 +174,9 @@ class SeanetDecoder(nnx.Module):
             width //= 2
             blocks = nnx.List(
                 [
-                    ResidualBlock(width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j)
+                    ResidualBlock(
+                        width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j
+                    )
                     for j in range(c.num_residual_layers)
                 ]
             )

@@ -18,7 +18,6 @@ import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -104,7 +103,9 @@ class MimiRunner:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """codes ``[B, K, frames]`` -> waveforms ``[B, frames * 1920]`` float32 (one pass)."""
         batch, k, frames = codes.shape
-        padded = np.zeros((self.padded_batch(batch), k, _round_up(frames, self.length_bucket_frames)), np.int32)
+        padded = np.zeros(
+            (self.padded_batch(batch), k, _round_up(frames, self.length_bucket_frames)), np.int32
+        )
         padded[:batch, :, :frames] = codes
         audio = _decode(self.graphdef, self.params, self._shard(padded))
         return np.asarray(audio)[:batch, : frames * self.config.samples_per_frame]

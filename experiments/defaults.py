@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from soda_jax.audio.codec import CodecConfig
+from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
 from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
@@ -82,10 +82,13 @@ def default_tokenize(
     languages: Sequence[str] = (),
     codec: CodecConfig = DEMO_CODEC,
     cpus: float = 1,
+    codec_backend: str | None = None,
 ) -> ExecutorStep[TokenizeAudioConfig]:
     """``tokenized/{name}-audio``: a YODAS2/Emilia corpus -> Mimi codes per utterance (docs/audio.md).
 
     Shards run as Ray tasks with ``cpus`` each. Production: ``codec=CodecConfig(pretrained="kyutai/mimi")``.
+    ``codec_backend`` ("torch" or "jax"): versioned when given; None runs the default (torch) with
+    the output path it always had.
     """
     return ExecutorStep(
         name=f"tokenized/{name}-audio",
@@ -97,6 +100,7 @@ def default_tokenize(
             languages=versioned(tuple(languages)),
             codec=versioned(codec),
             num_cpus_per_shard=cpus,
+            codec_backend=DEFAULT_BACKEND if codec_backend is None else versioned(codec_backend),
         ),
         description=f"Mimi-tokenize {source} ({codec.weights}, {codec.num_codebooks} codebooks)",
     )

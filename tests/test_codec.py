@@ -1,4 +1,7 @@
-"""MimiCodec with a tiny random Mimi: varied codes, the padding rule, batching, chunking, decoding."""
+"""MimiCodec with a tiny random Mimi: varied codes, the padding rule, batching, chunking, decoding.
+
+Every test runs on both backends (torch: transformers' MimiModel; jax: soda_jax.audio.mimi_jax).
+"""
 
 import numpy as np
 import pytest
@@ -24,9 +27,14 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module", params=["torch", "jax"])
+def backend(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def codec():
-    return MimiCodec.random(seed=0)
+def codec(backend):
+    return MimiCodec.random(seed=0, backend=backend)
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +43,19 @@ def utterances():
     return [speech(s).copy() for s in SENTENCES[:4]]
 
 
-def test_fresh_mimi_is_degenerate_and_random_codec_is_not(utterances):
+def test_fresh_mimi_is_degenerate_and_random_codec_is_not(backend, utterances):
     # The pitfall the random codec fixes: transformers' fresh Mimi has zero codebooks.
     fresh = MimiModel(tiny_mimi_config()).eval()
     with torch.no_grad():
         zero_codes = fresh.encode(torch.from_numpy(utterances[0])[None, None], num_quantizers=8).audio_codes
     assert (zero_codes == 0).all()
-    codes = MimiCodec.random(seed=0).encode(utterances[:1])[0]
+    codes = MimiCodec.random(seed=0, backend=backend).encode(utterances[:1])[0]
     assert all(len(np.unique(row)) > 5 for row in codes)  # every codebook varies
 
 
 def test_random_codec_is_deterministic_per_seed(codec, utterances):
-    again = MimiCodec.random(seed=0).encode(utterances[:1])[0]
-    other = MimiCodec.random(seed=1).encode(utterances[:1])[0]
+    again = MimiCodec.random(seed=0, backend=codec.backend).encode(utterances[:1])[0]
+    other = MimiCodec.random(seed=1, backend=codec.backend).encode(utterances[:1])[0]
     np.testing.assert_array_equal(codec.encode(utterances[:1])[0], again)
     assert (other != again).mean() > 0.5
 
@@ -72,17 +80,17 @@ def test_batched_equals_one_at_a_time(codec, utterances):
         np.testing.assert_array_equal(codes, codec.encode([wave])[0])
 
 
-def test_chunked_encoding_equals_a_single_pass():
+def test_chunked_encoding_equals_a_single_pass(backend):
     # 25 s of speech: longer than the encoder's 10 s attention window, so chunks must carry state.
     long = np.concatenate([np.asarray(speech(s)) for s in SENTENCES * 3])[: 25 * 24_000]
-    whole = MimiCodec.random(seed=0, chunk_seconds=60.0).encode([long])[0]
-    chunked = MimiCodec.random(seed=0, chunk_seconds=1.6).encode([long])[0]
+    whole = MimiCodec.random(seed=0, chunk_seconds=60.0, backend=backend).encode([long])[0]
+    chunked = MimiCodec.random(seed=0, chunk_seconds=1.6, backend=backend).encode([long])[0]
     np.testing.assert_array_equal(chunked, whole)
 
 
 @pytest.mark.parametrize("k", [1, 4])
 def test_fewer_codebooks_are_the_leading_rows(codec, utterances, k):
-    small = MimiCodec.random(seed=0, num_codebooks=k)
+    small = MimiCodec.random(seed=0, num_codebooks=k, backend=codec.backend)
     codes = small.encode(utterances[:2])
     for c, full in zip(codes, codec.encode(utterances[:2])):
         np.testing.assert_array_equal(c, full[:k])
@@ -109,14 +117,16 @@ def test_batched_decode_matches_single(codec, utterances):
 
 
 def test_from_pretrained_local_directory(codec, utterances, tmp_path):
-    codec.model.save_pretrained(tmp_path / "mimi")
-    loaded = MimiCodec.from_pretrained(str(tmp_path / "mimi"))
+    MimiCodec.random(seed=0).model.save_pretrained(tmp_path / "mimi")  # the same weights, as files
+    loaded = MimiCodec.from_pretrained(
+        str(tmp_path / "mimi"), backend=codec.backend, converted_dir=str(tmp_path / "converted")
+    )
     np.testing.assert_array_equal(loaded.encode(utterances[:1])[0], codec.encode(utterances[:1])[0])
     assert loaded.describe()["weights"] == str(tmp_path / "mimi")
 
 
-def test_codec_config_builds_and_validates():
-    codec = MimiCodec.from_config(CodecConfig(seed=3, num_codebooks=2))
+def test_codec_config_builds_and_validates(backend):
+    codec = MimiCodec.from_config(CodecConfig(seed=3, num_codebooks=2), backend=backend)
     assert codec.describe() == {
         "codec": "mimi",
         "sample_rate": 24_000,
@@ -124,11 +134,14 @@ def test_codec_config_builds_and_validates():
         "num_codebooks": 2,
         "codebook_size": 2048,
         "weights": "random-tiny-seed3",
+        **({"backend": "jax"} if backend == "jax" else {}),
     }
     with pytest.raises(ValueError, match="num_codebooks"):
         CodecConfig(num_codebooks=9)
     with pytest.raises(ValueError, match="random_size"):
         CodecConfig(random_size="medium")
+    with pytest.raises(ValueError, match="backend"):
+        MimiCodec.from_config(CodecConfig(), backend="tensorflow")
 
 
 def test_empty_inputs(codec):

@@ -12,6 +12,7 @@ import json
 import os
 import posixpath
 import tempfile
+import uuid
 from typing import Any
 
 import fsspec
@@ -112,3 +113,8 @@ def read_json_or_none(url: str) -> Any | None:
         return read_json(url)
     except FileNotFoundError:
         return None
+
+
+def temporary_sibling(url: str) -> str:
+    """A unique path next to ``url`` for staging a directory before it is renamed into place."""
+    return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"

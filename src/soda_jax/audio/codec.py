@@ -12,12 +12,17 @@ made transformers' batched output differ in the last frame.
 Long recordings are encoded in chunks with Mimi's streaming state (convolution padding cache plus a
 sliding-window KV cache), so memory is bounded by the chunk length and the codes are identical to a
 single full-length pass.
+
+Two backends run the same Mimi with the same rules: ``"torch"`` (transformers' MimiModel, the
+reference) and ``"jax"`` (`soda_jax.audio.mimi_jax`, flax, jit-compiled and sharded over a
+data-parallel mesh). A JAX codec built from the same weights gives the same codes (docs/audio.md).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +31,9 @@ import numpy as np
 import torch
 from transformers import MimiConfig, MimiModel
 
+from soda_jax.audio.mimi_jax import convert
+from soda_jax.audio.mimi_jax.model import Mimi
+from soda_jax.audio.mimi_jax.runner import MimiRunner
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
 
 logger = logging.getLogger(__name__)
@@ -34,6 +42,9 @@ CODEC_NAME = "mimi"
 DEFAULT_CHUNK_SECONDS = 30.0
 """Encode long inputs in pieces of this length (memory ~ batch x chunk, not batch x duration)."""
 RANDOM_SIZES = ("tiny", "full")
+BACKENDS = ("torch", "jax")
+DEFAULT_BACKEND = "torch"
+"""The backend of `CodecConfig`-built codecs unless a step chooses one (docs/audio.md: speeds)."""
 
 
 def tiny_mimi_config(num_quantizers: int = MIMI_CODEBOOKS) -> MimiConfig:
@@ -103,57 +114,99 @@ class MimiCodec:
 
     def __init__(
         self,
-        model: MimiModel,
+        model: MimiModel | Mimi,
         *,
         num_codebooks: int = MIMI_CODEBOOKS,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         weights: str = "",
+        devices: Sequence[Any] | None = None,
     ):
+        """``model``: a transformers MimiModel (torch backend) or a flax `Mimi` (jax backend).
+
+        ``devices``: the jax backend's data-parallel mesh (default: all local accelerators, or one
+        CPU device).
+        """
         codebooks_for(num_codebooks)
-        if num_codebooks > model.config.num_quantizers:
-            raise ValueError(f"model has {model.config.num_quantizers} codebooks, {num_codebooks} asked")
-        self.model = model.eval()
-        # The encoder transformer only returns its (sliding-window) KV cache when use_cache is on;
-        # chunked encoding needs it to match a full pass.
-        self.model.config.use_cache = True
+        self.model = model
+        if isinstance(model, Mimi):
+            self.backend = "jax"
+            config = model.config
+            self.runner = MimiRunner(model, devices=devices)
+            self.sample_rate, self.frame_rate = config.sample_rate, float(config.frame_rate)
+            self.codebook_size, num_quantizers = config.codebook_size, config.num_quantizers
+        else:
+            self.backend = "torch"
+            self.model = model.eval()
+            # The encoder transformer only returns its (sliding-window) KV cache when use_cache is on;
+            # chunked encoding needs it to match a full pass.
+            self.model.config.use_cache = True
+            self.sample_rate = int(model.config.sampling_rate)
+            self.frame_rate = float(model.config.frame_rate)
+            self.codebook_size, num_quantizers = int(model.config.codebook_size), model.config.num_quantizers
+        if num_codebooks > num_quantizers:
+            raise ValueError(f"model has {num_quantizers} codebooks, {num_codebooks} asked")
         self.num_codebooks = num_codebooks
         self.weights = weights
-        self.sample_rate = int(model.config.sampling_rate)
-        self.frame_rate = float(model.config.frame_rate)
         self.samples_per_frame = round(self.sample_rate / self.frame_rate)
-        self.codebook_size = int(model.config.codebook_size)
         self.chunk_frames = max(1, round(chunk_seconds * self.frame_rate))
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> MimiCodec:
-        """Load Mimi weights from a local directory or a hub id (set HF_HUB_OFFLINE=1 offline)."""
-        return cls(MimiModel.from_pretrained(name_or_path), weights=name_or_path, **kwargs)
+    def from_pretrained(
+        cls, name_or_path: str, *, backend: str = "torch", converted_dir: str | None = None, **kwargs: Any
+    ) -> MimiCodec:
+        """Load Mimi weights from a local directory or a hub id (set HF_HUB_OFFLINE=1 offline).
+
+        The jax backend reads a converted checkpoint (`mimi_jax.convert`) if ``name_or_path`` is one;
+        otherwise it converts the safetensors directory (a hub id: its local snapshot) once, into
+        ``converted_dir`` (default ``$SODA_JAX_CACHE/mimi_jax/{source hash}``), and loads that.
+        """
+        check_backend(backend)
+        kwargs.setdefault("weights", name_or_path)
+        if backend == "torch":
+            return cls(MimiModel.from_pretrained(name_or_path), **kwargs)
+        if convert.read_manifest(name_or_path) is not None:
+            return cls(convert.load_checkpoint(name_or_path), **kwargs)
+        source = name_or_path if os.path.isdir(name_or_path) else _hub_snapshot(name_or_path)
+        return cls(convert.load_checkpoint(convert.converted(source, converted_dir)), **kwargs)
 
     @classmethod
-    def random(cls, config: MimiConfig | None = None, *, seed: int = 0, **kwargs: Any) -> MimiCodec:
-        """A randomly initialised Mimi (default: `tiny_mimi_config`) with random codebooks."""
+    def random(
+        cls, config: MimiConfig | None = None, *, seed: int = 0, backend: str = "torch", **kwargs: Any
+    ) -> MimiCodec:
+        """A randomly initialised Mimi (default: `tiny_mimi_config`) with random codebooks.
+
+        Both backends get the same weights for the same config and seed (the jax one converts them).
+        """
+        check_backend(backend)
         config = config or tiny_mimi_config()
         with torch.random.fork_rng():  # seed the init without touching the caller's RNG
             torch.manual_seed(seed)
             model = MimiModel(config)
         randomize_codebooks(model, torch.Generator().manual_seed(seed))
         kwargs.setdefault("weights", f"random-seed{seed}")
-        return cls(model, **kwargs)
+        return cls(model if backend == "torch" else convert.from_transformers(model), **kwargs)
 
     @classmethod
-    def from_config(cls, config: CodecConfig) -> MimiCodec:
-        kwargs = dict(
-            num_codebooks=config.num_codebooks, chunk_seconds=config.chunk_seconds, weights=config.weights
-        )
+    def from_config(cls, config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
+        kwargs = {
+            "num_codebooks": config.num_codebooks,
+            "chunk_seconds": config.chunk_seconds,
+            "weights": config.weights,
+            "backend": backend,
+        }
         if config.pretrained is not None:
             return cls.from_pretrained(config.pretrained, **kwargs)
         mimi_config = tiny_mimi_config() if config.random_size == "tiny" else MimiConfig()
         return cls.random(mimi_config, seed=config.seed, **kwargs)
 
     def describe(self) -> dict[str, Any]:
-        """The facts ``codec.json`` records (data contract section 1)."""
-        return {
+        """The facts ``codec.json`` records (data contract section 1).
+
+        ``backend`` appears only for the jax backend, so outputs written before it existed (torch)
+        keep their codec.json and can still be resumed.
+        """
+        facts = {
             "codec": CODEC_NAME,
             "sample_rate": self.sample_rate,
             "frame_rate": self.frame_rate,
@@ -161,6 +214,9 @@ class MimiCodec:
             "codebook_size": self.codebook_size,
             "weights": self.weights,
         }
+        if self.backend != "torch":
+            facts["backend"] = self.backend
+        return facts
 
     # ---------------------------------------------------------------------------------- encode
     def num_frames(self, num_samples: int) -> int:
@@ -182,11 +238,16 @@ class MimiCodec:
         batch = np.zeros((len(waves), 1, max(frames) * self.samples_per_frame), dtype=np.float32)
         for i, wave in enumerate(waves):
             batch[i, 0, : len(wave)] = wave
-        codes = self._encode_padded(torch.from_numpy(batch)).numpy().astype(np.int16)
+        codes = self._encode_padded(batch).astype(np.int16)
         return [codes[i, :, :n] for i, n in enumerate(frames)]
 
-    def _encode_padded(self, batch: torch.Tensor) -> torch.Tensor:
+    def _encode_padded(self, batch: np.ndarray) -> np.ndarray:
         """``[B, 1, whole frames]`` -> ``[B, K, frames]``, chunk by chunk with streaming state."""
+        if self.backend == "jax":
+            return self.runner.encode(batch[:, 0], self.num_codebooks, self.chunk_frames)
+        return self._encode_padded_torch(torch.from_numpy(batch)).numpy()
+
+    def _encode_padded_torch(self, batch: torch.Tensor) -> torch.Tensor:
         chunk = self.chunk_frames * self.samples_per_frame
         kv_cache, conv_cache, pieces = None, None, []
         for start in range(0, batch.shape[-1], chunk):
@@ -221,9 +282,24 @@ class MimiCodec:
         batch = np.zeros((len(codes), self.num_codebooks, max(frames)), dtype=np.int64)
         for i, c in enumerate(codes):
             batch[i, :, : c.shape[1]] = c
-        audio = self.model.decode(torch.from_numpy(batch), return_dict=True).audio_values
-        audio = audio[:, 0].float().numpy()
+        if self.backend == "jax":
+            audio = self.runner.decode(batch)
+        else:
+            audio = self.model.decode(torch.from_numpy(batch), return_dict=True).audio_values
+            audio = audio[:, 0].float().numpy()
         return [audio[i, : n * self.samples_per_frame].copy() for i, n in enumerate(frames)]
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"codec backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _hub_snapshot(repo_id: str) -> str:
+    """The local snapshot directory of a hub id (set HF_HUB_OFFLINE=1 to never download)."""
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors"])
 
 
 def batches_by_length(lengths: Sequence[int], max_batch_samples: int) -> list[list[int]]:

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
-from soda_jax.audio.codec import CodecConfig, MimiCodec, batches_by_length
+from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig, MimiCodec, batches_by_length, check_backend
 from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
 from soda_jax.execution.parallel import parallel_map
@@ -70,6 +70,10 @@ class TokenizeAudioConfig:
     """Keep only these languages (empty: all)."""
     codec: CodecConfig = field(default_factory=CodecConfig)
     """Which Mimi encodes (pretrained weights or a seeded random one) and how many codebooks."""
+    codec_backend: str = DEFAULT_BACKEND
+    """Run Mimi with "torch" (transformers) or "jax" (flax, sharded over the host's devices): the same
+    codes up to rare near-ties. `default_tokenize` versions it only when a backend is chosen, so
+    outputs made before the option existed keep their paths."""
     batch_seconds: float = 120.0
     """Padded audio per encoder batch; utterances are grouped by similar length to fill it."""
     buffer_seconds: float = 600.0
@@ -91,9 +95,9 @@ def shard_path(output_path: str, shard_name: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def load_codec(config: CodecConfig) -> MimiCodec:
-    """One codec per process and config (Ray workers reuse it across the shards they run)."""
-    return MimiCodec.from_config(config)
+def load_codec(config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
+    """One codec per process, config and backend (Ray workers reuse it across their shards)."""
+    return MimiCodec.from_config(config, backend=backend)
 
 
 def encode_utterances(
@@ -143,7 +147,7 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
     # every small op wait at a thread barrier (measured 80x slower for the tiny Mimi on 2 cores).
     torch.set_num_threads(max(1, int(config.num_cpus_per_shard)))
     source = get_source(config.source)
-    codec = load_codec(config.codec)
+    codec = load_codec(config.codec, config.codec_backend)
     skips = SkipCounter(f"{config.source}/{shard.name}")
     rows: dict[str, list] = {name: [] for name in SCHEMA.names if name != "codes"}
     codes: list[np.ndarray] = []
@@ -231,7 +235,8 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
         raise ValueError(
             f"{config.input_path}: no {config.source} shards found (languages={config.languages})"
         )
-    write_codec_facts(config, load_codec(config.codec))
+    check_backend(config.codec_backend)
+    write_codec_facts(config, load_codec(config.codec, config.codec_backend))
     done = {s.name for s in shards if fileio.exists(shard_path(config.output_path, s.name))}
     todo = [s for s in shards if s.name not in done]
     logger.info(
@@ -246,6 +251,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     shard_stats = [read_shard_stats(shard_path(config.output_path, s.name)) for s in shards]
     stats = summarize(shard_stats, [s.name for s in todo], sorted(done))
     stats["codec"] = asdict(config.codec)
+    stats["codec_backend"] = config.codec_backend
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
         "tokenize_audio: %.2f h, %d utterances, %d tokens, skipped %s",

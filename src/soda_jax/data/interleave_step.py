@@ -33,6 +33,7 @@ from soda_jax.data.interleave import (
     segment_lengths,
     split_segments,
 )
+from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.utterances import read_utterance_shard
 from soda_jax.execution.parallel import parallel_map
 
@@ -66,6 +67,9 @@ class InterleaveConfig:
     """Salt of the recording-id hash that picks the validation recordings."""
     write_batch_size: int = caches.DEFAULT_WRITE_BATCH
     """Documents per cache write."""
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
+    """Fail the step when more than this share of segments is skipped, or when it writes no document;
+    the error gives the counts by reason."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,14 @@ def interleave(config: InterleaveConfig) -> dict:
         for p in shard_paths
     ]
     shard_stats = parallel_map(interleave_shard, jobs, desc="interleave shards")
+    segments = sum(s[split]["segments"] for s in shard_stats for split in caches.SPLITS)
+    documents = sum(s[split]["documents"] for s in shard_stats for split in caches.SPLITS)
+    enforce_skip_budget(
+        f"interleave {config.output_path}",
+        segments if documents else 0,
+        _sum_counts(s["skipped_segments"] for s in shard_stats),
+        config.max_skip_fraction,
+    )
     sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
     for split in caches.SPLITS:
         caches.finalize_sharded_cache(io.join(config.output_path, split), sub_caches)
@@ -186,6 +198,13 @@ def interleave_shard(job: ShardJob) -> dict:
         logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
     io.atomic_write_json(done_marker, result)
     return result
+
+
+def _sum_counts(counts) -> Counter:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return total
 
 
 def _rows_codes(codes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

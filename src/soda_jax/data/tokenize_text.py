@@ -25,6 +25,7 @@ from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats, write_stats
 from soda_jax.data.cache_vocab import save_cache_vocab
 from soda_jax.data.interleave import Markers, text_only
+from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class TokenizeTextConfig:
     """Salt of the hash that picks validation documents."""
     write_batch_size: int = caches.DEFAULT_WRITE_BATCH
     """Documents per cache write."""
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
+    """Fail the step when more than this share of records is skipped, or when it writes no document."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,15 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         raise ValueError(f"{config.input_path}: two input files map to the same shard name")
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     shard_stats = parallel_map(tokenize_text_shard, jobs, desc="tokenize text shards")
+    skipped: Counter = Counter()
+    for s in shard_stats:
+        skipped.update(s["skipped_records"])
+    enforce_skip_budget(
+        f"tokenize_text {config.output_path}",
+        sum(s[split]["documents"] for s in shard_stats for split in caches.SPLITS),
+        skipped,
+        config.max_skip_fraction,
+    )
     for split in caches.SPLITS:
         caches.finalize_sharded_cache(io.join(config.output_path, split), [f"{j.shard_name}.{PATTERN}" for j in jobs])
     save_cache_vocab(vocab, config.output_path)

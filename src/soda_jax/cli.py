@@ -1,6 +1,7 @@
 """``soda``: inspect what the executor wrote.
 
-    soda info PATH      a step's output directory, or an experiment JSON: status, provenance
+    soda info PATH      a step's output directory, or an experiment JSON: status, provenance;
+                        a failed step's traceback (exit status 1 if a step FAILED or DEP_FAILED)
     soda dashboard [--prefix P] [--port 8265]   experiments, steps, provenance, metrics in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
 """
@@ -16,7 +17,9 @@ from soda_jax import io
 from soda_jax.execution.executor import INFO_FILE
 from soda_jax.execution.main import PREFIX_ENV
 from soda_jax.execution.provenance import PROVENANCE_FILE
-from soda_jax.execution.status import read_status
+from soda_jax.execution.status import STATUS_DEP_FAILED, STATUS_FAILED, read_status
+
+FAILED_STATUSES = (STATUS_FAILED, STATUS_DEP_FAILED)
 
 
 def describe_step(path: str) -> list[str]:
@@ -28,7 +31,8 @@ def describe_step(path: str) -> list[str]:
         lines.append(f"  fn:        {info['fn']}")
         lines.append(f"  version:   {info['version']['config']}")
         for dep in info.get("dependencies", []):
-            lines.append(f"  input:     {dep}")
+            dep_status = read_status(dep)
+            lines.append(f"  input:     {dep}" + (f"  [{dep_status.status}]" if status and status.status == STATUS_DEP_FAILED and dep_status else ""))
     if prov:
         git = prov.get("git", {})
         devices = prov.get("devices", {})
@@ -40,9 +44,17 @@ def describe_step(path: str) -> list[str]:
         lines.append("  packages:  " + ", ".join(f"{k} {v}" for k, v in packages.items() if v))
         if "error" in prov:
             lines.append(f"  error:     {prov['error']['type']}: {prov['error']['message']}")
+            if prov["error"].get("traceback"):
+                lines += ["  traceback:"] + [f"    {line}" for line in prov["error"]["traceback"].rstrip().splitlines()]
         if prov.get("previous_attempts"):
-            lines.append(f"  attempts:  {len(prov['previous_attempts'])} earlier")
+            ends = ", ".join(f"{a.get('status')} at {a.get('ended_at', '?')}" for a in prov["previous_attempts"])
+            lines.append(f"  attempts:  {len(prov['previous_attempts'])} earlier ({ends})")
     return lines
+
+
+def failed(path: str) -> bool:
+    status = read_status(path)
+    return status is not None and status.status in FAILED_STATUSES
 
 
 def info(path: str) -> int:
@@ -51,12 +63,12 @@ def info(path: str) -> int:
         print(f"experiment {path}\n  {experiment.get('description', '')}")
         for step in experiment["steps"]:
             print("\n".join(describe_step(step["output_path"])))
-        return 0
+        return 1 if any(failed(step["output_path"]) for step in experiment["steps"]) else 0
     if not io.exists(path):
         print(f"no such step output: {path}", file=sys.stderr)
         return 1
     print("\n".join(describe_step(path)))
-    return 0
+    return 1 if failed(path) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

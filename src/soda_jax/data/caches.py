@@ -85,6 +85,7 @@ class DocumentCacheWriter:
 
     def _flush(self) -> None:
         if self._buffer:
+            io.check_commit(self.cache_dir)
             self._writer.write_batch(self._buffer)
             self._buffer = []
 

@@ -134,7 +134,6 @@ class Executor:
         self.poll_s = poll_s if poll_s is not None else min(5.0, lease_timing.heartbeat_s / 2)
         self.started_at = time.time()
         self.identities: dict[int, StepIdentity] = {}
-        self._ray_lock = threading.Lock()
 
     # --------------------------------------------------------------------------------- planning
     def output_path(self, step: ExecutorStep) -> str:
@@ -216,7 +215,9 @@ class Executor:
     def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
         to_run = self.prepare(steps, run_only)
         self.write_experiment(steps, description)
-        # Ray starts (seconds) only when a step is about to execute: a re-run with nothing to do starts none.
+        # Decide before starting Ray (seconds): a re-run whose steps all succeeded before starts none.
+        if self.use_ray and any(not self._succeeded(step) for step in to_run):
+            ensure_ray(self.ray_address)
         slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
         report = RunReport(
             output_paths={step.name: self.output_path(step) for step in topological_order(steps)}, prefix=self.prefix
@@ -237,6 +238,10 @@ class Executor:
                 + (f"\nnot run because a dependency failed: {', '.join(blocked)}" if blocked else "")
             )
         return report
+
+    def _succeeded(self, step: ExecutorStep) -> bool:
+        status = read_status(self.output_path(step))
+        return status is not None and status.status == STATUS_SUCCESS
 
     def _owner(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -262,9 +267,6 @@ class Executor:
             logger.error("not running %s: a dependency failed", step.name)
             return STATUS_DEP_FAILED
 
-        if self.use_ray:  # the step will run here or wait for another executor: Ray is needed now
-            with self._ray_lock:
-                ensure_ray(self.ray_address)
         lease = StepLease(path, self._owner(), self.lease_timing)
         while True:
             status = read_status(path)

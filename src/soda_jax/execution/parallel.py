@@ -42,7 +42,10 @@ def ensure_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
     else:
+        # "local": start our own. A bare ray.init() would join the last cluster started on this host
+        # (/tmp/ray/ray_current_cluster): another experiment's, or a dead one it then waits for.
         ray.init(
+            address="local",
             include_dashboard=False,
             runtime_env={"env_vars": env},
             log_to_driver=True,

@@ -63,3 +63,41 @@ def race_in_threads(count: int, run) -> None:
     with ThreadPoolExecutor(max_workers=count) as pool:
         for future in [pool.submit(run) for _ in range(count)]:
             future.result()
+
+
+@dataclass(frozen=True)
+class PausableConfig:
+    output_path: str
+    """Where result.json goes."""
+    control_dir: str
+    """The step writes ``started-{pid}`` here, then waits for the test to create ``go-{pid}``."""
+
+
+def pausable(config: PausableConfig) -> None:
+    """Announce the attempt, wait for the test's go-ahead, write a shard file, then result.json."""
+    pid = os.getpid()
+    with open(os.path.join(config.control_dir, f"started-{pid}"), "w"):
+        pass
+    while not os.path.exists(os.path.join(config.control_dir, f"go-{pid}")):
+        time.sleep(0.05)
+    fileio.atomic_write_json(fileio.join(config.output_path, "shards", "0.json"), {"pid": pid})
+    fileio.atomic_write_json(fileio.join(config.output_path, "result.json"), {"pid": pid})
+
+
+@dataclass(frozen=True)
+class ShardFailConfig:
+    output_path: str
+    """Unused: the step fails before writing."""
+
+
+def fail_on_shard(item: int) -> int:
+    if item == 1:
+        raise ValueError(f"shard {item} is bad\nsecond line of the message")
+    return item
+
+
+def fail_in_shards(config: ShardFailConfig) -> None:
+    """Map over shards with `parallel_map` (Ray tasks inside the step's task); shard 1 raises."""
+    from soda_jax.execution.parallel import parallel_map
+
+    parallel_map(fail_on_shard, [0, 1])

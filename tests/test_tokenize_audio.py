@@ -49,7 +49,9 @@ def expected_codes(config):
 
 def test_yodas2_output_follows_the_contract(tmp_path):
     expected_skips = write_broken_yodas2_corpus(str(tmp_path / "raw"))
-    config = TokenizeAudioConfig(str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2", batch_seconds=4.0)
+    config = TokenizeAudioConfig(
+        str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2", batch_seconds=4.0, max_skip_fraction=1.0
+    )  # a corpus broken on purpose: most records are bad
     stats = tokenize_audio(config)
 
     codec_facts = fileio.read_json(str(tmp_path / "out" / "codec.json"))
@@ -80,6 +82,7 @@ def test_emilia_semantic_only(tmp_path):
         "emilia",
         languages=("en",),
         codec=CodecConfig(num_codebooks=1),
+        max_skip_fraction=1.0,
     )
     stats = tokenize_audio(config)
     assert fileio.read_json(str(tmp_path / "out" / "codec.json"))["num_codebooks"] == 1

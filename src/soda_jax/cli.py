@@ -1,6 +1,7 @@
 """``soda``: inspect what the executor wrote.
 
-    soda info PATH      a step's output directory, or an experiment JSON: status, provenance
+    soda info PATH      a step's output directory, or an experiment JSON: status, provenance;
+                        a failed step's traceback (exit status 1 if a step FAILED or DEP_FAILED)
     soda dashboard --prefix P [--host 127.0.0.1] [--port 8365]   experiments, DAGs, curves, results in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
 """
@@ -18,6 +19,9 @@ from soda_jax.dashboard import DEFAULT_PORT
 from soda_jax.dashboard.files import load_json
 from soda_jax.dashboard.store import STATUS_WAITING, read_status
 from soda_jax.execution.main import PREFIX_ENV
+from soda_jax.execution.status import STATUS_DEP_FAILED, STATUS_FAILED
+
+FAILED_STATUSES = (STATUS_FAILED, STATUS_DEP_FAILED)
 
 
 def field(record: dict[str, Any], key: str) -> dict[str, Any]:
@@ -37,7 +41,8 @@ def describe_step(path: str) -> list[str]:
         lines.append(f"  fn:        {info.get('fn')}")
         lines.append(f"  version:   {field(info, 'version').get('config')}")
         for dep in info.get("dependencies", []):
-            lines.append(f"  input:     {dep}")
+            dep_status = read_status(dep)[0] if status == STATUS_DEP_FAILED else None
+            lines.append(f"  input:     {dep}" + (f"  [{dep_status}]" if dep_status else ""))
     if prov:
         git = field(prov, "git")
         devices = field(prov, "devices")
@@ -47,11 +52,20 @@ def describe_step(path: str) -> list[str]:
         lines.append(f"  devices:   {devices}")
         packages = field(prov, "packages")
         lines.append("  packages:  " + ", ".join(f"{k} {v}" for k, v in packages.items() if v))
-        if isinstance(prov.get("error"), dict):
-            lines.append(f"  error:     {prov['error'].get('type')}: {prov['error'].get('message')}")
-        if isinstance(prov.get("previous_attempts"), list) and prov["previous_attempts"]:
-            lines.append(f"  attempts:  {len(prov['previous_attempts'])} earlier")
+        error = field(prov, "error")
+        if error:
+            lines.append(f"  error:     {error.get('type')}: {error.get('message')}")
+            if isinstance(error.get("traceback"), str) and error["traceback"]:
+                lines += ["  traceback:"] + [f"    {line}" for line in error["traceback"].rstrip().splitlines()]
+        attempts = prov.get("previous_attempts")
+        if isinstance(attempts, list) and attempts:
+            ends = ", ".join(f"{a.get('status')} at {a.get('ended_at', '?')}" for a in attempts if isinstance(a, dict))
+            lines.append(f"  attempts:  {len(attempts)} earlier ({ends})")
     return lines
+
+
+def failed(path: str) -> bool:
+    return read_status(path)[0] in FAILED_STATUSES
 
 
 def info(path: str) -> int:
@@ -62,17 +76,18 @@ def info(path: str) -> int:
             return 1
         experiment: dict[str, Any] = item.value
         print(f"experiment {path}\n  {experiment.get('description', '')}")
+        steps = [step for step in experiment.get("steps") or [] if isinstance(step, dict) and isinstance(step.get("output_path"), str)]
         for step in experiment.get("steps") or []:
-            if isinstance(step, dict) and isinstance(step.get("output_path"), str):
-                print("\n".join(describe_step(step["output_path"])))
-            else:
+            if step not in steps:
                 print(f"  problem:   a step entry without an output_path: {str(step)[:200]}")
-        return 0
+        for step in steps:
+            print("\n".join(describe_step(step["output_path"])))
+        return 1 if any(failed(step["output_path"]) for step in steps) else 0
     if not fileio.exists(path):
         print(f"no such step output: {path}", file=sys.stderr)
         return 1
     print("\n".join(describe_step(path)))
-    return 0
+    return 1 if failed(path) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,28 @@ import os
 import posixpath
 import tempfile
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+_commit_guards: list[Callable[[str], None]] = []
+
+
+def add_commit_guard(guard: Callable[[str], None]) -> None:
+    """Call ``guard(url)`` before every commit (atomic write, appended row): it raises to refuse it.
+
+    The executor's lease fencing installs one, so an attempt that lost its step cannot commit there.
+    """
+    if guard not in _commit_guards:
+        _commit_guards.append(guard)
+
+
+def check_commit(url: str) -> None:
+    """Raise if a commit guard refuses writing ``url`` now (for writers that do not use the atomic helpers)."""
+    for guard in _commit_guards:
+        guard(url)
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -72,6 +90,7 @@ def atomic_write_bytes(url: str, data: bytes) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            check_commit(url)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -81,6 +100,7 @@ def atomic_write_bytes(url: str, data: bytes) -> None:
         directory = posixpath.dirname(path.rstrip("/"))
         if directory:
             fs.makedirs(directory, exist_ok=True)
+        check_commit(url)
         fs.pipe_file(path, data)
         fs.invalidate_cache(directory)
 

@@ -39,8 +39,8 @@ def resample(wave: np.ndarray, from_rate: int, to_rate: int = MIMI_SAMPLE_RATE) 
     return soxr.resample(wave, from_rate, to_rate, quality="HQ")
 
 
-def decode_audio(data: bytes, name: str, sample_rate: int = MIMI_SAMPLE_RATE) -> np.ndarray:
-    """Encoded audio bytes (any soundfile format) -> mono float32 at ``sample_rate``.
+def decode_native(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """Encoded audio bytes (any soundfile format) -> (mono float32, the file's own sample rate).
 
     ``name`` is only used in the error message, so a failure points at the file or tar member.
     """
@@ -50,7 +50,13 @@ def decode_audio(data: bytes, name: str, sample_rate: int = MIMI_SAMPLE_RATE) ->
         raise AudioReadError(f"{name}: cannot decode audio ({type(e).__name__}: {e})") from e
     if wave.shape[0] == 0:
         raise AudioReadError(f"{name}: audio has no samples")
-    return np.ascontiguousarray(resample(to_mono(wave), rate, sample_rate), dtype=np.float32)
+    return to_mono(wave), int(rate)
+
+
+def decode_audio(data: bytes, name: str, sample_rate: int = MIMI_SAMPLE_RATE) -> np.ndarray:
+    """Encoded audio bytes (any soundfile format) -> mono float32 at ``sample_rate``."""
+    wave, rate = decode_native(data, name)
+    return np.ascontiguousarray(resample(wave, rate, sample_rate), dtype=np.float32)
 
 
 def load_audio(url: str, sample_rate: int = MIMI_SAMPLE_RATE) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ from soda_jax.audio.mimi_jax import convert
 from soda_jax.audio.mimi_jax.model import Mimi
 from soda_jax.audio.mimi_jax.runner import MimiRunner
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
+
+_GLOBAL_RNG_LOCK = threading.Lock()
+"""Held while a random codec is initialised from torch's (process-wide) RNG."""
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +184,9 @@ class MimiCodec:
         """
         check_backend(backend)
         config = config or tiny_mimi_config()
-        with torch.random.fork_rng():  # seed the init without touching the caller's RNG
+        # The init draws from torch's global RNG: two threads building codecs at once (two steps of
+        # an in-process run) would interleave their draws and get different weights for one seed.
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng():  # seed the init without touching the caller's RNG
             torch.manual_seed(seed)
             model = MimiModel(config)
         randomize_codebooks(model, torch.Generator().manual_seed(seed))

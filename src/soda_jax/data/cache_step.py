@@ -46,11 +46,15 @@ def build_sharded_cache(
     vocab: AudioTextVocab,
     layout: Mapping[str, Any],
     desc: str,
+    check: Callable[[Sequence[dict]], None] | None = None,
 ) -> dict:
     """Run ``process_shard`` over ``jobs``, join their ``sub_caches`` per split, save the vocabulary
     and write the merged stats with ``layout``; returns the stats. ``process_shard`` must be a
-    top-level function (Ray pickles it)."""
+    top-level function (Ray pickles it). ``check`` sees every shard's stats before anything is
+    joined and raises to fail the step (e.g. the skip budget, `soda_jax.data.skip_budget`)."""
     shard_stats = parallel_map(process_shard, jobs, desc=desc)
+    if check is not None:
+        check(shard_stats)
     for split in SPLITS:
         caches.finalize_sharded_cache(fileio.join(output_path, split), list(sub_caches))
     save_cache_vocab(vocab, output_path)

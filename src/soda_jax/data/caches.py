@@ -84,6 +84,7 @@ class DocumentCacheWriter:
 
     def _flush(self) -> None:
         if self._buffer:
+            fileio.check_commit(self.cache_dir)
             self._writer.write_batch(self._buffer)
             self._buffer = []
 

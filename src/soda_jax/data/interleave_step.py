@@ -15,13 +15,14 @@ import contextlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
-from soda_jax.contracts import CODEC_FILE, SHARDS_DIR
+from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, SPLITS
 from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats
 from soda_jax.data.cache_step import build_sharded_cache, finish_shard, finished_shard
@@ -34,6 +35,7 @@ from soda_jax.data.interleave import (
     segment_lengths,
     split_segments,
 )
+from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.utterances import read_utterance_shard
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ class InterleaveConfig:
     """Salt of the recording-id hash that picks the validation recordings."""
     write_batch_size: int = caches.DEFAULT_WRITE_BATCH
     """Documents per cache write."""
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
+    """Fail the step when more than this share of segments is skipped, or when it writes no document;
+    the error gives the counts by reason."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +115,20 @@ def interleave(config: InterleaveConfig) -> dict:
         "vocab": vocab.describe(),
     }
     sub_caches = [f"{job.shard_name}.{p.name}" for job in jobs for p in patterns]
+
+    def check_skips(shard_stats: Sequence[dict]) -> None:
+        segments = sum(s[split]["segments"] for s in shard_stats for split in SPLITS)
+        documents = sum(s[split]["documents"] for s in shard_stats for split in SPLITS)
+        enforce_skip_budget(
+            f"interleave {config.output_path}",
+            segments if documents else 0,
+            _sum_counts(s["skipped_segments"] for s in shard_stats),
+            config.max_skip_fraction,
+        )
+
     return build_sharded_cache(
         config.output_path, interleave_shard, jobs, sub_caches=sub_caches, vocab=vocab, layout=layout,
-        desc="interleave shards",
+        desc="interleave shards", check=check_skips,
     )  # fmt: skip
 
 
@@ -177,6 +193,13 @@ def interleave_shard(job: ShardJob) -> dict:
         config.output_path, job.shard_name, stats,
         skipped_segments=stats["skipped_segments"], oversized_segments=dict(stats["oversized_segments"]),
     )  # fmt: skip
+
+
+def _sum_counts(counts) -> Counter:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return total
 
 
 def _rows_codes(codes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

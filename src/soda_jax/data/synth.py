@@ -10,13 +10,25 @@ every reading is new audio.
     {output_path}/yodas2/en/audio/{shard}.tar + text/{shard}.jsonl   long-form recordings (flac)
     {output_path}/emilia/{shard}.tar                                 one utterance per key (mp3 + json)
 
+    {output_path}/stats.json     counts, the synthesisers' versions, a SHA-256 of every file written
+
 The writers (`write_yodas2_shard`, `write_emilia_shard`) are the layouts' reference and are used
 by the tests to build corpora with deliberately bad records.
+
+Reproducible bytes: espeak-ng (1.51) draws the breath noise of its female variants from libc's
+``rand()``, unseeded and so the same every run, unless something else in the process draws first:
+libpulse (which espeak-ng loads even when writing a file) does, when it creates its runtime
+directory the first time a user runs it (fresh machine, fresh ``$HOME``, cleaned ``/tmp``). That
+made the first espeak-ng recording of a run differ. `synthesize` gives every call a private
+``PULSE_RUNTIME_PATH``, so libpulse never draws. flite has no randomness; the audio is not
+dithered anywhere (sox is not used: python-soxr resamples, libsndfile writes FLAC and MP3).
 """
 
 from __future__ import annotations
 
-import io
+import functools
+import hashlib
+import io as _io
 import json
 import logging
 import os
@@ -28,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
+import soxr
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
@@ -41,6 +54,7 @@ PAUSE_SECONDS = 0.4
 """Silence between sentences of a long-form recording."""
 TAR_MTIME = 0
 """Fixed member timestamp so the same corpus gives byte-identical tars."""
+STATS_FILE = "stats.json"
 
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -130,13 +144,46 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
             command = ["espeak-ng", "-v", voice.name, "-w", wav, text]
         else:
             raise ValueError(f"unknown speech engine {voice.engine!r}")
+        # A private runtime dir: libpulse then draws no rand() that would shift espeak-ng's noise.
+        env = {**os.environ, "PULSE_RUNTIME_PATH": tmp}
         try:
-            subprocess.run(command, check=True, capture_output=True)
+            subprocess.run(command, check=True, capture_output=True, env=env)
         except FileNotFoundError:
             raise RuntimeError(
                 f"{voice.engine} is not installed (Debian: apt-get install flite espeak-ng)"
             ) from None
         return load_audio(wav)
+
+
+@functools.cache
+def tool_versions() -> dict[str, str | None]:
+    """Versions of what makes the corpus' bytes: the synthesisers, the encoder, the resampler."""
+
+    def line_with(word: str, *command: str) -> str | None:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if word in line]
+        return lines[0] if lines else None
+
+    return {
+        "flite": line_with("version", "flite", "--version"),  # "version: flite-2.2-current Sep 2018 ..."
+        "espeak-ng": line_with("eSpeak NG", "espeak-ng", "--version"),  # "eSpeak NG text-to-speech: 1.51 ..."
+        "libsndfile": sf.__libsndfile_version__,
+        "python-soxr": soxr.__version__,
+    }
+
+
+def file_hashes(root: str) -> dict[str, str]:
+    """SHA-256 of every file under ``root``, by path relative to it (sorted)."""
+    fs, base = fileio.filesystem(root)
+    base = base.rstrip("/")
+    return {
+        path[len(base) + 1 :]: hashlib.sha256(fs.cat_file(path)).hexdigest()
+        for path in sorted(fs.find(base))
+        if not path.rsplit("/", 1)[-1].startswith(".")
+    }
 
 
 @dataclass(frozen=True)
@@ -290,10 +337,19 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
     for s in range(0, len(utterances), config.utterances_per_shard):
         shard_path = fileio.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")
         write_emilia_shard(shard_path, utterances[s : s + config.utterances_per_shard])
+    stats = {
+        "recordings": len(recordings),
+        "utterances": len(utterances),
+        "tools": tool_versions(),
+        "files": {**_prefixed("yodas2", file_hashes(yodas_root)), **_prefixed("emilia", file_hashes(emilia_root))},
+    }
+    fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
-        "demo corpus: %d recordings, %d utterances in %s",
-        len(recordings),
-        len(utterances),
-        config.output_path,
-    )
+        "demo corpus: %d recordings, %d utterances in %s (%s)",
+        len(recordings), len(utterances), config.output_path, stats["tools"],
+    )  # fmt: skip
     return {"yodas2": yodas_root, "emilia": emilia_root}
+
+
+def _prefixed(prefix: str, hashes: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}/{path}": digest for path, digest in hashes.items()}

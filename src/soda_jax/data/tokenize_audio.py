@@ -31,7 +31,9 @@ from tqdm.auto import tqdm
 from soda_jax import fileio
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig, MimiCodec, batches_by_length, check_backend
 from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
+from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
+from soda_jax.data.sources.utterance import OTHER_LANGUAGE
 from soda_jax.execution.parallel import parallel_map
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ class TokenizeAudioConfig:
     """Audio read ahead and sorted into batches at a time (bounds a shard's memory)."""
     num_cpus_per_shard: float = 1
     """CPUs reserved for each shard's Ray task; also its torch thread count (at least 1)."""
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
+    """Fail the step when more than this share of records is skipped as bad (the language filter
+    does not count), or when no utterance is kept; the error gives the counts by reason."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,10 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     logger.info(
         "tokenize_audio: %.2f h, %d utterances, %d tokens, skipped %s",
         stats["hours"], stats["utterances"], stats["tokens"], stats["skipped"]["counts"],
+    )  # fmt: skip
+    enforce_skip_budget(
+        f"tokenize_audio {config.output_path}", stats["utterances"], stats["skipped"]["counts"],
+        config.max_skip_fraction, not_bad={OTHER_LANGUAGE},
     )  # fmt: skip
     return stats
 

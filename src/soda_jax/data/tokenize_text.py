@@ -14,17 +14,19 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import SPLITS
 from soda_jax.data import caches
 from soda_jax.data.cache_stats import SplitStats
 from soda_jax.data.cache_step import build_sharded_cache, finish_shard, finished_shard
 from soda_jax.data.interleave import Markers, text_only
+from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ class TokenizeTextConfig:
     """Salt of the hash that picks validation documents."""
     write_batch_size: int = caches.DEFAULT_WRITE_BATCH
     """Documents per cache write."""
+    max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
+    """Fail the step when more than this share of records is skipped, or when it writes no document."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,21 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         "held_out_by": "file and record number",
         "vocab": vocab.describe(),
     }
+
+    def check_skips(shard_stats: Sequence[dict]) -> None:
+        skipped: Counter = Counter()
+        for s in shard_stats:
+            skipped.update(s["skipped_records"])
+        enforce_skip_budget(
+            f"tokenize_text {config.output_path}",
+            sum(s[split]["documents"] for s in shard_stats for split in SPLITS),
+            skipped,
+            config.max_skip_fraction,
+        )
+
     return build_sharded_cache(
         config.output_path, tokenize_text_shard, jobs, sub_caches=[f"{j.shard_name}.{PATTERN}" for j in jobs],
-        vocab=vocab, layout=layout, desc="tokenize text shards",
+        vocab=vocab, layout=layout, desc="tokenize text shards", check=check_skips,
     )  # fmt: skip
 
 

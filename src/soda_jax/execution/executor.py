@@ -20,6 +20,9 @@ from typing import Any
 
 from soda_jax import fileio
 from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
+from soda_jax.execution import fencing
+from soda_jax.execution.failures import describe_failure, root_cause
+from soda_jax.execution.fencing import Fence
 from soda_jax.execution.parallel import ensure_ray, run_as_task
 from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
 from soda_jax.execution.status import (
@@ -28,6 +31,7 @@ from soda_jax.execution.status import (
     STATUS_RUNNING,
     STATUS_SUCCESS,
     Heartbeat,
+    LeaseLost,
     LeaseTiming,
     StepLease,
     read_status,
@@ -51,9 +55,13 @@ class ExecutorError(RuntimeError):
     """Some steps failed; the message names each one and the steps that could not run."""
 
 
-def run_step_here(fn: Any, config: Any, output_path: str, name: str) -> None:
-    """Run one step in this process, recording its provenance next to its output."""
-    with StepRecorder(output_path, name):
+def run_step_here(fn: Any, config: Any, output_path: str, name: str, fence: Fence | None = None) -> None:
+    """Run one step in this process, recording its provenance next to its output.
+
+    With a ``fence`` every commit into the output (provenance included) first checks that the
+    lease is still this attempt's, so an attempt that was taken over stops at its next commit.
+    """
+    with fencing.holding(() if fence is None else fence), StepRecorder(output_path, name):
         fn(config)
 
 
@@ -206,7 +214,8 @@ class Executor:
     def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
         to_run = self.prepare(steps, run_only)
         self.write_experiment(steps, description)
-        if self.use_ray and to_run:
+        # Decide before starting Ray (seconds): a re-run whose steps all succeeded before starts none.
+        if self.use_ray and any(not self._succeeded(step) for step in to_run):
             ensure_ray(self.ray_address)
         slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
         report = RunReport(
@@ -229,6 +238,10 @@ class Executor:
             )
         return report
 
+    def _succeeded(self, step: ExecutorStep) -> bool:
+        status = read_status(self.output_path(step))
+        return status is not None and status.status == STATUS_SUCCESS
+
     def _owner(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -247,7 +260,9 @@ class Executor:
             logger.info("skip %s: already succeeded (%s)", step.name, path)
             return STATUS_SUCCESS
         if any(d.result() != STATUS_SUCCESS for d in deps):
-            write_status(path, STATUS_DEP_FAILED)
+            if StepLease(path, self._owner(), self.lease_timing).holder() is None:  # nobody else runs it
+                write_status(path, STATUS_DEP_FAILED)
+                self._write_info(step)
             logger.error("not running %s: a dependency failed", step.name)
             return STATUS_DEP_FAILED
 
@@ -272,32 +287,39 @@ class Executor:
             logger.info("waiting for %s: another executor is running it", step.name)
             time.sleep(self.poll_s)
 
+        fence = Fence.of(lease)
         try:
-            with Heartbeat(lease) as heartbeat, slots:
+            with fencing.holding(fence), Heartbeat(lease), slots:
                 write_status(path, STATUS_RUNNING)
                 self._write_info(step)
-                result = self._execute(step, path, report)
-                if heartbeat.lost.is_set():
-                    logger.error("%s finished after its lease was taken over; another executor may rerun it", step.name)
-            write_status(path, result)
+                result = self._execute(step, path, report, fence)
+                write_status(path, result)  # refused (LeaseLost) if the step was taken over meanwhile
             return result
+        except LeaseLost as e:
+            report.errors[path] = str(e)
+            logger.error("%s: %s", step.name, e)
+            return STATUS_FAILED
         finally:
             lease.release()
 
-    def _execute(self, step: ExecutorStep, path: str, report: RunReport) -> str:
+    def _execute(self, step: ExecutorStep, path: str, report: RunReport, fence: Fence) -> str:
         config = instantiate(step.config, path, self.output_path, self.prefix)
         logger.info("running %s -> %s", step.name, path)
         started = time.time()
         try:
             if self.use_ray:
-                run_as_task(run_step_here, step.fn, config, path, step.name, resources=step.resources)
+                run_as_task(run_step_here, step.fn, config, path, step.name, fence, resources=step.resources)
             else:
-                run_step_here(step.fn, config, path, step.name)
+                run_step_here(step.fn, config, path, step.name, fence)
         except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
-            message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
-            report.errors[path] = message
-            mark_died(path, message)
-            logger.error("step %s failed after %.1fs: %s", step.name, time.time() - started, message)
+            if isinstance(root_cause(e), LeaseLost):
+                raise root_cause(e) from None
+            failure = describe_failure(e)
+            report.errors[path] = failure.summary()
+            mark_died(path, failure)
+            logger.error(
+                "step %s failed after %.1fs: %s\n%s", step.name, time.time() - started, failure.summary(), failure.traceback
+            )
             return STATUS_FAILED
         logger.info("step %s succeeded in %.1fs", step.name, time.time() - started)
         return STATUS_SUCCESS

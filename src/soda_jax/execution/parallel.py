@@ -42,7 +42,10 @@ def ensure_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
     else:
+        # "local": start our own. A bare ray.init() would join the last cluster started on this host
+        # (/tmp/ray/ray_current_cluster): another experiment's, or a dead one it then waits for.
         ray.init(
+            address="local",
             include_dashboard=False,
             runtime_env={"env_vars": env},
             log_to_driver=True,
@@ -85,6 +88,13 @@ def run_as_task(fn: Callable[..., R], *args: Any, resources: Resources, name: st
         raise e.as_instanceof_cause() from None
 
 
+def _call_fenced(fences: tuple, fn: Callable[[T], R], item: T) -> R:
+    from soda_jax.execution import fencing
+
+    with fencing.holding(fences):
+        return fn(item)
+
+
 def parallel_map(
     fn: Callable[[T], R], items: Iterable[T], *, num_cpus: float = 1, desc: str = "tasks"
 ) -> list[R]:
@@ -102,8 +112,12 @@ def parallel_map(
         use_ray = False
     if not use_ray:
         return [fn(item) for item in tqdm(items, desc=desc, unit="item")]
-    remote = ray.remote(fn).options(num_cpus=num_cpus, max_retries=0)
-    refs = [remote.remote(item) for item in items]
+    from soda_jax.execution import fencing
+
+    # The tasks commit into the step's output: they carry the step's fence (see fencing.py).
+    remote = ray.remote(_call_fenced).options(num_cpus=num_cpus, max_retries=0)
+    fences = fencing.held()
+    refs = [remote.remote(fences, fn, item) for item in items]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
     pending = list(refs)

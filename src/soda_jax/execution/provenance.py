@@ -2,7 +2,9 @@
 
 Written by the process that runs the step (a Ray worker or the executor itself) to
 ``{output}/.provenance.json``, atomically, once when the step starts and once when it ends.
-Earlier attempts are kept in ``previous_attempts`` so a re-run never hides a failure.
+Earlier attempts are kept in ``previous_attempts`` so a re-run never hides a failure; one that was
+still RUNNING when the next attempt started (killed, or taken over after its lease went stale) is
+closed there as ``TAKEN_OVER``, with the time of the takeover.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import fileio
 from soda_jax.contracts import PROVENANCE_FILE
+from soda_jax.execution.failures import Failure, describe_failure
 
+TAKEN_OVER = "TAKEN_OVER"
+"""Status of an earlier attempt that never finished: a later attempt took the step over."""
 TRACKED_PACKAGES = (
     "soda-jax", "jax", "jaxlib", "marin-levanter", "marin-haliax", "equinox", "optax",
     "tensorstore", "ray", "torch", "transformers", "numpy", "fsspec", "gcsfs",
@@ -99,10 +103,12 @@ class StepRecorder:
     def __enter__(self) -> StepRecorder:
         previous = fileio.read_json_or_none(self.url)
         history = []
+        self.start = time.time()
         if previous is not None:
             history = previous.pop("previous_attempts", [])
+            if previous.get("status") == "RUNNING":
+                previous.update(status=TAKEN_OVER, ended_at=now_iso(self.start), taken_over_by=socket.gethostname() + f":{os.getpid()}")
             history.append(previous)
-        self.start = time.time()
         self.record = {
             "step": self.step_name,
             "status": "RUNNING",
@@ -128,19 +134,15 @@ class StepRecorder:
             devices=device_info(),
         )
         if exc is not None:
-            self.record["error"] = {
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": "".join(traceback.format_exception(exc_type, exc, tb)),
-            }
+            self.record["error"] = describe_failure(exc).as_json()
         fileio.atomic_write_json(self.url, self.record)
 
 
-def mark_died(output_path: str, reason: str) -> None:
+def mark_died(output_path: str, failure: Failure) -> None:
     """Close a provenance record left RUNNING by a worker that died without finishing it."""
     url = fileio.join(output_path, PROVENANCE_FILE)
     record = fileio.read_json_or_none(url)
     if record is None or record.get("status") != "RUNNING":
         return
-    record.update(status="FAILED", ended_at=now_iso(), error={"type": "WorkerDied", "message": reason})
+    record.update(status="FAILED", ended_at=now_iso(), error={**failure.as_json(), "type": f"WorkerDied ({failure.type})"})
     fileio.atomic_write_json(url, record)

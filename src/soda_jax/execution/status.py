@@ -4,9 +4,13 @@ Next to each step's output:
 
 - ``.executor_status`` holds ``{"status", "time"}``, status one of RUNNING, SUCCESS, FAILED,
   DEP_FAILED.
-- ``.executor_lease`` holds ``{"owner", "heartbeat", "generation"}``. The executor running the
-  step refreshes the heartbeat every ``heartbeat_s``; a lease not refreshed for ``stale_after_s``
-  (its holder was killed) may be taken over.
+- ``.executor_lease`` holds ``{"owner", "heartbeat", "fence", "generation"}``. The executor running
+  the step refreshes the heartbeat every ``heartbeat_s``; a lease not refreshed for ``stale_after_s``
+  (its holder was killed, or paused) may be taken over.
+- ``fence`` is the lease's fencing token: one more at every acquisition, unchanged by refreshes.
+  Every commit of an attempt (status, done markers, shard renames, summary) first checks that the
+  lease still carries its owner and fence (`StepLease.check`, and `soda_jax.execution.fencing` for
+  the step's own writes), so an attempt that was taken over can no longer commit anything.
 
 Every lease change is a compare-and-swap on a generation number, so of two executors racing
 (threads, processes or hosts) exactly one wins:
@@ -51,12 +55,18 @@ class LeaseTiming:
     """Seconds without a refresh after which another executor may take the step over."""
 
 
+class LeaseLost(RuntimeError):
+    """This attempt's lease was taken over: it must not commit anything more to the step."""
+
+
 @dataclass(frozen=True)
 class Lease:
     owner: str | None
     """Who holds the step (host/pid/thread), or None once released."""
     heartbeat: float
     """Unix time of the last refresh."""
+    fence: int = 0
+    """Fencing token: one more at every acquisition, kept by refreshes and release."""
 
     def held_by_other(self, owner: str, timing: LeaseTiming) -> bool:
         fresh = time.time() - self.heartbeat <= timing.stale_after_s
@@ -88,7 +98,7 @@ class FileLeaseStore:
         if not raw.strip():
             return 0, None
         data = json.loads(raw)
-        return int(data["generation"]), Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+        return int(data["generation"]), lease_from_json(data)
 
     def read(self) -> tuple[int, Lease | None]:
         if self.local:
@@ -158,7 +168,7 @@ class GcsLeaseStore:
             except NotFound:
                 continue  # replaced or deleted since get_blob: read again
             data = json.loads(body)
-            return generation, Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]))
+            return generation, lease_from_json(data)
         raise RuntimeError(f"{self.url}: the lease kept changing while it was read")
 
     def write(self, lease: Lease, if_generation: int) -> bool:
@@ -184,13 +194,20 @@ def lease_store(url: str) -> LeaseStore:
     return FileLeaseStore(url)
 
 
+def lease_from_json(data: dict) -> Lease:
+    return Lease(owner=data["owner"], heartbeat=float(data["heartbeat"]), fence=int(data.get("fence", 0)))
+
+
 class StepLease:
     """Acquire, refresh and release the lease of one step's output directory."""
 
     def __init__(self, output_path: str, owner: str, timing: LeaseTiming):
+        self.output_path = output_path
         self.store = lease_store(fileio.join(output_path, LEASE_FILE))
         self.owner = owner
         self.timing = timing
+        self.fence: int | None = None
+        """Our fencing token while we hold the lease."""
 
     def holder(self) -> Lease | None:
         """The lease if someone other than us holds it and it is fresh."""
@@ -204,19 +221,36 @@ class StepLease:
             return False
         if lease is not None and lease.owner not in (None, self.owner):
             logger.warning("taking over stale lease of %s on %s", lease.owner, self.store.url)
-        return self.store.write(Lease(self.owner, time.time()), generation)
+        fence = (lease.fence if lease is not None else 0) + 1
+        if not self.store.write(Lease(self.owner, time.time(), fence), generation):
+            return False
+        self.fence = fence
+        return True
+
+    def _ours(self, lease: Lease | None) -> bool:
+        return lease is not None and self.fence is not None and (lease.owner, lease.fence) == (self.owner, self.fence)
 
     def refresh(self) -> bool:
         """Renew our heartbeat; False if the lease was lost (taken over after going stale)."""
         generation, lease = self.store.read()
-        if lease is None or lease.owner != self.owner:
+        if not self._ours(lease):
             return False
-        return self.store.write(Lease(self.owner, time.time()), generation)
+        return self.store.write(Lease(self.owner, time.time(), self.fence), generation)
+
+    def check(self) -> None:
+        """Raise `LeaseLost` unless we still hold the lease with our fence: call before each commit."""
+        _, lease = self.store.read()
+        if not self._ours(lease):
+            holder = f"{lease.owner} (fence {lease.fence})" if lease is not None else "nobody"
+            raise LeaseLost(
+                f"{self.output_path}: this attempt ({self.owner}, fence {self.fence}) was taken over;"
+                f" the lease is now held by {holder}: not committing"
+            )
 
     def release(self) -> None:
         generation, lease = self.store.read()
-        if lease is not None and lease.owner == self.owner:
-            self.store.write(Lease(None, time.time()), generation)
+        if self._ours(lease):
+            self.store.write(Lease(None, time.time(), lease.fence), generation)
 
 
 class Heartbeat:

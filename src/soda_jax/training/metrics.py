@@ -67,6 +67,7 @@ class MetricsLog:
         self._rows.append(row)
         if self._local:
             fs, path = fileio.filesystem(self.path)
+            fileio.check_commit(self.path)
             with fs.open(path, "at") as f:
                 f.write(json.dumps(row) + "\n")
         else:

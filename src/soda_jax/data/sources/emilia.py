@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from soda_jax import fileio
-from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio
+from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
+from soda_jax.data import audio_checks
 from soda_jax.data.sources import utterance as reasons
 from soda_jax.data.sources.tar_shards import (
     AUDIO_SUFFIXES,
@@ -95,7 +96,7 @@ def utterance_from_group(
     if shard.languages and language not in shard.languages:
         skips.skip(reasons.OTHER_LANGUAGE, where, f"language {language!r}")
         return None
-    text = str(meta.get("text", "")).strip()
+    text = audio_checks.transcript(meta.get("text"))
     if not text:
         skips.skip(reasons.EMPTY_TEXT, where)
         return None
@@ -103,9 +104,12 @@ def utterance_from_group(
         skips.skip(reasons.MISSING_AUDIO, where, f"no audio member ({', '.join(AUDIO_SUFFIXES)})")
         return None
     try:
-        audio = decode_audio(group[audio_suffix], where + audio_suffix)
-    except AudioReadError as e:
-        skips.skip(reasons.UNREADABLE_AUDIO, where + audio_suffix, str(e))
+        stated = float(meta["duration"]) if meta.get("duration") is not None else None
+    except (TypeError, ValueError):
+        skips.skip(reasons.BAD_METADATA, where + METADATA_SUFFIX, f"duration {meta['duration']!r} is not a number")
+        return None
+    audio = audio_checks.decode_checked(group[audio_suffix], where + audio_suffix, skips, stated)
+    if audio is None or not audio_checks.plausible_utterance(text, audio, where + audio_suffix, skips):
         return None
     utterance_id = str(meta.get("id") or key)
     return Utterance(

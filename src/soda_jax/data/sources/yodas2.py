@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from soda_jax import fileio
-from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio
+from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
+from soda_jax.data import audio_checks
 from soda_jax.data.sources import utterance as reasons
 from soda_jax.data.sources.tar_shards import (
     AUDIO_SUFFIXES,
@@ -148,7 +149,7 @@ def recording_utterances(
     for n, segment in enumerate(record["segments"]):
         seg_where = f"{where} segment {n}"
         try:
-            start, end, text = float(segment["start"]), float(segment["end"]), str(segment["text"]).strip()
+            start, end, text = float(segment["start"]), float(segment["end"]), audio_checks.transcript(segment["text"])
         except (KeyError, TypeError, ValueError) as e:
             skips.skip(reasons.BAD_METADATA, seg_where, f"needs numeric start/end and text ({e})")
             continue
@@ -169,6 +170,8 @@ def recording_utterances(
                 skips.skip(
                     reasons.SEGMENT_OUTSIDE_AUDIO, f"{where} [{piece_start}, {piece_end})", "no samples"
                 )
+                continue
+            if not audio_checks.plausible_utterance(piece_text, audio[first:last], f"{where} [{piece_start}, {piece_end})", skips):
                 continue
             yield Utterance(
                 recording_id=audio_id,
@@ -202,10 +205,10 @@ def read_shard(shard: Shard, skips: SkipCounter) -> Iterator[Utterance]:
                 skips.skip(reasons.NO_TRANSCRIPT, where, "no captions line for this audio")
                 continue
             seen.add(audio_id)
-            try:
-                audio = decode_audio(data, where)
-            except AudioReadError as e:
-                skips.skip(reasons.UNREADABLE_AUDIO, where, f"{e} ({len(record['segments'])} segments lost)")
+            stated = record.get("duration")
+            stated = float(stated) if isinstance(stated, (int, float)) else None
+            audio = audio_checks.decode_checked(data, f"{where} ({len(record['segments'])} segments)", skips, stated)
+            if audio is None:
                 continue
             yield from recording_utterances(audio_id, record, audio, shard.language, where, skips)
     except CORRUPT_TAR_ERRORS as e:

@@ -1,0 +1,49 @@
+"""The demo corpus is the same bytes every run, on a fresh machine too; its stats say how it was made."""
+
+import os
+import shutil
+
+import pytest
+
+from soda_jax import fileio
+from soda_jax.data.synth import SynthDemoConfig, Voice, synthesize_demo_corpus
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"
+)
+
+# espeak-ng's female variants add breath noise (libc rand()); flite for the other engine.
+VOICES = (Voice("espeak-ng", "en-us+f2"), Voice("flite", "slt"), Voice("espeak-ng", "en+f2"), Voice("espeak-ng", "en+m3"))
+SENTENCES = ("The quick brown fox jumps over the lazy dog.", "A stitch in time saves nine.")
+
+
+def files_under(root) -> dict[str, bytes]:
+    return {
+        os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
+        for d, _, names in os.walk(root) for f in names
+    }  # fmt: skip
+
+
+def synthesize_on_a_fresh_machine(root, monkeypatch) -> str:
+    """A run as on a new machine: a home directory no audio library has seen."""
+    home = root / "home"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    config = SynthDemoConfig(output_path=str(root / "out"), sentences=SENTENCES, sentences_per_recording=2, voices=VOICES)
+    synthesize_demo_corpus(config)
+    return str(root / "out")
+
+
+def test_synthesis_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    first = synthesize_on_a_fresh_machine(tmp_path / "a", monkeypatch)
+    second = synthesize_on_a_fresh_machine(tmp_path / "b", monkeypatch)
+    files, again = files_under(first), files_under(second)
+    for name in ("yodas2/en/audio/00000000.tar", "emilia/EN-B000000.tar", "yodas2/en/text/00000000.jsonl"):
+        assert files[name] == again[name], name
+    assert sorted(files) == ["emilia/EN-B000000.tar", "stats.json", "yodas2/en/audio/00000000.tar", "yodas2/en/text/00000000.jsonl"]
+    assert files == again
+    stats = fileio.read_json(os.path.join(first, "stats.json"))
+    assert sorted(stats["files"]) == sorted(name for name in files if name != "stats.json")
+    tools = stats["tools"]
+    assert "flite" in tools["flite"] and "eSpeak NG" in tools["espeak-ng"] and tools["libsndfile"]
+    assert os.environ["HOME"] == str(tmp_path / "b" / "home")

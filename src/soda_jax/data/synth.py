@@ -44,6 +44,7 @@ import soxr
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
+from soda_jax.contracts import STATS_FILE
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio
 from soda_jax.data.sources import yodas2
 
@@ -54,7 +55,6 @@ PAUSE_SECONDS = 0.4
 """Silence between sentences of a long-form recording."""
 TAR_MTIME = 0
 """Fixed member timestamp so the same corpus gives byte-identical tars."""
-STATS_FILE = "stats.json"
 
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",

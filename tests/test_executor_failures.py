@@ -7,7 +7,7 @@ import pytest
 import ray
 from executor_steps import RecordConfig, ShardFailConfig, fail_in_shards, record
 
-from soda_jax import cli, io
+from soda_jax import cli, fileio
 from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_output_path, versioned
 from soda_jax.execution.executor import INFO_FILE
 from soda_jax.execution.provenance import PROVENANCE_FILE

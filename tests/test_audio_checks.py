@@ -1,6 +1,6 @@
 """Bad audio that used to pass uncounted: each case is now skipped under its own reason."""
 
-import io as _io
+import io
 import json
 
 import numpy as np
@@ -17,7 +17,7 @@ pytestmark = needs_espeak
 
 
 def wav_bytes(samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype=subtype)
     return buffer.getvalue()
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io as _io
+import io
 import json
 import logging
 import os

@@ -36,6 +36,7 @@ from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, learning_rate_of, with_grad_norm
+from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
 from soda_jax.training.loss import next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import is_nonfinite_loss_error, stop_on_nonfinite
@@ -48,6 +49,8 @@ CHECKPOINTS_DIR = "checkpoints"
 HF_DIR = "hf"
 SUMMARY_FILE = "summary.json"
 LOGS_DIR = "logs"
+INITIAL_VALIDATION_FILE = "initial_validation.json"
+"""Validation losses of the ``init_from`` model before any step (a fine-tune's "before")."""
 TRACKER_PREFIX = "train"
 """Namespace of our per-step metrics in W&B/TensorBoard."""
 ACCELERATED_PRECISION = "p=f32,c=bfloat16"
@@ -174,6 +177,9 @@ def train(config: TrainConfig) -> dict:
         data_key, model_key, training_key = jrandom.split(jrandom.PRNGKey(recipe.seed), 3)
         Pos = model_config.max_Pos.resize(recipe.seq_len)
         Vocab = round_axis_for_partitioning(Axis("vocab", vocab_size), trainer.parameter_axis_mapping)
+        init_source = resolve_source(config.init_from) if config.init_from else None  # fine-tuning
+        if init_source is not None:
+            Vocab = initial_vocab_axis(init_source, vocab_size, Vocab)
         train_dataset = config.data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
             trainer, config.data.validation_sets(Pos), max_batches=config.max_eval_batches,
@@ -183,6 +189,12 @@ def train(config: TrainConfig) -> dict:
         resume_step = int(state.step)
         if resume_step:
             logger.info("resuming %s from step %d", config.output_path, resume_step)
+        # -- init_from (fine-tuning): a fresh run takes the source's weights; its validation loss is the "before"
+        if init_source is not None and resume_step == 0:
+            tokenizer = config.data.tokenizer if isinstance(config.data.tokenizer, str) else None
+            state = dataclasses.replace(state, model=load_initial_model(init_source, model_config, Vocab, trainer, tokenizer=tokenizer))
+            io.atomic_write_json(io.join(config.output_path, INITIAL_VALIDATION_FILE), validation(state.eval_model))
+        # -- end init_from
         metrics = MetricsLog(config.output_path, resume_step=resume_step)
         peak = _peak_flops(config)
         loader = trainer.data_loader(train_dataset).iter_from_step(resume_step)
@@ -226,6 +238,8 @@ def train(config: TrainConfig) -> dict:
     summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
     summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
+    summary["init_from"] = config.init_from
+    summary["initial_validation"] = io.read_json_or_none(io.join(config.output_path, INITIAL_VALIDATION_FILE))
     io.atomic_write_json(io.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary

@@ -38,7 +38,7 @@ demo_asr_model = default_sft(
     demo_asr_data,
     SFT_DEMO_RECIPE,
     gradient_checkpointing=False,
-    steps_per_eval=20,
+    steps_per_eval=SFT_DEMO_RECIPE.num_train_steps,
     max_eval_batches=8,
     checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
 )

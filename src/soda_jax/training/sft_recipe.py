@@ -67,10 +67,10 @@ SFT_RECIPE = TrainRecipe(
 SFT_DEMO_RECIPE = TrainRecipe(
     seq_len=512,
     batch_size=8,
-    num_train_steps=60,
+    num_train_steps=30,
     optimizer=AdamRecipe(learning_rate=1e-3, warmup=0.1),  # type: ignore[arg-type]
     z_loss_weight=0.0,
 )
 """CPU demo: a short ASR fine-tune of the demo model (experiments/sft_demo.py). 512 tokens hold a
 demo sentence's audio (2-4 s: 250-400 ids) and transcript; a tiny model from a 120-step
-pretraining needs a far larger LR than SODA's 2e-5 to move in 60 steps."""
+pretraining needs a far larger LR than SODA's 2e-5 to move in 30 steps."""

@@ -2,9 +2,9 @@
 
     python experiments/sft_demo.py --prefix ./demo-output [executor flags]
 
-Runs the demo pipeline if it has not run, then ``tokenized/demo-yodas2-asr-sft`` (one ASR pair per
-YODAS2 caption segment, held out by recording exactly as the demo's caches are, so held-out
-recordings were never trained on) and ``checkpoints/demo-6m-asr`` (`SFT_DEMO_RECIPE` from the
+Runs the demo pipeline if it has not run, then ``tokenized/demo-emilia-asr-sft`` (one ASR pair per
+Emilia-layout utterance, held out by recording exactly as the demo's caches are, so held-out
+utterances were never trained on; the YODAS2 layout's few long recordings leave no held-out one) and ``checkpoints/demo-6m-asr`` (`SFT_DEMO_RECIPE` from the
 demo model's checkpoint). Prints the held-out ASR loss (response tokens only) of the base model
 and of the fine-tuned one.
 """
@@ -25,8 +25,8 @@ from soda_jax.training.sft_recipe import SFT_DEMO_RECIPE
 from soda_jax.training.validation import VALIDATION_LOSS
 
 demo_asr_data = default_sft_data(
-    "demo-yodas2-asr",
-    TokenizedTaskSource(default_tokenize("demo-yodas2", default_synth_demo_corpus() / "yodas2", source="yodas2"), task="asr"),  # type: ignore[arg-type]
+    "demo-emilia-asr",
+    TokenizedTaskSource(default_tokenize("demo-emilia", default_synth_demo_corpus() / "emilia", source="emilia"), task="asr"),  # type: ignore[arg-type]
     tokenizer=text_tokenizer,
     max_tokens=SFT_DEMO_RECIPE.seq_len,
     validation_fraction=DEMO_VALIDATION_FRACTION,

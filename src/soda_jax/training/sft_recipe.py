@@ -67,10 +67,11 @@ SFT_RECIPE = TrainRecipe(
 SFT_DEMO_RECIPE = TrainRecipe(
     seq_len=512,
     batch_size=8,
-    num_train_steps=30,
-    optimizer=AdamRecipe(learning_rate=1e-3, warmup=0.1),  # type: ignore[arg-type]
+    num_train_steps=12,
+    optimizer=AdamRecipe(learning_rate=3e-4, warmup=0.1),  # type: ignore[arg-type]
     z_loss_weight=0.0,
 )
 """CPU demo: a short ASR fine-tune of the demo model (experiments/sft_demo.py). 512 tokens hold a
-demo sentence's audio (2-4 s: 250-400 ids) and transcript; a tiny model from a 120-step
-pretraining needs a far larger LR than SODA's 2e-5 to move in 30 steps."""
+demo sentence's audio (2-4 s: 250-400 ids) and transcript. A tiny model needs a larger LR than
+SODA's 2e-5 to move in a few steps; measured: 12 steps at 3e-4 lower the held-out ASR loss
+(3.518 -> 3.432), 30 steps at 1e-3 overfit the 33 training utterances (held-out 3.671)."""

@@ -17,13 +17,16 @@ a training run). What is not: resources, batching, logging, checkpoint cadence, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
 from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
+from soda_jax.data.sft import sft_mixture
+from soda_jax.data.sft_sources import TaskSource
+from soda_jax.data.sft_step import SftDataConfig, build_sft_data
 from soda_jax.data.synth import DEMO_VOICES, SynthDemoConfig, Voice, synthesize_demo_corpus
 from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
@@ -34,6 +37,7 @@ from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling
 from soda_jax.scaling.proposals import SweepProposalsConfig, SweepRunRef, propose_sweep_round
 from soda_jax.scaling.sweep import SweepRules, SweepRun
 from soda_jax.training import CheckpointPolicy, ParallelismConfig, TrainConfig, TrainRecipe
+from soda_jax.training.sft_recipe import SFT_RECIPE, SFT_SEQ_LEN
 from soda_jax.training.train import train
 
 StepInput = ExecutorStep | InputName | str
@@ -260,3 +264,74 @@ def default_sweep_proposals(
         ),
         description=f"bracket check and proposals over {len(runs)} sweep runs",
     )
+
+
+# -- fine-tuning (docs/training.md "Fine-tuning") ----------------------------------------------------
+# SFT data steps and `default_sft`, which is `default_train` started from a model.
+
+
+
+def default_sft_data(
+    name: str,
+    source: TaskSource,
+    *,
+    tokenizer: StepInput,
+    max_tokens: int = SFT_SEQ_LEN,
+    overlong: str = "skip",
+    validation_fraction: float = 0.01,
+    codec: CodecConfig | None = None,
+) -> ExecutorStep[SftDataConfig]:
+    """``tokenized/{name}-sft``: prompt/response caches of a task (`soda_jax.data.sft_sources`).
+
+    ``tokenizer`` and ``codec`` must be the base model's (the vocabulary is checked when training
+    starts); ``max_tokens`` is the fine-tuning sequence length.
+    """
+    return ExecutorStep(
+        name=f"tokenized/{name}-sft",
+        fn=build_sft_data,
+        config=SftDataConfig(
+            source=versioned(source),  # type: ignore[arg-type]
+            output_path=this_output_path(),
+            tokenizer=versioned(tokenizer),  # type: ignore[arg-type]
+            max_tokens=versioned(max_tokens),
+            overlong=versioned(overlong),
+            validation_fraction=versioned(validation_fraction),
+            codec=versioned(codec),  # type: ignore[arg-type]
+        ),
+        description=f"{type(source).__name__} -> fine-tuning caches",
+    )
+
+
+def default_sft(
+    name: str,
+    base: ExecutorStep | str,
+    task_data: ExecutorStep | Mapping[str, ExecutorStep] | MixtureSpec,
+    recipe: TrainRecipe = SFT_RECIPE,
+    *,
+    model: ModelShape | None = None,
+    **train_options: Any,
+) -> ExecutorStep[TrainConfig]:
+    """``checkpoints/{name}``: fine-tune ``base`` on ``task_data`` (loss on responses only).
+
+    ``base``: a `default_train` step (its latest checkpoint; its model shape is taken) or a
+    transformers directory of a SODA-layout Qwen3 (then ``model`` gives the shape). The source is
+    an input of the step (a step dependency, or a versioned path), so it is in the version and the
+    provenance. ``task_data``: a `default_sft_data` step, several by name (mixed equally), or a
+    ready `MixtureSpec` (`soda_jax.data.sft.sft_mixture`). ``train_options``: `default_train`'s (``tpu``, ``parallelism``, ...).
+    """
+    if isinstance(base, ExecutorStep):
+        init_from: Any = output_path_of(base)
+        model = model or base.config.model.value  # default_train versions its shape
+    else:
+        init_from = versioned(base)
+    if model is None:
+        raise ValueError(f"default_sft({name!r}): starting from the path {base!r} needs model=ModelShape(...)")
+    if isinstance(task_data, ExecutorStep):
+        task_data = {name: task_data}
+    for step in task_data.values() if isinstance(task_data, Mapping) else ():
+        max_tokens = getattr(step.config, "max_tokens", None)
+        max_tokens = getattr(max_tokens, "value", max_tokens)
+        if isinstance(max_tokens, int) and max_tokens > recipe.seq_len:
+            raise ValueError(f"{step.name}: pairs of up to {max_tokens} tokens do not fit sequences of {recipe.seq_len}")
+    data = task_data if isinstance(task_data, MixtureSpec) else sft_mixture(task_data)
+    return default_train(name, data, model, recipe, init_from=init_from, **train_options)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from haliax import Axis
 from levanter.data.text.datasets import (
@@ -103,6 +103,9 @@ class MixtureSpec:
     """Mask attention across document boundaries within a packed sequence."""
     tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Name -> evaluation tags (levanter's tagged evaluation groups components by them)."""
+    document_format: Literal["text", "chat"] = "text"
+    """How the caches' documents are read: "text" (pretraining token caches) or "chat" (fine-tuning
+    prompt/response rows with an assistant mask, `soda_jax.data.sft.SFT_FORMAT`, packed whole-document)."""
 
     @property
     def tokenizer_path(self) -> Any:
@@ -119,13 +122,19 @@ class MixtureSpec:
     def lm_config(self) -> SodaLmDataConfig:
         """levanter's data config for this mix (built inside the training step, never versioned)."""
         shuffle = self.shuffle.levanter_config() if isinstance(self.shuffle, BlockShuffle) else self.shuffle
+        if self.document_format == "chat":
+            from soda_jax.data.sft import SFT_FORMAT  # the fine-tuning layout's one definition
+
+            document_format, pack = SFT_FORMAT, True
+        else:
+            document_format, pack = TextLmDatasetFormat(), False
         return SodaLmDataConfig(
             tokenizer=self.tokenizer_path,
             cache_dir=None,
             auto_build_caches=False,
             components={
                 name: DatasetComponent(
-                    cache_dir=root, format=TextLmDatasetFormat(), pack=False, tags=list(self.tags.get(name, ()))
+                    cache_dir=root, format=document_format, pack=pack, tags=list(self.tags.get(name, ()))
                 )
                 for name, root in self.cache_roots().items()
             },

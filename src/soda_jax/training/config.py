@@ -72,6 +72,9 @@ class TrainConfig:
     """Peak FLOP/s of one device for MFU; None asks levanter's device table (TPU/GPU; none on CPU)."""
     compilation_cache_dir: str | None = None
     """JAX persistent compilation cache (shared across runs and restarts)."""
+    init_from: str | None = None
+    """Fine-tuning: start from this model's weights (a training step's output or a transformers
+    Qwen3 directory), fresh optimizer state, step 0 (`soda_jax.training.init_from`)."""
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:

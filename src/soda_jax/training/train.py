@@ -29,7 +29,7 @@ from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
 from soda_jax import fileio
-from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR
+from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR, INITIAL_VALIDATION_FILE
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
@@ -38,6 +38,7 @@ from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import LayerLoop, Precision, TrainConfig
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
+from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
 from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
 from soda_jax.training.loss import next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
@@ -162,6 +163,9 @@ def train(config: TrainConfig) -> dict:
         data_key, model_key, training_key = jrandom.split(jrandom.PRNGKey(recipe.seed), 3)
         Pos = model_config.max_Pos.resize(recipe.seq_len)
         Vocab = round_axis_for_partitioning(Axis("vocab", vocab_size), trainer.parameter_axis_mapping)
+        init_source = resolve_source(config.init_from) if config.init_from else None  # fine-tuning
+        if init_source is not None:
+            Vocab = initial_vocab_axis(init_source, vocab_size, Vocab)
         train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
             trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches,
@@ -171,6 +175,12 @@ def train(config: TrainConfig) -> dict:
         resume_step = int(state.step)
         if resume_step:
             logger.info("resuming %s from step %d", config.output_path, resume_step)
+        # -- init_from (fine-tuning): a fresh run takes the source's weights; its validation loss is the "before"
+        if init_source is not None and resume_step == 0:
+            tokenizer = data.tokenizer if isinstance(data.tokenizer, str) else None
+            state = dataclasses.replace(state, model=load_initial_model(init_source, model_config, Vocab, trainer, tokenizer=tokenizer))
+            fileio.atomic_write_json(fileio.join(config.output_path, INITIAL_VALIDATION_FILE), validation(state.eval_model))
+        # -- end init_from
         metrics = MetricsLog(config.output_path, resume_step=resume_step)
         peak = _peak_flops(config)
         loader = trainer.data_loader(train_dataset).iter_from_step(resume_step)
@@ -213,6 +223,8 @@ def train(config: TrainConfig) -> dict:
     summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
     summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
+    summary["init_from"] = config.init_from
+    summary["initial_validation"] = fileio.read_json_or_none(fileio.join(config.output_path, INITIAL_VALIDATION_FILE))
     fileio.atomic_write_json(fileio.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary

@@ -156,7 +156,7 @@ def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     )
     roots = [synthesize_demo_corpus(SynthDemoConfig(str(tmp_path / run), **config)) for run in ("a", "b")]
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 2 * 2 + 2  # two yodas2 shards (tar + jsonl), two emilia tars
+    assert len(files) == 2 * 2 + 2 + 1  # two yodas2 shards (tar + jsonl), two emilia tars, stats.json
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     long_form_utts, skips = read_all(yodas2, roots[0]["yodas2"])

@@ -2,6 +2,7 @@
 oversized case and the parallelism/remat choices compared; writes benchmarks/results/compile_final_runs.json.
 
     python benchmarks/compile_final_runs.py [--quick]     # --quick: SODA-135M only
+    python benchmarks/compile_final_runs.py --table       # the README table from the saved results
 
 Per-chip HBM and compile time come from XLA's TPU compiler; FLOPs per token are loop-corrected
 (`soda_jax.aot.report`). Nothing here is a measurement of a TPU: no TPU is used.
@@ -58,11 +59,31 @@ def save(done: list[dict]) -> None:
     io.atomic_write_json(RESULTS, done)
 
 
+def markdown_table(done: list[dict]) -> str:
+    """The README's table: one row per compiled case."""
+    rows = ["| model | slice (chips) | mesh | remat | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s | compiled / analytic FLOPs per token |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in done:
+        m = r["memory"]
+        mesh = "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
+        flops = r.get("flops_per_token")
+        ratio = (f"{flops['compiled']:.3g} / {flops['analytic']:.3g} = {flops['compiled_over_analytic']}" if flops else "not counted")
+        rows.append(
+            f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
+            f"{m['parameters_gib'] + m['optimizer_state_gib']:.2f} | {m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | "
+            f"{'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} | {ratio} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str]) -> int:
     """First every case's memory (one compile each), then the final runs' FLOP counts (two shallow
     compiles each); results are saved after each compile, and a rerun skips what is there."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     done = json.load(open(RESULTS)) if os.path.exists(RESULTS) else []
+    if "--table" in argv:
+        print(markdown_table(done))
+        return 0
     by_key = {key(r): r for r in done}
     todo = cases("--quick" in argv)
     for case in todo:

@@ -43,7 +43,12 @@ def emulated_host(cluster: Cluster, slice_name: str, worker_id: int):
     saved = {k: os.environ.get(k) for k in ("TPU_NAME", EMULATED_TPU_ENV)}
     os.environ.update({"TPU_NAME": slice_name, EMULATED_TPU_ENV: "1"})  # the node's processes inherit them
     try:
-        return cluster.add_node(num_cpus=1, resources=resources, labels=labels)
+        for attempt in range(3):  # Ray gives a raylet 30 s to register: a loaded machine can miss that
+            try:
+                return cluster.add_node(num_cpus=1, resources=resources, labels=labels)
+            except Exception:
+                if attempt == 2:
+                    raise
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
@@ -52,8 +57,13 @@ def emulated_host(cluster: Cluster, slice_name: str, worker_id: int):
 @pytest.fixture(scope="module")
 def tpu_cluster():
     ray.shutdown()
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # a busy CI machine starts raylets slowly
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    for attempt in range(3):
+        try:
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     hosts = [emulated_host(cluster, "slice-a", w) for w in range(2)]
     ensure_ray(cluster.address)
     yield cluster, hosts

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import time
 from typing import Any
 
@@ -63,6 +64,9 @@ class CompiledStep:
 
 def topology_devices(tpu: TpuSlice, num_slices: int = 1) -> list:
     """The abstract devices of ``num_slices`` slices of ``tpu`` (needs libtpu, no TPU)."""
+    # Compiling touches no chip: let several processes (tests, a pre-flight next to a compile) load
+    # libtpu at once instead of contending for its single-process lock file.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     try:
         from jax.experimental import topologies
 

@@ -72,21 +72,23 @@ def host_main(
     slice_id: int,
     hosts_per_slice: int,
     chips_per_host: int,
-    num_slices: int,
+    slice_count: int,
     megascale_coordinator: str,
     attempt: int,
 ) -> dict[str, Any]:
-    """One host's process: join the job, run ``fn(config)``; the first process records provenance."""
+    """One host's process: join the job, run ``fn(config)``; the first process records provenance.
+
+    (Keyword names must not collide with `ray.util.tpu.run_on_slice`'s own: ``slice_count``, not ``num_slices``.)"""
     import ray
 
     labels = ray.get_runtime_context().get_node_labels()
     worker_id = int(labels.get(WORKER_ID_LABEL, "0"))
     process_id = slice_id * hosts_per_slice + worker_id
     emulated = os.environ.get(EMULATED_TPU_ENV) == "1"
-    if num_slices > 1:
+    if slice_count > 1:
         from ray.util.tpu import get_tpu_coordinator_env_vars
 
-        os.environ.update(get_tpu_coordinator_env_vars(megascale_coordinator, num_slices, slice_id))
+        os.environ.update(get_tpu_coordinator_env_vars(megascale_coordinator, slice_count, slice_id))
     if emulated:  # before JAX starts its backend
         os.environ["JAX_PLATFORMS"] = "cpu"
         flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
@@ -101,7 +103,7 @@ def host_main(
             "local_devices": jax.local_device_count(), "devices": jax.device_count(), "emulated": emulated}  # fmt: skip
     try:
         if process_id == 0:
-            extra = {"attempt": attempt, "processes": num_processes, "slices": num_slices, "emulated_tpu": emulated}
+            extra = {"attempt": attempt, "processes": num_processes, "slices": slice_count, "emulated_tpu": emulated}
             with StepRecorder(output_path, name, extra=extra):
                 fn(config)
         else:
@@ -162,13 +164,13 @@ def _run_attempt(fn, config, output_path: str, name: str, tpu: TpuSlice, resourc
         coordinator_ip = _coordinator_ip(slice_names[0] if tpu.num_hosts > 1 else None)
         coordinator = f"{coordinator_ip}:{random.randint(*COORDINATOR_PORT_RANGE)}"
         # max_calls=1: a fresh process per host and attempt (jax.distributed joins once per process)
-        remote = ray.remote(host_main).options(max_calls=1, max_retries=0, name=name)
+        remote = ray.remote(max_calls=1, max_retries=0)(host_main)
         refs = []
         for slice_id in range(resources.slices):
             refs += run_on_slice(
                 remote, fn, config, output_path, name, tpu_slice=handle, slice_index=slice_id,
                 coordinator=coordinator, num_processes=tpu.num_hosts * resources.slices, slice_id=slice_id,
-                hosts_per_slice=tpu.num_hosts, chips_per_host=tpu.chips_per_host, num_slices=resources.slices,
+                hosts_per_slice=tpu.num_hosts, chips_per_host=tpu.chips_per_host, slice_count=resources.slices,
                 megascale_coordinator=coordinator_ip, attempt=attempt,
             )  # fmt: skip
         return _gather(refs)

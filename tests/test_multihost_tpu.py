@@ -43,27 +43,43 @@ def emulated_host(cluster: Cluster, slice_name: str, worker_id: int):
     saved = {k: os.environ.get(k) for k in ("TPU_NAME", EMULATED_TPU_ENV)}
     os.environ.update({"TPU_NAME": slice_name, EMULATED_TPU_ENV: "1"})  # the node's processes inherit them
     try:
-        for attempt in range(3):  # Ray gives a raylet 30 s to register: a loaded machine can miss that
+        for attempt in range(6):  # Ray gives a raylet 30 s to register: a loaded machine can miss that
             try:
                 return cluster.add_node(num_cpus=1, resources=resources, labels=labels)
             except Exception:
-                if attempt == 2:
+                if attempt == 5:
                     raise
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
+def address_file() -> str:
+    """Where Ray records "the current cluster" for ``ray.init("auto")`` on this machine."""
+    from ray._private.utils import get_ray_address_file
+
+    return get_ray_address_file(None)
+
+
 @pytest.fixture(scope="module")
 def tpu_cluster():
     ray.shutdown()
-    for attempt in range(3):
+    # The test cluster must not become other drivers' "auto" cluster on a shared machine: Ray's
+    # Cluster writes its address there; put back what was there before.
+    path = address_file()
+    saved = open(path).read() if os.path.exists(path) else None
+    for attempt in range(6):
         try:
             cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
             break
         except Exception:
-            if attempt == 2:
+            if attempt == 5:
                 raise
+    if saved is None:
+        os.remove(path) if os.path.exists(path) else None
+    else:
+        with open(path, "w") as f:
+            f.write(saved)
     hosts = [emulated_host(cluster, "slice-a", w) for w in range(2)]
     ensure_ray(cluster.address)
     yield cluster, hosts

@@ -15,7 +15,7 @@ setup: $(STAMP) system-deps
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,tpu-aot]"
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt "pytest-audioeval==0.1.3"
 	touch $@
 

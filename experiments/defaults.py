@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from soda_jax.aot.preflight import compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
 from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
@@ -170,6 +171,8 @@ def default_train(
     recipe: TrainRecipe,
     *,
     tpu: str | None = None,
+    slices: int = 1,
+    preflight: bool = True,
     parallelism: ParallelismConfig = ParallelismConfig(),
     checkpoints: CheckpointPolicy = CheckpointPolicy(),
     **options: Any,
@@ -179,9 +182,12 @@ def default_train(
     Its output holds checkpoints/, hf/, metrics.jsonl and summary.json (docs/data-contracts.md).
     The model, the recipe and the data (mix weights, and the caches by their producers' versions)
     define the version; the mesh, checkpoint policy and logging do not, so a run may move to
-    another slice and resume. ``tpu`` (e.g. ``"v5p-64"``) places the step on that slice through
-    Ray; without a TPU cluster it runs on the local CPU. ``options``: further `TrainConfig` fields.
+    another slice and resume. ``tpu`` (e.g. ``"v5p-64"``) runs the step on every host of ``slices``
+    such slices through Ray (docs/tpu.md); a local run (no cluster address) trains on CPU instead.
+    ``preflight``: on a cluster, first compile the step for the slice on the driver and stop it
+    there if it does not fit (`soda_jax.aot.preflight`). ``options``: further `TrainConfig` fields.
     """
+    resources = Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu, slices=slices, preflight=compile_check_train if preflight else None)
     return ExecutorStep(
         name=f"checkpoints/{name}",
         fn=train,
@@ -195,7 +201,7 @@ def default_train(
             **options,
         ),
         description=f"train {name}: {recipe.num_train_steps} steps x {recipe.batch_size} x {recipe.seq_len}",
-        resources=Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu),
+        resources=resources,
     )
 
 

@@ -4,8 +4,8 @@
 
 Runs ``ray job submit`` against the cluster's head (through ``ray attach``-style port forwarding
 done by ``ray dashboard``), shipping this checkout as the job's working directory. The experiment
-itself runs on the head; each training step is a Ray task placed on a TPU slice of the type it
-asks for (``tpu="v5p-64"`` in `experiments/defaults.default_train`).
+itself runs on the head; each training step runs one process on every host of a TPU slice of
+the type it asks for (``tpu="v5p-64"`` in `experiments/defaults.default_train`; infra/README.md).
 """
 
 from __future__ import annotations

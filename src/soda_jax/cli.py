@@ -4,6 +4,7 @@
                         a failed step's traceback (exit status 1 if a step FAILED or DEP_FAILED)
     soda dashboard --prefix P [--host 127.0.0.1] [--port 8365]   experiments, DAGs, curves, results in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
+    soda compile soda-135m --tpu v5p-32   compile a run's training step for a TPU slice here (HBM, FLOPs)
 """
 
 from __future__ import annotations
@@ -101,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     dash_cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT} (8265 is Ray's dashboard)")
     plan_cmd = commands.add_parser("plan", help="compute-optimal allocation for a FLOP budget")
     plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
+    compile_cmd = commands.add_parser("compile", help="AOT-compile a training step for a TPU slice: fits? FLOPs?")
+    compile_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "compile":
+        from soda_jax.aot.cli import compile_main
+
+        return compile_main(args.rest)
     if args.command == "info":
         return info(args.path)
     if args.command == "dashboard":

@@ -23,7 +23,8 @@ from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
 from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure, root_cause
 from soda_jax.execution.fencing import Fence
-from soda_jax.execution.parallel import ensure_ray, run_as_task
+from soda_jax.execution.parallel import ensure_ray, on_cluster, run_as_task
+from soda_jax.execution.tpu import run_on_tpu_slices
 from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
 from soda_jax.execution.status import (
     STATUS_DEP_FAILED,
@@ -307,9 +308,13 @@ class Executor:
         logger.info("running %s -> %s", step.name, path)
         started = time.time()
         try:
-            if self.use_ray:
+            if self.use_ray and step.resources.tpu is not None and on_cluster():
+                run_on_tpu_slices(step.fn, config, path, step.name, step.resources, fence=fence)
+            elif self.use_ray:
                 run_as_task(run_step_here, step.fn, config, path, step.name, fence, resources=step.resources)
             else:
+                if step.resources.tpu is not None:
+                    logger.warning("step %s asks for %s: --local run, training it on this machine's CPU", step.name, step.resources.tpu)
                 run_step_here(step.fn, config, path, step.name, fence)
         except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
             if isinstance(root_cause(e), LeaseLost):

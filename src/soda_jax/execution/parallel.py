@@ -1,9 +1,9 @@
 """Ray, used in one place: starting it, running a step as a task, mapping over shards.
 
 Without a cluster address (``--ray_address`` or ``RAY_ADDRESS``) a local Ray is started, so the
-same experiment runs on a laptop, in CI and on a TPU pod. A step that asks for a TPU slice is
-placed on that slice's head host (Ray's ``TPU-{type}-head`` resource); a cluster without that
-resource runs it on CPU with a warning.
+same experiment runs on a laptop, in CI and on a TPU pod. On a cluster, a step that asks for a TPU
+slice runs on every host of it (`soda_jax.execution.tpu`), or fails after waiting for it; only a
+local run trains such a step on CPU, and says so.
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ FORWARDED_ENV = ("STORAGE_EMULATOR_HOST", "SODA_PREFIX", "HF_HUB_OFFLINE", "XLA_
 """Environment the driver passes on to Ray workers (storage endpoints, offline mode, devices)."""
 
 
+_ON_CLUSTER = {"value": False}
+"""Whether `ensure_ray` connected to a cluster (an address) rather than starting a local Ray."""
+
+
+def on_cluster() -> bool:
+    """True when this driver runs against a Ray cluster: TPU requests are then never dropped."""
+    return _ON_CLUSTER["value"]
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Connect to the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray once."""
     import ray
@@ -35,6 +44,7 @@ def ensure_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    _ON_CLUSTER["value"] = bool(address) and address != "local"
     # Workers must import what the driver imports (test modules, experiment files): give them
     # the driver's module search path.
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
@@ -62,11 +72,8 @@ def task_options(resources: Resources, name: str) -> dict[str, Any]:
     if resources.memory_gb is not None:
         options["memory"] = int(resources.memory_gb * GIB)
     if resources.tpu is not None:
-        head = f"TPU-{resources.tpu}-head"
-        if head in ray.cluster_resources():
-            options["resources"] = {head: 1}
-        else:
-            logger.warning("step %s asks for TPU %s but this cluster has none: running it on CPU", name, resources.tpu)
+        logger.warning("step %s asks for %d x %s: this is a local run (no cluster address), so it runs on this "
+                       "machine's CPU", name, resources.slices, resources.tpu)  # fmt: skip
     available = ray.cluster_resources().get("CPU", 1)
     if resources.cpus > available:
         logger.warning("step %s asks for %s CPUs; the cluster has %s: using %s", name, resources.cpus, available, available)
@@ -81,6 +88,8 @@ def run_as_task(fn: Callable[..., R], *args: Any, resources: Resources, name: st
     """
     import ray
 
+    if resources.tpu is not None and on_cluster():
+        raise ValueError("a TPU step runs through run_on_tpu_slices (soda_jax.execution.tpu), not as one task")
     remote = ray.remote(fn).options(**task_options(resources, name or str(getattr(fn, "__name__", "task"))))
     try:
         return ray.get(remote.remote(*args))

@@ -95,9 +95,11 @@ def now_iso(timestamp: float | None = None) -> str:
 class StepRecorder:
     """Context manager writing a step's provenance when it starts and when it ends."""
 
-    def __init__(self, output_path: str, step_name: str):
+    def __init__(self, output_path: str, step_name: str, extra: dict[str, Any] | None = None):
         self.url = fileio.join(output_path, PROVENANCE_FILE)
         self.step_name = step_name
+        self.extra = extra or {}
+        """Further fields of the record (a TPU step's attempt number and hosts)."""
         self.record: dict[str, Any] = {}
 
     def __enter__(self) -> StepRecorder:
@@ -121,6 +123,7 @@ class StepRecorder:
             "packages": package_versions(),
             "started_at": now_iso(self.start),
             "previous_attempts": history,
+            **self.extra,
         }
         fileio.atomic_write_json(self.url, self.record)
         return self

@@ -32,11 +32,20 @@ class Resources:
     cpus: float = 1
     """CPU cores reserved for the step."""
     tpu: str | None = None
-    """A TPU slice type such as ``"v5p-64"``: the step is placed on that slice's head host. On a
-    cluster without TPUs (a laptop, CI) the request is dropped with a warning and the step runs
-    on CPU."""
+    """A TPU slice type such as ``"v5p-64"``: on a Ray cluster the step runs on every host of such
+    a slice, one process each (`soda_jax.execution.tpu`), waiting up to ``tpu_wait_s`` for it;
+    it never falls back to CPU there. Only a local run (no cluster address) trains on CPU, saying so."""
     memory_gb: float | None = None
     """Host memory to reserve, if the scheduler should account for it."""
+    slices: int = 1
+    """TPU slices joined over DCN (multislice); levanter's ``replica_dcn`` mesh axis spans them."""
+    tpu_wait_s: float = 3600.0
+    """How long a TPU request waits for its slices (autoscaler start-up included) before failing."""
+    preemption_retries: int = 3
+    """Restarts (from the last checkpoint) after a host of the slice dies; each attempt is recorded."""
+    preflight: Callable[[Any, Resources], Any] | None = None
+    """Run on the driver with ``(config, resources)`` before a TPU slice is requested; raises to stop
+    the step there (e.g. `soda_jax.aot.preflight.compile_check_train`: the step must fit)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,7 @@ from haliax import Axis
 from haliax.partitioning import round_axis_for_partitioning
 from levanter.callbacks import StepInfo
 from levanter.checkpoint import CheckpointerConfig
+from levanter.distributed import DistributedConfig
 from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
@@ -56,20 +57,34 @@ CPU_PRECISION = "f32"
 """jmp policy on CPU: bf16 matmuls are slower than f32 there (benchmarks/bench_train.py)."""
 
 
-def precision_policy(precision: Precision) -> jmp.Policy:
-    """The jmp policy for a `TrainConfig.precision` on the current backend."""
+def jax_distributed_initialized() -> bool:
+    """Whether this process already joined a ``jax.distributed`` job (levanter must not join again)."""
+    from jax._src import distributed  # no public query in jax 0.10
+
+    return distributed.global_state.client is not None
+
+
+def precision_policy(precision: Precision, backend: str | None = None) -> jmp.Policy:
+    """The jmp policy for a `TrainConfig.precision` on ``backend`` (default: the current one)."""
     if precision == "auto":
-        policy = CPU_PRECISION if jax.default_backend() == "cpu" else ACCELERATED_PRECISION
+        policy = CPU_PRECISION if (backend or jax.default_backend()) == "cpu" else ACCELERATED_PRECISION
     else:
         policy = {"f32": CPU_PRECISION, "bf16": ACCELERATED_PRECISION}[precision]
     return jmp.get_policy(policy)
 
 
-def scan_layers(layer_loop: LayerLoop) -> bool:
-    """Whether a `TrainConfig.layer_loop` scans the layers on the current backend."""
+def scan_layers(layer_loop: LayerLoop, backend: str | None = None) -> bool:
+    """Whether a `TrainConfig.layer_loop` scans the layers on ``backend`` (default: the current one)."""
     if layer_loop == "auto":
-        return jax.default_backend() != "cpu"  # unrolled: faster CPU steps (docs/training.md)
+        return (backend or jax.default_backend()) != "cpu"  # unrolled: faster CPU steps (docs/training.md)
     return layer_loop == "scan"
+
+
+def metrics_dir(output_path: str) -> str:
+    """Where this process writes metrics.jsonl: the run directory on the first host of a slice,
+    ``logs/process-{i}/`` on the others (their rows repeat the first host's; kept for checking)."""
+    index = jax.process_index()
+    return output_path if index == 0 else fileio.join(output_path, LOGS_DIR, f"process-{index}")
 
 
 def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
@@ -93,7 +108,8 @@ def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
     return size
 
 
-def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
+def trainer_config(config: TrainConfig, run_id: str, backend: str | None = None) -> TrainerConfig:
+    """levanter's `TrainerConfig` for ``config`` on ``backend`` (default: the current one)."""
     out = config.output_path
     policy = config.checkpoints
     trackers: list = [NoopConfig()]
@@ -107,7 +123,7 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
         trackers.append(TensorboardConfig(logdir=fileio.join(out, TENSORBOARD_DIR)))
     return TrainerConfig(
         seed=config.recipe.seed,
-        mp=precision_policy(config.precision),
+        mp=precision_policy(config.precision, backend),
         id=run_id,
         log_dir=Path(fileio.join(out, LOGS_DIR)) if fileio.is_local(out) else Path(LOGS_DIR),
         tracker=tuple(trackers),
@@ -128,8 +144,24 @@ def trainer_config(config: TrainConfig, run_id: str) -> TrainerConfig:
             keep_last_temporary_checkpoints=policy.keep_last_temporary,
         ),
         jax_compilation_cache_dir=config.compilation_cache_dir,
+        # a multi-host step's processes joined jax.distributed before training (soda_jax.execution.tpu)
+        distributed=DistributedConfig(initialize_jax_distributed=not jax_distributed_initialized()),
         require_accelerator=False,
     )
+
+
+def step_parts(config: TrainConfig, backend: str | None = None):
+    """``(Qwen3Config, optimizer, loss_fn)`` of the training step on ``backend`` (default: the
+    current one): shared by `train` and the ahead-of-time compile check (`soda_jax.aot`)."""
+    recipe = config.recipe
+    model_config = qwen3_config(
+        config.model, recipe.seq_len,
+        gradient_checkpointing=config.gradient_checkpointing, scan_layers=scan_layers(config.layer_loop, backend),
+    )  # fmt: skip
+    optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
+    optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
+    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight)
+    return model_config, optimizer, loss_fn
 
 
 def train(config: TrainConfig) -> dict:
@@ -139,18 +171,11 @@ def train(config: TrainConfig) -> dict:
     recipe = config.recipe
     data = config.data.lm_config()
     vocab_size = data_vocab_size(config.data, len(data.the_tokenizer))
-    model_config = qwen3_config(
-        config.model, recipe.seq_len,
-        gradient_checkpointing=config.gradient_checkpointing, scan_layers=scan_layers(config.layer_loop),
-    )  # fmt: skip
-    optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
+    model_config, optimizer, loss_fn = step_parts(config)
     training_flops_per_token = TRAINING_FLOPS_MULTIPLIER * config.model.forward_flops_per_token(vocab_size, recipe.seq_len)
 
     tconfig = trainer_config(config, run_id)
     levanter.initialize(tconfig)
-    optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
-
-    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight)
     # levanter's default hooks are replaced: the loop below checkpoints each step only after its
     # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
     # prune the checkpointer when the loss stops being finite.
@@ -181,7 +206,7 @@ def train(config: TrainConfig) -> dict:
             state = dataclasses.replace(state, model=load_initial_model(init_source, model_config, Vocab, trainer, tokenizer=tokenizer))
             fileio.atomic_write_json(fileio.join(config.output_path, INITIAL_VALIDATION_FILE), validation(state.eval_model))
         # -- end init_from
-        metrics = MetricsLog(config.output_path, resume_step=resume_step)
+        metrics = MetricsLog(metrics_dir(config.output_path), resume_step=resume_step)
         peak = _peak_flops(config)
         loader = trainer.data_loader(train_dataset).iter_from_step(resume_step)
 
@@ -225,7 +250,8 @@ def train(config: TrainConfig) -> dict:
     summary["discarded_checkpoints"] = discarded_checkpoints
     summary["init_from"] = config.init_from
     summary["initial_validation"] = fileio.read_json_or_none(fileio.join(config.output_path, INITIAL_VALIDATION_FILE))
-    fileio.atomic_write_json(fileio.join(config.output_path, SUMMARY_FILE), summary)
+    if jax.process_index() == 0:  # one writer on a multi-host slice
+        fileio.atomic_write_json(fileio.join(config.output_path, SUMMARY_FILE), summary)
     trainer.tracker.finish()
     return summary
 

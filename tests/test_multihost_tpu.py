@@ -1,0 +1,169 @@
+"""Multi-host TPU dispatch, for real, on CPU: a local multi-node Ray cluster emulating a 2-host v5p-16 slice.
+
+Each emulated host is a Ray node advertising what Ray's TPU API looks for on a TPU VM (``TPU: 4``,
+the ``TPU-v5p-16-head`` resource on worker 0, the ``ray.io/tpu-slice-name`` / ``tpu-worker-id`` /
+``tpu-pod-type`` / ``tpu-topology`` labels, ``TPU_NAME``) and ``SODA_EMULATED_TPU=1``: the step's two
+processes (one per host, through ``ray.util.tpu``) join one ``jax.distributed`` job over gloo, with
+4 CPU devices each, and train the same model as one process with 8 devices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from experiments.defaults import default_train  # noqa: E402
+from helpers_training import tiny_config, write_test_cache  # noqa: E402
+from soda_jax.execution.executor import Executor  # noqa: E402
+from soda_jax.execution.parallel import ensure_ray  # noqa: E402
+from soda_jax.execution.provenance import PROVENANCE_FILE  # noqa: E402
+from soda_jax.execution.step import Resources  # noqa: E402
+from soda_jax.execution.tpu import EMULATED_TPU_ENV, TpuUnavailableError, run_on_tpu_slices  # noqa: E402
+from soda_jax.training.train import train  # noqa: E402
+
+SLICE = "v5p-16"
+"""8 chips (2x2x2): two hosts of 4 chips."""
+STEPS = 6
+
+
+def emulated_host(cluster: Cluster, slice_name: str, worker_id: int):
+    """Add a Ray node that looks like host ``worker_id`` of a v5p-16 TPU slice to Ray's TPU API."""
+    labels = {
+        "ray.io/tpu-slice-name": slice_name, "ray.io/tpu-worker-id": str(worker_id),
+        "ray.io/tpu-pod-type": SLICE, "ray.io/tpu-topology": "2x2x2", "ray.io/accelerator-type": "TPU-V5P",
+    }  # fmt: skip
+    resources = {"TPU": 4, **({f"TPU-{SLICE}-head": 1} if worker_id == 0 else {})}
+    saved = {k: os.environ.get(k) for k in ("TPU_NAME", EMULATED_TPU_ENV)}
+    os.environ.update({"TPU_NAME": slice_name, EMULATED_TPU_ENV: "1"})  # the node's processes inherit them
+    try:
+        for attempt in range(6):  # Ray gives a raylet 30 s to register: a loaded machine can miss that
+            try:
+                return cluster.add_node(num_cpus=1, resources=resources, labels=labels)
+            except Exception:
+                if attempt == 5:
+                    raise
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+def address_file() -> str:
+    """Where Ray records "the current cluster" for ``ray.init("auto")`` on this machine."""
+    from ray._private.utils import get_ray_address_file
+
+    return get_ray_address_file(None)
+
+
+@pytest.fixture(scope="module")
+def tpu_cluster():
+    ray.shutdown()
+    # The test cluster must not become other drivers' "auto" cluster on a shared machine: Ray's
+    # Cluster writes its address there; put back what was there before.
+    path = address_file()
+    saved = open(path).read() if os.path.exists(path) else None
+    for attempt in range(6):
+        try:
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+            break
+        except Exception:
+            if attempt == 5:
+                raise
+    if saved is None:
+        os.remove(path) if os.path.exists(path) else None
+    else:
+        with open(path, "w") as f:
+            f.write(saved)
+    hosts = [emulated_host(cluster, "slice-a", w) for w in range(2)]
+    ensure_ray(cluster.address)
+    yield cluster, hosts
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tpu-cache")
+    write_test_cache(str(root / "cache"), str(root / "tokenizer"))
+    return str(root / "cache")
+
+
+def losses(path: str) -> list[float]:
+    with open(os.path.join(path, "metrics.jsonl")) as f:
+        return [json.loads(line)["loss"] for line in f]
+
+
+def train_step(cache: str, name: str, steps: int = STEPS, **resources):
+    config = tiny_config(cache, "unused", steps=steps, export_hf=False)
+    step = default_train(
+        name, config.data, config.model, config.recipe, tpu=SLICE, preflight=False, checkpoints=config.checkpoints,
+        gradient_checkpointing=False, steps_per_eval=config.steps_per_eval, max_eval_batches=config.max_eval_batches,
+        export_hf=False,
+    )  # fmt: skip
+    import dataclasses
+
+    return dataclasses.replace(step, resources=dataclasses.replace(step.resources, **resources))
+
+
+def test_two_host_slice_trains_like_one_process(tpu_cluster, cache, tmp_path):
+    """Two processes (one per emulated host) x 4 devices give the same per-step losses as 1 x 8."""
+    reference = tmp_path / "reference"
+    train(tiny_config(cache, str(reference), steps=STEPS, export_hf=False))
+
+    step = train_step(cache, "multihost", tpu_wait_s=120)
+    report = Executor(str(tmp_path / "prefix"), ray_address=tpu_cluster[0].address).run([step])
+    path = report.output_paths[step.name]
+    assert report.statuses[path] == "SUCCESS", report.errors
+    assert losses(path) == pytest.approx(losses(str(reference)), rel=1e-5, abs=1e-6)
+    second_host = losses(os.path.join(path, "logs", "process-1"))
+    assert second_host == pytest.approx(losses(path), rel=1e-6)
+    provenance = json.load(open(os.path.join(path, PROVENANCE_FILE)))
+    assert provenance["processes"] == 2 and provenance["emulated_tpu"] is True
+    assert provenance["devices"]["device_count"] == 8
+
+
+def test_tpu_request_without_the_slice_times_out(tpu_cluster, tmp_path):
+    """A v5p-32 (4 hosts) on a cluster that has only a v5p-16: waits, then fails clearly; nothing runs."""
+    started = time.time()
+    with pytest.raises(TpuUnavailableError, match=r"no v5p-32 slice .* within 5 s; the step was not run \(never on CPU"):
+        run_on_tpu_slices(train, None, str(tmp_path / "never"), "never", Resources(tpu="v5p-32", tpu_wait_s=5))
+    assert time.time() - started >= 5
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.slow
+def test_killed_host_retries_and_resumes(tpu_cluster, cache, tmp_path):
+    """A host dies after the first checkpoint: the step is retried on the replaced slice and resumes."""
+    cluster, hosts = tpu_cluster
+    step = train_step(cache, "preempted", steps=12, tpu_wait_s=300, preemption_retries=2)
+    path = str(tmp_path / "prefix")
+    executor = Executor(path, ray_address=cluster.address)
+    out = executor.output_path(step)
+    checkpoint = os.path.join(out, "checkpoints", "step-3", "metadata.json")
+
+    def preempt():
+        while not os.path.exists(checkpoint):
+            time.sleep(0.5)
+        cluster.remove_node(hosts[1], allow_graceful=False)  # the host is preempted ...
+        time.sleep(5)
+        hosts[1] = emulated_host(cluster, "slice-a", 1)  # ... and the autoscaler replaces it
+
+    killer = threading.Thread(target=preempt, daemon=True)
+    killer.start()
+    report = executor.run([step])
+    killer.join(timeout=60)
+    assert report.statuses[out] == "SUCCESS", report.errors
+    provenance = json.load(open(os.path.join(out, PROVENANCE_FILE)))
+    assert provenance["attempt"] >= 2
+    failed = provenance["previous_attempts"][-1]
+    assert failed["status"] == "FAILED" and "a host of the slice died" in failed["error"]["message"]
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["step"] for r in rows] == list(range(12))  # resumed: every step once, none repeated
+
+

@@ -66,6 +66,8 @@ class Generation:
     logprobs: np.ndarray
     """Log-probability of each new id under the model (its raw softmax, before temperature,
     top-k/top-p and the frame constraint), float32."""
+    logits: np.ndarray | None = None
+    """The raw logits ``[new tokens, vocab rows]`` each token was drawn from (``keep_logits=True`` only: tests)."""
 
 
 def bucket(n: int, minimum: int) -> int:
@@ -83,7 +85,7 @@ def _seed_keys(seeds: np.ndarray) -> jax.Array:
 
 
 @functools.partial(eqx.filter_jit, donate="none")
-def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, layout: VocabLayout, new_bucket: int):
+def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, layout: VocabLayout, new_bucket: int, keep_logits: bool = False):
     """Prefill + decode loop for one bucket. Arrays are [B] or [B, P]; returns new tokens [B, N],
     their log-probs [B, N], lengths [B] and whether each stopped on a stop id."""
     Batch = Axis(BATCH, tokens.shape[0])
@@ -98,16 +100,17 @@ def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, lay
 
     out = jnp.zeros((Batch.size, new_bucket), jnp.int32)
     out_logp = jnp.zeros((Batch.size, new_bucket), jnp.float32)
+    out_logits = jnp.zeros((Batch.size, new_bucket if keep_logits else 0, vocab_rows), jnp.float32)
     done = params["max_new"] <= 0
     lengths = jnp.zeros(Batch.size, jnp.int32)
     stopped = jnp.zeros(Batch.size, bool)
 
     def cond(state):
-        t, done = state[0], state[5]
+        t, done = state[0], state[6]
         return (t < new_bucket) & ~jnp.all(done)
 
     def body(state):
-        t, last, caches, out, out_logp, done, lengths, stopped, span, slot = state
+        t, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot = state
         allowed = allowed_mask(span, slot, params["constrained"], vocab_rows, layout)
         step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
         token = sample_tokens(last, allowed, params["temperature"], params["top_p"], params["top_k"], step_keys)
@@ -115,6 +118,8 @@ def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, lay
         logp = jnp.take_along_axis(jax.nn.log_softmax(last, axis=-1), token[:, None], axis=-1)[:, 0]
         out = out.at[:, t].set(token)
         out_logp = out_logp.at[:, t].set(jnp.where(done, 0.0, logp))
+        if keep_logits:
+            out_logits = out_logits.at[:, t].set(last)
         hit_stop = jnp.any(token[:, None] == stops, axis=-1) & ~done
         lengths = jnp.where(done, lengths, t + 1)
         stopped = stopped | hit_stop
@@ -125,11 +130,11 @@ def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, lay
         step_tokens = hax.shard(hax.named(token[:, None], (Batch, Axis(POSITION, 1))))
         logits, caches = forward(model, step_tokens, step_positions, caches, column, key_valid)
         last = logits[POSITION, 0].array.astype(jnp.float32)
-        return t + 1, last, caches, out, out_logp, done, lengths, stopped, span, slot
+        return t + 1, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot
 
-    state = (jnp.int32(0), last, caches, out, out_logp, done, lengths, stopped, span, slot)
+    state = (jnp.int32(0), last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot)
     state = jax.lax.while_loop(cond, body, state)
-    return state[3], state[4], state[6], state[7]
+    return state[3], state[4], state[7], state[8], state[5]
 
 
 def generate(
@@ -138,8 +143,12 @@ def generate(
     params: SamplingParams | Sequence[SamplingParams],
     *,
     max_batch: int = 64,
+    keep_logits: bool = False,
 ) -> list[Generation]:
-    """Generate a continuation of each prompt (batched in groups of ``max_batch`` of similar length)."""
+    """Generate a continuation of each prompt (batched in groups of ``max_batch`` of similar length).
+
+    ``keep_logits`` also returns every step's raw logits (memory: new tokens x vocabulary per
+    sequence; for tests and debugging)."""
     prompts = [np.asarray(p, dtype=np.int32) for p in prompts]
     if isinstance(params, SamplingParams):
         params = [params] * len(prompts)
@@ -158,12 +167,12 @@ def generate(
     results: list[Generation | None] = [None] * len(prompts)
     for start in range(0, len(order), max_batch):
         group = order[start : start + max_batch]
-        for i, g in zip(group, _generate_group(loaded, [prompts[i] for i in group], [params[i] for i in group])):
+        for i, g in zip(group, _generate_group(loaded, [prompts[i] for i in group], [params[i] for i in group], keep_logits)):
             results[i] = g
     return results  # type: ignore[return-value]
 
 
-def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams]) -> list[Generation]:
+def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool) -> list[Generation]:
     layout = VocabLayout.of(loaded.vocab, loaded.num_codebooks)
     context = loaded.context_length
     budgets = [min(p.max_new_tokens, context - x.size) for p, x in zip(params, prompts)]
@@ -186,12 +195,12 @@ def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list
     keys = _seed_keys(np.array([p.seed for p in padded], np.uint32))
 
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-        new, logp, lengths, stopped = _generate_bucket(
+        new, logp, lengths, stopped, logits = _generate_bucket(
             loaded.model, jnp.asarray(tokens), jnp.asarray(pad), {k: jnp.asarray(v) for k, v in arrays.items()},
             jnp.asarray(stop_table(padded)), keys, jnp.asarray(states[:, 0]), jnp.asarray(states[:, 1]),
-            layout=layout, new_bucket=new_len,
+            layout=layout, new_bucket=new_len, keep_logits=keep_logits,
         )  # fmt: skip
-    new, logp, lengths, stopped = (np.asarray(jax.device_get(a)) for a in (new, logp, lengths, stopped))
+    new, logp, lengths, stopped, logits = (np.asarray(jax.device_get(a)) for a in (new, logp, lengths, stopped, logits))
     results = []
     for i, x in enumerate(prompts):
         count = int(lengths[i])
@@ -201,7 +210,8 @@ def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list
             reason = FINISH_LENGTH
         else:
             reason = FINISH_CONTEXT
-        results.append(Generation(x, new[i, :count].copy(), reason, logp[i, :count].copy()))
+        kept = logits[i, :count].copy() if keep_logits else None
+        results.append(Generation(x, new[i, :count].copy(), reason, logp[i, :count].copy(), kept))
     return results
 
 

@@ -11,6 +11,8 @@
 
 ``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on a 16-times larger
 reading of the same sentences (experiments/isoflop_mini.py; about 16 minutes on 2 cores).
+``evaluation/demo-6m`` then scores the model on mini task sets synthesised from the demo voices
+(``raw/eval-mini``; experiments/demo_eval.py) and prints the results table: chance level expected.
 Re-running skips every finished step.
 """
 
@@ -29,6 +31,7 @@ from experiments.defaults import (
     default_tokenize,
     default_train,
 )
+from experiments.demo_eval import demo_evaluation, report_evaluation
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import io
 from soda_jax.execution import ExecutorStep, executor_main
@@ -74,6 +77,7 @@ demo_model = default_train(
     max_eval_batches=4,
     checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
 )
+demo_eval = demo_evaluation(demo_model)
 
 
 def report_training(step: ExecutorStep, output_path: str) -> None:
@@ -88,7 +92,7 @@ def report_training(step: ExecutorStep, output_path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    steps: list[ExecutorStep] = [demo_model]
+    steps: list[ExecutorStep] = [demo_model, demo_eval]
     if FULL_FLAG in argv:
         from experiments.isoflop_mini import build_mini_sweep
 
@@ -98,6 +102,7 @@ def main(argv: list[str]) -> None:
     if report is not None:
         ray.shutdown()  # flush the workers' logs before the summary
         report_training(demo_model, report.output_paths[demo_model.name])
+        report_evaluation(demo_eval, report.output_paths[demo_eval.name])
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
 
 

@@ -121,6 +121,7 @@ def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
     return {
         "metrics": {"wer": wer.corpus_wer, "mean_utterance_wer": wer.mean_utterance_wer},
         "headline": "wer",
+        "items": len(records),
         "wer": wer.to_dict(),
         "settings": {**dataclasses.asdict(task), "sampling": describe(kind, task.sampling)},
     }

@@ -107,6 +107,7 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
             "generated_seconds": float(np.mean([r["generated_seconds"] for r in records])) if records else math.nan,
         },
         "headline": "speaker_similarity",
+        "items": len(records),
         "no_audio": sum(r["generated_seconds"] == 0 for r in records),
         "backends": {"asr": task.scorers.asr, "speaker": task.scorers.speaker},
         "settings": {**dataclasses.asdict(task), "sampling": describe("continuation", task.sampling)},

@@ -59,8 +59,8 @@ SENTENCE_PAIRS = (
 )
 """(grammatical, ungrammatical) sentence pairs."""
 
-PHRASE_WORDS = 3
-"""Words per ASR/TTS phrase (the first words of a demo sentence): about a second of speech."""
+PHRASE_WORDS = 2
+"""Words per ASR/TTS phrase (the first words of a demo sentence): under a second of speech."""
 TEST_PHRASES = 12
 SHOT_PHRASES = 6
 TTS_ITEMS = 8
@@ -124,9 +124,11 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
     _write_pairs(io.join(root, "swuggy", "test.parquet"), swuggy)
     _write_pairs(io.join(root, "sblimp", "test.parquet"), sblimp)
 
-    # LibriSpeech: test phrases from the end of the sentence list, shots from its start.
+    # LibriSpeech: test phrases from the end of the sentence list, one-word shots (the last
+    # words of the sentences just before), so a 1-shot prompt fits the demo model's 256 tokens.
     librispeech = io.join(root, "librispeech")
-    for split, chosen in (("test-clean", lines[-TEST_PHRASES:]), ("dev-clean", lines[:SHOT_PHRASES])):
+    shots = [s.rstrip(".?!").split()[-1] for s in config.sentences[-TEST_PHRASES - SHOT_PHRASES : -TEST_PHRASES]]
+    for split, chosen in (("test-clean", lines[-TEST_PHRASES:]), ("dev-clean", shots)):
         by_speaker: dict[int, list[tuple[str, str]]] = {}
         for i, text in enumerate(chosen):
             v = i % len(voices)

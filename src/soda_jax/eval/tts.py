@@ -144,6 +144,7 @@ def summarize_generated_speech(task, records: list[dict], norm, sampling: dict) 
             "speaker_similarity": float(np.mean(similarities)) if similarities else math.nan,
         },
         "headline": "wer_x100",
+        "items": len(records),
         "wer": wer.to_dict(),
         "no_audio": sum(r["wav"] is None for r in records),
         "backends": {"asr": task.scorers.asr, "asr_model": task.scorers.asr_model, "speaker": task.scorers.speaker,

@@ -26,7 +26,7 @@ from soda_jax.eval.layouts import (
     read_table_rows,
 )  # fmt: skip
 from soda_jax.eval.normalize import seed_tts_normalize, soda_normalize, whisper_normalize
-from soda_jax.eval.pairs import wilson_interval
+from soda_jax.eval.pairs import PairTask, summarize_pairs, wilson_interval
 from soda_jax.eval.wer import word_error_rate
 from soda_jax.inference.prompts import asr_nshot_prompt, choose_shots
 
@@ -61,6 +61,20 @@ def test_soda_normaliser_on_its_own_examples():
 def test_seed_tts_normaliser_keeps_apostrophes_and_whisper_spells_numbers_as_digits():
     assert seed_tts_normalize("It's a dog, isn't it?") == "it's a dog isn't it"
     assert whisper_normalize("Twenty five dollars, Mr. Smith!") == "$25 mister smith"
+
+
+def test_pair_summary_reports_groups_ties_and_the_strict_comparison():
+    task = PairTask("salmon", "unused", group_field="task")
+    records = [
+        {"group": "gender", "positive": -1.0, "negative": -2.0, "correct": True, "tie": False},
+        {"group": "gender", "positive": -2.0, "negative": -2.0, "correct": False, "tie": True},
+        {"group": "room", "positive": -1.0, "negative": -1.5, "correct": True, "tie": False},
+    ]
+    summary = summarize_pairs(task, records)
+    assert summary["metrics"] == {
+        "accuracy": pytest.approx(2 / 3), "accuracy/gender": 0.5, "accuracy/room": 1.0, "accuracy_macro": 0.75,
+    }  # fmt: skip
+    assert summary["ties"] == 1 and summary["correct"] == 2
 
 
 def test_wilson_interval_brackets_the_accuracy():

@@ -33,6 +33,7 @@ from soda_jax.audio.codec import CodecConfig
 from soda_jax.data.synth import FLITE_VOICES, synthesize
 from soda_jax.eval.codebooks import soda_reshape_selection
 from soda_jax.eval.context import EvalContext
+from soda_jax.eval.layouts import audio_bytes_of
 from soda_jax.eval.nll import KINDS, token_kinds
 from soda_jax.eval.pairs import SPEECH, content_logprobs, utterance_score
 from soda_jax.eval.step import EvalConfig, run_eval
@@ -41,6 +42,7 @@ from soda_jax.eval.tasks import (
     ContinuationTask,
     LmEvalTask,
     Sampling,
+    TranslationTask,
     TtsTask,
     ValidationNllTask,
     twuggy,
@@ -146,6 +148,14 @@ def write_generative_sets(root: Path) -> tuple[str, str]:
     sf.write(tts / "wavs" / "p0.wav", waves[0], MIMI_SAMPLE_RATE)
     sf.write(tts / "wavs" / "p1.wav", waves[2], MIMI_SAMPLE_RATE)
     (tts / "meta.lst").write_text("u0|hello|wavs/p0.wav|a dog ran\nu1|stop|wavs/p1.wav|the cat sat\nu2|three|wavs/p0.wav\n")
+    covost = root / "covost"
+    covost.mkdir()
+    def cell(wave):
+        return {"bytes": audio_bytes_of(wave, MIMI_SAMPLE_RATE), "path": None}
+    rows = [{"id": f"c{i}", "audio": cell(waves[i]), "sentence": words[i], "translation": t}
+            for i, t in enumerate(["hallo", "ja", "halt", "los"])]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows[:2] + [dict(rows[2], translation="")]), covost / "test.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[2:]), covost / "train.parquet")
     return str(root / "libri"), str(tts / "meta.lst")
 
 
@@ -159,6 +169,8 @@ def test_generative_tasks_count_bad_input_per_reason_and_write_audio(trained, tm
             AsrTask("asr_1shot", libri, num_shots=1, sampling=SHORT),
             TtsTask("tts", meta, sampling=SHORT),
             ContinuationTask("continuation", libri, prompt_seconds=0.16, sampling=SHORT),
+            TranslationTask("covost2", str(tmp_path / "covost" / "test.parquet"), str(tmp_path / "covost" / "train.parquet"),
+                            num_shots=1, sampling=SHORT),
         ),
     ))  # fmt: skip
     bad_libri = {"missing_audio": 1, "unreadable_audio": 1, "empty_text": 1}
@@ -176,6 +188,8 @@ def test_generative_tasks_count_bad_input_per_reason_and_write_audio(trained, tm
         if item.get("wav"):
             wave, rate = sf.read(item["wav"])
             assert rate == MIMI_SAMPLE_RATE and wave.size > 0 and -1 <= item["speaker_similarity"] <= 1
+    assert results["tasks"]["covost2"]["skipped"] == {"empty_text": 1} and results["tasks"]["covost2"]["items"] == 2
+    assert results["metrics"]["covost2/bleu"] >= 0 and results["metrics"]["covost2/mean_sentence_bleu"] >= 0
     continuation = [json.loads(line) for line in (out / "items" / "continuation.jsonl").read_text().splitlines()]
     assert all(Path(i["wav"]).exists() for i in continuation if "skipped" not in i)
 

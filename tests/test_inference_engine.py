@@ -20,6 +20,9 @@ LOGIT_ATOL = 2e-4
 """Cached decode vs full forward, float32: the two sum attention in different orders and shapes
 (measured max difference ~1e-5 on these models); far below any gap between competing tokens."""
 NEW_TOKENS = 12
+REFERENCE_WIDTH = 32
+"""Full forwards run on rows right-padded to this width (one compile; causal, so padding after a
+sequence cannot change its logits)."""
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,15 @@ def vocab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(vocab):
     return {"unsharded": random_model(vocab, parallelism=UNSHARDED), "mesh4x2": random_model(vocab, parallelism=MESH_4X2)}
+
+
+def reference_logits(loaded, sequences) -> list[np.ndarray]:
+    """The model's own full forward (levanter's ``__call__``, causal mask) for each sequence."""
+    rows = np.zeros((len(sequences), REFERENCE_WIDTH), np.int32)
+    for i, s in enumerate(sequences):
+        rows[i, : len(s)] = s
+    logits = full_logits(loaded, rows)
+    return [logits[i, : len(s)] for i, s in enumerate(sequences)]
 
 
 def mixed_prompts(vocab) -> list[np.ndarray]:
@@ -47,13 +59,13 @@ def test_cached_logits_equal_full_forward_at_every_step(models, vocab, mesh):
     loaded = models[mesh]
     params = SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=3, audio_constraint=False)
     generations = generate(loaded, mixed_prompts(vocab), params, keep_logits=True)
-    for g in generations:
+    sequences = [np.concatenate([g.prompt, g.tokens]) for g in generations]
+    scores = score(loaded, sequences)
+    for g, reference, scored in zip(generations, reference_logits(loaded, sequences), scores):
         assert g.tokens.shape == (NEW_TOKENS,) and g.finish_reason == FINISH_LENGTH
-        sequence = np.concatenate([g.prompt, g.tokens])
-        reference = full_logits(loaded, sequence[None])[0]
         # the logits that chose new token t are the full forward's at the position before it
         np.testing.assert_allclose(g.logits, reference[g.prompt.size - 1 : -1], atol=LOGIT_ATOL, rtol=0)
-        np.testing.assert_allclose(g.logprobs, score(loaded, [sequence])[0][g.prompt.size - 1 :], atol=LOGIT_ATOL)
+        np.testing.assert_allclose(g.logprobs, scored[g.prompt.size - 1 :], atol=LOGIT_ATOL)
 
 
 def test_sharded_and_unsharded_generate_the_same(models, vocab):
@@ -69,9 +81,9 @@ def test_greedy_is_argmax_of_the_full_forward_token_by_token(models, vocab):
     [g] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
     sequence = list(g.prompt)
     for token in g.tokens:  # rebuild the greedy continuation one full forward at a time
-        logits = full_logits(loaded, np.array([sequence]))[0, -1, : vocab.size]
-        assert int(np.argmax(logits)) == int(token)
-        sequence.append(int(np.argmax(logits)))
+        [logits] = reference_logits(loaded, [sequence])
+        assert int(np.argmax(logits[-1, : vocab.size])) == int(token)
+        sequence.append(int(np.argmax(logits[-1, : vocab.size])))
 
 
 def test_a_seed_reproduces_its_sample_whatever_the_batch(models, vocab):

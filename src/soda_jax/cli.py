@@ -3,6 +3,7 @@
     soda info PATH      a step's output directory, or an experiment JSON: status, provenance
     soda dashboard [--prefix P] [--port 8265]   experiments, steps, provenance, metrics in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
+    soda generate tts|voice-tts|asr|continue --checkpoint PATH --out DIR ...   speech or text (docs/inference.md)
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     dash_cmd.add_argument("--port", type=int, default=8265)
     plan_cmd = commands.add_parser("plan", help="compute-optimal allocation for a FLOP budget")
     plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
+    generate_cmd = commands.add_parser("generate", help="generate speech or text with a checkpoint", add_help=False)
+    generate_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "info":
         return info(args.path)
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         from soda_jax.scaling.planner import plan_main
 
         return plan_main(args.rest)
+    if args.command == "generate":
+        from soda_jax.inference.cli import generate_main
+
+        return generate_main(args.rest)
     return 2
 
 

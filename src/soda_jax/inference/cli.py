@@ -59,8 +59,8 @@ def generate_main(argv: list[str]) -> int:
         return 2
     record = result.record
     if TASK_DEFAULTS[task].output == "audio":
-        print(f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), {record['finish_reason']} -> {result.output or '(no whole frame)'}")
+        print(f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), {record['finish_reason']} -> {result.output_path or '(no whole frame)'}")
     else:
-        print(f"{args.task}: {record['text']!r}, {record['finish_reason']} -> {result.output}")
+        print(f"{args.task}: {record['text']!r}, {record['finish_reason']} -> {result.output_path}")
     print(f"request and ids: {args.out.rstrip('/')}/{args.name or args.task}.json")
     return 0

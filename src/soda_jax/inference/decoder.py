@@ -1,6 +1,7 @@
 """The levanter Qwen3 forward with a dense KV cache (haliax named axes, so it shards like training).
 
-The cache of each layer holds keys and values ``[batch, kv_head, key_position, head_size]`` for
+The cache of each layer holds keys and values ``[batch, kv_head, key_position, head_size]`` (with a
+leading ``layer`` axis when the layers are stacked, scanned like training scans them) for
 every column of the bucket (prompt columns, then one per generated token). Prompts are left-padded
 so that every sequence's next token goes to the same column: column ``c`` of sequence ``b`` is
 position ``c - pad[b]`` (rotary), and columns before ``pad[b]`` are masked out as keys.
@@ -17,6 +18,7 @@ import math
 import equinox as eqx
 import haliax as hax
 import jax
+import haliax.nn as hnn
 import jax.numpy as jnp
 from haliax import Axis, NamedArray
 
@@ -34,14 +36,18 @@ class LayerCache(eqx.Module):
     v: NamedArray
 
 
-def decoder_layers(model) -> list:
-    """The model's decoder layers as a list (scanned ``Stacked`` or unrolled ``BlockSeq``)."""
-    return list(model.transformer.layers.unstacked())
+def is_scanned(model) -> bool:
+    """Whether the layers are stacked (``scan_layers``): then one compiled layer is scanned over them."""
+    return isinstance(model.transformer.layers, hnn.Stacked)
 
 
-def empty_cache(model, batch: int, columns: int, dtype=jnp.float32) -> list[LayerCache]:
+def empty_cache(model, batch: int, columns: int, dtype=jnp.float32) -> LayerCache | list[LayerCache]:
+    """Zero caches: one `LayerCache` with a leading ``layer`` axis for a scanned model, else one per layer."""
     attn = model.transformer.config.attention_config()
     axes = (Axis(BATCH, batch), attn.KVHeads, Axis(KEY_POSITION, columns), attn.HeadSize)
+    if is_scanned(model):
+        axes = (model.transformer.layers.Block, *axes)
+        return LayerCache(hax.shard(hax.zeros(axes, dtype=dtype)), hax.shard(hax.zeros(axes, dtype=dtype)))
     return [
         LayerCache(hax.shard(hax.zeros(axes, dtype=dtype)), hax.shard(hax.zeros(axes, dtype=dtype)))
         for _ in range(model.transformer.config.num_layers)
@@ -76,7 +82,7 @@ def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, s
     return attn.o_proj(out), cache
 
 
-def forward(model, tokens: NamedArray, positions: NamedArray, caches: list[LayerCache], start, key_valid: NamedArray):
+def forward(model, tokens: NamedArray, positions: NamedArray, caches, start, key_valid: NamedArray):
     """Logits ``[batch, position, vocab]`` of the chunk ``tokens`` [batch, position] at cache
     columns ``start .. start + len``, and the updated caches.
 
@@ -84,14 +90,12 @@ def forward(model, tokens: NamedArray, positions: NamedArray, caches: list[Layer
     column ``start + p`` sees the valid columns up to itself.
     """
     Pos = tokens.resolve_axis(POSITION)
-    columns = caches[0].k.resolve_axis(KEY_POSITION)
+    columns = (caches if isinstance(caches, LayerCache) else caches[0]).k.resolve_axis(KEY_POSITION)
     query_column = hax.arange(Pos) + start
     causal = hax.arange(columns).broadcast_axis(Pos) <= query_column
     key_mask = causal.broadcast_axis(key_valid.resolve_axis(BATCH)) & key_valid
 
-    x = model.embeddings.embed(tokens)
-    updated = []
-    for layer, cache in zip(decoder_layers(model), caches):
+    def block(x, layer, cache):
         attn_out, cache = _attention(layer, layer.input_layernorm(x), positions, cache, start, key_mask)
         if layer.post_attn_layernorm is not None:
             attn_out = layer.post_attn_layernorm(attn_out)
@@ -99,8 +103,17 @@ def forward(model, tokens: NamedArray, positions: NamedArray, caches: list[Layer
         mlp_out = layer.mlp(layer.post_attention_layernorm(x))
         if layer.post_mlp_layernorm is not None:
             mlp_out = layer.post_mlp_layernorm(mlp_out)
-        x = hax.shard(x + mlp_out)
-        updated.append(cache)
+        return hax.shard(x + mlp_out), cache
+
+    x = model.embeddings.embed(tokens)
+    layers = model.transformer.layers
+    if is_scanned(model):  # one compiled layer, scanned over the stacked weights and caches
+        x, updated = hax.scan(block, layers.Block)(x, layers.stacked, caches)
+    else:
+        updated = []
+        for layer, cache in zip(layers.unstacked(), caches):
+            x, cache = block(x, layer, cache)
+            updated.append(cache)
     x = model.transformer.norm(x)
     logits = model.lm_head(x) if model.lm_head is not None else model.embeddings.unembed(x)
     return logits, updated

@@ -238,8 +238,12 @@ def _full_logits(model, tokens):
 def full_logits(loaded: LoadedModel, tokens: np.ndarray) -> np.ndarray:
     """Logits ``[B, T, vocab rows]`` of the model's own full forward (causal) over rows of equal
     length: the reference the cached decode is tested against, and the no-cache baseline."""
+    tokens = np.asarray(tokens, np.int32)
+    rows = -(-tokens.shape[0] // loaded.data_parallel_size) * loaded.data_parallel_size
+    padded = np.zeros((rows, tokens.shape[1]), np.int32)
+    padded[: tokens.shape[0]] = tokens
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-        return np.asarray(jax.device_get(_full_logits(loaded.model, jnp.asarray(tokens, jnp.int32))))
+        return np.asarray(jax.device_get(_full_logits(loaded.model, jnp.asarray(padded))))[: tokens.shape[0]]
 
 
 def score(loaded: LoadedModel, sequences: Sequence[np.ndarray], *, max_batch: int = 32) -> list[np.ndarray]:

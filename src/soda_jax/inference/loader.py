@@ -237,10 +237,11 @@ def load_model(
         parent = path.rsplit("/", 1)[0]
         run_dir = parent if io.exists(io.join(parent, SUMMARY_FILE)) else None
 
+    is_hf_dir = io.exists(io.join(path, "config.json"))  # named explicitly: load it, not the run's checkpoint
     checkpoint = None
-    if run_dir is not None and prefer != "hf" and io.exists(io.join(run_dir, CHECKPOINTS_DIR)) and io.exists(io.join(run_dir, SUMMARY_FILE)):
+    if not is_hf_dir and run_dir is not None and prefer != "hf" and io.exists(io.join(run_dir, CHECKPOINTS_DIR)) and io.exists(io.join(run_dir, SUMMARY_FILE)):
         checkpoint = discover_latest_checkpoint(io.join(run_dir, CHECKPOINTS_DIR))
-    hf_dir = path if io.exists(io.join(path, "config.json")) else (io.join(run_dir, HF_DIR) if run_dir else None)
+    hf_dir = path if is_hf_dir else (io.join(run_dir, HF_DIR) if run_dir else None)
     if checkpoint is None and (hf_dir is None or not io.exists(io.join(hf_dir, "config.json"))):
         raise ModelLoadError(f"{path}: neither a committed checkpoint under {CHECKPOINTS_DIR}/ nor an HF directory (config.json)")
 

@@ -128,6 +128,18 @@ def test_shot_choice_is_deterministic_per_seed_and_varies_per_item():
     assert len(same) == 1  # SODA's script's behaviour, as an option
 
 
+def test_validation_caches_come_from_the_runs_executor_record(tmp_path):
+    import json
+
+    from soda_jax.eval.nll import recorded_caches
+
+    data = {"components": {"yodas2": {"cache_dir": "/c/yodas2"}, "emilia": {"cache_dir": None}}, "cache_dir": "/c"}
+    (tmp_path / ".executor_info").write_text(json.dumps({"config": {"data": data}}))
+    assert recorded_caches(str(tmp_path)) == ("/c/emilia", "/c/yodas2")
+    with pytest.raises(FileNotFoundError, match="caches="):
+        recorded_caches(str(tmp_path / "elsewhere"))
+
+
 # ------------------------------------------------------------------------------ data layouts
 def _wav_bytes(seconds=0.2, rate=16000) -> bytes:
     import io

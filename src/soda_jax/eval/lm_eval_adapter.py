@@ -140,10 +140,10 @@ class LmEvalTask:
 
 
 def run_lm_eval(ctx: EvalContext, task: LmEvalTask, store: TaskStore) -> dict:
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # before `datasets` is imported: it reads it once
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     manager = TaskManager(include_path=task.include_path) if task.include_path else TaskManager()
     output = lm_eval.simple_evaluate(
         model=SodaLM(ctx, wrap=task.wrap), tasks=list(task.tasks), num_fewshot=task.num_fewshot, limit=task.limit,

@@ -13,8 +13,8 @@ from soda_jax.execution.status import read_status
 
 METRICS_FILE = "metrics.jsonl"
 """Per-step metrics (JSON lines with a "step" key), written by training runs."""
-SUMMARY_FILES = ("summary.json", "stats.json")
-"""Small result files a step may leave; shown on its page."""
+SUMMARY_FILES = ("summary.json", "stats.json", "results.json")
+"""Small result files a step may leave (results.json: an evaluation's, docs/evaluation.md); shown on its page."""
 
 
 @dataclass

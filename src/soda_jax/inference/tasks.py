@@ -69,7 +69,8 @@ def build_prompt(task: str, loaded: LoadedModel, codec, *, text=None, audio=None
         return value
 
     def text_ids(value, flag):
-        if not vocab.encode_text(need(value, flag)).size:
+        # whitespace-only text is nothing to say, though byte-level BPE would give it ids
+        if not need(value, flag).strip() or not vocab.encode_text(value).size:
             raise TaskInputError(f"{flag} {value!r} tokenizes to nothing")
         return value
 

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,tpu-aot]"
-	$(PY) -m pip install --quiet --no-deps -c constraints.txt "pytest-audioeval==0.1.3"
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt "pytest-audioeval==0.1.3"  # natural test clips; its deps are for its HTTP plugin
 	touch $@
 
 # Speech synthesis for the demo corpus and the audio tests; Graphviz (the dashboard's DAG) and

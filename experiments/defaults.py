@@ -341,3 +341,53 @@ def default_sft(
             raise ValueError(f"{step.name}: pairs of up to {max_tokens} tokens do not fit sequences of {recipe.seq_len}")
     data = task_data if isinstance(task_data, MixtureSpec) else sft_mixture(task_data)
     return default_train(name, data, model, recipe, init_from=init_from, **train_options)
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def default_mini_tasksets(voices: Sequence[Voice] = DEMO_VOICES) -> ExecutorStep:
+    """``raw/eval-mini``: sWUGGY/sBLIMP/LibriSpeech/Seed-TTS-style sets in the public layouts,
+    synthesised from the demo voices (docs/evaluation.md)."""
+    from soda_jax.eval.miniset import MiniTaskSetConfig, build_mini_tasksets
+
+    return ExecutorStep(
+        name="raw/eval-mini",
+        fn=build_mini_tasksets,
+        config=MiniTaskSetConfig(output_path=this_output_path(), voices=versioned(tuple(voices))),
+        description="synthesise the mini evaluation sets (flite + espeak-ng)",
+    )
+
+
+def default_eval(
+    name: str,
+    checkpoint_step: StepInput,
+    tasks: Sequence[Any],
+    *,
+    codec: CodecConfig | None = None,
+    batch_size: int = 32,
+    parallelism: ParallelismConfig = ParallelismConfig(),
+    tpu: str | None = None,
+) -> ExecutorStep:
+    """``evaluation/{name}``: ``tasks`` (`soda_jax.eval.tasks`) on the latest checkpoint of a
+    `default_train` step (or an HF directory): results.json, items/{task}.jsonl, generated WAVs.
+
+    The tasks (their data by the producing steps' versions) and the model define the version; a
+    killed evaluation re-runs only unfinished tasks and items (docs/evaluation.md).
+    """
+    from soda_jax.eval.step import EvalConfig, run_eval
+
+    return ExecutorStep(
+        name=f"evaluation/{name}",
+        fn=run_eval,
+        config=EvalConfig(
+            model_path=checkpoint_step,  # type: ignore[arg-type]
+            output_path=this_output_path(),
+            tasks=versioned(tuple(tasks)),  # type: ignore[arg-type]
+            codec=versioned(codec),  # type: ignore[arg-type]
+            parallelism=parallelism,
+            batch_size=batch_size,
+        ),
+        description=f"evaluate {name}: {', '.join(t.name for t in tasks)}",
+        resources=Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu),
+    )

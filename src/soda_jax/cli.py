@@ -5,6 +5,7 @@
     soda dashboard --prefix P [--host 127.0.0.1] [--port 8365]   experiments, DAGs, curves, results in a browser
     soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
     soda compile soda-135m --tpu v5p-32   compile a run's training step for a TPU slice here (HBM, FLOPs)
+    soda generate tts|voice-tts|asr|continue --checkpoint PATH --out DIR ...   speech or text (docs/inference.md)
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     compile_cmd = commands.add_parser("compile", help="AOT-compile a training step for a TPU slice: fits? FLOPs?")
     compile_cmd.add_argument("rest", nargs=argparse.REMAINDER)
+    generate_cmd = commands.add_parser("generate", help="generate speech or text with a checkpoint", add_help=False)
+    generate_cmd.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "compile":
         from soda_jax.aot.cli import compile_main
@@ -122,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         from soda_jax.scaling.planner import plan_main
 
         return plan_main(args.rest)
+    if args.command == "generate":
+        from soda_jax.inference.cli import generate_main
+
+        return generate_main(args.rest)
     return 2
 
 

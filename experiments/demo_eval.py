@@ -1,0 +1,34 @@
+"""The demo's evaluation (the last link of `make demo`): mini task sets and the eval step.
+
+``raw/eval-mini`` synthesises sWUGGY/sBLIMP/LibriSpeech/Seed-TTS-style sets from the demo voices;
+``evaluation/demo-6m`` runs `soda_jax.eval.tasks.mini_tasks` on the demo model (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+from experiments.defaults import DEMO_CODEC, default_eval, default_mini_tasksets
+from soda_jax import fileio
+from soda_jax.eval.report import results_table
+from soda_jax.eval.store import RESULTS_FILE
+from soda_jax.eval.tasks import mini_tasks
+from soda_jax.execution import ExecutorStep
+
+DEMO_EVAL_BATCH = 8
+"""Sequences per batch on the CPU demo (a multiple of the 8-way data axis)."""
+
+mini_tasksets = default_mini_tasksets()
+
+
+def demo_evaluation(model: ExecutorStep) -> ExecutorStep:
+    """``evaluation/{model}``: the mini tasks on the demo model's last checkpoint."""
+    name = model.name.removeprefix("checkpoints/")
+    return default_eval(name, model, mini_tasks(mini_tasksets), codec=DEMO_CODEC, batch_size=DEMO_EVAL_BATCH)
+
+
+def report_evaluation(step: ExecutorStep, output_path: str) -> None:
+    results = fileio.read_json_or_none(fileio.join(output_path, RESULTS_FILE))
+    if results is None:
+        return
+    print(f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)")
+    print(results_table(results))
+    print(f"  per-item scores and outputs:  {fileio.join(output_path, 'items')}/   generated speech: {fileio.join(output_path, 'audio')}/")

@@ -1,0 +1,126 @@
+"""Validation NLL by token kind: how well the model predicts text, semantic audio (codebook 0),
+acoustic audio (codebooks 1-7) and the four markers, on the run's held-out token caches.
+
+Documents are scored whole by the full forward, split into consecutive windows of the model's
+context when longer (as training packs them); every token but a window's first is a target. Loss
+is in nats per token; bits per token = loss / ln 2. The kind of a target is its own id's kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from soda_jax import fileio
+from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.data.caches import open_cache
+from soda_jax.eval.context import EvalContext
+from soda_jax.eval.store import TaskStore
+
+KINDS = ("text", "semantic", "acoustic", "marker")
+VALIDATION_SPLIT = "validation"
+EXECUTOR_INFO_FILE = ".executor_info"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationNllTask:
+    """Per-kind loss on validation caches."""
+
+    name: str = "validation_nll"
+    caches: tuple[str, ...] = ()
+    """Token cache roots (each holding ``validation/``); empty: the caches the run trained on,
+    as its executor record names them."""
+    max_documents: int | None = 256
+    """Documents per cache at most (None: all)."""
+
+
+def token_kinds(vocab: AudioTextVocab, ids: np.ndarray, num_codebooks: int = 8) -> np.ndarray:
+    """Index into `KINDS` for each id: text (BOS/EOS included), semantic, acoustic, marker."""
+    ids = np.asarray(ids)
+    kinds = np.zeros(ids.shape, np.int8)
+    audio = vocab.is_audio(ids)
+    codebook = np.where(audio, (ids - vocab.audio_offset) // vocab.codebook_size, -1)
+    kinds[audio & (codebook == 0)] = 1
+    kinds[audio & (codebook > 0)] = 2
+    kinds[np.isin(ids, vocab.special_ids)] = 3
+    return kinds
+
+
+def recorded_caches(run_dir: str) -> tuple[str, ...]:
+    """The token cache roots a training run read, from the executor's record of its config."""
+    info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE)) or {}
+    data = (info.get("config") or {}).get("data") or {}
+    components = data.get("components") or {}
+    roots = []
+    for name, component in sorted(components.items()):
+        root = (component or {}).get("cache_dir") if isinstance(component, dict) else None
+        if not root and data.get("cache_dir"):
+            root = fileio.join(data["cache_dir"], name)
+        if root:
+            roots.append(root)
+    if not roots:
+        raise FileNotFoundError(f"{run_dir}: no recorded data caches in {EXECUTOR_INFO_FILE}; pass caches=... explicitly")
+    return tuple(roots)
+
+
+def windows(document: np.ndarray, length: int) -> list[np.ndarray]:
+    """Consecutive pieces of at most ``length`` tokens (a last piece of 1 token has no target: dropped)."""
+    pieces = [document[i : i + length] for i in range(0, document.size, length)]
+    return [p for p in pieces if p.size >= 2]
+
+
+def run_validation_nll(ctx: EvalContext, task: ValidationNllTask, store: TaskStore, run_dir: str) -> dict:
+    roots = task.caches or recorded_caches(run_dir)
+    for root in roots:
+        cache = open_cache(fileio.join(root, VALIDATION_SPLIT))
+        count = len(cache) if task.max_documents is None else min(len(cache), task.max_documents)
+        name = root.rstrip("/").rsplit("/", 1)[-1]
+        todo = [i for i in range(count) if not store.done(f"{name}:{i}")]
+        progress = tqdm(total=count, initial=count - len(todo), desc=f"{task.name} {name}", unit="doc")
+        for start in range(0, len(todo), ctx.batch_size):
+            indices = todo[start : start + ctx.batch_size]
+            documents = cache.get_batch_sync(indices)
+            pieces, owners = [], []
+            for i, doc in zip(indices, documents):
+                for piece in windows(np.asarray(doc["input_ids"], np.int32), ctx.context_length):
+                    pieces.append(piece)
+                    owners.append(i)
+            logprobs = ctx.score(pieces)
+            sums = {i: np.zeros(len(KINDS)) for i in indices}
+            counts = {i: np.zeros(len(KINDS), np.int64) for i in indices}
+            for i, piece, logp in zip(owners, pieces, logprobs):
+                kinds = token_kinds(ctx.vocab, piece[1:], ctx.num_codebooks)
+                np.add.at(sums[i], kinds, -logp.astype(np.float64))
+                np.add.at(counts[i], kinds, 1)
+            store.add(
+                {"id": f"{name}:{i}", "cache": root, "nll": sums[i].tolist(), "tokens": counts[i].tolist()}
+                for i in indices
+            )
+            progress.update(len(indices))
+        progress.close()
+    return summarize_nll(task, roots, store.scored())
+
+
+def summarize_nll(task: ValidationNllTask, roots, records: list[dict]) -> dict:
+    nll = np.sum([r["nll"] for r in records], axis=0) if records else np.zeros(len(KINDS))
+    tokens = np.sum([r["tokens"] for r in records], axis=0) if records else np.zeros(len(KINDS), np.int64)
+    metrics, details = {}, {}
+    for k, kind in enumerate(KINDS):
+        loss = float(nll[k] / tokens[k]) if tokens[k] else math.nan
+        metrics[f"{kind}/loss"] = loss
+        metrics[f"{kind}/bits_per_token"] = loss / math.log(2)
+        details[kind] = int(tokens[k])
+    total = float(nll.sum() / tokens.sum()) if tokens.sum() else math.nan
+    metrics["all/loss"] = total
+    metrics["all/bits_per_token"] = total / math.log(2)
+    return {
+        "metrics": metrics,
+        "headline": "all/loss",
+        "documents": len(records),
+        "tokens_by_kind": details,
+        "caches": list(roots),
+        "settings": dataclasses.asdict(task),
+    }

@@ -1,0 +1,157 @@
+"""The KV-cached decode loop against the model's own full forward, the logits processor, seeds.
+
+Tiny random TEST_TINY models on the 432-id test vocabulary; unsharded and on a 4 x 2 mesh of the
+8 fake CPU devices. Shapes are shared across tests so each compiled bucket is reused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers_inference import MESH_4X2, UNSHARDED, make_vocab, random_model
+
+from soda_jax.audio.codec import MimiCodec, tiny_mimi_config
+from soda_jax.inference.generate import FINISH_LENGTH, FINISH_STOP, full_logits, generate, score
+from soda_jax.inference.parse import AudioSpan, generated_audio, generated_spans
+from soda_jax.inference.prompts import tts_prompt
+from soda_jax.inference.sampling import SamplingParams
+
+LOGIT_ATOL = 2e-4
+"""Cached decode vs full forward, float32: the two sum attention in different orders and shapes
+(measured max difference ~1e-5 on these models); far below any gap between competing tokens."""
+NEW_TOKENS = 12
+REFERENCE_WIDTH = 32
+"""Full forwards run on rows right-padded to this width (one compile; causal, so padding after a
+sequence cannot change its logits)."""
+
+
+@pytest.fixture(scope="module")
+def vocab(tmp_path_factory):
+    return make_vocab(str(tmp_path_factory.mktemp("vocab")))
+
+
+@pytest.fixture(scope="module")
+def models(vocab):
+    return {"unsharded": random_model(vocab, parallelism=UNSHARDED), "mesh4x2": random_model(vocab, parallelism=MESH_4X2)}
+
+
+def reference_logits(loaded, sequences) -> list[np.ndarray]:
+    """The model's own full forward (levanter's ``__call__``, causal mask) for each sequence."""
+    rows = np.zeros((len(sequences), REFERENCE_WIDTH), np.int32)
+    for i, s in enumerate(sequences):
+        rows[i, : len(s)] = s
+    logits = full_logits(loaded, rows)
+    return [logits[i, : len(s)] for i, s in enumerate(sequences)]
+
+
+def mixed_prompts(vocab) -> list[np.ndarray]:
+    """Prompts of lengths 3, 9 and 17 (three different left paddings in one batch)."""
+    rng = np.random.default_rng(0)
+    return [
+        np.array([vocab.bos_id, vocab.text_start_id, 40], np.int32),
+        tts_prompt(vocab, "hello world"),
+        np.concatenate([[vocab.bos_id, vocab.audio_start_id], vocab.audio_offset + rng.integers(0, vocab.size - vocab.audio_offset, 15)]).astype(np.int32),
+    ]
+
+
+@pytest.mark.parametrize("mesh", ["unsharded", "mesh4x2"])
+def test_cached_logits_equal_full_forward_at_every_step(models, vocab, mesh):
+    loaded = models[mesh]
+    params = SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=3, audio_constraint=False)
+    generations = generate(loaded, mixed_prompts(vocab), params, keep_logits=True)
+    sequences = [np.concatenate([g.prompt, g.tokens]) for g in generations]
+    scores = score(loaded, sequences)
+    for g, reference, scored in zip(generations, reference_logits(loaded, sequences), scores):
+        assert g.tokens.shape == (NEW_TOKENS,) and g.finish_reason == FINISH_LENGTH
+        # the logits that chose new token t are the full forward's at the position before it
+        np.testing.assert_allclose(g.logits, reference[g.prompt.size - 1 : -1], atol=LOGIT_ATOL, rtol=0)
+        np.testing.assert_allclose(g.logprobs, scored[g.prompt.size - 1 :], atol=LOGIT_ATOL)
+
+
+def test_sharded_and_unsharded_generate_the_same(models, vocab):
+    params = SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False)
+    one = generate(models["unsharded"], mixed_prompts(vocab), params)
+    eight = generate(models["mesh4x2"], mixed_prompts(vocab), params)
+    for a, b in zip(one, eight):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+
+
+def test_greedy_is_argmax_of_the_full_forward_token_by_token(models, vocab):
+    loaded = models["unsharded"]
+    [g] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    sequence = list(g.prompt)
+    for token in g.tokens:  # rebuild the greedy continuation one full forward at a time
+        [logits] = reference_logits(loaded, [sequence])
+        assert int(np.argmax(logits[-1, : vocab.size])) == int(token)
+        sequence.append(int(np.argmax(logits[-1, : vocab.size])))
+
+
+def test_a_seed_reproduces_its_sample_whatever_the_batch(models, vocab):
+    loaded = models["unsharded"]
+    prompts = mixed_prompts(vocab)
+    params = [SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, audio_constraint=False) for s in (7, 8, 9)]
+    batch = generate(loaded, prompts, params)
+    alone = generate(loaded, [prompts[1]], params[1])[0]
+    again = generate(loaded, prompts, params)
+    np.testing.assert_array_equal(batch[1].tokens, alone.tokens)
+    for a, b in zip(batch, again):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+    other_seed = generate(loaded, [prompts[1]], SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=99, audio_constraint=False))[0]
+    assert not np.array_equal(other_seed.tokens, alone.tokens)
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy(models, vocab):
+    loaded = models["unsharded"]
+    prompts = mixed_prompts(vocab)
+    greedy = generate(loaded, prompts, SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    mixed = [
+        SamplingParams(temperature=1.0, top_k=1, max_new_tokens=NEW_TOKENS, seed=1, audio_constraint=False),
+        SamplingParams(temperature=1.0, top_p=1e-6, max_new_tokens=NEW_TOKENS, seed=2, audio_constraint=False),
+        SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False),
+    ]
+    for g, h in zip(greedy, generate(loaded, prompts, mixed)):  # per-sequence parameters in one batch
+        np.testing.assert_array_equal(g.tokens, h.tokens)
+
+
+def test_stop_ids_end_a_sequence_and_are_kept(models, vocab):
+    loaded = models["unsharded"]
+    [free] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    stop = int(free.tokens[4])
+    first = int(np.flatnonzero(free.tokens == stop)[0])
+    [stopped] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, stop_ids=(stop,), audio_constraint=False))
+    assert stopped.finish_reason == FINISH_STOP
+    np.testing.assert_array_equal(stopped.tokens, free.tokens[: first + 1])
+
+
+@pytest.mark.parametrize("num_codebooks", [8, 1])
+def test_frame_constrained_sampling_gives_whole_decodable_frames(vocab, num_codebooks):
+    loaded = random_model(vocab, num_codebooks=num_codebooks, seed=1)
+    prompt = tts_prompt(vocab, "hello world")
+    params = [
+        SamplingParams(temperature=1.0, max_new_tokens=48, seed=s, stop_ids=(vocab.audio_end_id,)) for s in range(8)
+    ]
+    codec = MimiCodec.random(tiny_mimi_config(), num_codebooks=num_codebooks)
+    frames_total = 0
+    for g in generate(loaded, [prompt] * len(params), params):
+        spans = generated_spans(vocab, g.prompt, g.tokens, num_codebooks)  # raises on any layout error
+        assert len(spans) == 1 and isinstance(spans[0], AudioSpan)
+        audio = g.tokens[vocab.is_audio(g.tokens)]
+        slots = (audio - vocab.audio_offset) // vocab.codebook_size
+        np.testing.assert_array_equal(slots, np.arange(audio.size) % num_codebooks)  # codebook k at slot k
+        if g.finish_reason == FINISH_STOP:
+            assert audio.size % num_codebooks == 0 and spans[0].dropped_tokens == 0  # <|audio_end|> only after whole frames
+        codes = generated_audio(vocab, g.prompt, g.tokens, num_codebooks)
+        frames_total += codes.shape[1]
+        if codes.shape[1]:
+            [wave] = codec.decode([codes])
+            assert wave.shape == (codes.shape[1] * codec.samples_per_frame,) and np.isfinite(wave).all()
+    assert frames_total > 0
+
+
+def test_text_spans_hold_no_audio_under_the_constraint(vocab):
+    loaded = random_model(vocab, seed=2)
+    prompt = np.array([vocab.bos_id, vocab.audio_start_id, *(vocab.audio_offset + np.arange(8) * vocab.codebook_size), vocab.audio_end_id, vocab.text_start_id], np.int32)
+    params = [SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, stop_ids=(vocab.text_end_id,)) for s in range(4)]
+    for g in generate(loaded, [prompt] * 4, params):
+        body = g.tokens[:-1] if g.finish_reason == FINISH_STOP else g.tokens
+        assert (body < vocab.text_size).all(), g.tokens

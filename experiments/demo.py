@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import sys
 
+from experiments.adaptive_sweep import pop_rounds
 from experiments.defaults import default_train
 from experiments.demo_data import demo_data
-from experiments.adaptive_sweep import pop_rounds
 from experiments.demo_eval import demo_evaluation, report_evaluation
 from experiments.soda_models import DEMO_6M, DEMO_RECIPE
 from soda_jax import fileio
@@ -62,7 +62,8 @@ def report_training(step: ExecutorStep, output_path: str) -> None:
 
 def demo_generation(run_dir: str, out_dir: str) -> None:
     """TTS of one demo sentence and ASR of the same sentence read by flite (nonsense quality expected)."""
-    from soda_jax.data.synth import DEFAULT_SENTENCES, DEMO_VOICES as VOICES, synthesize
+    from soda_jax.data.synth import DEFAULT_SENTENCES, synthesize
+    from soda_jax.data.synth import DEMO_VOICES as VOICES
     from soda_jax.inference.loader import load_model
     from soda_jax.inference.parse import write_wav
     from soda_jax.inference.prompts import sampling_params

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import sys
 
-from experiments.defaults import default_scaling_analysis
 from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
+from experiments.defaults import default_scaling_analysis
 from experiments.demo_data import demo_data
 from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
 from soda_jax.audio.text_tokenizers import MISTRAL_V1_TEXT_SIZE

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import soundfile as sf
-
 from helpers_audio import SENTENCES, needs_espeak, recording, speech
+
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.data import audio_checks

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers_data import save_test_tokenizer
-from helpers_training import TRAIN_DOCUMENTS, VALIDATION_DOCUMENTS, synthetic_documents, tiny_config, write_split
+from helpers_training import (
+    TRAIN_DOCUMENTS,
+    VALIDATION_DOCUMENTS,
+    synthetic_documents,
+    tiny_config,
+    write_split,
+)
 
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.cli import main as soda

@@ -13,7 +13,12 @@ from helpers_inference import make_vocab, random_model
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.data.cache_vocab import levanter_tokenizer_path, save_cache_vocab
 from soda_jax.inference.generate import generate
-from soda_jax.inference.loader import ModelLoadError, codec_config_from_facts, load_model, vocab_from_full_tokenizer
+from soda_jax.inference.loader import (
+    ModelLoadError,
+    codec_config_from_facts,
+    load_model,
+    vocab_from_full_tokenizer,
+)
 from soda_jax.inference.sampling import SamplingParams
 from soda_jax.training.export import export_hf
 from soda_jax.training.parallelism import ParallelismConfig

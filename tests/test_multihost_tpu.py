@@ -17,10 +17,10 @@ import time
 import pytest
 
 ray = pytest.importorskip("ray")
+from helpers_training import tiny_config, write_test_cache  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from experiments.defaults import default_train  # noqa: E402
-from helpers_training import tiny_config, write_test_cache  # noqa: E402
 from soda_jax.execution.executor import Executor  # noqa: E402
 from soda_jax.execution.parallel import ensure_ray  # noqa: E402
 from soda_jax.execution.provenance import PROVENANCE_FILE  # noqa: E402

@@ -5,15 +5,15 @@ import math
 import numpy as np
 import pytest
 from helpers_scaling import (
-    SyntheticRunConfig,
     TRUE_LAW,
+    SyntheticRunConfig,
     nstar,
     parabola_loss,
     true_optimal_params,
     write_synthetic_run,
 )
 
-from soda_jax.execution import ExecutorMainConfig, ExecutorStep, this_output_path, versioned
+from soda_jax.execution import ExecutorStep, this_output_path, versioned
 from soda_jax.scaling import adaptive, fits, sweep
 from soda_jax.scaling.adaptive import AdaptiveLimits, Observation
 

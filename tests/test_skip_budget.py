@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers_audio import SENTENCES, needs_espeak, speech, write_broken_emilia_corpus
 from helpers_data import random_recording, save_test_tokenizer, write_tokenized_utterances
+
 from soda_jax import fileio
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.skip_budget import SkipBudgetExceeded, enforce_skip_budget

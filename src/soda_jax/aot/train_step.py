@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 from haliax import Axis
 from haliax.partitioning import infer_resource_partitions
-
 from levanter.layers.attention import AttentionBackend
 
 from soda_jax.aot.slices import TpuSlice

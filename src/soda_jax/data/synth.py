@@ -44,8 +44,8 @@ import soxr
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
-from soda_jax.contracts import STATS_FILE
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio
+from soda_jax.contracts import STATS_FILE
 from soda_jax.data.sources import yodas2
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure, root_cause
 from soda_jax.execution.fencing import Fence
 from soda_jax.execution.parallel import ensure_ray, on_cluster, run_as_task
-from soda_jax.execution.tpu import run_on_tpu_slices
 from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
 from soda_jax.execution.status import (
     STATUS_DEP_FAILED,
@@ -39,6 +38,7 @@ from soda_jax.execution.status import (
     write_status,
 )
 from soda_jax.execution.step import ExecutorStep
+from soda_jax.execution.tpu import run_on_tpu_slices
 from soda_jax.execution.versioning import (
     StepIdentity,
     compute_identities,

@@ -17,8 +17,8 @@ import math
 
 import equinox as eqx
 import haliax as hax
-import jax
 import haliax.nn as hnn
+import jax
 import jax.numpy as jnp
 from haliax import Axis, NamedArray
 

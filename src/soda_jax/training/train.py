@@ -30,7 +30,14 @@ from levanter.tracker import NoopConfig
 from levanter.trainer import Trainer, TrainerConfig
 
 from soda_jax import fileio
-from soda_jax.contracts import CHECKPOINTS_DIR, HF_DIR, LOGS_DIR, SUMMARY_FILE, TENSORBOARD_DIR, INITIAL_VALIDATION_FILE
+from soda_jax.contracts import (
+    CHECKPOINTS_DIR,
+    HF_DIR,
+    INITIAL_VALIDATION_FILE,
+    LOGS_DIR,
+    SUMMARY_FILE,
+    TENSORBOARD_DIR,
+)
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from typing import Any
 
 from soda_jax import fileio
 from soda_jax.aot.check import compile_report
@@ -29,7 +30,7 @@ def parse_parallelism(text: str | None) -> ParallelismConfig:
     if not text:
         return ParallelismConfig()
     fields = {f.name for f in dataclasses.fields(ParallelismConfig)}
-    values = {}
+    values: dict[str, Any] = {}
     for item in text.split(","):
         name, _, value = item.partition("=")
         name = name.strip()

@@ -195,7 +195,7 @@ class MimiCodec:
 
     @classmethod
     def from_config(cls, config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "num_codebooks": config.num_codebooks,
             "chunk_seconds": config.chunk_seconds,
             "weights": config.weights,
@@ -254,10 +254,12 @@ class MimiCodec:
         return self._encode_padded_torch(torch.from_numpy(batch)).numpy()
 
     def _encode_padded_torch(self, batch: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        assert not isinstance(model, Mimi)  # torch backend: a transformers MimiModel
         chunk = self.chunk_frames * self.samples_per_frame
         kv_cache, conv_cache, pieces = None, None, []
         for start in range(0, batch.shape[-1], chunk):
-            out = self.model.encode(
+            out = model.encode(
                 batch[..., start : start + chunk],
                 num_quantizers=self.num_codebooks,
                 use_streaming=True,
@@ -291,6 +293,7 @@ class MimiCodec:
         if self.backend == "jax":
             audio = self.runner.decode(batch)
         else:
+            assert not isinstance(self.model, Mimi)  # torch backend: a transformers MimiModel
             audio = self.model.decode(torch.from_numpy(batch), return_dict=True).audio_values
             audio = audio[:, 0].float().numpy()
         return [audio[i, : n * self.samples_per_frame].copy() for i, n in enumerate(frames)]

@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import os
 import urllib.parse
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -171,5 +172,5 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
     ]
-    handlers = {OutsidePrefix: not_found, HTTPException: http_error, Exception: server_error}
+    handlers: dict[Any, Callable[..., Any]] = {OutsidePrefix: not_found, HTTPException: http_error, Exception: server_error}
     return Starlette(routes=routes, exception_handlers=handlers)

@@ -81,7 +81,8 @@ def list_directory(url: str, offset: int = 0, limit: int = 500) -> Listing:
     """One page of a directory; stays fast with 100k entries (sizes are looked up for the page only)."""
     fs, path = fileio.filesystem(url)
     if fileio.is_local(url):
-        dirs, files = [], []
+        dirs: list[str] = []
+        files: list[str] = []
         with os.scandir(path) as it:
             for e in it:
                 (dirs if e.is_dir() else files).append(e.name)
@@ -104,5 +105,5 @@ def list_directory(url: str, offset: int = 0, limit: int = 500) -> Listing:
         (i["type"] != "directory", i["name"].rstrip("/").rsplit("/", 1)[-1], i.get("size")) for i in infos
     )
     rows = [r for r in rows if r[1]]
-    page = rows[offset : offset + limit]
-    return Listing([Entry(name, not not_dir, None if not not_dir else size) for not_dir, name, size in page], len(rows))
+    row_page = rows[offset : offset + limit]
+    return Listing([Entry(name, not not_dir, None if not not_dir else size) for not_dir, name, size in row_page], len(rows))

@@ -121,7 +121,7 @@ def tar_members(url: str) -> Preview:
     import tarfile
 
     fs, path = fileio.filesystem(url)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for member in tar:
             if len(rows) >= TAR_MEMBERS_SHOWN:

@@ -211,12 +211,12 @@ class PrefixStore:
         index_of: dict[str, int] = {}
         for i, step in enumerate(s for s in steps if isinstance(s, dict)):
             rel = self.recorded_rel(step.get("output_path"), recorded_prefix)
-            name = step.get("name") if isinstance(step.get("name"), str) else f"step {i}"
+            name = named if isinstance(named := step.get("name"), str) else f"step {i}"
             view.steps.append(self.step(rel, name) if with_steps else StepView(name, rel))
             if isinstance(step.get("output_path"), str):
                 index_of[step["output_path"]] = i
         for i, step in enumerate(s for s in steps if isinstance(s, dict)):
-            deps = step.get("dependencies") if isinstance(step.get("dependencies"), list) else []
+            deps = listed if isinstance(listed := step.get("dependencies"), list) else []
             view.steps[i].depends_on = [index_of[d] for d in deps if isinstance(d, str) and d in index_of]
         return view
 

@@ -127,7 +127,7 @@ def experiment_context(experiment: ExperimentView) -> dict[str, Any]:
             dag_error = "Graphviz `dot` is not installed (apt-get install graphviz); steps are listed below"
     data = experiment.data
     git = data.get("git") if isinstance(data.get("git"), dict) else {}
-    argv = data.get("argv") if isinstance(data.get("argv"), list) else []
+    argv = listed if isinstance(listed := data.get("argv"), list) else []
     return {
         "experiment": experiment,
         "row": experiment_row(experiment),
@@ -185,7 +185,7 @@ def step_context(store: PrefixStore, resolved: Resolved, curves: CurveCache) -> 
     info = view.info.value if view.info.ok else {}
     recorded_prefix = store.recorded_prefix_of(view)
     rows = config_rows(info.get("config"), info.get("version"))
-    dependencies = info.get("dependencies") if isinstance(info.get("dependencies"), list) else []
+    dependencies = listed if isinstance(listed := info.get("dependencies"), list) else []
     inputs = [producer(store, d, recorded_prefix) for d in dependencies if isinstance(d, str)]
     for row in rows:  # config values that point into an input's output link to its producer
         if isinstance(row["raw"], str):

@@ -69,7 +69,10 @@ def prompt_response(vocab: AudioTextVocab, prompt: Sequence[Span], response: Seq
         start, end = _markers(vocab, span.kind)
         response_parts += [[start], span.ids, [end]]
     response_parts.append([vocab.eos_id])
-    as_ids = lambda parts: np.concatenate([np.asarray(p, dtype=np.int32) for p in parts])
+
+    def as_ids(parts: list) -> np.ndarray:
+        return np.concatenate([np.asarray(p, dtype=np.int32) for p in parts])
+
     return PromptResponse(prompt=as_ids(prompt_parts), response=as_ids(response_parts))
 
 

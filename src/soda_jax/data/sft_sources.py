@@ -126,6 +126,7 @@ def encode_record(record: dict[str, Any], vocab: AudioTextVocab, codec, *, base:
         if not isinstance(segments, list) or not segments:
             logger.warning("%s: skipped, %s is missing or empty", where, name)
             return empty
+    assert isinstance(prompt, list) and isinstance(response, list)  # checked above
     spans: list[Span] = []
     for segment in prompt + response:
         span = _encode_segment(segment, vocab, codec, base=base, where=where)

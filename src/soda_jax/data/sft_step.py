@@ -21,7 +21,7 @@ from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data import caches
 from soda_jax.data.cache_vocab import save_cache_vocab
 from soda_jax.data.sft import TRUNCATED, SftCacheWriter, fit_pair
-from soda_jax.data.sft_sources import TaskSource, source_needs_codec
+from soda_jax.data.sft_sources import TaskSource, TokenizedTaskSource, source_needs_codec
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ def build_sft_data(config: SftDataConfig) -> dict:
         codec = MimiCodec.from_config(config.codec)
         codebook_size = codec.codebook_size
     else:
+        assert isinstance(source, TokenizedTaskSource)  # the one source without audio files
         codebook_size = source.codebook_size()
     text_vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     vocab = AudioTextVocab(text_vocab.text_tokenizer, codebook_size=codebook_size)

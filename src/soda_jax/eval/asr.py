@@ -47,7 +47,7 @@ class AsrTask:
 
 def load_shots(ctx: EvalContext, task: AsrTask) -> list[tuple[np.ndarray, str]]:
     """The shot pool: (audio ids, normalised transcript) of the first ``shot_pool`` readable utterances."""
-    pool = []
+    pool: list[tuple[np.ndarray, str]] = []
     for utterance in read_librispeech(task.path, task.shot_split):
         if len(pool) >= task.shot_pool:
             break

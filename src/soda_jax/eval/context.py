@@ -34,6 +34,8 @@ class EvalContext:
         self.vocab = loaded.vocab
         self.codec_config = codec
         self.batch_size = batch_size
+        self._asr: dict[tuple[str, str | None], AsrBackend] = {}
+        self._speaker: dict[tuple[str, str | None], SpeakerEncoder] = {}
 
     @property
     def num_codebooks(self) -> int:
@@ -73,13 +75,17 @@ class EvalContext:
         return self.codec.decode([codes])[0]
 
     # ---------------------------------------------------------------------------- scorers
-    @functools.cache
     def asr(self, name: str, model: str | None = None) -> AsrBackend:
-        return asr_backend(name, model)
+        """The ``name`` backend (``model`` weights), built on first use and kept for this context."""
+        if (name, model) not in self._asr:
+            self._asr[name, model] = asr_backend(name, model)
+        return self._asr[name, model]
 
-    @functools.cache
     def speaker(self, name: str, model: str | None = None) -> SpeakerEncoder:
-        return speaker_encoder(name, model)
+        """The ``name`` speaker encoder (``model`` weights), built on first use and kept for this context."""
+        if (name, model) not in self._speaker:
+            self._speaker[name, model] = speaker_encoder(name, model)
+        return self._speaker[name, model]
 
 
 def to_16k(wave: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
-from soda_jax.eval.layouts import TOO_LONG, BadInput, read_librispeech
+from soda_jax.eval.layouts import TOO_LONG, BadInput, Utterance, read_librispeech
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
 from soda_jax.eval.speaker import cosine_similarities
 from soda_jax.eval.store import TaskStore
@@ -40,7 +40,7 @@ class ContinuationTask:
 def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore) -> dict:
     prompt_samples = int(round(task.prompt_seconds * MIMI_SAMPLE_RATE))
     progress = tqdm(desc=task.name, unit="utt", initial=len(store))
-    batch = []
+    batch: list[tuple[int, Utterance, np.ndarray]] = []
 
     def flush():
         if not batch:
@@ -57,7 +57,7 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
             kept.append((utterance, wave, ids))
         generations = ctx.generate(prompts, params) if prompts else []
         records, whole, continued, prompt_waves = [], [], [], []
-        for (utterance, wave, ids), generation in zip(kept, generations):
+        for (_, wave, ids), generation in zip(kept, generations):
             new = audio_until_marker(ctx.vocab, generation.tokens, ctx.num_codebooks)
             whole.append(ctx.decode_audio_ids(np.concatenate([ids, new])))
             continued.append(ctx.decode_audio_ids(new))

@@ -46,6 +46,14 @@ class BadInput(ValueError):
         self.reason, self.detail = reason, detail
 
 
+class BadItem(BadInput):
+    """A `BadInput` for a record whose id is known (what `read_librispeech` and `read_seed_tts` yield)."""
+
+    def __init__(self, item_id: str, reason: str, detail: str):
+        super().__init__(reason, detail)
+        self.item_id = item_id
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioRef:
     """Audio to be read when needed: a file, encoded bytes, or samples."""
@@ -63,6 +71,7 @@ class AudioRef:
             wave = to_mono(np.asarray(self.samples, dtype=np.float32))
             if not wave.size:
                 raise BadInput(UNREADABLE_AUDIO, f"{self.where}: audio has no samples")
+            assert self.sampling_rate is not None, f"{self.where}: samples without a sampling rate"
             return np.ascontiguousarray(resample(wave, int(self.sampling_rate), sample_rate), dtype=np.float32)
         data = self.data
         if data is None:
@@ -152,8 +161,8 @@ class Utterance:
     text: str
 
 
-def read_librispeech(root: str, split: str) -> Iterator[Utterance | BadInput]:
-    """Utterances of ``{root}/{split}`` in id order; bad records come as `BadInput` with ``.item_id``."""
+def read_librispeech(root: str, split: str) -> Iterator[Utterance | BadItem]:
+    """Utterances of ``{root}/{split}`` in id order; bad records come as `BadItem` (a `BadInput` with ``.item_id``)."""
     fs, base = fileio.filesystem(fileio.join(root, split))
     if not fs.isdir(base):
         raise FileNotFoundError(f"{fileio.join(root, split)}: no LibriSpeech split directory")
@@ -169,15 +178,9 @@ def read_librispeech(root: str, split: str) -> Iterator[Utterance | BadInput]:
             item_id, _, text = line.strip().partition(" ")
             where = f"{prefix}{transcript}:{number}"
             if not text.strip():
-                yield _bad(item_id, EMPTY_TEXT, f"{where}: empty transcript for {item_id}")
+                yield BadItem(item_id, EMPTY_TEXT, f"{where}: empty transcript for {item_id}")
                 continue
             yield Utterance(item_id, AudioRef(f"{prefix}{directory}/{item_id}.flac", path=f"{prefix}{directory}/{item_id}.flac"), text.strip())
-
-
-def _bad(item_id: str, reason: str, detail: str) -> BadInput:
-    error = BadInput(reason, detail)
-    error.item_id = item_id  # type: ignore[attr-defined]
-    return error
 
 
 # ------------------------------------------------------------------------------- Seed-TTS
@@ -191,8 +194,8 @@ class TtsItem:
     target_text: str
 
 
-def read_seed_tts(meta_path: str) -> Iterator[TtsItem | BadInput]:
-    """Items of a ``meta.lst``; a line without exactly 4 fields, or with an empty text, is `BadInput`."""
+def read_seed_tts(meta_path: str) -> Iterator[TtsItem | BadItem]:
+    """Items of a ``meta.lst``; a line without exactly 4 fields, or with an empty text, is `BadItem`."""
     base = posixpath.dirname(meta_path)
     for number, line in enumerate(fileio.read_text(meta_path).splitlines(), 1):
         if not line.strip():
@@ -201,11 +204,11 @@ def read_seed_tts(meta_path: str) -> Iterator[TtsItem | BadInput]:
         where = f"{meta_path}:{number}"
         item_id = fields[0] or f"line{number}"
         if len(fields) != 4:
-            yield _bad(item_id, MALFORMED_RECORD, f"{where}: {len(fields)} fields, expected 4 (filename|prompt_text|prompt_wav|target_text)")
+            yield BadItem(item_id, MALFORMED_RECORD, f"{where}: {len(fields)} fields, expected 4 (filename|prompt_text|prompt_wav|target_text)")
             continue
         filename, prompt_text, prompt_wav, target_text = fields
         if not prompt_text.strip() or not target_text.strip():
-            yield _bad(item_id, EMPTY_TEXT, f"{where}: empty prompt or target text")
+            yield BadItem(item_id, EMPTY_TEXT, f"{where}: empty prompt or target text")
             continue
         wav = prompt_wav if prompt_wav.startswith("/") or "://" in prompt_wav else fileio.join(base, prompt_wav)
         yield TtsItem(filename, prompt_text.strip(), AudioRef(wav, path=wav), target_text.strip())

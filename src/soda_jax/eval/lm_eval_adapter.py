@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -38,7 +39,13 @@ def _lm_base():
     return LM
 
 
-class SodaLM(_lm_base()):
+if TYPE_CHECKING:  # the same class, named statically (mypy cannot use a call as a base class)
+    from lm_eval.api.model import LM as _LMBase
+else:
+    _LMBase = _lm_base()
+
+
+class SodaLM(_LMBase):
     """lm-eval's model interface over an `EvalContext`."""
 
     def __init__(self, ctx: EvalContext, *, wrap: str = PLAIN, max_gen_toks: int = 128):

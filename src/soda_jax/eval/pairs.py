@@ -91,12 +91,13 @@ def _items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
         item_id = str(row.get(task.id_field)) if task.id_field else str(index)
         if store.done(item_id):
             continue
+        content: list[np.ndarray] | list[str]
         try:
             if task.modality == SPEECH:
                 content = [audio_cell(row, f, where, base).load() for f in (task.positive_field, task.negative_field)]
             else:
-                content = [text_cell(row, f, where) for f in (task.positive_field, task.negative_field)]
-                content = [t.lower() if task.lowercase else t for t in content]
+                texts = [text_cell(row, f, where) for f in (task.positive_field, task.negative_field)]
+                content = [t.lower() if task.lowercase else t for t in texts]
         except BadInput as error:
             store.skip(item_id, error.reason, error.detail)
             continue

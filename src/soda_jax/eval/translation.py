@@ -52,7 +52,7 @@ def _rows(ctx: EvalContext, task: TranslationTask, path: str):
 def run_translation(ctx: EvalContext, task: TranslationTask, store: TaskStore) -> dict:
     import sacrebleu
 
-    pool = []
+    pool: list[tuple[np.ndarray, str]] = []
     for _, _, audio, text in _rows(ctx, task, task.shots_path):
         if len(pool) >= task.shot_pool:
             break

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
-from soda_jax.eval.layouts import TOO_LONG, BadInput, audio_bytes_of, read_seed_tts
+from soda_jax.eval.layouts import TOO_LONG, BadInput, TtsItem, audio_bytes_of, read_seed_tts
 from soda_jax.eval.normalize import normalizer
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
 from soda_jax.eval.speaker import cosine_similarities
@@ -63,7 +63,7 @@ def write_wav(path: str, wave: np.ndarray) -> None:
 def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
     norm = normalizer(task.normalizer)
     progress = tqdm(desc=task.name, unit="utt", initial=len(store))
-    batch = []
+    batch: list[tuple[int, TtsItem, np.ndarray]] = []
 
     def flush():
         if not batch:

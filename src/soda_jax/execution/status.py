@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -227,7 +227,7 @@ class StepLease:
         self.fence = fence
         return True
 
-    def _ours(self, lease: Lease | None) -> bool:
+    def _ours(self, lease: Lease | None) -> TypeGuard[Lease]:
         return lease is not None and self.fence is not None and (lease.owner, lease.fence) == (self.owner, self.fence)
 
     def refresh(self) -> bool:
@@ -235,6 +235,7 @@ class StepLease:
         generation, lease = self.store.read()
         if not self._ours(lease):
             return False
+        assert self.fence is not None  # _ours checked it
         return self.store.write(Lease(self.owner, time.time(), self.fence), generation)
 
     def check(self) -> None:

@@ -20,6 +20,7 @@ gloo collectives, and says so in the log and the provenance.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from typing import Any
 
 from soda_jax.aot.slices import TpuSlice, tpu_slice
 from soda_jax.execution import fencing
+from soda_jax.execution.failures import describe_failure
 from soda_jax.execution.fencing import Fence
 from soda_jax.execution.provenance import StepRecorder, mark_died
 from soda_jax.execution.step import Resources
@@ -206,7 +208,9 @@ def _gather(refs: list) -> list[dict]:
             for ref in pending:
                 ray.cancel(ref, force=True)
             died = [e for e in errors if _system_failure(e)]
-            raise (died[0] if died else first)
+            if died and died[0] is not first:
+                raise died[0] from first
+            raise
     return [results[ref] for ref in refs]
 
 
@@ -217,6 +221,7 @@ def run_on_tpu_slices(
     every host holds the attempt's ``fence`` (`soda_jax.execution.fencing`)."""
     import ray
 
+    assert resources.tpu is not None, f"step {name}: run_on_tpu_slices needs resources.tpu"
     tpu = tpu_slice(resources.tpu)
     if resources.preflight is not None:
         resources.preflight(config, resources)
@@ -234,7 +239,7 @@ def run_on_tpu_slices(
             if not _system_failure(error):
                 raise
             message = f"attempt {attempt}/{attempts}: a host of the slice died ({type(error).__name__}: {str(error)[:300]})"
-            mark_died(output_path, message)
+            mark_died(output_path, dataclasses.replace(describe_failure(error), message=message))
             logger.warning("step %s: %s", name, message)
             if attempt == attempts:
                 raise SliceFailedError(f"step {name}: {message}; no retries left") from error

@@ -44,7 +44,7 @@ def is_scanned(model) -> bool:
 def empty_cache(model, batch: int, columns: int, dtype=jnp.float32) -> LayerCache | list[LayerCache]:
     """Zero caches: one `LayerCache` with a leading ``layer`` axis for a scanned model, else one per layer."""
     attn = model.transformer.config.attention_config()
-    axes = (Axis(BATCH, batch), attn.KVHeads, Axis(KEY_POSITION, columns), attn.HeadSize)
+    axes: tuple[Axis, ...] = (Axis(BATCH, batch), attn.KVHeads, Axis(KEY_POSITION, columns), attn.HeadSize)
     if is_scanned(model):
         axes = (model.transformer.layers.Block, *axes)
         return LayerCache(hax.shard(hax.zeros(axes, dtype=dtype)), hax.shard(hax.zeros(axes, dtype=dtype)))

@@ -257,9 +257,11 @@ def load_model(
         recorded_books, codec = None, None
 
     if checkpoint is not None:
+        assert run_dir is not None  # a checkpoint is only looked for in a run directory
         model, config = _load_checkpoint(run_dir, checkpoint, mesh, param_mapping)
         source = checkpoint
     else:
+        assert hf_dir is not None  # checked above: no checkpoint means an HF directory
         model, config = _load_hf(hf_dir, mesh, param_mapping)
         source = hf_dir
     check_vocab_size(vocab, model.Vocab.size, source)

@@ -56,7 +56,7 @@ def parse_document(vocab: AudioTextVocab, ids: Sequence[int] | np.ndarray, num_c
     opened is clipped to its generated tokens, audio from the next whole frame of the span.
     Malformed layouts raise `soda_jax.data.parse.DocumentParseError` naming the position.
     """
-    spans = []
+    spans: list[Span] = []
     for span in document_parse.parse_document(ids, vocab, partial=True):
         end = span.start + span.ids.shape[0]
         if span.start < start and end <= start:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +159,7 @@ def sampling_params(task: str, vocab: AudioTextVocab, **overrides) -> SamplingPa
     if task not in TASK_DEFAULTS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_DEFAULTS)}")
     defaults = TASK_DEFAULTS[task]
-    fields = dict(
+    fields: dict[str, Any] = dict(
         temperature=defaults.temperature, top_p=defaults.top_p, top_k=defaults.top_k,
         max_new_tokens=defaults.max_new_tokens, stop_ids=stop_ids(vocab, defaults.stop),
     )  # fmt: skip

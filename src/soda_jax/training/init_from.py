@@ -85,7 +85,9 @@ def check_hf_shape(source: InitSource, model_config: Qwen3Config, Vocab: Axis) -
 def unstack_layers(model, *, like):
     """``model`` (stacked layers) in the structure of ``like`` (the unrolled model's shape): the
     stacks split per layer, and the static config (which records the layer loop) taken from ``like``."""
-    is_stacked = lambda x: isinstance(x, Stacked)
+    def is_stacked(x) -> bool:
+        return isinstance(x, Stacked)
+
     unrolled = jax.tree.map(
         lambda x: BlockSeq(list(x.unstacked()), x.Block, x.gradient_checkpointing) if is_stacked(x) else x,
         model,
@@ -97,7 +99,7 @@ def unstack_layers(model, *, like):
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
-def load_initial_model(source: InitSource, model_config: Qwen3Config, Vocab: Axis, trainer, *, tokenizer: str):
+def load_initial_model(source: InitSource, model_config: Qwen3Config, Vocab: Axis, trainer, *, tokenizer: str | None):
     """The source's weights as a levanter model sharded like the run's parameters, in param dtype."""
     mapping = trainer.parameter_axis_mapping
     if source.kind == "hf":

@@ -59,7 +59,7 @@ SFT_RECIPE = TrainRecipe(
     seq_len=SFT_SEQ_LEN,
     batch_size=SFT_BATCH_SIZE,
     num_train_steps=steps_for_tokens(SFT_EPOCH_TOKENS * SFT_EPOCHS, SFT_BATCH_SIZE, SFT_SEQ_LEN),
-    optimizer=AdamRecipe(),  # type: ignore[arg-type]  (duck-typed: levanter_config)
+    optimizer=AdamRecipe(),  # type: ignore[arg-type]  # duck-typed: levanter_config
     z_loss_weight=0.0,
 )
 """SODA's SFT run: 28,611 steps of 64 x 2048 (3.75B tokens)."""

@@ -11,6 +11,8 @@ fast on CPU and TPU alike.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +20,7 @@ from flax import nnx
 
 from soda_jax.audio.mimi_jax.config import MimiJaxConfig
 
-Array = jax.Array
+Array: TypeAlias = jax.Array
 
 
 def _zeros(*shape: int) -> nnx.Param:

@@ -7,7 +7,7 @@ RVQ sums -> depthwise stride-2 transposed conv -> transformer -> SEANet decoder.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ from soda_jax.audio.mimi_jax.convs import CausalConv, CausalConvTranspose, Seane
 from soda_jax.audio.mimi_jax.quantizer import SplitResidualVQ
 from soda_jax.audio.mimi_jax.transformer import Transformer
 
-Array = jax.Array
+Array: TypeAlias = jax.Array
 StreamState = dict[str, Any]
 """``{"convs": [conv caches], "downsample": cache, "kv": [(keys, values)], "offset": int32 scalar}``."""
 

@@ -8,6 +8,8 @@ computed once at conversion.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -15,7 +17,7 @@ from flax import nnx
 from soda_jax.audio.mimi_jax.config import MimiJaxConfig
 from soda_jax.audio.mimi_jax.convs import _zeros
 
-Array = jax.Array
+Array: TypeAlias = jax.Array
 
 
 def nearest(x: Array, codebook: Array) -> Array:

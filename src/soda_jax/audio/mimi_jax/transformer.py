@@ -12,6 +12,8 @@ the next step, as transformers' sliding-window cache does. Within a pass a query
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,7 @@ from flax import nnx
 from soda_jax.audio.mimi_jax.config import MimiJaxConfig
 from soda_jax.audio.mimi_jax.convs import _zeros
 
-Array = jax.Array
+Array: TypeAlias = jax.Array
 
 
 class LayerNorm(nnx.Module):

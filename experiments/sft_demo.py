@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import sys
 
-import ray
-
 from experiments.defaults import default_sft, default_sft_data, default_synth_demo_corpus, default_tokenize
 from experiments.demo import demo_model
 from experiments.demo_data import DEMO_VALIDATION_FRACTION, text_tokenizer
 from soda_jax import fileio
 from soda_jax.data.sft_sources import TokenizedTaskSource
 from soda_jax.execution import executor_main
+from soda_jax.execution.parallel import shutdown_workers
 from soda_jax.training import CheckpointPolicy
 from soda_jax.training.sft_recipe import SFT_DEMO_RECIPE
 from soda_jax.training.validation import VALIDATION_LOSS
@@ -49,7 +48,7 @@ def main(argv: list[str]) -> None:
     report = executor_main([demo_asr_model], description="soda-jax demo: ASR fine-tune of the demo model", args=argv)
     if report is None:
         return
-    ray.shutdown()
+    shutdown_workers()
     out = report.output_paths[demo_asr_model.name]
     summary = fileio.read_json(fileio.join(out, "summary.json"))
     data_stats = fileio.read_json(fileio.join(report.output_paths[demo_asr_data.name], "stats.json"))

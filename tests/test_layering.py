@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
     {"execution", "audio"},
     {"data"},
     {"models"},
-    {"training", "inference"},
+    {"training"},
+    {"inference", "aot"},  # generation runs on the training mesh; aot compiles the training step
     {"eval"},
     {"scaling"},
     {"dashboard"},

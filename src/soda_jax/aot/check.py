@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from soda_jax.aot.report import FlopsReport, compiled_flops, memory_report, per_token, roofline_seconds
-from soda_jax.aot.slices import tpu_slice
 from soda_jax.aot.train_step import compile_train_step
+from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.training.config import TrainConfig
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from soda_jax import fileio
 from soda_jax.aot.check import compile_report
+from soda_jax.audio.vocab import SODA_VOCAB_SIZE
 from soda_jax.models.catalogue import CATALOGUE, model_shape
-from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.parallelism import ParallelismConfig
 from soda_jax.training.recipe import SODA_BATCH_SIZE, SODA_SEQ_LEN, TrainRecipe

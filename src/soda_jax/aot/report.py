@@ -22,7 +22,7 @@ from typing import Any
 import haliax as hax
 import jax
 
-from soda_jax.aot.slices import GIB, TpuSlice
+from soda_jax.execution.tpu_slices import GIB, TpuSlice
 
 HBM_MARGIN = 0.10
 """Fraction of each chip's HBM left free for what the compiler's analysis does not see (the

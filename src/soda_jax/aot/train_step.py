@@ -31,7 +31,7 @@ from haliax import Axis
 from haliax.partitioning import infer_resource_partitions
 from levanter.layers.attention import AttentionBackend
 
-from soda_jax.aot.slices import TpuSlice
+from soda_jax.execution.tpu_slices import TpuSlice
 from soda_jax.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)

@@ -28,12 +28,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from soda_jax.aot.slices import TpuSlice, tpu_slice
 from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure
 from soda_jax.execution.fencing import Fence
 from soda_jax.execution.provenance import StepRecorder, mark_died
 from soda_jax.execution.step import Resources
+from soda_jax.execution.tpu_slices import TpuSlice, tpu_slice
 
 logger = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def test_info_names_the_malformed_file(experiment, capsys, filename, content, me
         f.write(content)
     assert main(["info", experiment["good"]]) == 0
     assert message in capsys.readouterr().out
-    assert main(["info", experiment["experiment"]]) == 0
+    assert main(["info", experiment["experiment"]]) == 1  # exit 1: the experiment has a FAILED step (demo/bad)
     out = capsys.readouterr().out
     assert message in out and "step asked to fail" in out  # the other step is still described
 

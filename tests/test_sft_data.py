@@ -126,7 +126,7 @@ def _response_positions(tokens: np.ndarray, vocab: AudioTextVocab) -> np.ndarray
 
 
 def test_batch_loss_is_the_mean_over_response_tokens(asr_cache, vocab):
-    data = sft_mixture({"asr": asr_cache})
+    data = sft_mixture({"asr": asr_cache}).lm_config()  # levanter's config, as the training step builds it
     Pos, Batch = Axis("position", SEQ_LEN), Axis("batch", 4)
     dataset = data.train_set(Pos, BatchSchedule(Batch.size), key=jax.random.PRNGKey(0)).as_sync_dataset()
     examples = [dataset[i] for i in range(Batch.size)]

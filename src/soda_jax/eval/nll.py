@@ -19,6 +19,7 @@ from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data.caches import open_cache
 from soda_jax.eval.context import EvalContext
 from soda_jax.eval.store import TaskStore
+from soda_jax.inference.loader import recorded_cache_roots
 
 KINDS = ("text", "semantic", "acoustic", "marker")
 VALIDATION_SPLIT = "validation"
@@ -50,20 +51,11 @@ def token_kinds(vocab: AudioTextVocab, ids: np.ndarray, num_codebooks: int = 8) 
 
 
 def recorded_caches(run_dir: str) -> tuple[str, ...]:
-    """The token cache roots a training run read, from the executor's record of its config."""
-    info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE)) or {}
-    data = (info.get("config") or {}).get("data") or {}
-    components = data.get("components") or {}
-    roots = []
-    for name, component in sorted(components.items()):
-        root = (component or {}).get("cache_dir") if isinstance(component, dict) else None
-        if not root and data.get("cache_dir"):
-            root = fileio.join(data["cache_dir"], name)
-        if root:
-            roots.append(root)
+    """The token cache roots a training run read (`soda_jax.inference.loader.recorded_cache_roots`)."""
+    roots = recorded_cache_roots(run_dir)
     if not roots:
         raise FileNotFoundError(f"{run_dir}: no recorded data caches in {EXECUTOR_INFO_FILE}; pass caches=... explicitly")
-    return tuple(roots)
+    return roots
 
 
 def windows(document: np.ndarray, length: int) -> list[np.ndarray]:

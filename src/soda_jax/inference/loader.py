@@ -152,14 +152,32 @@ def vocab_from_full_tokenizer(directory: str) -> AudioTextVocab:
     return vocab
 
 
+def recorded_cache_roots(run_dir: str) -> tuple[str, ...]:
+    """The token cache roots a training run read, from the executor's record of its config: a
+    `MixtureSpec`'s ``components`` (name -> cache root), or an older levanter data config's."""
+    info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE)) or {}
+    data = (info.get("config") or {}).get("data") or {}
+    roots = []
+    for name, component in sorted((data.get("components") or {}).items()):
+        if isinstance(component, str):
+            roots.append(component)
+        elif isinstance(component, dict) and component.get("cache_dir"):
+            roots.append(component["cache_dir"])
+        elif data.get("cache_dir"):
+            roots.append(fileio.join(data["cache_dir"], name))
+    return tuple(roots)
+
+
 def recorded_cache_root(run_dir: str) -> str | None:
-    """The first data cache of a training run, from the executor's record of its config."""
+    """The data cache whose vocabulary a training run used (its tokenizer's cache, else the first)."""
     info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE))
     tokenizer = ((info or {}).get("config") or {}).get("data", {}) or {}
     tokenizer = tokenizer.get("tokenizer") if isinstance(tokenizer, dict) else None
     suffix = f"/{VOCAB_DIR}/{LEVANTER_TOKENIZER_DIR}"
+    candidates = list(recorded_cache_roots(run_dir))
     if isinstance(tokenizer, str) and tokenizer.rstrip("/").endswith(suffix):
-        root = tokenizer.rstrip("/").removesuffix(suffix)
+        candidates.insert(0, tokenizer.rstrip("/").removesuffix(suffix))
+    for root in candidates:
         if fileio.exists(fileio.join(root, VOCAB_DIR, "vocab.json")):
             return root
     return None

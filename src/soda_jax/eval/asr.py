@@ -45,6 +45,26 @@ class AsrTask:
     sampling: Sampling = Sampling()
 
 
+def pending_utterances(path: str, split: str, max_items: int | None, store: TaskStore):
+    """``(index, utterance, waveform)`` of every LibriSpeech-layout item not yet in ``store``; bad
+    records and unreadable audio are counted in ``store`` by reason, never fatal."""
+    for index, utterance in enumerate(read_librispeech(path, split)):
+        if max_items is not None and index >= max_items:
+            return
+        if isinstance(utterance, BadInput):
+            if not store.done(utterance.item_id):
+                store.skip(utterance.item_id, utterance.reason, utterance.detail)
+            continue
+        if store.done(utterance.id):
+            continue
+        try:
+            wave = utterance.audio.load()
+        except BadInput as error:
+            store.skip(utterance.id, error.reason, error.detail)
+            continue
+        yield index, utterance, wave
+
+
 def load_shots(ctx: EvalContext, task: AsrTask) -> list[tuple[np.ndarray, str]]:
     """The shot pool: (audio ids, normalised transcript) of the first ``shot_pool`` readable utterances."""
     pool: list[tuple[np.ndarray, str]] = []
@@ -97,20 +117,7 @@ def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
         progress.update(len(batch))
         batch.clear()
 
-    for index, utterance in enumerate(read_librispeech(task.path, task.split)):
-        if task.max_items is not None and index >= task.max_items:
-            break
-        if isinstance(utterance, BadInput):
-            if not store.done(utterance.item_id):
-                store.skip(utterance.item_id, utterance.reason, utterance.detail)
-            continue
-        if store.done(utterance.id):
-            continue
-        try:
-            wave = utterance.audio.load()
-        except BadInput as error:
-            store.skip(utterance.id, error.reason, error.detail)
-            continue
+    for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store):
         batch.append((index, utterance, wave))
         if len(batch) >= ctx.batch_size:
             flush()

@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
+from soda_jax.eval.asr import pending_utterances
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
-from soda_jax.eval.layouts import TOO_LONG, BadInput, Utterance, read_librispeech
+from soda_jax.eval.layouts import TOO_LONG, Utterance
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
 from soda_jax.eval.speaker import cosine_similarities
 from soda_jax.eval.store import TaskStore
@@ -80,21 +81,8 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
         progress.update(len(batch))
         batch.clear()
 
-    for index, utterance in enumerate(read_librispeech(task.path, task.split)):
-        if task.max_items is not None and index >= task.max_items:
-            break
-        if isinstance(utterance, BadInput):
-            if not store.done(utterance.item_id):
-                store.skip(utterance.item_id, utterance.reason, utterance.detail)
-            continue
-        if store.done(utterance.id):
-            continue
-        try:
-            wave = utterance.audio.load()[:prompt_samples]
-        except BadInput as error:
-            store.skip(utterance.id, error.reason, error.detail)
-            continue
-        batch.append((index, utterance, wave))
+    for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store):
+        batch.append((index, utterance, wave[:prompt_samples]))
         if len(batch) >= ctx.batch_size:
             flush()
     flush()

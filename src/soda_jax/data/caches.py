@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from levanter.store.cache import (
@@ -57,28 +57,28 @@ def is_finished(cache_dir: str) -> bool:
     return bool(ledger and ledger.get("is_finished"))
 
 
-class DocumentCacheWriter:
-    """Writes documents (1-D int arrays) as rows of one levanter cache, batching the writes.
+class BufferedCacheWriter:
+    """Writes rows (dicts of 1-D arrays shaped like ``exemplar``) to one levanter cache, batching
+    the writes; every batch checks the step's lease first (`fileio.check_commit`: a taken-over
+    attempt cannot write).
 
     Use as a context manager: the ledger (which makes the cache readable) is written on a clean
     exit only, so an interrupted write leaves an unfinished cache that `TreeCache.load` refuses.
     """
 
-    def __init__(self, cache_dir: str, *, batch_size: int = DEFAULT_WRITE_BATCH):
+    def __init__(self, cache_dir: str, exemplar_row: dict[str, np.ndarray], *, batch_size: int = DEFAULT_WRITE_BATCH):
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.documents = 0
-        self.tokens = 0
         self._buffer: list[dict[str, np.ndarray]] = []
         fs, path = fileio.filesystem(cache_dir)
         if fs.exists(path):  # a previous, interrupted attempt: start clean
             fs.rm(path, recursive=True)
-        self._writer = SerialCacheWriter(cache_dir, exemplar())
+        self._writer = SerialCacheWriter(cache_dir, exemplar_row)
 
-    def write(self, document: np.ndarray) -> None:
-        self._buffer.append({INPUT_IDS: np.asarray(document, dtype=np.int32)})
+    def write_row(self, row: dict[str, np.ndarray]) -> None:
+        self._buffer.append(row)
         self.documents += 1
-        self.tokens += len(document)
         if len(self._buffer) >= self.batch_size:
             self._flush()
 
@@ -88,7 +88,7 @@ class DocumentCacheWriter:
             self._writer.write_batch(self._buffer)
             self._buffer = []
 
-    def __enter__(self) -> DocumentCacheWriter:
+    def __enter__(self) -> Self:
         self._writer.__enter__()
         return self
 
@@ -96,6 +96,18 @@ class DocumentCacheWriter:
         if exc_type is None:
             self._flush()
         self._writer.__exit__(exc_type, exc, tb)
+
+
+class DocumentCacheWriter(BufferedCacheWriter):
+    """Writes documents (1-D int arrays) as the ``input_ids`` rows of one levanter cache."""
+
+    def __init__(self, cache_dir: str, *, batch_size: int = DEFAULT_WRITE_BATCH):
+        super().__init__(cache_dir, exemplar(), batch_size=batch_size)
+        self.tokens = 0
+
+    def write(self, document: np.ndarray) -> None:
+        self.tokens += len(document)
+        self.write_row({INPUT_IDS: np.asarray(document, dtype=np.int32)})
 
 
 def write_documents(cache_dir: str, documents: Iterable[np.ndarray], *, batch_size: int = DEFAULT_WRITE_BATCH) -> int:

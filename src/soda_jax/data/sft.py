@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from levanter.data.text.formats import ChatLmDatasetFormat
-from levanter.store.cache import SerialCacheWriter, TreeCache
+from levanter.store.cache import TreeCache
 
-from soda_jax import fileio
-from soda_jax.data.caches import DEFAULT_WRITE_BATCH
+from soda_jax.data.caches import DEFAULT_WRITE_BATCH, BufferedCacheWriter
 from soda_jax.data.mixture import soda_mixture
 from soda_jax.data.sft_prompts import PromptResponse
 
@@ -90,45 +89,21 @@ def read_sft_rows(split_dir: str) -> list[dict[str, np.ndarray]]:
     return list(cache.get_batch_sync(list(range(len(cache))))) if len(cache) else []
 
 
-class SftCacheWriter:
-    """Writes pairs as rows of one levanter cache, batching writes; the ledger (which makes the
-    cache readable) is written on a clean exit only."""
+class SftCacheWriter(BufferedCacheWriter):
+    """Writes prompt/response pairs as rows of one levanter cache (levanter's chat row layout)."""
 
     def __init__(self, cache_dir: str, *, batch_size: int = DEFAULT_WRITE_BATCH):
-        fs, path = fileio.filesystem(cache_dir)
-        if fs.exists(path):  # an interrupted attempt: start clean
-            fs.rm(path, recursive=True)
-        self._writer = SerialCacheWriter(cache_dir, exemplar())
-        self._buffer: list[dict[str, np.ndarray]] = []
-        self.batch_size = batch_size
-        self.documents = 0
+        super().__init__(cache_dir, exemplar(), batch_size=batch_size)
         self.prompt_tokens = 0
         self.response_tokens = 0
 
     def write(self, pair: PromptResponse) -> None:
-        self._buffer.append(sft_row(pair))
-        self.documents += 1
         self.prompt_tokens += len(pair.prompt)
         self.response_tokens += len(pair.response)
-        if len(self._buffer) >= self.batch_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._buffer:
-            self._writer.write_batch(self._buffer)
-            self._buffer = []
+        self.write_row(sft_row(pair))
 
     def stats(self) -> dict[str, int]:
         return {"documents": self.documents, "prompt_tokens": self.prompt_tokens, "response_tokens": self.response_tokens}
-
-    def __enter__(self) -> Self:
-        self._writer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self._flush()
-        self._writer.__exit__(exc_type, exc, tb)
 
 
 def sft_mixture(components: Mapping[str, Any], weights: Mapping[str, float] | None = None, **options: Any):

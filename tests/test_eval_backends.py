@@ -1,5 +1,5 @@
 """The offline scorers on real speech: PocketSphinx on pytest-audioeval's natural clips,
-resemblyzer on flite voices; and the mini task sets read back by the public-layout readers."""
+resemblyzer on flite voices (the mini task sets: tests/test_eval_heldout.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,6 @@ import soundfile as sf
 from soda_jax.data.synth import FLITE_VOICES, Voice, synthesize
 from soda_jax.eval.asr_backends import ASR_SAMPLE_RATE, PocketSphinxAsr
 from soda_jax.eval.context import to_16k
-from soda_jax.eval.layouts import BadInput, audio_cell, read_librispeech, read_seed_tts, read_table_rows
-from soda_jax.eval.miniset import (
-    SENTENCE_PAIRS,
-    TEST_PHRASES,
-    TTS_ITEMS,
-    WORD_PAIRS,
-    MiniTaskSetConfig,
-    build_mini_tasksets,
-)
 from soda_jax.eval.normalize import soda_normalize
 from soda_jax.eval.speaker import ResemblyzerSpeaker, cosine_similarities
 
@@ -58,19 +49,3 @@ def test_resemblyzer_scores_same_voice_above_different_voice():
     ]  # fmt: skip
     assert min(same) > max(different), (same, different)
 
-
-def test_mini_task_sets_are_in_the_public_layouts(tmp_path):
-    paths = build_mini_tasksets(MiniTaskSetConfig(output_path=str(tmp_path)))
-    rows = list(read_table_rows(paths["swuggy"]))
-    assert len(rows) == len(WORD_PAIRS) and {"positive", "negative", "positive_word", "negative_word", "id"} <= set(rows[0][1])
-    where, row = rows[0]
-    wave = audio_cell(row, "positive", where, paths["swuggy"]).load(ASR_SAMPLE_RATE)
-    assert PocketSphinxAsr().transcribe([wave]) == [row["positive_word"]]  # intelligible real word
-    sblimp = [r for _, r in read_table_rows(paths["sblimp"])]
-    assert len(sblimp) == len(SENTENCE_PAIRS) and sblimp[0]["positive_transcription"] == SENTENCE_PAIRS[0][0]
-    test = list(read_librispeech(paths["librispeech"], "test-clean"))
-    assert len(test) == TEST_PHRASES and not any(isinstance(u, BadInput) for u in test)
-    assert test[0].text.isupper() and test[0].audio.load().size > 0
-    assert len([u for u in read_librispeech(paths["librispeech"], "dev-clean")]) > 0
-    items = list(read_seed_tts(paths["seed_tts"]))
-    assert len(items) == TTS_ITEMS and items[0].prompt_audio.load().size > 0

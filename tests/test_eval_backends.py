@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from soda_jax.data.synth import FLITE_VOICES, Voice, synthesize
@@ -38,6 +39,7 @@ def test_pocketsphinx_transcribes_counting_exactly():
 
 
 def test_resemblyzer_scores_same_voice_above_different_voice():
+    """On flite/espeak voices (two sentences each) and on pytest-audioeval's natural clips."""
     encoder = ResemblyzerSpeaker()
     sentences = ("The river flows gently through the green valley.", "He poured a cup of coffee and read the newspaper.")
     voices = (FLITE_VOICES[1], FLITE_VOICES[3], Voice("espeak-ng", "en-us+f2"))  # awb, slt, espeak female
@@ -49,3 +51,33 @@ def test_resemblyzer_scores_same_voice_above_different_voice():
     ]  # fmt: skip
     assert min(same) > max(different), (same, different)
 
+    # pytest-audioeval's natural clips (one speaker): closer to each other than to any synthetic voice
+    natural = [audioeval_clip(name)[0] for name in ("counting", "hello_world", "quick_brown_fox")]
+    natural_same = [cosine_similarities(encoder, [a], [b])[0] for i, a in enumerate(natural) for b in natural[i + 1 :]]
+    natural_vs_synthetic = [cosine_similarities(encoder, [a], [clips[(v, sentences[0])]])[0] for a in natural for v in voices]
+    assert min(natural_same) > max(natural_vs_synthetic), (natural_same, natural_vs_synthetic)
+
+
+
+def test_wavlm_backend_loads_a_local_directory(tmp_path):
+    """The WavLM path (SODA's kind of scorer) on a random tiny `WavLMForXVector` saved locally: it
+    loads offline from the directory and gives unit x-vectors, the same for the same wave."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    from soda_jax.eval.speaker import speaker_encoder
+
+    config = WavLMConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, tdnn_dim=(32, 32), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
+        xvector_output_dim=16, num_buckets=16, max_bucket_distance=32,
+    )  # fmt: skip
+    WavLMForXVector(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(sampling_rate=ASR_SAMPLE_RATE).save_pretrained(tmp_path)
+    encoder = speaker_encoder("wavlm", str(tmp_path))
+    counting, _ = audioeval_clip("counting")
+    hello, _ = audioeval_clip("hello_world")
+    embeddings = encoder.embed([counting, hello, counting])
+    assert embeddings.shape == (3, 16) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    assert cosine_similarities(encoder, [counting], [counting])[0] == pytest.approx(1, abs=1e-5)
+    assert not np.allclose(embeddings[0], embeddings[1])

@@ -140,6 +140,8 @@ def test_mini_task_set_step_takes_only_held_out_recordings(tmp_path):
     stats = fileio.read_json(fileio.join(root, STATS_FILE))
     heldout = stats["heldout"]
     held_out = {s for split in heldout["sources"].values() for s in (v["segment"] for v in split.values())}
+    recordings = {v["recording"] for split in heldout["sources"].values() for v in split.values()}
+    assert all(caches.split_of(r, fraction, "soda-validation") == caches.VALIDATION for r in recordings)
     expected_emilia = {f"EN_DEMO_{i:06d}" for i in range(12) if caches.split_of(f"EN_DEMO_{i:06d}", fraction, "soda-validation") == "validation"}
     assert expected_emilia == {"EN_DEMO_000007", "EN_DEMO_000009", "EN_DEMO_000011"}
     emilia = {s for s in held_out if s.startswith("EN_DEMO_")}

@@ -81,6 +81,8 @@ class Excerpt:
 
     source: str
     """The corpus segment id."""
+    recording: str
+    """Its recording's id (what the split hashes)."""
     speaker: str
     words: tuple[str, ...]
     """The transcript's words (as written)."""
@@ -143,7 +145,7 @@ def aligned_words(aligner: PocketSphinxAsr, utterance: Utterance) -> tuple[tuple
 
 def _excerpt(utterance: Utterance, words: tuple[str, ...], start: float, end: float) -> Excerpt:
     audio = utterance.audio[max(0, round(start * MIMI_SAMPLE_RATE)) : round(end * MIMI_SAMPLE_RATE)]
-    return Excerpt(utterance.segment_id, utterance.speaker, words, start, end, audio)
+    return Excerpt(utterance.segment_id, utterance.recording_id, utterance.speaker, words, start, end, audio)
 
 
 def excerpts(
@@ -154,7 +156,7 @@ def excerpts(
     where = f"{utterance.segment_id} ({utterance.text!r})"
     if spec.item_seconds is None:
         words = tuple(utterance.text.split())
-        return Excerpt(utterance.segment_id, utterance.speaker, words, 0.0, duration, utterance.audio), None
+        return Excerpt(utterance.segment_id, utterance.recording_id, utterance.speaker, words, 0.0, duration, utterance.audio), None
     words, spans = aligned_words(aligner, utterance)
     if not spans:
         skips["items"].skip(ALIGNMENT_FAILED, where, "PocketSphinx aligned none of its words")
@@ -256,7 +258,7 @@ def write_heldout_sets(spec: HeldOutSpec, output_path: str) -> dict:
         "skipped": {"corpus": reader_skips.to_dict(), **{part: counter.to_dict() for part, counter in skips.items()}},
         "speakers": {str(number): speaker for speaker, number in speaker_ids.items()},
         "sources": {
-            split: {item_id: {"segment": e.source, "text": e.text, "start": round(e.start, 3), "end": round(e.end, 3)}
+            split: {item_id: {"segment": e.source, "recording": e.recording, "text": e.text, "start": round(e.start, 3), "end": round(e.end, 3)}
                     for item_id, e in rows.items()}
             for split, rows in written.items()
         },

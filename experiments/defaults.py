@@ -346,16 +346,32 @@ def default_sft(
 # -- evaluation ------------------------------------------------------------------------------------
 
 
-def default_mini_tasksets(voices: Sequence[Voice] = DEMO_VOICES) -> ExecutorStep:
-    """``raw/eval-mini``: sWUGGY/sBLIMP/LibriSpeech/Seed-TTS-style sets in the public layouts,
-    synthesised from the demo voices (docs/evaluation.md)."""
+def default_mini_tasksets(
+    corpus: StepInput,
+    *,
+    validation_fraction: float,
+    voices: Sequence[Voice] = DEMO_VOICES,
+    item_seconds: float | None = 1.0,
+    shot_seconds: float = 0.8,
+) -> ExecutorStep:
+    """``raw/eval-mini``: sWUGGY/sBLIMP-style pairs synthesised from ``voices``, and LibriSpeech /
+    Seed-TTS items cut from the recordings of ``corpus`` (a `default_synth_demo_corpus` step) that
+    its interleave steps hold out (``validation_fraction`` as theirs), in the public layouts
+    (docs/evaluation.md)."""
+    from soda_jax.eval.heldout import HeldOutSpec
     from soda_jax.eval.miniset import MiniTaskSetConfig, build_mini_tasksets
 
+    heldout = HeldOutSpec(
+        corpus_path=corpus,  # type: ignore[arg-type]
+        validation_fraction=versioned(validation_fraction),  # type: ignore[arg-type]
+        item_seconds=versioned(item_seconds),  # type: ignore[arg-type]
+        shot_seconds=versioned(shot_seconds),  # type: ignore[arg-type]
+    )
     return ExecutorStep(
         name="raw/eval-mini",
         fn=build_mini_tasksets,
-        config=MiniTaskSetConfig(output_path=this_output_path(), voices=versioned(tuple(voices))),
-        description="synthesise the mini evaluation sets (flite + espeak-ng)",
+        config=MiniTaskSetConfig(output_path=this_output_path(), heldout=heldout, voices=versioned(tuple(voices))),
+        description="mini evaluation sets: synthesised pairs, held-out demo recordings for ASR/TTS",
     )
 
 

@@ -1,12 +1,14 @@
 """The demo's evaluation (the last link of `make demo`): mini task sets and the eval step.
 
-``raw/eval-mini`` synthesises sWUGGY/sBLIMP/LibriSpeech/Seed-TTS-style sets from the demo voices;
+``raw/eval-mini`` synthesises sWUGGY/sBLIMP-style sets from the demo voices and cuts LibriSpeech /
+Seed-TTS-layout items from the demo corpus's held-out validation recordings;
 ``evaluation/demo-6m`` runs `soda_jax.eval.tasks.mini_tasks` on the demo model (docs/evaluation.md).
 """
 
 from __future__ import annotations
 
-from experiments.defaults import DEMO_CODEC, default_eval, default_mini_tasksets
+from experiments.defaults import DEMO_CODEC, default_eval, default_mini_tasksets, default_synth_demo_corpus
+from experiments.demo_data import DEMO_VALIDATION_FRACTION
 from soda_jax import fileio
 from soda_jax.eval.report import results_table
 from soda_jax.eval.store import RESULTS_FILE
@@ -16,7 +18,7 @@ from soda_jax.execution import ExecutorStep
 DEMO_EVAL_BATCH = 8
 """Sequences per batch on the CPU demo (a multiple of the 8-way data axis)."""
 
-mini_tasksets = default_mini_tasksets()
+mini_tasksets = default_mini_tasksets(default_synth_demo_corpus(), validation_fraction=DEMO_VALIDATION_FRACTION)
 
 
 def demo_evaluation(model: ExecutorStep) -> ExecutorStep:

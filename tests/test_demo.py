@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 
+from experiments.demo_data import DEMO_VALIDATION_FRACTION
 from soda_jax import fileio
+from soda_jax.contracts import VALIDATION_SPLIT
+from soda_jax.data.caches import split_of
 from soda_jax.execution.provenance import PROVENANCE_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +47,17 @@ def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
     [evaluation] = [os.path.join(tmp_path, "evaluation", d) for d in os.listdir(tmp_path / "evaluation")]
     results = fileio.read_json(os.path.join(evaluation, "results.json"))
     assert results["metrics"], results
+    table = out[out.index("evaluation/demo-6m: the demo model") :].splitlines()
+    assert set(results["tasks"]) == {"validation_nll", "swuggy", "twuggy", "sblimp", "tblimp", "asr", "asr_1shot", "tts", "continuation"}
+    assert all(any(line.startswith(f"{task} ") for line in table) for task in results["tasks"]), table
+    assert results["tasks"]["tts"]["backends"]["asr"] == "pocketsphinx" and results["tasks"]["tts"]["backends"]["speaker"] == "resemblyzer"
+    # its ASR/TTS items are excerpts of recordings the interleave steps held out (never trained on)
+    [mini] = [os.path.join(tmp_path, "raw", d) for d in os.listdir(tmp_path / "raw") if d.startswith("eval-mini")]
+    heldout = fileio.read_json(os.path.join(mini, "stats.json"))["heldout"]
+    assert heldout["counts"]["asr_items"] > 0 and heldout["counts"]["tts_items"] > 0
+    for split in heldout["sources"].values():
+        for item in split.values():
+            assert split_of(item["recording"], DEMO_VALIDATION_FRACTION, "soda-validation") == VALIDATION_SPLIT, item
 
     # every step of the DAG recorded its provenance and succeeded
     step_dirs = [os.path.join(tmp_path, group, d) for group in ("raw", "tokenizers", "tokenized", "checkpoints", "evaluation")

@@ -1,25 +1,17 @@
 """The offline scorers on real speech: PocketSphinx on pytest-audioeval's natural clips,
-resemblyzer on flite voices; and the mini task sets read back by the public-layout readers."""
+resemblyzer on flite voices (the mini task sets: tests/test_eval_heldout.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from soda_jax.data.synth import FLITE_VOICES, Voice, synthesize
 from soda_jax.eval.asr_backends import ASR_SAMPLE_RATE, PocketSphinxAsr
 from soda_jax.eval.context import to_16k
-from soda_jax.eval.layouts import BadInput, audio_cell, read_librispeech, read_seed_tts, read_table_rows
-from soda_jax.eval.miniset import (
-    SENTENCE_PAIRS,
-    TEST_PHRASES,
-    TTS_ITEMS,
-    WORD_PAIRS,
-    MiniTaskSetConfig,
-    build_mini_tasksets,
-)
 from soda_jax.eval.normalize import soda_normalize
 from soda_jax.eval.speaker import ResemblyzerSpeaker, cosine_similarities
 
@@ -47,6 +39,7 @@ def test_pocketsphinx_transcribes_counting_exactly():
 
 
 def test_resemblyzer_scores_same_voice_above_different_voice():
+    """On flite/espeak voices (two sentences each) and on pytest-audioeval's natural clips."""
     encoder = ResemblyzerSpeaker()
     sentences = ("The river flows gently through the green valley.", "He poured a cup of coffee and read the newspaper.")
     voices = (FLITE_VOICES[1], FLITE_VOICES[3], Voice("espeak-ng", "en-us+f2"))  # awb, slt, espeak female
@@ -58,19 +51,33 @@ def test_resemblyzer_scores_same_voice_above_different_voice():
     ]  # fmt: skip
     assert min(same) > max(different), (same, different)
 
+    # pytest-audioeval's natural clips (one speaker): closer to each other than to any synthetic voice
+    natural = [audioeval_clip(name)[0] for name in ("counting", "hello_world", "quick_brown_fox")]
+    natural_same = [cosine_similarities(encoder, [a], [b])[0] for i, a in enumerate(natural) for b in natural[i + 1 :]]
+    natural_vs_synthetic = [cosine_similarities(encoder, [a], [clips[(v, sentences[0])]])[0] for a in natural for v in voices]
+    assert min(natural_same) > max(natural_vs_synthetic), (natural_same, natural_vs_synthetic)
 
-def test_mini_task_sets_are_in_the_public_layouts(tmp_path):
-    paths = build_mini_tasksets(MiniTaskSetConfig(output_path=str(tmp_path)))
-    rows = list(read_table_rows(paths["swuggy"]))
-    assert len(rows) == len(WORD_PAIRS) and {"positive", "negative", "positive_word", "negative_word", "id"} <= set(rows[0][1])
-    where, row = rows[0]
-    wave = audio_cell(row, "positive", where, paths["swuggy"]).load(ASR_SAMPLE_RATE)
-    assert PocketSphinxAsr().transcribe([wave]) == [row["positive_word"]]  # intelligible real word
-    sblimp = [r for _, r in read_table_rows(paths["sblimp"])]
-    assert len(sblimp) == len(SENTENCE_PAIRS) and sblimp[0]["positive_transcription"] == SENTENCE_PAIRS[0][0]
-    test = list(read_librispeech(paths["librispeech"], "test-clean"))
-    assert len(test) == TEST_PHRASES and not any(isinstance(u, BadInput) for u in test)
-    assert test[0].text.isupper() and test[0].audio.load().size > 0
-    assert len([u for u in read_librispeech(paths["librispeech"], "dev-clean")]) > 0
-    items = list(read_seed_tts(paths["seed_tts"]))
-    assert len(items) == TTS_ITEMS and items[0].prompt_audio.load().size > 0
+
+
+def test_wavlm_backend_loads_a_local_directory(tmp_path):
+    """The WavLM path (SODA's kind of scorer) on a random tiny `WavLMForXVector` saved locally: it
+    loads offline from the directory and gives unit x-vectors, the same for the same wave."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    from soda_jax.eval.speaker import speaker_encoder
+
+    config = WavLMConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, tdnn_dim=(32, 32), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
+        xvector_output_dim=16, num_buckets=16, max_bucket_distance=32,
+    )  # fmt: skip
+    WavLMForXVector(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(sampling_rate=ASR_SAMPLE_RATE).save_pretrained(tmp_path)
+    encoder = speaker_encoder("wavlm", str(tmp_path))
+    counting, _ = audioeval_clip("counting")
+    hello, _ = audioeval_clip("hello_world")
+    embeddings = encoder.embed([counting, hello, counting])
+    assert embeddings.shape == (3, 16) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    assert cosine_similarities(encoder, [counting], [counting])[0] == pytest.approx(1, abs=1e-5)
+    assert not np.allclose(embeddings[0], embeddings[1])

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from helpers_data import save_test_tokenizer
 
+from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.eval.codebooks import codebook_mask, select_codebooks, soda_reshape_selection
 from soda_jax.eval.layouts import (
@@ -196,3 +197,35 @@ def test_librispeech_and_seed_tts_bad_records_name_their_reason(tmp_path):
     first, second = read_seed_tts(str(meta))
     assert first.prompt_audio.path == f"{tmp_path}/wavs/u1.wav" and first.target_text == "good morning"
     assert isinstance(second, BadInput) and second.reason == MALFORMED_RECORD and "meta.lst:2" in second.detail
+
+
+def test_pair_tasks_read_the_public_releases_fields(tmp_path):
+    """SALMon's ``positive_audio`` / ``negative_audio`` / ``task``, sWUGGY's and sBLIMP's fields
+    (speech and text versions); a row without its negative is counted, not fatal."""
+    from soda_jax.eval.pairs import _items, salmon, sblimp, swuggy, tblimp, twuggy
+    from soda_jax.eval.store import TaskStore
+
+    def audio(seconds):
+        return {"bytes": _wav_bytes(seconds), "path": None}
+
+    salmon_rows = [
+        {"ind": 0, "task": "gender", "positive_audio": audio(0.1), "negative_audio": audio(0.2)},
+        {"ind": 1, "task": "room", "positive_audio": audio(0.3), "negative_audio": None},
+    ]
+    pq.write_table(pa.Table.from_pylist(salmon_rows), tmp_path / "salmon.parquet")
+    store = TaskStore(str(tmp_path / "out"), "salmon")
+    (item,) = _items(salmon(str(tmp_path / "salmon.parquet")), store)
+    assert item.group == "gender" and [len(w) / MIMI_SAMPLE_RATE for w in item.content] == pytest.approx([0.1, 0.2])
+    assert store.skip_counts() == {MISSING_AUDIO: 1}
+
+    blimp_rows = [{"id": "b0", "positive": audio(0.1), "negative": audio(0.2), "positive_word": "cat", "negative_word": "cag",
+                   "positive_transcription": "The Cat sat", "negative_transcription": "The Cat sit"}]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(blimp_rows), tmp_path / "pairs.parquet")
+    path = str(tmp_path / "pairs.parquet")
+    for task in (swuggy(path), sblimp(path)):
+        (item,) = _items(task, TaskStore(str(tmp_path / "out"), task.name))
+        assert [len(w) / MIMI_SAMPLE_RATE for w in item.content] == pytest.approx([0.1, 0.2])
+    (text,) = _items(twuggy(path), TaskStore(str(tmp_path / "out"), "twuggy"))
+    assert text.content == ["cat", "cag"]
+    (text,) = _items(tblimp(path), TaskStore(str(tmp_path / "out"), "tblimp"))
+    assert text.content == ["the cat sat", "the cat sit"]  # lowercased, as SODA does

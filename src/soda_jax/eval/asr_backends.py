@@ -7,6 +7,8 @@
   16 kHz input), from a local directory or a hub id already in the local cache.
 
 `asr_backend(name, model)` builds one; ``transcribe`` takes mono float32 waves at 16 kHz.
+`PocketSphinxAsr.align` force-aligns a known transcript (word times), which cuts held-out
+recordings into word-aligned excerpts for the demo's mini task sets (`eval.heldout`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 ASR_SAMPLE_RATE = 16_000
 """Both recognisers take 16 kHz audio."""
+ALIGN_FRAMES_PER_SECOND = 100
+"""PocketSphinx's feature frame rate (10 ms frames): the unit of its segment times."""
 WHISPER_DEFAULT = "openai/whisper-large-v3"
 
 
@@ -40,17 +44,42 @@ class PocketSphinxAsr:
         from pocketsphinx import Decoder
 
         self._decoder = Decoder(samprate=ASR_SAMPLE_RATE, loglevel="FATAL")
+        self._aligner: Decoder | None = None
+        """Its own decoder for `align`: alignment mode would stick to ``transcribe``'s."""
 
     def transcribe(self, waves: Sequence[np.ndarray]) -> list[str]:
         out = []
         for wave in waves:
-            pcm = (np.clip(np.asarray(wave, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
             self._decoder.start_utt()
-            self._decoder.process_raw(pcm, full_utt=True)
+            self._decoder.process_raw(_pcm16(wave), full_utt=True)
             self._decoder.end_utt()
             hypothesis = self._decoder.hyp()
             out.append(hypothesis.hypstr if hypothesis is not None else "")
         return out
+
+    def align(self, wave: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+        """Forced alignment of ``text`` (lower-case words of the dictionary) to a 16 kHz wave:
+        ``(word, start_s, end_s)`` of every segment in time order, fillers included (``<sil>``,
+        ``<s>``, ``</s>``; pronunciation variants as ``word(2)``). Empty when it cannot align (a word
+        not in the dictionary). A search that ends early reports only the words it reached."""
+        from pocketsphinx import Decoder
+
+        if self._aligner is None:
+            self._aligner = Decoder(samprate=ASR_SAMPLE_RATE, loglevel="FATAL")
+        aligner = self._aligner
+        try:
+            aligner.set_align_text(text)
+        except RuntimeError:
+            return []
+        aligner.start_utt()
+        aligner.process_raw(_pcm16(wave), full_utt=True)
+        aligner.end_utt()
+        rate = ALIGN_FRAMES_PER_SECOND
+        return [(s.word, s.start_frame / rate, (s.end_frame + 1) / rate) for s in aligner.seg()]
+
+
+def _pcm16(wave: np.ndarray) -> bytes:
+    return (np.clip(np.asarray(wave, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
 
 
 class WhisperAsr:

@@ -145,3 +145,17 @@ def test_mini_sweep_evaluates_every_run_and_fits_capabilities():
     analysis = steps[-1].config
     assert len(analysis.eval_paths) == len(analysis.run_paths) == len(trains)
     assert analysis.capability_metrics.value == MINI_CAPABILITY_METRICS
+
+
+def test_mini_sweep_tokenizer_gives_the_vocabulary_its_rules_count(tmp_path):
+    from experiments.isoflop_mini import MINI_VOCAB_SIZE, mini_text_tokenizer
+    from soda_jax.audio.text_tokenizers import TrainBpeConfig, train_bpe_tokenizer
+    from soda_jax.audio.vocab import AudioTextVocab
+
+    config = mini_text_tokenizer.config
+    train_bpe_tokenizer(TrainBpeConfig(str(tmp_path / "bpe"), config.texts.value, config.vocab_size.value))
+    vocab = AudioTextVocab.from_pretrained(str(tmp_path / "bpe"))
+    assert vocab.size == MINI_VOCAB_SIZE  # the sweep's FLOP and parameter counts use this size
+    assert vocab.decode_text(vocab.encode_text("The quick brown fox.")) == "The quick brown fox."
+    with pytest.raises(ValueError, match="no texts"):
+        train_bpe_tokenizer(TrainBpeConfig(str(tmp_path / "empty"), ()))

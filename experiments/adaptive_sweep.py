@@ -48,6 +48,10 @@ class AdaptiveSweep:
     """Bootstrap resamples of the analysis step."""
     with_analysis: bool = True
     """Run the scaling analysis (fits, plots) over each round's runs, after its proposals step."""
+    eval_step_for: Callable[[ExecutorStep], ExecutorStep] | None = None
+    """The evaluation step of a run's training step (its results feed the capability fits); None: no evaluations."""
+    capability_metrics: tuple[str, ...] = ()
+    """Eval metrics the analysis fits against loss (empty: every numeric metric)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,8 @@ class SweepState:
     runs: tuple[SweepRun, ...]
     """Every run to train now: the first grid plus all proposals read so far."""
     steps: tuple[ExecutorStep, ...]
-    """Their training steps, the current proposals step and the analysis step (last, if any)."""
+    """Their training steps, the current proposals step, their evaluation steps (if any) and the
+    analysis step (last, if any)."""
     proposals_step: ExecutorStep
     """The proposals step over ``runs`` (not yet run, or run and proposing nothing)."""
     rounds_applied: int
@@ -74,13 +79,15 @@ def build_state(sweep: AdaptiveSweep, prefix: str) -> SweepState:
     rounds, last = 0, None
     while True:
         train_steps = [sweep.train_step_for(run) for run in runs]
+        eval_steps = [sweep.eval_step_for(step) for step in train_steps] if sweep.eval_step_for else []
         proposals = default_sweep_proposals(f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits)
-        analysis = [default_scaling_analysis(sweep.name, train_steps, num_bootstrap=sweep.num_bootstrap)] if sweep.with_analysis else []
+        analysis = [default_scaling_analysis(sweep.name, train_steps, eval_steps=eval_steps, num_bootstrap=sweep.num_bootstrap,
+                                             capability_metrics=sweep.capability_metrics)] if sweep.with_analysis else []  # fmt: skip
         done = _read_finished(proposals, prefix)
         known = {run.name for run in runs}
         new = [run for run in proposed_runs(sweep.rules, done) if run.name not in known] if done else []
         if not new:
-            state_steps = (*train_steps, proposals, *analysis)
+            state_steps = (*train_steps, proposals, *eval_steps, *analysis)
             return SweepState(tuple(runs), state_steps, proposals, rounds, settled=done is not None, last_proposals=done or last)
         runs += new
         rounds, last = rounds + 1, done

@@ -22,7 +22,12 @@ from typing import Any
 
 from soda_jax.aot.preflight import compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
-from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
+from soda_jax.audio.text_tokenizers import (
+    ExportTokenizerConfig,
+    TrainBpeConfig,
+    export_tokenizer,
+    train_bpe_tokenizer,
+)
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.data.sft import sft_mixture
@@ -76,6 +81,17 @@ def default_text_tokenizer(name: str = "mistral-v1") -> ExecutorStep[ExportToken
         fn=export_tokenizer,
         config=ExportTokenizerConfig(output_path=this_output_path(), name=versioned(name)),
         description=f"export the offline {name} text tokenizer",
+    )
+
+
+def default_bpe_tokenizer(name: str, texts: Sequence[str], vocab_size: int = 512) -> ExecutorStep[TrainBpeConfig]:
+    """``tokenizers/{name}``: a byte-level BPE of ``vocab_size`` text ids trained on ``texts`` (a
+    small vocabulary for a small corpus: the LM head and embeddings stop dominating tiny models)."""
+    return ExecutorStep(
+        name=f"tokenizers/{name}",
+        fn=train_bpe_tokenizer,
+        config=TrainBpeConfig(output_path=this_output_path(), texts=versioned(tuple(texts)), vocab_size=versioned(vocab_size)),
+        description=f"train a {vocab_size}-id BPE on {len(texts)} texts",
     )
 
 
@@ -213,11 +229,13 @@ def default_scaling_analysis(
     reference_train_steps: Sequence[ExecutorStep] = (),
     reference_eval_steps: Sequence[ExecutorStep | None] = (),
     num_bootstrap: int = 1000,
+    capability_metrics: Sequence[str] = (),
 ) -> ExecutorStep[ScalingAnalysisConfig]:
     """Scaling-law fits and plots over a sweep's training runs (docs/scaling.md).
 
     ``eval_steps`` pair with ``train_steps`` one to one (None: a run without eval); their outputs
     hold results.json. ``reference_*``: another sweep (e.g. a text-only baseline) to compare with.
+    ``capability_metrics``: the eval metrics to fit against loss (empty: all of them).
     """
     if eval_steps and len(eval_steps) != len(train_steps):
         raise ValueError("eval_steps must match train_steps one to one (use None for a run without eval)")
@@ -237,6 +255,8 @@ def default_scaling_analysis(
             reference_eval_paths=paths(reference_eval_steps),
             output_path=this_output_path(),
             num_bootstrap=versioned(num_bootstrap),
+            # versioned only when given, so the analysis steps that fit every metric keep their versions
+            capability_metrics=versioned(tuple(capability_metrics)) if capability_metrics else (),
         ),
         description=f"scaling fits over {len(train_steps)} runs",
     )

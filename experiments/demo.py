@@ -12,8 +12,9 @@
    sentence read by flite (ASR text), with `soda_jax.inference`. Expect nonsense: 6M parameters
    trained on 40 sentences. The point is the path from checkpoint to WAV and text.
 
-``--full`` also runs the miniature isoFLOP sweep and its scaling-law fits on a 16-times larger
-reading of the same sentences (experiments/isoflop_mini.py; about 16 minutes on 2 cores).
+``--full`` also runs the miniature isoFLOP sweep (up to 3 adaptive rounds, every run evaluated)
+and its scaling-law fits on a 16-times larger reading of the same sentences with a 512-id BPE
+(experiments/isoflop_mini.py; docs/scaling.md has the measured time).
 ``evaluation/demo-6m`` then scores the model on mini task sets synthesised from the demo voices
 (``raw/eval-mini``; experiments/demo_eval.py) and prints the results table: chance level expected.
 Re-running skips every finished step.
@@ -35,6 +36,8 @@ from soda_jax.execution.parallel import shutdown_workers
 from soda_jax.training import CheckpointPolicy
 
 FULL_FLAG = "--full"
+MINI_SWEEP_ROUNDS = 3
+"""Train-and-propose rounds of the mini sweep under ``--full`` (the first grid, then the runs that bracket each budget)."""
 
 demo_model = default_train(
     "demo-6m",
@@ -91,7 +94,7 @@ def demo_generation(run_dir: str, out_dir: str) -> None:
 def main(argv: list[str]) -> None:
     full = FULL_FLAG in argv
     argv = [a for a in argv if a != FULL_FLAG]
-    rounds, executor_args = pop_rounds(argv)
+    rounds, executor_args = pop_rounds(argv, default=MINI_SWEEP_ROUNDS)
     report = executor_main([demo_model, demo_eval], description="soda-jax demo: synthesised speech -> tokens -> trained model",
                            args=executor_args)
     if report is not None:

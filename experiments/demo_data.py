@@ -25,22 +25,26 @@ DEMO_VALIDATION_FRACTION = 0.2
 text_tokenizer = default_text_tokenizer("mistral-v1")
 
 
-def demo_caches(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> dict[str, ExecutorStep]:
+def demo_caches(
+    readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES, tokenizer: ExecutorStep = text_tokenizer
+) -> dict[str, ExecutorStep]:
     """Component name -> its token-cache step: the interleaved demo corpus in each layout, its
-    sentences read ``readings`` times (`default_synth_demo_corpus`)."""
+    sentences read ``readings`` times (`default_synth_demo_corpus`), text by ``tokenizer``."""
     speech = default_synth_demo_corpus(readings, voices)
     corpus = "demo" if readings == 1 else f"demo-x{readings}"
     return {
         source: default_interleave(
             f"{corpus}-{source}",
             default_tokenize(f"{corpus}-{source}", speech / source, source=source),
-            tokenizer=text_tokenizer,
+            tokenizer=tokenizer,
             validation_fraction=DEMO_VALIDATION_FRACTION,
         )
         for source in (YODAS2, EMILIA)
     }
 
 
-def demo_data(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> MixtureSpec:
+def demo_data(
+    readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES, tokenizer: ExecutorStep = text_tokenizer
+) -> MixtureSpec:
     """The demo mix (YODAS2 and Emilia layouts 50/50) over `demo_caches`."""
-    return mixture_config("demo", demo_caches(readings, voices))
+    return mixture_config("demo", demo_caches(readings, voices, tokenizer))

@@ -23,39 +23,55 @@ from __future__ import annotations
 import sys
 
 from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
-from experiments.defaults import default_scaling_analysis
+from experiments.defaults import DEMO_CODEC, default_bpe_tokenizer, default_eval, default_scaling_analysis
 from experiments.demo_data import demo_data
+from experiments.demo_eval import DEMO_EVAL_BATCH, mini_tasksets
 from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
-from soda_jax.audio.text_tokenizers import MISTRAL_V1_TEXT_SIZE
 from soda_jax.audio.vocab import audio_text_vocab_size
-from soda_jax.data.synth import CHORUS_VOICES
+from soda_jax.data.synth import CHORUS_VOICES, DEFAULT_SENTENCES
+from soda_jax.eval.tasks import ValidationNllTask, sblimp, swuggy, tblimp, twuggy
 from soda_jax.execution import ExecutorStep
-from soda_jax.scaling.adaptive import AdaptiveLimits
-from soda_jax.scaling.sweep import SweepRules, format_grid, isoflop_grid
+from soda_jax.scaling.adaptive import AdaptiveLimits, centered_grid
+from soda_jax.scaling.fits import PowerLaw
+from soda_jax.scaling.sweep import SweepRules, format_grid
 from soda_jax.training import CheckpointPolicy
 
-DEMO_VOCAB_SIZE = audio_text_vocab_size(MISTRAL_V1_TEXT_SIZE)
-"""Demo vocab: Mistral v1 SentencePiece (32,000) + 4 specials + 16,384 audio ids (48,388)."""
+MINI_TEXT_VOCAB = 512
+"""Text ids of the sweep's BPE (256 bytes, 4 specials, 252 merges of the corpus's sentences)."""
+
+MINI_VOCAB_SIZE = audio_text_vocab_size(MINI_TEXT_VOCAB)
+"""The sweep's vocabulary: 512 BPE text ids + 4 markers + 16,384 audio ids = 16,900 (the demo's
+Mistral-based one has 48,388: its LM head and embeddings were most of every tiny model)."""
+
+mini_text_tokenizer = default_bpe_tokenizer(f"demo-bpe-{MINI_TEXT_VOCAB}", DEFAULT_SENTENCES, MINI_TEXT_VOCAB)
 
 MINI_RULES = SweepRules(
-    budgets=(5e11, 1e12, 3e12),
-    vocab_size=DEMO_VOCAB_SIZE,
+    budgets=(2.5e11, 5e11, 1e12, 2e12),
+    vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
-    target_steps=128,
-    min_hidden=32,
-    max_hidden=128,
-    hidden_step=32,
-    wide_hidden_step=32,
+    target_steps=256,
+    min_hidden=16,
+    max_hidden=256,
+    hidden_step=16,
+    wide_hidden_step=16,
     layer_base=16,  # SODA's 64 would give these widths zero layers
     hidden_per_head=32,
     max_learning_rate=0.03,  # tiny models tolerate (and need) larger steps
     min_batch_size=2,
-    max_steps=5000,
+    max_steps=20_000,
 )
 """SODA's rules scaled down to CPU size (see the module docstring)."""
 
 MINI_LIMITS = AdaptiveLimits(min_hidden=16, max_hidden=256)
-"""Narrower than d=16 (a single 16-dim head) is not a model; wider than 256 does not fit the CPU budget."""
+"""Narrower than d=16 (one head's worth) is not a model; wider than 256 does not fit the CPU budget."""
+
+MINI_PRIOR = PowerLaw(coefficient=1.0, exponent=0.5)
+"""Where the first grid centres each budget (N* of training FLOPs C): N* = 1.7M (d=48) at C = 3e12,
+from a trial at that budget (validation loss 3.84 at d=32, 4.19 at d=128), and
+the neutral exponent 0.5 (N and D growing alike), not SODA's 0.367. The adaptive rounds correct it."""
+
+MINI_FIRST_GRID = tuple(centered_grid(MINI_RULES, MINI_PRIOR, runs_each_side=2, limits=MINI_LIMITS))
+"""Round 0: five widths per budget around `MINI_PRIOR` (the window slides inwards at d=16)."""
 
 MINI_TRAIN_OPTIONS = dict(
     gradient_checkpointing=False,  # tiny models: recomputation costs time and saves nothing
@@ -64,40 +80,70 @@ MINI_TRAIN_OPTIONS = dict(
 )
 """`TrainConfig` settings of every mini-sweep run (none of them changes a run's version)."""
 
-
 MINI_READINGS = 16
-"""The sweep's corpus reads the demo sentences 16 times per layout (32 voices): 0.6M training
-tokens, so the largest run (0.95M tokens) sees it 1.6 times; the demo's own corpus (45k tokens)
-would be repeated ~20 times and its small models overfit."""
+"""The sweep's corpus reads the demo sentences 16 times per layout (the most 32 voices allow):
+0.6M training tokens; the demo's own corpus (45k tokens) would be repeated ~50 times."""
+
+MINI_EVAL_DOCUMENTS = 64
+"""Validation documents per cache scored by the per-kind NLL of each run."""
+
+MINI_EVAL_TASKS = (
+    ValidationNllTask(max_documents=MINI_EVAL_DOCUMENTS),
+    swuggy(mini_tasksets / "swuggy"),
+    twuggy(mini_tasksets / "swuggy"),
+    sblimp(mini_tasksets / "sblimp"),
+    tblimp(mini_tasksets / "sblimp"),
+)
+"""What every run is evaluated on: validation NLL by token kind and the four likelihood-pair tasks
+(no generation: ASR and TTS of these models would be noise, and slow on CPU)."""
+
+MINI_CAPABILITY_METRICS = (
+    "validation_nll/text/loss", "validation_nll/semantic/loss", "validation_nll/acoustic/loss",
+    "swuggy/accuracy", "twuggy/accuracy", "sblimp/accuracy", "tblimp/accuracy",
+)  # fmt: skip
+"""Eval metrics the analysis fits against validation loss."""
 
 
 def mini_sweep_data():
-    """The demo mix over the demo corpus read `MINI_READINGS` times."""
-    return demo_data(MINI_READINGS, CHORUS_VOICES)
+    """The demo mix over the demo corpus read `MINI_READINGS` times, text by the sweep's BPE."""
+    return demo_data(MINI_READINGS, CHORUS_VOICES, mini_text_tokenizer)
+
+
+def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
+    """``evaluation/isoflop/<run>``: `MINI_EVAL_TASKS` on a sweep run's final checkpoint."""
+    name = train_step.name.removeprefix("checkpoints/")
+    return default_eval(name, train_step, MINI_EVAL_TASKS, codec=DEMO_CODEC, batch_size=DEMO_EVAL_BATCH)
 
 
 def build_mini_sweep(data=None) -> list[ExecutorStep]:
-    """The mini sweep's training steps on ``data`` (`mini_sweep_data()` by default), then its analysis step (last)."""
+    """The mini sweep's first-round training and evaluation steps on ``data`` (`mini_sweep_data()`
+    by default), then its analysis step (last)."""
     data = mini_sweep_data() if data is None else data
-    train_steps = [sweep_train_step(run, data, **MINI_TRAIN_OPTIONS) for run in isoflop_grid(MINI_RULES)]
-    return [*train_steps, default_scaling_analysis("analysis/isoflop-mini", train_steps, num_bootstrap=500)]
+    train_steps = [sweep_train_step(run, data, **MINI_TRAIN_OPTIONS) for run in MINI_FIRST_GRID]
+    eval_steps = [mini_eval_step(step) for step in train_steps]
+    analysis = default_scaling_analysis("analysis/isoflop-mini", train_steps, eval_steps=eval_steps, num_bootstrap=500,
+                                        capability_metrics=MINI_CAPABILITY_METRICS)  # fmt: skip
+    return [*train_steps, *eval_steps, analysis]
 
 
 def mini_adaptive_sweep(data=None) -> AdaptiveSweep:
-    """The mini sweep as an adaptive sweep: `MINI_RULES`' grid first, then the runs that bracket each budget."""
+    """The mini sweep as an adaptive sweep: `MINI_RULES`' grid first, then the runs that bracket each
+    budget; every run evaluated."""
     data = mini_sweep_data() if data is None else data
     return AdaptiveSweep(
         name="analysis/isoflop-mini",
         rules=MINI_RULES,
-        first_grid=tuple(isoflop_grid(MINI_RULES)),
+        first_grid=MINI_FIRST_GRID,
         train_step_for=lambda run: sweep_train_step(run, data, **MINI_TRAIN_OPTIONS),
         limits=MINI_LIMITS,
         num_bootstrap=500,
+        eval_step_for=mini_eval_step,
+        capability_metrics=MINI_CAPABILITY_METRICS,
     )
 
 
 def main(argv: list[str]) -> None:
-    print(format_grid(isoflop_grid(MINI_RULES)))
+    print(format_grid(list(MINI_FIRST_GRID)))
     if PRINT_GRID_FLAG in argv:
         return
     run_adaptive_sweep(mini_adaptive_sweep(), argv, description="isoFLOP mini sweep (demo corpus)")

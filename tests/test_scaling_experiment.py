@@ -98,12 +98,64 @@ def test_eval_steps_must_pair_with_train_steps():
         default_scaling_analysis("analysis/x", [step], eval_steps=[None, None])
 
 
-def test_mini_sweep_grid_supports_the_fits():
-    from experiments.isoflop_mini import MINI_RULES
+def test_mini_sweep_grid_follows_its_rules():
+    from experiments.isoflop_mini import (
+        MINI_FIRST_GRID,
+        MINI_LIMITS,
+        MINI_PRIOR,
+        MINI_RULES,
+        MINI_TEXT_VOCAB,
+        MINI_VOCAB_SIZE,
+        mini_text_tokenizer,
+    )
+    from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS
 
-    grid = sweep.isoflop_grid(MINI_RULES)
+    assert mini_text_tokenizer.config.vocab_size.value == MINI_TEXT_VOCAB
+    assert MINI_RULES.vocab_size == MINI_VOCAB_SIZE == MINI_TEXT_VOCAB + len(SPECIAL_TOKENS) + MIMI_CODEBOOKS * 2048
+    grid = MINI_FIRST_GRID
+    assert len(MINI_RULES.budgets) >= 4
     for budget in MINI_RULES.budgets:
-        sizes = {run.shape.hidden_dim for run in grid if run.budget == budget}
-        assert len(sizes) >= 3, budget  # a parabola per budget needs three sizes
-    assert all(run.shape.num_layers >= 1 and run.batch_size >= 2 for run in grid)
-    assert sum(run.tokens for run in grid) < 4e6  # ~15 minutes of training on a 2-core CPU
+        runs = [run for run in grid if run.budget == budget]
+        # five sizes per budget (two each side of the prior's N*): a bracket needs two on each side of the best
+        assert len({run.shape.hidden_dim for run in runs}) == 5, budget
+        assert runs == sorted(runs, key=lambda run: run.params)
+        best_guess = min(runs, key=lambda run: abs(np.log(run.params / MINI_PRIOR(run.training_flops))))
+        assert best_guess in runs[2:3] or runs[0].shape.hidden_dim == MINI_LIMITS.min_hidden  # centred, or slid in at the floor
+        for run in runs:  # SODA's rules, rescaled: FLOPs on budget, lr and beta2 from the batch, depth from the width
+            assert abs(run.forward_flops - budget) <= MINI_RULES.flop_tolerance * budget
+            assert run.batch_size >= MINI_RULES.min_batch_size and run.steps < MINI_RULES.max_steps
+            assert run.learning_rate == pytest.approx(MINI_RULES.lr_constant * run.batch_size**0.5 / run.shape.hidden_dim)
+            assert run.learning_rate <= MINI_RULES.max_learning_rate
+            assert run.shape == MINI_RULES.shape_for_hidden(run.shape.hidden_dim) and run.shape.num_layers >= 1
+            assert MINI_LIMITS.min_hidden <= run.shape.hidden_dim <= MINI_LIMITS.max_hidden
+    # The first round's training fits the 30-minute demo-full on 2 cores (~6e10 training FLOP/s measured).
+    assert sum(run.training_flops for run in grid) < 6e10 * 20 * 60
+
+
+def test_mini_sweep_evaluates_every_run_and_fits_capabilities():
+    from experiments.isoflop_mini import MINI_CAPABILITY_METRICS, MINI_FIRST_GRID, build_mini_sweep
+    from soda_jax.eval.step import run_eval
+    from soda_jax.training.train import train
+
+    steps = build_mini_sweep()
+    trains = [s for s in steps if s.fn is train]
+    evals = [s for s in steps if s.fn is run_eval]
+    assert len(trains) == len(evals) == len(MINI_FIRST_GRID)
+    assert [e.name.removeprefix("evaluation/") for e in evals] == [t.name.removeprefix("checkpoints/") for t in trains]
+    analysis = steps[-1].config
+    assert len(analysis.eval_paths) == len(analysis.run_paths) == len(trains)
+    assert analysis.capability_metrics.value == MINI_CAPABILITY_METRICS
+
+
+def test_mini_sweep_tokenizer_gives_the_vocabulary_its_rules_count(tmp_path):
+    from experiments.isoflop_mini import MINI_VOCAB_SIZE, mini_text_tokenizer
+    from soda_jax.audio.text_tokenizers import TrainBpeConfig, train_bpe_tokenizer
+    from soda_jax.audio.vocab import AudioTextVocab
+
+    config = mini_text_tokenizer.config
+    train_bpe_tokenizer(TrainBpeConfig(str(tmp_path / "bpe"), config.texts.value, config.vocab_size.value))
+    vocab = AudioTextVocab.from_pretrained(str(tmp_path / "bpe"))
+    assert vocab.size == MINI_VOCAB_SIZE  # the sweep's FLOP and parameter counts use this size
+    assert vocab.decode_text(vocab.encode_text("The quick brown fox.")) == "The quick brown fox."
+    with pytest.raises(ValueError, match="no texts"):
+        train_bpe_tokenizer(TrainBpeConfig(str(tmp_path / "empty"), ()))

@@ -55,6 +55,9 @@ def test_isoflop_parabolas_recover_n_and_d_exponents():
     assert fit.params_law.coefficient == pytest.approx(0.05, rel=0.3)
     for law, truth in ((fit.params_law, N_EXPONENT), (fit.tokens_law, D_EXPONENT)):
         assert law.exponent_interval.low < truth < law.exponent_interval.high
+    # D* grows faster than N* here (0.633 > 0.367), in every resample
+    assert fit.exponent_gap_interval.low < D_EXPONENT - N_EXPONENT < fit.exponent_gap_interval.high
+    assert fit.tokens_faster_share == 1.0
     for optimum in fit.budgets:
         assert optimum.params_interval.low < optimum.params_opt < optimum.params_interval.high
         assert optimum.params_opt == pytest.approx(0.05 * optimum.compute**N_EXPONENT, rel=0.1)
@@ -139,3 +142,17 @@ def test_capability_skips_missing_values_and_needs_enough_points():
     loss = np.array([2.0, 2.5, 3.0, np.nan, 3.5])
     with pytest.raises(ValueError, match="at least"):
         capability.fit_capability("x", loss, np.array([0.9, 0.8, np.nan, 0.6, 0.5]))
+
+
+def test_profile_likelihood_tells_an_identified_law_from_an_unidentified_one():
+    n, d, loss = synthetic_parametric_sweep(np.random.default_rng(0))
+    identified = fits.profile_exponents(n, d, loss)
+    assert identified.identified and not identified.reason
+    step = 0.3  # a grid step of the profile near 0.3 (geometric grid 0.03..3)
+    for profile, truth in ((identified.alpha, TRUE_LAW.alpha), (identified.beta, TRUE_LAW.beta)):
+        assert profile.interval.low - step <= truth <= profile.interval.high + step
+        assert min(profile.deviance) == 0.0 and max(profile.deviance) > fits.PROFILE_CHI2_95
+    # Losses that do not depend on N: A -> 0 fits as well at any alpha, which the profile shows flat.
+    no_n = (TRUE_LAW.E + TRUE_LAW.B / d**TRUE_LAW.beta) * np.exp(np.random.default_rng(1).normal(0, 0.005, len(d)))
+    unidentified = fits.profile_exponents(n, d, no_n)
+    assert not unidentified.identified and "alpha" in unidentified.reason and "do not bound" in unidentified.reason

@@ -7,9 +7,14 @@ Output directory:
                                  capability fits, reference (big) models
 {out}/isoflop_curves.png         loss vs N per budget, parabolas and minima
 {out}/compute_optimal.png        N* and D* vs C with fitted power laws
-{out}/parametric_residuals.png   L(N, D) vs observed loss, residuals vs C
-{out}/capability_{metric}.png    metric vs validation loss, reference models starred
+{out}/parametric_profiles.png    profile likelihoods of L(N, D)'s alpha and beta
+{out}/parametric_residuals.png   L(N, D) vs observed loss, residuals vs C (only when identified)
+{out}/capability_{metric}.png    metric vs validation loss, reference models starred, SODA's
+                                 reported value drawn where the metric is one SODA reports
 ```
+
+L(N, D) is fitted only when the profile likelihoods of both exponents close inside the scanned
+range (`soda_jax.scaling.fits.profile_exponents`); otherwise ``parametric`` holds the reason.
 
 A fit that cannot be made (too few budgets, a budget with no interior minimum...) is recorded as
 ``{"error": ...}`` in the JSON and its plot is left out; the step still succeeds if the runs
@@ -29,8 +34,8 @@ import numpy as np
 from soda_jax import fileio
 from soda_jax.contracts import FITS_FILE
 from soda_jax.scaling import plots
-from soda_jax.scaling.capability import fit_capability
-from soda_jax.scaling.fits import bootstrap_parametric, fit_compute_optimal, fit_parametric
+from soda_jax.scaling.capability import SODA_REPORTED, fit_capability
+from soda_jax.scaling.fits import bootstrap_parametric, fit_compute_optimal, fit_parametric, profile_exponents
 from soda_jax.scaling.runs import RunRecord, read_runs
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ class ScalingAnalysisConfig:
     """Bootstrap refits of L(N, D) stored for prediction intervals (planner)."""
     seed: int = 0
     """Seed of the bootstraps."""
+    capability_metrics: tuple[str, ...] = ()
+    """Eval metrics fitted against loss (empty: every numeric metric the eval results hold)."""
 
 
 def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
@@ -86,14 +93,25 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
         num_bootstrap=config.num_bootstrap, seed=config.seed,
     ))
     result["compute_optimal"] = _jsonable(compute_optimal)
-    parametric = _attempt("parametric", lambda: _fit_parametric_with_bootstrap(columns, config))
+    identification = _attempt("parametric identification", lambda: profile_exponents(
+        columns["params"], columns["tokens"], columns["loss"]))
+    result["parametric_identification"] = _jsonable(identification)
+    if _failed(identification):
+        parametric = {"error": f"identifiability not checked: {identification['error']}"}
+    elif not identification.identified:
+        logger.warning("L(N, D) not fitted: %s", identification.reason)
+        parametric = {"error": f"not identified: {identification.reason}"}
+    else:
+        parametric = _attempt("parametric", lambda: _fit_parametric_with_bootstrap(columns, config))
     result["parametric"] = _jsonable(parametric)
-    capabilities = _fit_capabilities(runs)
+    capabilities = _fit_capabilities(runs, config.capability_metrics)
     result["capabilities"] = {metric: _jsonable(fit) for metric, fit in capabilities.items()}
 
     fileio.makedirs(config.output_path)
     fileio.atomic_write_json(fileio.join(config.output_path, FITS_FILE), result)
     _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records)
+    if not _failed(identification):
+        plots.save_png(plots.exponent_profiles(identification), fileio.join(config.output_path, "parametric_profiles.png"))
     return result
 
 
@@ -123,8 +141,8 @@ def _fit_parametric_with_bootstrap(columns, config: ScalingAnalysisConfig) -> di
     }
 
 
-def _fit_capabilities(runs: list[RunRecord]) -> dict[str, Any]:
-    metrics = sorted({name for r in runs for name in r.metrics})
+def _fit_capabilities(runs: list[RunRecord], wanted: tuple[str, ...] = ()) -> dict[str, Any]:
+    metrics = sorted({name for r in runs for name in r.metrics if not wanted or name in wanted})
     fits = {}
     for metric in metrics:
         loss = [r.loss for r in runs]
@@ -163,7 +181,8 @@ def _write_plots(output_path, columns, compute_optimal, parametric, capabilities
         if _failed(fit):
             continue
         marked = {r.name: (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
-        figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked)
+        figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked,
+                                          reported=SODA_REPORTED.get(metric))  # fmt: skip
         plots.save_png(figure, fileio.join(output_path, f"capability_{_file_safe(metric)}.png"))
 
 

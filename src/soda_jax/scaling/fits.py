@@ -157,6 +157,10 @@ class ComputeOptimalFit:
     """D* = b C^beta."""
     skipped_budgets: tuple[tuple[float, str], ...] = ()
     """(C, why) of each budget left out: fewer than 3 sizes, or no interior minimum."""
+    exponent_gap_interval: Interval | None = None
+    """Bootstrap interval of beta - alpha (D*'s exponent minus N*'s, from the same resamples)."""
+    tokens_faster_share: float | None = None
+    """Share of the joint bootstrap resamples in which D* grows faster than N* (beta > alpha)."""
 
 
 def group_by_budget(compute: np.ndarray, relative_tolerance: float = 0.05) -> np.ndarray:
@@ -218,6 +222,8 @@ def fit_compute_optimal(
         params_law=dataclasses.replace(n_law, exponent_interval=Interval.of(n_exponents)),
         tokens_law=dataclasses.replace(d_law, exponent_interval=Interval.of(d_exponents)),
         skipped_budgets=tuple(skipped),
+        exponent_gap_interval=Interval.of(np.subtract(d_exponents, n_exponents)),
+        tokens_faster_share=float(np.mean(np.greater(d_exponents, n_exponents))),
     )
 
 
@@ -340,3 +346,123 @@ def bootstrap_parametric(
         a, b, e, alpha, beta = result.x
         laws.append(ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta)))
     return laws
+
+
+# ------------------------------------------------- is L(N, D) identified by these runs?
+
+PROFILE_GRID = tuple(float(x) for x in np.round(np.geomspace(0.03, 3.0, 21), 4))
+"""Exponent values at which the profile likelihood of alpha and beta is evaluated."""
+
+_PROFILE_LBFGS_OPTIONS = {"maxiter": 2000, "ftol": 1e-11, "gtol": 1e-8}
+"""RSS of log-loss (~1e-3 and up): looser than the Huber fits' tolerances."""
+
+PROFILE_CHI2_95 = 3.841
+"""Chi-squared(1) 95% quantile: a profile interval holds the exponents whose deviance is below it."""
+
+@dataclasses.dataclass(frozen=True)
+class ExponentProfile:
+    """Profile likelihood of one exponent of L(N, D), the other four parameters refitted at each value."""
+
+    name: str
+    """``alpha`` (parameters) or ``beta`` (tokens)."""
+    grid: tuple[float, ...]
+    """Exponent values evaluated (the scanned grid plus the unconstrained optimum)."""
+    deviance: tuple[float, ...]
+    """n log(RSS(value) / RSS_min) of log-loss residuals (Gaussian errors): 0 at the best value."""
+    best: float
+    """The grid value with the lowest deviance."""
+    interval: Interval | None
+    """The exponents with deviance < `PROFILE_CHI2_95`, widened to the nearest evaluated values
+    outside them; None when that set reaches an end of the grid (the data do not bound the exponent)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParametricIdentification:
+    """Whether the runs pin down L(N, D)'s exponents (both profile intervals closed inside the grid)."""
+
+    identified: bool
+    alpha: ExponentProfile
+    beta: ExponentProfile
+    reason: str
+    """Why not (empty when identified)."""
+
+
+def _squared_log_residuals(theta: np.ndarray, log_n, log_d, log_loss) -> tuple[float, np.ndarray]:
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+    residual = logsumexp(terms, axis=0) - log_loss
+    weights = softmax(terms, axis=0) * 2 * residual
+    gradient = np.array([weights[0].sum(), weights[1].sum(), weights[2].sum(),
+                         -(weights[0] * log_n).sum(), -(weights[1] * log_d).sum()])  # fmt: skip
+    return float(np.sum(residual**2)), gradient
+
+
+def _minimize_rss(start: np.ndarray, log_n, log_d, log_loss, fixed: tuple[int, float] | None = None):
+    bounds: list[tuple[float | None, float | None]] = [(None, None)] * 5
+    start = start.copy()
+    if fixed is not None:
+        index, value = fixed
+        start[index] = value
+        bounds[index] = (value, value)
+    return optimize.minimize(_squared_log_residuals, start, args=(log_n, log_d, log_loss), jac=True,
+                             method="L-BFGS-B", bounds=bounds, options=_PROFILE_LBFGS_OPTIONS)  # fmt: skip
+
+
+def _profile(index: int, grid: tuple[float, ...], optimum: np.ndarray, log_n, log_d, log_loss) -> np.ndarray:
+    """Least RSS of log-loss with parameter ``index`` (3: alpha, 4: beta) held at each grid value.
+
+    Two starts per value, the better kept: the neighbour's solution (continuation outwards from the
+    optimum) and the optimum with its prefactor rescaled so that term keeps its size at the median
+    N (or D). Fresh multi-starts find other basins only by chance and make the profile jagged.
+    """
+    log_x = log_n if index == 3 else log_d
+    rss = np.empty(len(grid))
+    middle = int(np.argmin(np.abs(np.log(np.asarray(grid)) - np.log(max(optimum[index], 1e-6)))))
+    for walk in (range(middle, len(grid)), range(middle - 1, -1, -1)):
+        previous = optimum
+        for i in walk:
+            rescaled = optimum.copy()
+            rescaled[index - 3] += (grid[i] - optimum[index]) * float(np.median(log_x))  # a (or b) keeps A/N^alpha
+            results = [_minimize_rss(start, log_n, log_d, log_loss, fixed=(index, grid[i])) for start in (previous, rescaled)]
+            best = min(results, key=lambda r: r.fun)
+            rss[i], previous = float(best.fun), best.x
+    return rss
+
+
+def profile_exponents(
+    params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, grid: tuple[float, ...] = PROFILE_GRID,
+) -> ParametricIdentification:
+    """Profile likelihoods of alpha and beta: is L(N, D) identified by these runs?
+
+    An isoFLOP sweep samples N and D along a few anti-diagonals; when they span too little of the
+    plane, whole families of (E, A, alpha) trade off with near-equal error and the fitted exponents
+    mean nothing. Each exponent's profile (the other four parameters refitted at every grid value)
+    shows it: identified when both 95% profile intervals close inside the grid.
+    """
+    log_n, log_d = np.log(np.asarray(params, float)), np.log(np.asarray(tokens, float))
+    log_loss = np.log(np.asarray(loss, float))
+    if len(log_loss) < 6:
+        raise ValueError(f"profiling L(N, D)'s 5 parameters needs at least 6 runs, got {len(log_loss)}")
+    law = fit_parametric(np.exp(log_n), np.exp(log_d), np.exp(log_loss))
+    optimum = _minimize_rss(np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta]), log_n, log_d, log_loss)
+    rss = {name: _profile(index, grid, optimum.x, log_n, log_d, log_loss) for name, index in (("alpha", 3), ("beta", 4))}
+    floor = max(min([float(optimum.fun), *(float(r.min()) for r in rss.values())]), 1e-300)
+    profiles = {}
+    for (name, values), index in zip(rss.items(), (3, 4)):
+        # the unconstrained optimum is a point of both profiles: with it, an interval narrower than the grid step is still seen
+        at = float(optimum.x[index])
+        points = sorted([*zip(grid, values), *([(at, float(optimum.fun))] if grid[0] < at < grid[-1] else [])])
+        xs = np.array([x for x, _ in points])
+        deviance = len(log_loss) * np.log(np.maximum([v for _, v in points], floor) / floor)
+        inside = np.flatnonzero(deviance < PROFILE_CHI2_95)
+        closed = inside.size > 0 and inside[0] > 0 and inside[-1] < len(xs) - 1
+        profiles[name] = ExponentProfile(
+            name=name, grid=tuple(float(x) for x in xs), deviance=tuple(float(d) for d in deviance),
+            best=float(xs[int(np.argmin(deviance))]),
+            # the interval reaches to the first grid values outside it (a conservative bracket)
+            interval=Interval(float(xs[inside[0] - 1]), float(xs[inside[-1] + 1])) if closed else None,
+        )
+    open_ = [name for name, p in profiles.items() if p.interval is None]
+    reason = (f"the 95% profile interval of {' and '.join(open_)} reaches the end of the scanned range "
+              f"[{grid[0]}, {grid[-1]}]: the runs do not bound it") if open_ else ""  # fmt: skip
+    return ParametricIdentification(identified=not open_, alpha=profiles["alpha"], beta=profiles["beta"], reason=reason)

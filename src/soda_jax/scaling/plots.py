@@ -14,7 +14,13 @@ from matplotlib.ticker import LogFormatterSciNotation, LogLocator  # noqa: E402
 
 from soda_jax import fileio  # noqa: E402
 from soda_jax.scaling.capability import CapabilityFit  # noqa: E402
-from soda_jax.scaling.fits import ComputeOptimalFit, ParametricLaw, group_by_budget  # noqa: E402
+from soda_jax.scaling.fits import (  # noqa: E402
+    PROFILE_CHI2_95,
+    ComputeOptimalFit,
+    ParametricIdentification,
+    ParametricLaw,
+    group_by_budget,
+)
 
 DPI = 120
 CURVE_POINTS = 200
@@ -106,8 +112,11 @@ def parametric_residuals(law: ParametricLaw, params, tokens, loss, compute) -> p
     return figure
 
 
-def capability_vs_loss(fit: CapabilityFit, loss, values, references: dict[str, tuple[float, float]]) -> plt.Figure:
-    """Metric vs validation loss for the sweep, the fitted curve, and the big models marked."""
+def capability_vs_loss(
+    fit: CapabilityFit, loss, values, references: dict[str, tuple[float, float]], reported: float | None = None
+) -> plt.Figure:
+    """Metric vs validation loss for the sweep, the fitted curve, the big models marked, and SODA's
+    ``reported`` score as a horizontal line."""
     loss, values = np.asarray(loss, float), np.asarray(values, float)
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.scatter(loss, values, s=16, label="sweep runs")
@@ -117,8 +126,26 @@ def capability_vs_loss(fit: CapabilityFit, loss, values, references: dict[str, t
     for name, (reference_loss, reference_value) in references.items():
         axes.scatter([reference_loss], [reference_value], marker="*", s=150, edgecolor="k", zorder=3)
         axes.annotate(name, (reference_loss, reference_value), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if reported is not None:
+        axes.axhline(reported, color="grey", linestyle="--", linewidth=1, label=f"SODA reported ({reported:.3g}; other vocab and loss scale)")
     axes.set_xlabel("validation loss")
     axes.set_ylabel(fit.metric)
     axes.invert_xaxis()  # better models to the right
     axes.legend(fontsize=8)
+    return figure
+
+
+def exponent_profiles(identification: ParametricIdentification) -> plt.Figure:
+    """Deviance of L(N, D)'s alpha and beta profiles, with the 95% threshold."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, profile in zip(axes, (identification.alpha, identification.beta)):
+        ax.plot(profile.grid, profile.deviance, marker="o", markersize=3)
+        ax.axhline(PROFILE_CHI2_95, color="grey", linestyle="--", linewidth=1, label="95% threshold")
+        ax.set_xscale("log")
+        ax.set_xlabel(profile.name)
+        bounded = "unbounded" if profile.interval is None else f"[{profile.interval.low:.2g}, {profile.interval.high:.2g}]"
+        ax.set_title(f"{profile.name}: 95% profile interval {bounded}", fontsize=9)
+    axes[0].set_ylabel("deviance n log(RSS / RSS_min)")
+    axes[0].legend(fontsize=8)
+    figure.suptitle("L(N, D) " + ("identified" if identification.identified else "not identified"), fontsize=10)
     return figure

@@ -58,18 +58,20 @@ def test_soda_135m_final_step_compiles_for_v5p_32():
     check_135m_memory(compile_report(config, "v5p-32", vocab_size=SODA_VOCAB_SIZE, model_name="soda-135m", count_flops=False))
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 1041 s measured on 2 busy cores (two 4-layer compiles for one chip)
+@pytest.mark.timeout(3600)
 def test_soda_135m_compiled_flops_match_analytic():
     """FLOPs per token of the final 135M step counted through its loops (two compiles of 4 layers with
-    1 and 2 layers per loop iteration) equal the analytic count plus remat's recomputation to within
-    what the analytic count leaves out (norms, softmax, rotary, the optimizer); XLA's own count of
-    the scanned step misses most of it."""
+    1 and 2 layers per loop iteration, on one chip) equal the analytic count plus remat's recomputation
+    (measured: 1.406e9 vs 1.410e9); XLA's count of the step as compiled misses most of it."""
     config = train_config_for("soda-135m", batch=512, seq=4096, parallelism=ParallelismConfig())
     flops = count_training_flops(config, SODA_VOCAB_SIZE, tpu_slice("v5p-32"))
-    layer_forward = SODA_135M.forward_flops_per_token(SODA_VOCAB_SIZE, 4096) - 2 * SODA_135M.hidden_dim * SODA_VOCAB_SIZE
-    # one layer: forward, recomputed forward, backward (2 x forward) of the layer's matmuls and s x s map
-    assert flops.compiled_per_layer == pytest.approx(4 * layer_forward / SODA_135M.num_layers, rel=0.05)
-    assert flops.compiled == pytest.approx(flops.analytic_with_recompute, rel=0.05)
+    lm_head = 2 * SODA_135M.hidden_dim * SODA_VOCAB_SIZE
+    layer_forward = (SODA_135M.forward_flops_per_token(SODA_VOCAB_SIZE, 4096) - lm_head) / SODA_135M.num_layers
+    # one layer: forward, remat's recomputed forward, backward (2 x forward): matmuls and the s x s map
+    assert flops.compiled_per_layer == pytest.approx(4 * layer_forward, rel=0.03)
+    assert flops.compiled_rest == pytest.approx(3 * lm_head, rel=0.03)  # LM head forward + backward
+    assert flops.compiled == pytest.approx(flops.analytic_with_recompute, rel=0.03)
     assert flops.analytic < flops.compiled  # the recomputation is real
 
 
@@ -107,7 +109,7 @@ def test_final_runs_fit_their_slices(model, tpu, model_parallel):
     report = compile_report(config, tpu, vocab_size=SODA_VOCAB_SIZE, model_name=model)
     assert report["memory"]["fits"], report["memory"]
     flops = report["flops_per_token"]
-    assert flops["compiled"] == pytest.approx(flops["analytic_with_recompute"], rel=0.05)
+    assert flops["compiled"] == pytest.approx(flops["analytic_with_recompute"], rel=0.03)
 
 
 def test_a_step_the_compiler_refuses_is_reported_as_not_fitting(tmp_path, capsys):

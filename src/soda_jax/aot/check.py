@@ -26,6 +26,7 @@ from soda_jax.aot.train_step import TPU_BACKEND, compile_train_step
 from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.training.config import TrainConfig
+from soda_jax.training.parallelism import ParallelismConfig
 from soda_jax.training.train import scan_layers
 
 logger = logging.getLogger(__name__)
@@ -49,28 +50,28 @@ FLOP_COUNT_DEPTH = 4
 """Layers of the FLOP-counting compiles: enough for a loop of 4 and of 2 iterations."""
 
 
-def flop_countable(config: TrainConfig, num_chips: int) -> TrainConfig:
+def flop_countable(config: TrainConfig) -> TrainConfig:
     """``config``'s step as XLA can count it: every FLOP outside an opaque kernel or an uncounted loop.
 
-    Same model width, optimizer, precision, mesh, remat and layer loop; but `FLOP_COUNT_DEPTH`
-    layers, one sequence per chip (FLOPs per token do not depend on the batch), and the loss over
-    materialised logits ("full" cross-entropy: the fused one loops over blocks of the batch, a loop
-    XLA counts once). Attention is switched to the plain kernel by the caller (splash is a Pallas
-    kernel that declares no cost, so XLA counts it as 0)."""
+    Same model width, optimizer, precision, remat and layer loop; but `FLOP_COUNT_DEPTH` layers, one
+    sequence on one chip (FLOPs per token depend on neither the batch nor the mesh, and on one chip
+    XLA's SPMD partitioner adds no collective matmul loops, which it also counts once), and the loss
+    over materialised logits ("full" cross-entropy: the fused one loops over blocks of the batch).
+    Attention is switched to the plain kernel by the caller (splash is a Pallas kernel that declares
+    no cost, so XLA counts it as 0)."""
     model = dataclasses.replace(config.model, num_layers=FLOP_COUNT_DEPTH)
-    recipe = dataclasses.replace(config.recipe, batch_size=num_chips)
-    return dataclasses.replace(config, model=model, recipe=recipe, cross_entropy="full")
+    recipe = dataclasses.replace(config.recipe, batch_size=1)
+    return dataclasses.replace(config, model=model, recipe=recipe, cross_entropy="full", parallelism=ParallelismConfig())
 
 
-def counted_flops_per_token(config: TrainConfig, vocab_size: int, tpu, num_slices: int) -> tuple[float, float]:
+def counted_flops_per_token(config: TrainConfig, vocab_size: int, tpu) -> tuple[float, float]:
     """(all but the layers, one layer): training FLOPs per token, as XLA counts the compiled program.
 
     XLA counts a loop body once. With scanned layers, the same step compiled with 1 and then 2 layers
     per loop iteration counts ``rest + layer`` and ``rest + 2 x layer`` (each with the forward loop,
     the backward loop and remat's recomputation exactly as the run compiles them); with unrolled
-    layers, depth 1 and depth 2 do."""
-    chips = tpu.num_chips * num_slices
-    countable = flop_countable(config, chips)
+    layers, depth 1 and depth 2 do. Compiled for one chip of ``tpu`` (`flop_countable`)."""
+    countable = flop_countable(config)
     tokens = countable.recipe.batch_size * countable.recipe.seq_len
     scanned = scan_layers(config.layer_loop, TPU_BACKEND)
     counts = []
@@ -79,10 +80,8 @@ def counted_flops_per_token(config: TrainConfig, vocab_size: int, tpu, num_slice
             variant, unroll = countable, n
         else:
             variant, unroll = dataclasses.replace(countable, model=dataclasses.replace(countable.model, num_layers=n)), 1
-        step = compile_train_step(
-            variant, vocab_size, tpu, num_slices=num_slices, attention=AttentionBackend.VANILLA, layer_unroll=unroll
-        )
-        counts.append(per_token(compiled_flops(step.compiled), chips, tokens))
+        step = compile_train_step(variant, vocab_size, tpu, attention=AttentionBackend.VANILLA, layer_unroll=unroll, one_chip=True)
+        counts.append(per_token(compiled_flops(step.compiled), 1, tokens))
     layer = counts[1] - counts[0]
     return counts[0] - layer, layer
 
@@ -144,10 +143,10 @@ def compile_report(
     return report
 
 
-def count_training_flops(config: TrainConfig, vocab_size: int, tpu, num_slices: int = 1, *, compiled_as_is: float = 0.0) -> FlopsReport:
+def count_training_flops(config: TrainConfig, vocab_size: int, tpu, *, compiled_as_is: float = 0.0) -> FlopsReport:
     """``config``'s training FLOPs per token counted from compiled programs (`counted_flops_per_token`)
     next to the analytic count, with and without remat's recomputation."""
-    rest, layer = counted_flops_per_token(config, vocab_size, tpu, num_slices)
+    rest, layer = counted_flops_per_token(config, vocab_size, tpu)
     forward = config.model.forward_flops_per_token(vocab_size, config.recipe.seq_len)
     lm_head = 2 * config.model.hidden_dim * vocab_size
     # remat (scanned layers only: levanter does not checkpoint unrolled layers) runs each layer's forward again
@@ -168,7 +167,7 @@ def flops_report(config: TrainConfig, report: dict[str, Any], *, vocab_size: int
     slice_ = tpu_slice(report["tpu"])
     num_slices = report["num_slices"]
     recipe = config.recipe
-    flops = count_training_flops(config, vocab_size, slice_, num_slices, compiled_as_is=report["compiled_flops_per_token_as_is"])
+    flops = count_training_flops(config, vocab_size, slice_, compiled_as_is=report["compiled_flops_per_token_as_is"])
     forward = config.model.forward_flops_per_token(vocab_size, recipe.seq_len)
     attention_free = config.model.forward_flops_per_token(vocab_size, 1)  # the s x s terms at s = 1: ~0
     tokens = recipe.batch_size * recipe.seq_len

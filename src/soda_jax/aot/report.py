@@ -7,10 +7,10 @@ buffers) and the program itself. The peak is ``arguments + outputs - aliased + t
 it fits when it stays under the chip's HBM less `HBM_MARGIN`.
 
 FLOPs come from ``cost_analysis()``, which counts a while-loop body once (the scanned layers, the
-fused loss's loop over batch blocks) and a Pallas kernel (splash attention) as 0. The count
-(`soda_jax.aot.check.counted_flops_per_token`) compiles the same step with 1 and 2 layers per loop
-iteration, the plain attention kernel and the loss over materialised logits; their difference is one
-layer (forward, remat's recomputation and backward): ``FLOPs = rest + layers x layer``. The analytic
+fused loss's loop over batch blocks, the SPMD partitioner's collective-matmul loops) and a Pallas
+kernel (splash attention) as 0. The count (`soda_jax.aot.check.counted_flops_per_token`) compiles
+the same step for one chip with 1 and 2 layers per loop iteration, the plain attention kernel and
+the loss over materialised logits; their difference is one layer (forward, remat's recomputation and backward): ``FLOPs = rest + layers x layer``. The analytic
 count is `soda_jax.models.flops` (3 x forward, attention as a full s x s map), plus one more
 forward of the layers when remat recomputes them (docs/tpu.md explains what remains).
 """

@@ -194,18 +194,20 @@ def compile_train_step(
     num_slices: int = 1,
     attention: AttentionBackend | None = None,
     layer_unroll: int = 1,
+    one_chip: bool = False,
 ) -> CompiledStep:
     """Lower and compile ``config``'s training step for ``num_slices`` slices of ``tpu`` on this host.
 
     ``attention`` overrides the kernel (default: splash, what levanter picks on a TPU host);
-    ``layer_unroll`` puts that many scanned layers in one loop iteration (both only for FLOP counting)."""
+    ``layer_unroll`` puts that many scanned layers in one loop iteration; ``one_chip`` compiles for the
+    first chip of the slice alone, with no collectives (all three only for FLOP counting)."""
     from levanter.trainer import Trainer, TrainerState
 
     from soda_jax.training.train import step_parts, trainer_config
 
     started = time.time()
     devices = topology_devices(tpu, num_slices)
-    mesh = slice_mesh(config, devices, num_slices)
+    mesh = slice_mesh(config, devices[:1], 1) if one_chip else slice_mesh(config, devices, num_slices)
     model_config, optimizer, loss_fn = step_parts(config, backend=TPU_BACKEND)
     if attention is not None:
         model_config = dataclasses.replace(model_config, attn_backend=attention)

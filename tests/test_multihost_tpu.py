@@ -159,7 +159,7 @@ def train_step(cache: str, name: str, steps: int = STEPS, **resources):
     return dataclasses.replace(step, resources=dataclasses.replace(step.resources, **resources))
 
 
-@pytest.mark.slow  # 573 s measured on 2 busy cores (load 14-18): two hosts start JAX and compile
+@pytest.mark.slow  # 139 s measured on 2 busy cores (573 s with Ray's default worker niceness 15)
 @pytest.mark.timeout(1800)
 def test_two_host_slice_trains_like_one_process(tpu_cluster, cache, tmp_path):
     """Two processes (one per emulated host) x 4 devices give the same per-step losses as 1 x 8."""

@@ -1,11 +1,15 @@
 """Compile SODA's four final runs for their published slices on this CPU host (libtpu), plus the
-oversized case and the parallelism/remat choices compared; writes benchmarks/results/compile_final_runs.json.
+oversized case, the parallelism/remat choices compared and the decode step; writes
+benchmarks/results/compile_final_runs.json.
 
-    python benchmarks/compile_final_runs.py [--quick]     # --quick: SODA-135M only
-    python benchmarks/compile_final_runs.py --table       # the README table from the saved results
+    python benchmarks/compile_final_runs.py [--quick] [--kind final,choice,...]   # --quick: SODA-135M only
+    python benchmarks/compile_final_runs.py --table       # the README tables from the saved results
 
-Per-chip HBM and compile time come from XLA's TPU compiler; FLOPs per token are loop-corrected
-(`soda_jax.aot.report`). Nothing here is a measurement of a TPU: no TPU is used.
+Each case compiles in its own process (libtpu's threads made a finished process hang at exit; one
+process per compile also frees its memory), watched: past `RSS_LIMIT_GIB` of resident memory it is
+stopped and recorded as such. Per-chip HBM and compile time come from XLA's TPU compiler; FLOPs per
+token are counted through the loops (`soda_jax.aot.check.counted_flops_per_token`). No TPU is used:
+nothing here is a measurement of a TPU.
 """
 
 from __future__ import annotations
@@ -14,100 +18,160 @@ import dataclasses
 import json
 import logging
 import os
+import resource
+import subprocess
 import sys
 import time
 
 from experiments.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 from soda_jax import fileio
-from soda_jax.aot.check import compile_report, flops_report
-from soda_jax.aot.cli import format_report, train_config_for
 from soda_jax.models.catalogue import CATALOGUE
 from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.parallelism import ParallelismConfig
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "compile_final_runs.json")
 NAMES = {shape: name for name, shape in CATALOGUE.items()}
+RSS_LIMIT_GIB = 12.0
+"""A compile's resident memory is capped here (the machine's 24 GiB are shared)."""
+DECODE_BATCH, DECODE_COLUMNS = 64, 4096
+"""The decode step compiled: 64 sequences with a KV cache of 4096 positions each."""
 
 
 def cases(quick: bool) -> list[dict]:
-    finals = [dict(model=NAMES[shape], tpu=tpu, parallelism=SODA_PARALLELISM[shape], kind="final")
+    finals = [dict(model=NAMES[shape], tpu=tpu, parallelism=dataclasses.asdict(SODA_PARALLELISM[shape]), kind="final")
               for shape, tpu in SODA_TPU_SLICES.items()]  # fmt: skip
     if quick:
         return finals[:1]
-    return finals + [
-        dict(model="soda-4b", tpu="v5p-8", parallelism=ParallelismConfig(), kind="oversized"),
-        dict(model="soda-4b", tpu="v5p-256", parallelism=ParallelismConfig(), kind="choice"),
-        dict(model="soda-4b", tpu="v5p-256", parallelism=ParallelismConfig(model=2), kind="choice", remat=False),
-    ]
+    flops = [{**case, "kind": "flops"} for case in finals]  # the FLOP count alone (two small compiles each)
+    fsdp, tensor = dataclasses.asdict(ParallelismConfig()), dataclasses.asdict(ParallelismConfig(model=2))
+    return finals + flops + [
+        dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="oversized"),
+        *[dict(model="soda-135m", tpu="v5p-32", parallelism=p, remat=r, kind="choice")
+          for p in (fsdp, tensor) for r in (True, False)],
+        dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="decode"),
+    ]  # fmt: skip
 
 
-def key(report_or_case: dict) -> tuple:
-    parallelism = report_or_case["parallelism"]
-    parallelism = parallelism if isinstance(parallelism, dict) else dataclasses.asdict(parallelism)
-    remat = report_or_case.get("gradient_checkpointing", report_or_case.get("remat", True))
-    return (report_or_case.get("model_name", report_or_case.get("model")), report_or_case["tpu"],
-            json.dumps(parallelism, sort_keys=True), remat)  # fmt: skip
+def key(case: dict) -> str:
+    return json.dumps([case["model"], case["tpu"], case["parallelism"], case.get("remat", True), case["kind"]], sort_keys=True)
 
 
-def config_of(case: dict):
-    return train_config_for(case["model"], batch=512, seq=4096, parallelism=case["parallelism"],
-                            gradient_checkpointing=case.get("remat", True))  # fmt: skip
+def run_case(case: dict) -> dict:
+    """Compile one case in this process (the child): the report, with this process's peak RSS."""
+    from soda_jax.aot.check import compile_report, count_training_flops
+    from soda_jax.aot.cli import train_config_for
+    from soda_jax.aot.decode_step import decode_report
+    from soda_jax.execution.tpu_slices import tpu_slice
+
+    config = train_config_for(case["model"], batch=512, seq=4096, parallelism=ParallelismConfig(**case["parallelism"]),
+                              gradient_checkpointing=case.get("remat", True))  # fmt: skip
+    if case["kind"] == "flops":
+        started = time.time()
+        report = {"flops_per_token": count_training_flops(config, SODA_VOCAB_SIZE, tpu_slice(case["tpu"])).as_dict(),
+                  "model_name": case["model"], "num_layers": config.model.num_layers,
+                  "flops_seconds": round(time.time() - started, 1)}  # fmt: skip
+    elif case["kind"] == "decode":
+        report = decode_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, batch=DECODE_BATCH, columns=DECODE_COLUMNS, model_name=case["model"])
+    else:
+        report = compile_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=case["kind"] == "final", model_name=case["model"])
+    report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    return report
 
 
-def save(done: list[dict]) -> None:
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    fileio.atomic_write_json(RESULTS, done)
+def rss_gib(pid: int) -> float:
+    """Resident memory of ``pid`` (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 2**20
+    except (OSError, StopIteration):
+        return 0.0
 
 
-def markdown_table(done: list[dict]) -> str:
-    """The README's table: one row per compiled case."""
-    rows = ["| model | slice (chips) | mesh | remat | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s | compiled / analytic FLOPs per token |",
-            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+def compile_in_child(case: dict) -> dict:
+    """`run_case` in a child process, stopped past `RSS_LIMIT_GIB`; the report or what stopped it."""
+    out = RESULTS + ".case.json"
+    started = time.time()
+    child = subprocess.Popen([sys.executable, __file__, "--case", json.dumps(case), "--out", out])
+    peak = 0.0
+    while child.poll() is None:
+        peak = max(peak, rss_gib(child.pid))
+        if peak > RSS_LIMIT_GIB:
+            child.kill()
+            child.wait()
+            return {**case, "stopped": f"resident memory passed {RSS_LIMIT_GIB} GiB after {time.time() - started:.0f} s"}
+        time.sleep(1.0)
+    if child.returncode != 0 or not os.path.exists(out):
+        return {**case, "stopped": f"the compile exited with {child.returncode}"}
+    report = json.load(open(out))
+    os.remove(out)
+    return {**case, **report, "wall_seconds": round(time.time() - started, 1)}
+
+
+def markdown_tables(done: list[dict]) -> str:
+    """The README's tables: the final runs, the choices compared, the oversized case and the decode step."""
+    finals = ["| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s (all three) | training FLOPs/token: compiled / analytic (x) / analytic + remat (x) |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    others = ["| case | model | slice | mesh | remat | peak / budget GiB/chip | temporaries GiB/chip | fits | compile s |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    counted = ["| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token | analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) | XLA's count of the scanned step as is | compile s |",
+               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in done:
-        m = r["memory"]
-        mesh = "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
-        flops = r.get("flops_per_token")
-        ratio = (f"{flops['compiled']:.3g} / {flops['analytic']:.3g} = {flops['compiled_over_analytic']}" if flops else "not counted")
-        rows.append(
-            f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
-            f"{m['parameters_gib'] + m['optimizer_state_gib']:.2f} | {m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | "
-            f"{'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} | {ratio} |"
-        )
-    return "\n".join(rows)
+        f = r.get("flops_per_token")
+        if f and r["kind"] in ("flops", "final"):
+            counted.append(f"| {r['model']} ({r['tpu']}) | {f['compiled_rest']:.3g} + {r.get('num_layers', '')}{' x ' if 'num_layers' in r else ''}"
+                           f"{f['compiled_per_layer']:.3g} | {f['compiled']:.3g} | {f['analytic']:.3g} ({f['compiled_over_analytic']}) | "
+                           f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']}) | "
+                           f"{f['compiled_as_is']:.3g} | {r.get('flops_seconds', r.get('total_seconds', 0)):.0f} |")  # fmt: skip
+        if r["kind"] == "flops":
+            continue
+        if "stopped" in r:
+            others.append(f"| {r['kind']} | {r['model']} | {r['tpu']} | | | stopped: {r['stopped']} | | | |")
+            continue
+        m, mesh = r["memory"], "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
+        if r["kind"] == "final":
+            f = r.get("flops_per_token")
+            flops = (f"{f['compiled']:.3g} / {f['analytic']:.3g} ({f['compiled_over_analytic']}) / "
+                     f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']})") if f else "not counted"  # fmt: skip
+            finals.append(f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {m['parameters_gib'] + m['optimizer_state_gib']:.2f} | "
+                          f"{m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
+                          f"{r['compile_seconds']:.0f} ({r['total_seconds']:.0f}) | {flops} |")  # fmt: skip
+        elif r["kind"] == "decode":
+            others.append(f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | {r['tpu']} | {mesh} | - | "
+                          f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} (KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
+                          f"{m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} |")  # fmt: skip
+        else:
+            others.append(f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
+                          f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | "
+                          f"{r['compile_seconds']:.0f} |")  # fmt: skip
+    return "\n".join(finals) + "\n\n" + "\n".join(counted) + "\n\n" + "\n".join(others)
 
 
 def main(argv: list[str]) -> int:
-    """First every case's memory (one compile each), then the final runs' FLOP counts (two shallow
-    compiles each); results are saved after each compile, and a rerun skips what is there."""
+    """Every case not yet in the results, each compiled in a child process; saved after each."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "--case" in argv:
+        report = run_case(json.loads(argv[argv.index("--case") + 1]))
+        fileio.atomic_write_json(argv[argv.index("--out") + 1], report)
+        return 0
     done = json.load(open(RESULTS)) if os.path.exists(RESULTS) else []
     if "--table" in argv:
-        print(markdown_table(done))
+        print(markdown_tables(done))
         return 0
-    by_key = {key(r): r for r in done}
-    todo = cases("--quick" in argv)
-    for case in todo:
-        if key(case) in by_key:
+    kinds = argv[argv.index("--kind") + 1].split(",") if "--kind" in argv else None
+    finished = {key(r) for r in done}
+    for case in cases("--quick" in argv):
+        if key(case) in finished or (kinds and case["kind"] not in kinds):
             continue
-        started = time.time()
-        report = compile_report(config_of(case), case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=False, model_name=case["model"])
-        report["kind"] = case["kind"]
-        report["wall_seconds"] = round(time.time() - started, 1)
-        print(format_report(report), flush=True)
+        report = compile_in_child(case)
         done.append(report)
-        by_key[key(report)] = report
-        save(done)
-    for case in todo:
-        report = by_key[key(case)]
-        if case["kind"] != "final" or "flops_per_token" in report:
-            continue
-        started = time.time()
-        report.update(flops_report(config_of(case), report, vocab_size=SODA_VOCAB_SIZE, scanned=report["layer_loop"] == "scan"))
-        report["flops_seconds"] = round(time.time() - started, 1)
-        print(format_report(report), flush=True)
-        save(done)
+        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        fileio.atomic_write_json(RESULTS, done)
+        print(json.dumps({k: report.get(k) for k in ("model", "tpu", "kind", "stopped", "memory", "flops_per_token", "peak_rss_gib", "wall_seconds")}), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # libtpu's threads can keep a finished interpreter from exiting

@@ -12,9 +12,10 @@ import json
 import pytest
 
 from soda_jax.aot import DoesNotFitError, check_fits, compile_report, tpu_slice
+from soda_jax.aot.check import count_training_flops
 from soda_jax.aot.cli import parse_parallelism, train_config_for
 from soda_jax.cli import main as soda_main
-from soda_jax.models.catalogue import SODA_135M
+from soda_jax.models.catalogue import SODA_135M, model_shape
 from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.parallelism import ParallelismConfig
 
@@ -57,22 +58,21 @@ def test_soda_135m_final_step_compiles_for_v5p_32():
     check_135m_memory(compile_report(config, "v5p-32", vocab_size=SODA_VOCAB_SIZE, model_name="soda-135m", count_flops=False))
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(reason="the scanned-loop FLOP correction is unfinished: measured 2.9e8 compiled vs 1.17e9 analytic "
-                   "FLOPs/token for SODA-135M (issue 13)", strict=False)
+@pytest.mark.slow  # 1041 s measured on 2 busy cores (two 4-layer compiles for one chip)
+@pytest.mark.timeout(3600)
 def test_soda_135m_compiled_flops_match_analytic():
-    """The loop-corrected compiled FLOPs agree with the analytic count up to what the analytic count
-    leaves out (two more compiles, unrolled at depth 1 and 2)."""
+    """FLOPs per token of the final 135M step counted through its loops (two compiles of 4 layers with
+    1 and 2 layers per loop iteration, on one chip) equal the analytic count plus remat's recomputation
+    (measured: 1.406e9 vs 1.410e9); XLA's count of the step as compiled misses most of it."""
     config = train_config_for("soda-135m", batch=512, seq=4096, parallelism=ParallelismConfig())
-    report = compile_report(config, "v5p-32", vocab_size=SODA_VOCAB_SIZE, model_name="soda-135m")
-    check_135m_memory(report)
-    flops = report["flops_per_token"]
-    # XLA counts the scanned loop's body once: the uncorrected count misses most of the layers.
-    assert flops["compiled_as_is"] < flops["compiled"]
-    # Compiled = analytic (3 x forward) + remat's recomputed forward, less the causal half of attention
-    # splash skips, give or take norms/softmax/optimizer: between 0.8x and the with-recompute count x 1.1.
-    assert 0.8 * flops["analytic"] < flops["compiled"] < 1.1 * flops["analytic_with_recompute"]
-    assert report["roofline_step_seconds_lower_bound"] > 0
+    flops = count_training_flops(config, SODA_VOCAB_SIZE, tpu_slice("v5p-32"))
+    lm_head = 2 * SODA_135M.hidden_dim * SODA_VOCAB_SIZE
+    layer_forward = (SODA_135M.forward_flops_per_token(SODA_VOCAB_SIZE, 4096) - lm_head) / SODA_135M.num_layers
+    # one layer: forward, remat's recomputed forward, backward (2 x forward): matmuls and the s x s map
+    assert flops.compiled_per_layer == pytest.approx(4 * layer_forward, rel=0.03)
+    assert flops.compiled_rest == pytest.approx(3 * lm_head, rel=0.03)  # LM head forward + backward
+    assert flops.compiled == pytest.approx(flops.analytic_with_recompute, rel=0.03)
+    assert flops.analytic < flops.compiled  # the recomputation is real
 
 
 def test_cli_compiles_a_small_step_and_writes_its_report(tmp_path, capsys):
@@ -87,6 +87,7 @@ def test_cli_compiles_a_small_step_and_writes_its_report(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_soda_4b_batch_512_does_not_fit_a_v5p_8(tmp_path, capsys):
     """The oversized case through the CLI: exit 1 and the numbers, not a crash."""
     out = tmp_path / "report.json"
@@ -94,7 +95,7 @@ def test_soda_4b_batch_512_does_not_fit_a_v5p_8(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert code == 1 and "DOES NOT FIT" in capsys.readouterr().out
     assert report["memory"]["peak_gib"] > report["memory"]["budget_gib"]
-    with pytest.raises(DoesNotFitError, match=r"soda-4b batch 512 x seq 4096 does not fit v5p-8: needs \d+\.\d GiB per chip"):
+    with pytest.raises(DoesNotFitError, match=r"soda-4b batch 512 x seq 4096 does not fit v5p-8: needs (at least )?\d+\.\d GiB per chip"):
         check_fits(report)
 
 
@@ -108,4 +109,33 @@ def test_final_runs_fit_their_slices(model, tpu, model_parallel):
     report = compile_report(config, tpu, vocab_size=SODA_VOCAB_SIZE, model_name=model)
     assert report["memory"]["fits"], report["memory"]
     flops = report["flops_per_token"]
-    assert 0.8 * flops["analytic"] < flops["compiled"] < 1.1 * flops["analytic_with_recompute"]
+    # measured 0.997 / 0.991 / 0.965 / 0.963: remat does not recompute a layer's last matmul (docs/tpu.md)
+    assert 0.94 < flops["compiled_over_analytic_with_recompute"] < 1.03
+
+
+def test_a_step_the_compiler_refuses_is_reported_as_not_fitting(tmp_path, capsys):
+    """A step whose temporaries alone exceed a chip's HBM makes libtpu's compiler raise
+    RESOURCE_EXHAUSTED: reported as not fitting, with its numbers (exit 1), not a crash."""
+    out = tmp_path / "report.json"
+    code = soda_main(["compile", "test-tiny", "--tpu", "v5p-8", "--batch", "262144", "--seq", "4096", "--vocab", "1024",
+                      "--no-flops", "--json", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == 1 and "DOES NOT FIT" in capsys.readouterr().out
+    memory = report["memory"]
+    assert memory["compiler_refused"] and memory["temporaries_gib"] > memory["hbm_gib"]
+    with pytest.raises(DoesNotFitError, match=r"needs at least \d+\.\d GiB per chip"):
+        check_fits(report)
+
+
+def test_cli_compiles_the_decode_step_with_its_kv_cache(tmp_path, capsys):
+    """`soda compile --decode`: the inference decode step's per-chip memory; its KV cache is the
+    model's keys and values for batch x seq positions (f32), split over the 4 chips' data axis."""
+    out = tmp_path / "decode.json"
+    code = soda_main(["compile", "test-tiny", "--tpu", "v5p-8", "--decode", "--batch", "8", "--seq", "512", "--vocab", "1024",
+                      "--json", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    shape = model_shape("test-tiny")
+    kv_bytes = 2 * shape.num_layers * 8 * shape.num_kv_heads * 512 * shape.head_dim * 4 / 4
+    assert code == 0 and "KV cache" in capsys.readouterr().out
+    assert report["kv_cache_bytes_per_chip"] == kv_bytes
+    assert report["memory"]["fits"] and report["memory"]["peak_gib"] >= report["memory"]["kv_cache_gib"]

@@ -3,10 +3,13 @@
     soda compile soda-135m --tpu v5p-32                         # SODA's final recipe: seq 4096, batch 512
     soda compile soda-4b --tpu v5p-256 --parallelism model=2 --json out.json
     soda compile soda-4b --tpu v5p-8 --batch 512                # reports "does not fit", exit 1
+    soda compile soda-4b --tpu v5p-8 --decode --batch 64 --seq 4096   # the inference decode step, KV cache
 
 Prints per-chip HBM (parameters, optimizer state, temporaries, code) against the chip's HBM less
 the margin, and training FLOPs per token from the compiled program (loop-corrected) against the
-analytic count. Needs the TPU compiler: ``pip install -e '.[tpu-aot]'``; no TPU.
+analytic count. With ``--decode``, the inference decode step instead (one new token for each of
+``--batch`` sequences, a KV cache of ``--seq`` positions): parameters, KV cache and temporaries per
+chip. Needs the TPU compiler: ``pip install -e '.[tpu-aot]'``; no TPU.
 """
 
 from __future__ import annotations
@@ -64,12 +67,15 @@ def format_report(report: dict) -> str:
         f"  HBM {memory['hbm_gib']:.1f} GiB, budget {memory['budget_gib']:.1f} GiB ({memory['margin']:.0%} margin): "
         + ("FITS" if memory["fits"] else "DOES NOT FIT"),
     ]
+    if memory.get("compiler_refused"):
+        lines.append(f"  the TPU compiler refused it: {report['compiler_message']} (peak above: a lower bound)")
     flops = report.get("flops_per_token")
     if flops:
         lines.append(
-            f"  training FLOPs/token: compiled {flops['compiled']:.4g} (as XLA counts the scanned loop: "
-            f"{flops['compiled_as_is']:.4g}), analytic 3x forward {flops['analytic']:.4g}, with recompute "
-            f"{flops['analytic_with_recompute']:.4g}; compiled/analytic {flops['compiled_over_analytic']}"
+            f"  training FLOPs/token: compiled {flops['compiled']:.4g} (rest {flops['compiled_rest']:.4g} + layers x "
+            f"{flops['compiled_per_layer']:.4g}; XLA's count of the scanned step as is: {flops['compiled_as_is']:.4g}); "
+            f"analytic 3x forward {flops['analytic']:.4g}, with remat's recompute {flops['analytic_with_recompute']:.4g}; "
+            f"compiled/analytic {flops['compiled_over_analytic']}, /with recompute {flops['compiled_over_analytic_with_recompute']}"
         )
         lines.append(f"  step time lower bound (roofline, not a measurement): {report['roofline_step_seconds_lower_bound']} s")
     return "\n".join(lines)
@@ -86,7 +92,8 @@ def compile_main(argv: list[str]) -> int:
     parser.add_argument("--parallelism", default=None, help="e.g. model=2 or replica=2,fsdp=false")
     parser.add_argument("--layer-loop", default="auto", choices=("auto", "scan", "unrolled"))
     parser.add_argument("--no-remat", action="store_true", help="gradient checkpointing off")
-    parser.add_argument("--no-flops", action="store_true", help="skip the loop-corrected FLOP count (two shallow compiles)")
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count through the loops (two small compiles)")
+    parser.add_argument("--decode", action="store_true", help="compile the inference decode step (batch sequences, KV cache of seq positions)")
     parser.add_argument("--json", default=None, help="also write the report here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,10 +101,16 @@ def compile_main(argv: list[str]) -> int:
         args.model, batch=args.batch, seq=args.seq, parallelism=parse_parallelism(args.parallelism),
         layer_loop=args.layer_loop, gradient_checkpointing=not args.no_remat,
     )  # fmt: skip
-    report = compile_report(
-        config, args.tpu, vocab_size=args.vocab, num_slices=args.slices, count_flops=not args.no_flops, model_name=args.model
-    )
-    print(format_report(report))
+    if args.decode:
+        from soda_jax.aot.decode_step import decode_report, format_decode_report
+
+        report = decode_report(config, args.tpu, vocab_size=args.vocab, batch=args.batch, columns=args.seq, model_name=args.model)
+        print(format_decode_report(report))
+    else:
+        report = compile_report(
+            config, args.tpu, vocab_size=args.vocab, num_slices=args.slices, count_flops=not args.no_flops, model_name=args.model
+        )
+        print(format_report(report))
     if args.json:
         fileio.atomic_write_json(args.json, report)
     return 0 if report["memory"]["fits"] else 1

@@ -6,17 +6,20 @@ Memory comes from XLA's ``memory_analysis()`` of the compiled TPU program (per c
 buffers) and the program itself. The peak is ``arguments + outputs - aliased + temporaries + code``;
 it fits when it stays under the chip's HBM less `HBM_MARGIN`.
 
-FLOPs come from ``cost_analysis()``, which counts a while-loop body once: with scanned layers its
-count misses (layers - 1) layer bodies. The correction compiles the same step with the layers
-unrolled at depth 1 and 2; their difference is one layer (forward, recomputation and backward),
-so ``per-token FLOPs = depth-1 count + (layers - 1) x layer``. The analytic count is
-`soda_jax.scaling.flops` (3 x forward, no recomputation, attention as a full s x s map).
+FLOPs come from ``cost_analysis()``, which counts a while-loop body once (the scanned layers, the
+fused loss's loop over batch blocks, the SPMD partitioner's collective-matmul loops) and a Pallas
+kernel (splash attention) as 0. The count (`soda_jax.aot.check.counted_flops_per_token`) compiles
+the same step for one chip with 1 and 2 layers per loop iteration, the plain attention kernel and
+the loss over materialised logits; their difference is one layer (forward, remat's recomputation and backward): ``FLOPs = rest + layers x layer``. The analytic
+count is `soda_jax.models.flops` (3 x forward, attention as a full s x s map), plus one more
+forward of the layers when remat recomputes them (docs/tpu.md explains what remains).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import haliax as hax
@@ -51,6 +54,9 @@ class MemoryReport:
     """The chip's HBM."""
     margin: float = HBM_MARGIN
     """Fraction of HBM kept free."""
+    compiler_refused: bool = False
+    """XLA refused the program for lack of HBM: temporaries are what its message reports, outputs and
+    code unknown (0), so the peak is a lower bound."""
 
     @property
     def peak(self) -> int:
@@ -64,12 +70,12 @@ class MemoryReport:
 
     @property
     def fits(self) -> bool:
-        return self.peak <= self.budget
+        return not self.compiler_refused and self.peak <= self.budget
 
     def as_dict(self) -> dict[str, Any]:
-        gib = {f"{f.name}_gib": round(getattr(self, f.name) / GIB, 3) for f in dataclasses.fields(self) if f.name != "margin"}
+        gib = {f"{f.name}_gib": round(getattr(self, f.name) / GIB, 3) for f in dataclasses.fields(self) if f.name not in ("margin", "compiler_refused")}
         return {**gib, "peak_gib": round(self.peak / GIB, 3), "budget_gib": round(self.budget / GIB, 3),
-                "margin": self.margin, "fits": self.fits}  # fmt: skip
+                "margin": self.margin, "fits": self.fits, "compiler_refused": self.compiler_refused}  # fmt: skip
 
 
 def bytes_per_chip(tree: Any) -> int:
@@ -82,6 +88,24 @@ def bytes_per_chip(tree: Any) -> int:
         shape = array.sharding.shard_shape(array.shape) if array.sharding is not None else array.shape
         total += math.prod(shape) * array.dtype.itemsize
     return total
+
+
+_REFUSED = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)")
+"""The temporaries figure in libtpu's out-of-HBM message, e.g. ``HLO temporaries (172.54G)`` (binary units)."""
+
+
+def refused_memory_report(message: str, state_shape, arguments: Any, tpu: TpuSlice, margin: float = HBM_MARGIN) -> MemoryReport:
+    """The `MemoryReport` of a step XLA refused to compile for lack of HBM, from its ``message``:
+    temporaries as reported, arguments (``arguments``: the abstract step inputs) from their shardings."""
+    match = _REFUSED.search(message)
+    if match is None:
+        raise ValueError(f"no temporaries figure in the compiler's message: {message[:300]}")
+    temporaries = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2) or " "))
+    return MemoryReport(
+        parameters=bytes_per_chip(state_shape.model), optimizer_state=bytes_per_chip(state_shape.opt_state),
+        arguments=bytes_per_chip(arguments), outputs=0, aliased=0, temporaries=temporaries, code=0,
+        hbm=tpu.chip.hbm_bytes, margin=margin, compiler_refused=True,
+    )  # fmt: skip
 
 
 def memory_report(compiled, state_shape, tpu: TpuSlice, margin: float = HBM_MARGIN) -> MemoryReport:
@@ -115,7 +139,11 @@ class FlopsReport:
     compiled_as_is: float
     """cost_analysis of the step as compiled (scanned layers counted once), per token, all chips."""
     compiled: float
-    """Loop-corrected: depth-1 program + (layers - 1) x one layer, per token, all chips."""
+    """Counted through the loops: ``compiled_rest + layers x compiled_per_layer``, per token, all chips."""
+    compiled_per_layer: float
+    """One layer's forward, recomputation and backward, per token."""
+    compiled_rest: float
+    """Everything else: embedding, LM head and loss (forward and backward), optimizer update, per token."""
     analytic: float
     """`soda_jax.scaling.flops`: 3 x forward FLOPs per token (no recomputation)."""
     analytic_with_recompute: float
@@ -126,8 +154,14 @@ class FlopsReport:
         """Compiled over analytic (3 x forward)."""
         return self.compiled / self.analytic
 
+    @property
+    def ratio_with_recompute(self) -> float:
+        """Compiled over analytic with remat's recomputation: what the program should do."""
+        return self.compiled / self.analytic_with_recompute
+
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "compiled_over_analytic": round(self.ratio, 3)}
+        return {**dataclasses.asdict(self), "compiled_over_analytic": round(self.ratio, 3),
+                "compiled_over_analytic_with_recompute": round(self.ratio_with_recompute, 3)}  # fmt: skip
 
 
 def per_token(flops_per_chip: float, num_chips: int, tokens_per_step: int) -> float:

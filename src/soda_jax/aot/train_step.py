@@ -15,11 +15,13 @@ separate (FSDP's ``embed -> data`` only for parameters).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import equinox as eqx
@@ -46,7 +48,8 @@ class CompiledStep:
     """A compiled step and what it was compiled from."""
 
     compiled: Any
-    """`jax.stages.Compiled`: ``memory_analysis()``, ``cost_analysis()``, ``as_text()``."""
+    """`jax.stages.Compiled`: ``memory_analysis()``, ``cost_analysis()``, ``as_text()``; None when the
+    compiler refused the program for lack of HBM (`out_of_memory`)."""
     state_shape: Any
     """The abstract `TrainerState` (model, optimizer state, step, key) with per-leaf shardings."""
     mesh: jax.sharding.Mesh
@@ -59,6 +62,12 @@ class CompiledStep:
     """The attention kernel compiled (levanter's choice on a TPU host: splash)."""
     seconds: float
     """Wall time of tracing, lowering and compiling."""
+    out_of_memory: str | None = None
+    """XLA's message when it refused to compile because the temporaries alone exceed a chip's HBM."""
+
+
+OUT_OF_HBM = "Ran out of memory on HBM"
+"""How libtpu's compiler starts its RESOURCE_EXHAUSTED message for a program that cannot fit."""
 
 
 def topology_devices(tpu: TpuSlice, num_slices: int = 1) -> list:
@@ -154,17 +163,55 @@ def lower_like_named_jit(fn, state, *rest, axis_resources, mesh: jax.sharding.Me
     return jax.jit(run, out_shardings=out_shardings, donate_argnums=(0,)).lower(*dynamic)
 
 
-def compile_train_step(config: TrainConfig, vocab_size: int, tpu: TpuSlice, *, num_slices: int = 1) -> CompiledStep:
-    """Lower and compile ``config``'s training step for ``num_slices`` slices of ``tpu`` on this host."""
+@contextlib.contextmanager
+def layers_per_loop_iteration(unroll: int) -> Iterator[None]:
+    """While tracing, scanned layers run ``unroll`` per loop iteration (``lax.scan(unroll=...)``).
+
+    levanter's models call ``Stacked.fold`` without an ``unroll``; the FLOP count
+    (`soda_jax.aot.check`) compiles the same loop with 1 and 2 layers per iteration, because XLA
+    counts a loop body once."""
+    if unroll == 1:
+        yield
+        return
+    original = hax.nn.Stacked.fold
+
+    def fold(self, init, *args, unroll=None, **kwargs):
+        return original(self, init, *args, unroll=unroll_by, **kwargs)
+
+    unroll_by = unroll
+    hax.nn.Stacked.fold = fold  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        hax.nn.Stacked.fold = original  # type: ignore[method-assign]
+
+
+def compile_train_step(
+    config: TrainConfig,
+    vocab_size: int,
+    tpu: TpuSlice,
+    *,
+    num_slices: int = 1,
+    attention: AttentionBackend | None = None,
+    layer_unroll: int = 1,
+    one_chip: bool = False,
+) -> CompiledStep:
+    """Lower and compile ``config``'s training step for ``num_slices`` slices of ``tpu`` on this host.
+
+    ``attention`` overrides the kernel (default: splash, what levanter picks on a TPU host);
+    ``layer_unroll`` puts that many scanned layers in one loop iteration; ``one_chip`` compiles for the
+    first chip of the slice alone, with no collectives (all three only for FLOP counting)."""
     from levanter.trainer import Trainer, TrainerState
 
     from soda_jax.training.train import step_parts, trainer_config
 
     started = time.time()
     devices = topology_devices(tpu, num_slices)
-    mesh = slice_mesh(config, devices, num_slices)
+    mesh = slice_mesh(config, devices[:1], 1) if one_chip else slice_mesh(config, devices, num_slices)
     model_config, optimizer, loss_fn = step_parts(config, backend=TPU_BACKEND)
-    if model_config.attn_backend is None:  # what levanter picks when it runs on a TPU host
+    if attention is not None:
+        model_config = dataclasses.replace(model_config, attn_backend=attention)
+    elif model_config.attn_backend is None:  # what levanter picks when it runs on a TPU host
         model_config = dataclasses.replace(model_config, attn_backend=AttentionBackend.SPLASH)
     tconfig = trainer_config(config, run_id="aot", backend=TPU_BACKEND)
     trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
@@ -173,7 +220,7 @@ def compile_train_step(config: TrainConfig, vocab_size: int, tpu: TpuSlice, *, n
 
     # Only the abstract mesh is current: a concrete mesh of these devices would make haliax's
     # trace-time checks (``is_in_jit``, rotary tables) try to run on chips that are not here.
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), hax.axis_mapping(param_mapping):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), hax.axis_mapping(param_mapping), layers_per_loop_iteration(layer_unroll):
         Vocab = rounded_for_mesh(Axis("vocab", vocab_size), param_mapping, mesh)
         Pos = model_config.max_Pos.resize(recipe.seq_len)
 
@@ -190,7 +237,15 @@ def compile_train_step(config: TrainConfig, vocab_size: int, tpu: TpuSlice, *, n
             functools.partial(trainer._train_step, _no_hooks=True), state, (batch,), {},
             axis_resources=param_mapping, mesh=mesh,
         )  # fmt: skip
-    compiled = lowered.compile()
+    try:
+        compiled, out_of_memory = lowered.compile(), None
+    except jax.errors.JaxRuntimeError as error:  # too big is a result (with numbers), not a crash
+        if OUT_OF_HBM not in str(error):
+            raise
+        compiled, out_of_memory = None, str(error)
     seconds = time.time() - started
-    logger.info("compiled %s's training step for %s x%d in %.1f s", config.model, tpu.name, num_slices, seconds)
-    return CompiledStep(compiled, state, mesh, Vocab.size, model_config.scan_layers, model_config.attn_backend, seconds)
+    logger.info("compiled %s's training step for %s x%d in %.1f s%s", config.model, tpu.name, num_slices, seconds,
+                " (out of HBM)" if out_of_memory else "")  # fmt: skip
+    return CompiledStep(
+        compiled, state, mesh, Vocab.size, model_config.scan_layers, model_config.attn_backend, seconds, out_of_memory
+    )

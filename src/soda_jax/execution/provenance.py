@@ -141,11 +141,19 @@ class StepRecorder:
         fileio.atomic_write_json(self.url, self.record)
 
 
-def mark_died(output_path: str, failure: Failure) -> None:
-    """Close a provenance record left RUNNING by a worker that died without finishing it."""
+def mark_died(output_path: str, failure: Failure, *, over_failed: bool = False) -> None:
+    """Close a provenance record left RUNNING by a worker that died without finishing it.
+
+    ``over_failed``: also take over a record its own process closed as FAILED because of that death
+    (on a multi-host step the surviving host fails in a collective when a peer dies: the death is
+    the cause, the survivor's error is kept as the record's ``error.symptom``)."""
     url = fileio.join(output_path, PROVENANCE_FILE)
     record = fileio.read_json_or_none(url)
-    if record is None or record.get("status") != "RUNNING":
+    status = None if record is None else record.get("status")
+    if record is None or not (status == "RUNNING" or (over_failed and status == "FAILED")):
         return
-    record.update(status="FAILED", ended_at=now_iso(), error={**failure.as_json(), "type": f"WorkerDied ({failure.type})"})
+    error = {**failure.as_json(), "type": f"WorkerDied ({failure.type})"}
+    if status == "FAILED":
+        error["symptom"] = record.get("error")
+    record.update(status="FAILED", ended_at=record.get("ended_at") if status == "FAILED" else now_iso(), error=error)
     fileio.atomic_write_json(url, record)

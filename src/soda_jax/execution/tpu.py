@@ -239,7 +239,7 @@ def run_on_tpu_slices(
             if not _system_failure(error):
                 raise
             message = f"attempt {attempt}/{attempts}: a host of the slice died ({type(error).__name__}: {str(error)[:300]})"
-            mark_died(output_path, dataclasses.replace(describe_failure(error), message=message))
+            mark_died(output_path, dataclasses.replace(describe_failure(error), message=message), over_failed=True)
             logger.warning("step %s: %s", name, message)
             if attempt == attempts:
                 raise SliceFailedError(f"step {name}: {message}; no retries left") from error

@@ -30,6 +30,7 @@ def demo(prefix, *flags) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # 299 s on 2 idle cores: `make demo` is the same job
 @pytest.mark.timeout(2 * DEMO_TIMEOUT_S)
 def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
     out = demo(tmp_path)

@@ -117,6 +117,7 @@ def tiny_model_and_batch(scan_layers: bool, vocab: int = 97, seq_len: int = 16):
     return model, eqx.tree_at(lambda e: e.loss_weight, example, example.loss_weight * weights)
 
 
+@pytest.mark.slow  # 27 s on 2 idle cores
 def test_full_and_fused_cross_entropy_agree_in_loss_and_gradient():
     from soda_jax.training.loss import next_token_loss_fn
 

@@ -136,6 +136,7 @@ def run_step_in_subprocess(raw, out):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # 35 s on 2 idle cores
 def test_killed_run_resumes_only_missing_shards(tmp_path):
     raw, out, reference = str(tmp_path / "raw"), str(tmp_path / "out"), str(tmp_path / "reference")
     # ~40 s of speech per shard (~0.3 s to encode): the kill lands while most shards remain.

@@ -123,6 +123,7 @@ def test_tensor_parallel_run_matches_and_shards_parameters(data_parallel_run, te
     assert data_parallel_run["parameter_sharding"]["transformer.layers.blocks.0.mlp.up_proj.weight"]["embed"] == "data"
 
 
+@pytest.mark.slow  # 27 s on 2 idle cores
 def test_scanned_layers_and_full_logits_train_the_same_model(data_parallel_run, workspace):
     """Scanned layers (the TPU/GPU loop) and materialised logits against the CPU defaults (unrolled,
     fused) on the same 8-device mesh. Equal at first; then rounding differences flip some of the
@@ -136,6 +137,7 @@ def test_scanned_layers_and_full_logits_train_the_same_model(data_parallel_run, 
     assert run["parameter_sharding"][f"{stacked}.mlp.up_proj.weight"] == {"layer": None, "mlp": "model", "embed": "data"}
 
 
+@pytest.mark.slow  # 38 s on 2 idle cores; the 8-device and tensor-parallel runs stay in the default suite
 def test_single_device_run_matches(data_parallel_run, workspace):
     process = run_in_subprocess(workspace, "single", devices=1, data=1, model=1, every_steps=10)
     output, _ = process.communicate(timeout=KILL_TIMEOUT_S * 2)
@@ -143,6 +145,7 @@ def test_single_device_run_matches(data_parallel_run, workspace):
     assert_same_curve(os.path.join(workspace["root"], "single"), os.path.join(workspace["root"], "dp8"))
 
 
+@pytest.mark.slow  # 65 s on 2 idle cores
 def test_killed_run_resumes_past_a_torn_checkpoint_with_identical_losses(data_parallel_run, workspace):
     name = "killed"
     run = os.path.join(workspace["root"], name)

@@ -11,6 +11,7 @@ default, ``whisper`` as an option) and WER is reported as corpus WER and mean pe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -90,10 +91,22 @@ def build_prompt(ctx: EvalContext, task: AsrTask, pool, audio: np.ndarray, index
     return asr_nshot_prompt(ctx.vocab, [pool[i] for i in chosen], audio)
 
 
-def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
-    kind = "asr_nshot" if task.num_shots else "asr"
-    pool = load_shots(ctx, task) if task.num_shots else []
-    progress = tqdm(desc=task.name, unit="utt", initial=len(store))
+def generate_for_utterances(
+    ctx: EvalContext,
+    store: TaskStore,
+    utterances: Iterable[tuple[int, Utterance, np.ndarray]],
+    *,
+    desc: str,
+    kind: str,
+    sampling: Sampling,
+    prompt_of: Callable[[int, np.ndarray], np.ndarray],
+    records_of: Callable[[list[tuple[Utterance, np.ndarray, np.ndarray]], list], list[dict]],
+) -> None:
+    """Generate from a prompt per utterance, ``ctx.batch_size`` at a time: encode each batch's audio,
+    build prompts with ``prompt_of(index, audio_ids)``, skip (counted as too long) any that fill the
+    model's context, generate, and store ``records_of(kept, generations)`` where ``kept`` lists the
+    (utterance, wave, audio_ids) that were prompted."""
+    progress = tqdm(desc=desc, unit="utt", initial=len(store))
     batch: list[tuple[int, Utterance, np.ndarray]] = []
 
     def flush():
@@ -101,28 +114,42 @@ def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
             return
         audio = ctx.audio_ids([wave for _, _, wave in batch])
         prompts, params, kept = [], [], []
-        for (index, utterance, _), ids in zip(batch, audio):
-            prompt = build_prompt(ctx, task, pool, ids, index)
+        for (index, utterance, wave), ids in zip(batch, audio):
+            prompt = prompt_of(index, ids)
             if prompt.size >= ctx.context_length:
                 store.skip(utterance.id, TOO_LONG, f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}")
                 continue
             prompts.append(prompt)
-            params.append(sampling_params(ctx.vocab, kind, task.sampling, index))
-            kept.append(utterance)
+            params.append(sampling_params(ctx.vocab, kind, sampling, index))
+            kept.append((utterance, wave, ids))
         generations = ctx.generate(prompts, params) if prompts else []
-        store.add(
-            {"id": u.id, "reference": u.text, "hypothesis": text_until_marker(ctx.vocab, g.tokens), "finish": g.finish_reason}
-            for u, g in zip(kept, generations)
-        )
+        store.add(records_of(kept, generations))
         progress.update(len(batch))
         batch.clear()
 
-    for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store):
-        batch.append((index, utterance, wave))
+    for item in utterances:
+        batch.append(item)
         if len(batch) >= ctx.batch_size:
             flush()
     flush()
     progress.close()
+
+
+def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
+    kind = "asr_nshot" if task.num_shots else "asr"
+    pool = load_shots(ctx, task) if task.num_shots else []
+
+    def records_of(kept, generations):
+        return [
+            {"id": u.id, "reference": u.text, "hypothesis": text_until_marker(ctx.vocab, g.tokens), "finish": g.finish_reason}
+            for (u, _, _), g in zip(kept, generations)
+        ]
+
+    generate_for_utterances(
+        ctx, store, pending_utterances(task.path, task.split, task.max_items, store),
+        desc=task.name, kind=kind, sampling=task.sampling,
+        prompt_of=lambda index, ids: build_prompt(ctx, task, pool, ids, index), records_of=records_of,
+    )  # fmt: skip
     records = store.scored()
     wer = word_error_rate([r["reference"] for r in records], [r["hypothesis"] for r in records], normalizer(task.normalizer))
     return {

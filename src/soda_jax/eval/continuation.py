@@ -12,14 +12,12 @@ import dataclasses
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
-from soda_jax.eval.asr import pending_utterances
+from soda_jax.eval.asr import generate_for_utterances, pending_utterances
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
-from soda_jax.eval.layouts import TOO_LONG, Utterance
-from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
+from soda_jax.eval.sampling_choice import Sampling, describe
 from soda_jax.eval.speaker import cosine_similarities
 from soda_jax.eval.store import TaskStore
 from soda_jax.eval.tts import Scorers, write_wav
@@ -40,23 +38,8 @@ class ContinuationTask:
 
 def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore) -> dict:
     prompt_samples = int(round(task.prompt_seconds * MIMI_SAMPLE_RATE))
-    progress = tqdm(desc=task.name, unit="utt", initial=len(store))
-    batch: list[tuple[int, Utterance, np.ndarray]] = []
 
-    def flush():
-        if not batch:
-            return
-        audio = ctx.audio_ids([wave for _, _, wave in batch])
-        prompts, params, kept = [], [], []
-        for (index, utterance, wave), ids in zip(batch, audio):
-            prompt = continuation_prompt(ctx.vocab, ids)
-            if prompt.size >= ctx.context_length:
-                store.skip(utterance.id, TOO_LONG, f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}")
-                continue
-            prompts.append(prompt)
-            params.append(sampling_params(ctx.vocab, "continuation", task.sampling, index))
-            kept.append((utterance, wave, ids))
-        generations = ctx.generate(prompts, params) if prompts else []
+    def records_of(kept, generations):
         records, whole, continued, prompt_waves = [], [], [], []
         for (_, wave, ids), generation in zip(kept, generations):
             new = audio_until_marker(ctx.vocab, generation.tokens, ctx.num_codebooks)
@@ -77,16 +60,15 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
                 "id": utterance.id, "transcript": text, "speaker_similarity": sim, "wav": path,
                 "generated_seconds": cont.size / MIMI_SAMPLE_RATE, "finish": generation.finish_reason,
             })  # fmt: skip
-        store.add(records)
-        progress.update(len(batch))
-        batch.clear()
+        return records
 
-    for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store):
-        batch.append((index, utterance, wave[:prompt_samples]))
-        if len(batch) >= ctx.batch_size:
-            flush()
-    flush()
-    progress.close()
+    generate_for_utterances(
+        ctx, store,
+        ((index, utterance, wave[:prompt_samples])
+         for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store)),
+        desc=task.name, kind="continuation", sampling=task.sampling,
+        prompt_of=lambda index, ids: continuation_prompt(ctx.vocab, ids), records_of=records_of,
+    )  # fmt: skip
     records = store.scored()
     similarities = [r["speaker_similarity"] for r in records if not math.isnan(r["speaker_similarity"])]
     return {

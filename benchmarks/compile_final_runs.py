@@ -2,7 +2,7 @@
 oversized case, the parallelism/remat choices compared and the decode step; writes
 benchmarks/results/compile_final_runs.json.
 
-    python benchmarks/compile_final_runs.py [--quick] [--kind final,choice,...]   # --quick: SODA-135M only
+    python benchmarks/compile_final_runs.py [--quick] [--kind final,choice,...] [--model soda-4b,...]   # --quick: SODA-135M only
     python benchmarks/compile_final_runs.py --table       # the README tables from the saved results
 
 Each case compiles in its own process (libtpu's threads made a finished process hang at exit; one
@@ -25,6 +25,7 @@ import time
 
 from experiments.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 from soda_jax import fileio
+from soda_jax.aot.layouts import Layout, best_layout, headroom_gib
 from soda_jax.models.catalogue import CATALOGUE
 from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.parallelism import ParallelismConfig
@@ -33,6 +34,9 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "c
 NAMES = {shape: name for name, shape in CATALOGUE.items()}
 RSS_LIMIT_GIB = 12.0
 """A compile's resident memory is capped here (the machine's 24 GiB are shared)."""
+LAYOUTS = tuple(Layout(ParallelismConfig(model=m), remat) for m in (1, 2) for remat in (True, False))
+"""The layouts compared for each final run (`soda_jax.aot.layouts`): FSDP over the slice, and FSDP
+with 2-way tensor parallelism, each with and without remat; the final run's own is its "final" case."""
 DECODE_BATCH, DECODE_COLUMNS = 64, 4096
 """The decode step compiled: 64 sequences with a KV cache of 4096 positions each."""
 
@@ -43,11 +47,12 @@ def cases(quick: bool) -> list[dict]:
     if quick:
         return finals[:1]
     flops = [{**case, "kind": "flops"} for case in finals]  # the FLOP count alone (two small compiles each)
-    fsdp, tensor = dataclasses.asdict(ParallelismConfig()), dataclasses.asdict(ParallelismConfig(model=2))
-    return finals + flops + [
+    fsdp = dataclasses.asdict(ParallelismConfig())
+    choices = [dict(model=final["model"], tpu=final["tpu"], parallelism=dataclasses.asdict(layout.parallelism), remat=layout.remat, kind="choice")
+               for final in finals for layout in LAYOUTS
+               if (dataclasses.asdict(layout.parallelism), layout.remat) != (final["parallelism"], True)]  # fmt: skip
+    return finals + flops + choices + [
         dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="oversized"),
-        *[dict(model="soda-135m", tpu="v5p-32", parallelism=p, remat=r, kind="choice")
-          for p in (fsdp, tensor) for r in (True, False)],
         dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="decode"),
     ]  # fmt: skip
 
@@ -73,7 +78,7 @@ def run_case(case: dict) -> dict:
     elif case["kind"] == "decode":
         report = decode_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, batch=DECODE_BATCH, columns=DECODE_COLUMNS, model_name=case["model"])
     else:
-        report = compile_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=case["kind"] == "final", model_name=case["model"])
+        report = compile_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=False, model_name=case["model"])
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return report
 
@@ -104,15 +109,34 @@ def compile_in_child(case: dict) -> dict:
         return {**case, "stopped": f"the compile exited with {child.returncode}"}
     report = json.load(open(out))
     os.remove(out)
-    return {**case, **report, "wall_seconds": round(time.time() - started, 1)}
+    return {**report, **case, "wall_seconds": round(time.time() - started, 1)}  # the case's names win (its "model" is a name)
 
 
 def markdown_tables(done: list[dict]) -> str:
     """The README's tables: the final runs, the choices compared, the oversized case and the decode step."""
-    finals = ["| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s (all three) | training FLOPs/token: compiled / analytic (x) / analytic + remat (x) |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    order = [NAMES[shape] for shape in SODA_TPU_SLICES]
+    done = sorted(done, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
+    finals = ["| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     others = ["| case | model | slice | mesh | remat | peak / budget GiB/chip | temporaries GiB/chip | fits | compile s |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    layouts = ["| model (slice) | mesh | remat | peak / budget GiB/chip | headroom GiB/chip | compile s | chosen |",
+               "|---|---|---|---|---|---|---|"]  # fmt: skip
+    by_model: dict[str, list[dict]] = {}
+    for r in done:
+        if r["kind"] in ("final", "choice") and "stopped" not in r:
+            by_model.setdefault(r["model"], []).append(r)
+    for model, reports in by_model.items():
+        try:
+            chosen = best_layout(reports)
+        except ValueError:
+            chosen = None
+        for r in sorted(reports, key=lambda r: (r["mesh"].get("model", 1), not r["gradient_checkpointing"])):
+            m, mesh = r["memory"], " x ".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
+            peak = f"{'at least ' if m.get('compiler_refused') else ''}{m['peak_gib']:.1f} / {m['budget_gib']:.1f}"
+            layouts.append(f"| {model} ({r['tpu']}) | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | {peak} | "
+                           f"{headroom_gib(r):.1f}{'' if m['fits'] else ' (does not fit)'} | {r['compile_seconds']:.0f} | "
+                           f"{'**yes**' if r is chosen else ''} |")  # fmt: skip
     counted = ["| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token | analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) | XLA's count of the scanned step as is | compile s |",
                "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in done:
@@ -124,17 +148,16 @@ def markdown_tables(done: list[dict]) -> str:
                            f"{f['compiled_as_is']:.3g} | {r.get('flops_seconds', r.get('total_seconds', 0)):.0f} |")  # fmt: skip
         if r["kind"] == "flops":
             continue
+        if r["kind"] == "choice":
+            continue
         if "stopped" in r:
             others.append(f"| {r['kind']} | {r['model']} | {r['tpu']} | | | stopped: {r['stopped']} | | | |")
             continue
         m, mesh = r["memory"], "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
         if r["kind"] == "final":
-            f = r.get("flops_per_token")
-            flops = (f"{f['compiled']:.3g} / {f['analytic']:.3g} ({f['compiled_over_analytic']}) / "
-                     f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']})") if f else "not counted"  # fmt: skip
             finals.append(f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {m['parameters_gib'] + m['optimizer_state_gib']:.2f} | "
                           f"{m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
-                          f"{r['compile_seconds']:.0f} ({r['total_seconds']:.0f}) | {flops} |")  # fmt: skip
+                          f"{r['compile_seconds']:.0f} |")  # fmt: skip
         elif r["kind"] == "decode":
             others.append(f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | {r['tpu']} | {mesh} | - | "
                           f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} (KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
@@ -143,7 +166,7 @@ def markdown_tables(done: list[dict]) -> str:
             others.append(f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
                           f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | "
                           f"{r['compile_seconds']:.0f} |")  # fmt: skip
-    return "\n".join(finals) + "\n\n" + "\n".join(counted) + "\n\n" + "\n".join(others)
+    return "\n\n".join("\n".join(table) for table in (finals, counted, layouts, others))
 
 
 def main(argv: list[str]) -> int:
@@ -158,9 +181,10 @@ def main(argv: list[str]) -> int:
         print(markdown_tables(done))
         return 0
     kinds = argv[argv.index("--kind") + 1].split(",") if "--kind" in argv else None
+    models = argv[argv.index("--model") + 1].split(",") if "--model" in argv else None
     finished = {key(r) for r in done}
     for case in cases("--quick" in argv):
-        if key(case) in finished or (kinds and case["kind"] not in kinds):
+        if key(case) in finished or (kinds and case["kind"] not in kinds) or (models and case["model"] not in models):
             continue
         report = compile_in_child(case)
         done.append(report)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from soda_jax.aot.preflight import compile_check_train
+from soda_jax.aot.preflight import SmallestFittingSlice, compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
 from soda_jax.audio.text_tokenizers import (
     ExportTokenizerConfig,
@@ -180,13 +180,23 @@ def default_tokenize_text(
 # -- training and analysis ------------------------------------------------------------------------
 
 
+def train_resources(tpu: str | Sequence[str] | None, slices: int, preflight: bool) -> Resources:
+    """A training step's `Resources` (`default_train`'s ``tpu``, ``slices`` and ``preflight``)."""
+    if tpu is None or isinstance(tpu, str):
+        return Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu, slices=slices, preflight=compile_check_train if preflight and tpu else None)
+    if not preflight:
+        raise ValueError(f"tpu={tuple(tpu)}: choosing the smallest slice that fits needs the pre-flight compile (preflight=True)")
+    choice = SmallestFittingSlice(tuple(tpu))
+    return Resources(cpus=TRAIN_STEP_CPUS, tpu=choice.smallest, slices=slices, preflight=choice)
+
+
 def default_train(
     name: str,
     data: MixtureSpec,
     model: ModelShape,
     recipe: TrainRecipe,
     *,
-    tpu: str | None = None,
+    tpu: str | Sequence[str] | None = None,
     slices: int = 1,
     preflight: bool = True,
     parallelism: ParallelismConfig = ParallelismConfig(),
@@ -200,10 +210,12 @@ def default_train(
     define the version; the mesh, checkpoint policy and logging do not, so a run may move to
     another slice and resume. ``tpu`` (e.g. ``"v5p-64"``) runs the step on every host of ``slices``
     such slices through Ray (docs/tpu.md); a local run (no cluster address) trains on CPU instead.
-    ``preflight``: on a cluster, first compile the step for the slice on the driver and stop it
-    there if it does not fit (`soda_jax.aot.preflight`). ``options``: further `TrainConfig` fields.
+    Several slice types (``("v5p-8", "v5p-16", "v5p-32")``) put it on the smallest its compiled step
+    fits (`soda_jax.aot.preflight.SmallestFittingSlice`). ``preflight``: on a cluster, first compile
+    the step for the slice on the driver and stop it there if it does not fit (`soda_jax.aot.preflight`).
+    ``options``: further `TrainConfig` fields.
     """
-    resources = Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu, slices=slices, preflight=compile_check_train if preflight else None)
+    resources = train_resources(tpu, slices, preflight)
     return ExecutorStep(
         name=f"checkpoints/{name}",
         fn=train,

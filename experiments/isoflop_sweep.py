@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
@@ -30,13 +31,17 @@ logger = logging.getLogger(__name__)
 
 SWEEP_RULES = SweepRules()
 """SODA's rules and budgets (see soda_jax.scaling.sweep)."""
+SWEEP_SLICES = ("v5p-8", "v5p-16", "v5p-32", "v5p-64")
+"""Where each sweep run may go: the smallest of these its compiled step fits (the pre-flight
+compile on the driver, `soda_jax.aot.preflight.SmallestFittingSlice`), not a size heuristic."""
 PRINT_GRID_FLAG = "--print_grid"
 
 
-def sweep_train_step(run: SweepRun, data, *, tpu: str | None = None, **options: Any) -> ExecutorStep:
+def sweep_train_step(run: SweepRun, data, *, tpu: str | Sequence[str] | None = None, **options: Any) -> ExecutorStep:
     """The training step of one sweep run (``checkpoints/isoflop/<run name>``).
 
-    ``tpu``: the slice to place it on (None: wherever the executor runs it). ``options``: further
+    ``tpu``: the slice to place it on, or slice types to take the smallest that fits of (None:
+    wherever the executor runs it; `default_train`). ``options``: further
     `default_train` / `TrainConfig` settings, e.g. ``gradient_checkpointing=False`` for tiny CPU models.
     """
     return default_train(f"isoflop/{run.name}", data, run.shape, sweep_recipe(run), tpu=tpu, **options)
@@ -47,7 +52,7 @@ def build_sweep(
     rules: SweepRules = SWEEP_RULES,
     name: str = "analysis/isoflop-soda",
     *,
-    tpu: str | None = None,
+    tpu: str | Sequence[str] | None = SWEEP_SLICES,
     num_bootstrap: int = 1000,
     **options: Any,
 ) -> list[ExecutorStep]:
@@ -56,7 +61,7 @@ def build_sweep(
     return [*train_steps, default_scaling_analysis(name, train_steps, num_bootstrap=num_bootstrap)]
 
 
-def soda_adaptive_sweep(data, rules: SweepRules = SWEEP_RULES, *, tpu: str | None = None, **options: Any) -> AdaptiveSweep:
+def soda_adaptive_sweep(data, rules: SweepRules = SWEEP_RULES, *, tpu: str | Sequence[str] | None = SWEEP_SLICES, **options: Any) -> AdaptiveSweep:
     """SODA's grid as round 0 of an adaptive sweep, every run trained on ``data``."""
     return AdaptiveSweep(
         name="analysis/isoflop-soda",

@@ -17,13 +17,12 @@ SODA_TPU_SLICES: dict[ModelShape, str] = {
 }
 """The TPU slice SODA trained each model on."""
 
-SODA_PARALLELISM: dict[ModelShape, ParallelismConfig] = {
-    SODA_135M: ParallelismConfig(),  # pure FSDP over the slice
-    SODA_600M: ParallelismConfig(),
-    SODA_1_7B: ParallelismConfig(),
-    SODA_4B: ParallelismConfig(model=2),  # 2-way tensor parallel keeps per-chip activations small
-}
-"""Mesh per model: FSDP over all chips (``data=-1``), plus tensor parallelism for the 4B."""
+SODA_PARALLELISM: dict[ModelShape, ParallelismConfig] = {shape: ParallelismConfig() for shape in SODA_TPU_SLICES}
+"""Mesh per model: FSDP over all chips of its slice (``data=-1``), with remat (`TrainConfig`'s
+default). Chosen from compiled memory (`soda_jax.aot.layouts.best_layout`, benchmarks/compile_final_runs.py):
+at seq 4096 x batch 512 no model fits its slice without remat (157-305 GiB per chip), and with remat
+FSDP alone leaves more HBM free than FSDP + 2-way tensor parallelism for every model (peak per chip
+13.2 vs 17.7 GiB at 135M, 12.9 vs 24.9 at 600M, 11.8 vs 19.0 at 1.7B, 10.2 vs 13.3 at 4B; README)."""
 
 
 SODA_FINAL_RECIPE = TrainRecipe()

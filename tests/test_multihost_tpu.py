@@ -9,6 +9,7 @@ processes (one per host, through ``ray.util.tpu``) join one ``jax.distributed`` 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -178,13 +179,20 @@ def test_two_host_slice_trains_like_one_process(tpu_cluster, cache, tmp_path):
     assert provenance["devices"]["device_count"] == 8
 
 
+def move_to_v5p_32(config, resources: Resources) -> Resources:
+    """A pre-flight that chooses another slice (as `SmallestFittingSlice` does when the step does not fit)."""
+    return dataclasses.replace(resources, tpu="v5p-32", preflight=None)
+
+
 def test_tpu_request_without_the_slice_times_out(tpu_cluster, tmp_path):
-    """A v5p-32 (4 hosts) on a cluster that has only a v5p-16: waits, then fails clearly; nothing runs."""
-    started = time.time()
-    with pytest.raises(TpuUnavailableError, match=r"no v5p-32 slice .* within 5 s; the step was not run \(never on CPU"):
-        run_on_tpu_slices(train, None, str(tmp_path / "never"), "never", Resources(tpu="v5p-32", tpu_wait_s=5))
-    assert time.time() - started >= 5
-    assert not (tmp_path / "never").exists()
+    """A v5p-32 (4 hosts) on a cluster that has only a v5p-16: waits, then fails clearly; nothing runs.
+    The slice a pre-flight chooses is the one requested: a v5p-16 step moved to a v5p-32 waits for that."""
+    for resources in (Resources(tpu="v5p-32", tpu_wait_s=5), Resources(tpu="v5p-16", tpu_wait_s=5, preflight=move_to_v5p_32)):
+        started = time.time()
+        with pytest.raises(TpuUnavailableError, match=r"no v5p-32 slice .* within 5 s; the step was not run \(never on CPU"):
+            run_on_tpu_slices(train, None, str(tmp_path / "never"), "never", resources)
+        assert time.time() - started >= 5
+        assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.slow

@@ -43,9 +43,10 @@ class Resources:
     """How long a TPU request waits for its slices (autoscaler start-up included) before failing."""
     preemption_retries: int = 3
     """Restarts (from the last checkpoint) after a host of the slice dies; each attempt is recorded."""
-    preflight: Callable[[Any, Resources], Any] | None = None
-    """Run on the driver with ``(config, resources)`` before a TPU slice is requested; raises to stop
-    the step there (e.g. `soda_jax.aot.preflight.compile_check_train`: the step must fit)."""
+    preflight: Callable[[Any, Resources], Resources] | None = None
+    """Run on the driver with ``(config, resources)`` before a TPU slice is requested; returns the
+    `Resources` to run with (the same, or another slice: `soda_jax.aot.preflight.SmallestFittingSlice`)
+    or raises to stop the step there (`soda_jax.aot.preflight.compile_check_train`: the step must fit)."""
 
 
 @dataclass(frozen=True, eq=False)

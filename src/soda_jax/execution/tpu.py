@@ -221,10 +221,10 @@ def run_on_tpu_slices(
     every host holds the attempt's ``fence`` (`soda_jax.execution.fencing`)."""
     import ray
 
+    if resources.preflight is not None:
+        resources = resources.preflight(config, resources)  # may choose another slice
     assert resources.tpu is not None, f"step {name}: run_on_tpu_slices needs resources.tpu"
     tpu = tpu_slice(resources.tpu)
-    if resources.preflight is not None:
-        resources.preflight(config, resources)
     attempts = resources.preemption_retries + 1
     for attempt in range(1, attempts + 1):
         try:

@@ -4,18 +4,19 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
 
-12 tiny Qwen3 models (d 32..128, 1-3 layers, 32-dim heads, seq 256) over three forward budgets
-(5e11, 1e12, 3e12 = training 1.5e12..9e12; 4 widths each), 2.85M training tokens in all, trained
+20 tiny Qwen3 models in the first round (d 16..96, 1-3 layers, 32-dim heads, seq 256): five widths
+centred on a prior N* at each of four forward budgets (2.5e11..2e12 = training 7.5e11..6e12), trained
 by the project's training step on the demo mix over a larger reading of the demo corpus (its 40
-sentences read 16 times per layout by 32 voices: 0.6M training tokens, 155k held out), then the
-scaling analysis. The same rules as SODA's sweep, rescaled: tiny budgets are far from the paper's
-regime (the 48k-id LM head and embeddings are most of every model's parameters and FLOPs, the
-largest run sees its corpus 1.6 times, and 40 sentences are little text): read the fits as a
-working pipeline on real runs, not as SODA's exponents.
+sentences read 16 times per layout by 32 voices: 0.6M training tokens, 155k held out), text by a
+512-id BPE (vocabulary 16,900), every run evaluated, then the proposals (`--rounds N`: up to N rounds
+that extend a budget whose minimum sits at an edge) and the scaling analysis. The same rules as
+SODA's sweep, rescaled: tiny budgets are far from the paper's regime (embeddings are a large share of
+these models' parameters, 40 sentences are little text): read the fits as a working pipeline on real
+runs, not as SODA's exponents.
 
-Measured on the shared 2-core CPU (2026-11-25): 15.5 minutes from an empty prefix (data 1.8 min,
-runs 56-324 s each, two at a time); the smallest model wins every budget and the largest budget has
-no interior minimum (docs/scaling.md has the table, fits and plots).
+Measured (2026-11-30, round 0 on a machine shared with other work): the optimum moves from 0.84M to
+1.94M parameters over the four budgets, no budget bracketed by two runs on each side yet, exponent
+intervals still wide (docs/scaling.md has the table, fits, plots and what to change).
 """
 
 from __future__ import annotations

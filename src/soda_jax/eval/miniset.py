@@ -95,22 +95,21 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
         progress.update()
         return synthesize(text, voice)
 
-    swuggy = []
-    for i, (word, nonword) in enumerate(WORD_PAIRS):
-        voice = voices[i % len(voices)]
-        swuggy.append({
-            "id": f"w{i:03d}", "positive": _audio_struct(speak(word, voice), f"w{i:03d}-pos.wav"),
-            "negative": _audio_struct(speak(nonword, voice), f"w{i:03d}-neg.wav"),
-            "positive_word": word, "negative_word": nonword,
-        })  # fmt: skip
-    sblimp = []
-    for i, (good, bad) in enumerate(SENTENCE_PAIRS):
-        voice = voices[i % len(voices)]
-        sblimp.append({
-            "id": f"s{i:03d}", "positive": _audio_struct(speak(good, voice), f"s{i:03d}-pos.wav"),
-            "negative": _audio_struct(speak(bad, voice), f"s{i:03d}-neg.wav"),
-            "positive_transcription": good, "negative_transcription": bad,
-        })  # fmt: skip
+    def spoken_pairs(pairs, id_prefix: str, text_field: str) -> list[dict]:
+        """Rows of a pair set in its release's layout: both sides spoken by the same voice (voices
+        taken in turn), their texts under ``positive_{text_field}`` / ``negative_{text_field}``."""
+        rows = []
+        for i, (positive, negative) in enumerate(pairs):
+            voice, item = voices[i % len(voices)], f"{id_prefix}{i:03d}"
+            rows.append({
+                "id": item, "positive": _audio_struct(speak(positive, voice), f"{item}-pos.wav"),
+                "negative": _audio_struct(speak(negative, voice), f"{item}-neg.wav"),
+                f"positive_{text_field}": positive, f"negative_{text_field}": negative,
+            })  # fmt: skip
+        return rows
+
+    swuggy = spoken_pairs(WORD_PAIRS, "w", "word")
+    sblimp = spoken_pairs(SENTENCE_PAIRS, "s", "transcription")
     root = config.output_path
     _write_pairs(fileio.join(root, "swuggy", "test.parquet"), swuggy)
     _write_pairs(fileio.join(root, "sblimp", "test.parquet"), sblimp)

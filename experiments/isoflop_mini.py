@@ -14,9 +14,9 @@ SODA's sweep, rescaled: tiny budgets are far from the paper's regime (embeddings
 these models' parameters, 40 sentences are little text): read the fits as a working pipeline on real
 runs, not as SODA's exponents.
 
-Measured (2026-11-30, round 0 on a machine shared with other work): the optimum moves from 0.84M to
-1.94M parameters over the four budgets, no budget bracketed by two runs on each side yet, exponent
-intervals still wide (docs/scaling.md has the table, fits, plots and what to change).
+Measured (2026-11-30, two rounds, 22 runs, on a machine shared with other work): the optimum moves
+from 0.84M to 1.98M parameters over the four budgets, one budget bracketed by two runs on each side,
+exponent intervals still wide (docs/scaling.md has the table, fits, plots and what to change).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from soda_jax.aot.check import DoesNotFitError, check_fits, compile_report
+from soda_jax.aot.check import DoesNotFitError, compile_report
 from soda_jax.execution.step import Resources
 from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.training.config import TrainConfig
@@ -38,9 +38,7 @@ def compile_check_train(config: TrainConfig, resources: Resources) -> Resources:
     """Compile ``config``'s step for ``resources.slices`` x ``resources.tpu`` on the driver; raise
     `DoesNotFitError` (with the numbers) when it needs more HBM than a chip has, else return ``resources``."""
     assert resources.tpu is not None, "compile_check_train: the step has no TPU slice"
-    report = compile_report(config, resources.tpu, vocab_size=_vocab_size(config), num_slices=resources.slices, count_flops=False)
-    _log_fit(config, report)
-    check_fits(report)
+    smallest_fitting_slice(config, (resources.tpu,), vocab_size=_vocab_size(config), num_slices=resources.slices)
     return resources
 
 

@@ -34,7 +34,7 @@ from soda_jax.eval.tasks import ValidationNllTask, sblimp, swuggy, tblimp, twugg
 from soda_jax.execution import ExecutorStep
 from soda_jax.scaling.adaptive import AdaptiveLimits, centered_grid
 from soda_jax.scaling.fits import PowerLaw
-from soda_jax.scaling.sweep import SweepRules, format_grid
+from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid
 from soda_jax.training import CheckpointPolicy
 
 MINI_TEXT_VOCAB = 512
@@ -47,14 +47,15 @@ Mistral-based one has 48,388: its LM head and embeddings were most of every tiny
 mini_text_tokenizer = default_bpe_tokenizer(f"demo-bpe-{MINI_TEXT_VOCAB}", DEFAULT_SENTENCES, MINI_TEXT_VOCAB)
 
 MINI_RULES = SweepRules(
-    budgets=(2.5e11, 5e11, 1e12, 2e12),
+    budgets=(5e11, 1e12, 2e12, 4e12),
     vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
     target_steps=256,
     min_hidden=16,
     max_hidden=256,
-    hidden_step=16,
+    hidden_step=8,  # the two lower budgets' optima sit at d=32-48: 8 apart leaves two widths below them
     wide_hidden_step=16,
+    wide_step_above_budget=1.5e12,
     layer_base=16,  # SODA's 64 would give these widths zero layers
     hidden_per_head=32,
     max_learning_rate=0.03,  # tiny models tolerate (and need) larger steps
@@ -66,10 +67,10 @@ MINI_RULES = SweepRules(
 MINI_LIMITS = AdaptiveLimits(min_hidden=16, max_hidden=256)
 """Narrower than d=16 (one head's worth) is not a model; wider than 256 does not fit the CPU budget."""
 
-MINI_PRIOR = PowerLaw(coefficient=1.0, exponent=0.5)
-"""Where the first grid centres each budget (N* of training FLOPs C): N* = 1.7M (d=48) at C = 3e12,
-from a trial at that budget (validation loss 3.84 at d=32, 4.19 at d=128), and
-the neutral exponent 0.5 (N and D growing alike), not SODA's 0.367. The adaptive rounds correct it."""
+MINI_PRIOR = PowerLaw(coefficient=0.84e6 / 7.5e11**0.41, exponent=0.41)
+"""Where the first grid centres each budget (N* of training FLOPs C): the previous mini sweep's fit
+(2026-11-30, 22 runs at training C 7.5e11..6e12: N* = 0.84M at 7.5e11, N* ~ C^0.41; docs/scaling.md),
+not SODA's 0.367. The adaptive rounds correct it where it is off."""
 
 MINI_FIRST_GRID = tuple(centered_grid(MINI_RULES, MINI_PRIOR, runs_each_side=2, limits=MINI_LIMITS))
 """Round 0: five widths per budget around `MINI_PRIOR` (the window slides inwards at d=16)."""
@@ -77,9 +78,14 @@ MINI_FIRST_GRID = tuple(centered_grid(MINI_RULES, MINI_PRIOR, runs_each_side=2, 
 MINI_TRAIN_OPTIONS = dict(
     gradient_checkpointing=False,  # tiny models: recomputation costs time and saves nothing
     checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),  # runs of a minute or two: final only
-    max_eval_batches=4,
 )
 """`TrainConfig` settings of every mini-sweep run (none of them changes a run's version)."""
+
+MINI_VALIDATION_SEQUENCES = 64
+"""Held-out sequences per data component behind each run's validation loss (the loss the fits use).
+The same 64 for every run, whatever its batch: `mini_train_step` sets ``max_eval_batches`` to 64 / B
+(the first sweep evaluated 4 batches, so its batch-2 runs were scored on 8 sequences, its batch-16
+runs on 64: noise of a few hundredths between neighbouring widths)."""
 
 MINI_READINGS = 16
 """The sweep's corpus reads the demo sentences 16 times per layout (the most 32 voices allow):
@@ -110,6 +116,12 @@ def mini_sweep_data():
     return demo_data(MINI_READINGS, CHORUS_VOICES, mini_text_tokenizer)
 
 
+def mini_train_step(run: SweepRun, data) -> ExecutorStep:
+    """``checkpoints/isoflop/<run>``: one sweep run, validated on `MINI_VALIDATION_SEQUENCES` per component."""
+    eval_batches = max(1, MINI_VALIDATION_SEQUENCES // run.batch_size)
+    return sweep_train_step(run, data, **MINI_TRAIN_OPTIONS, max_eval_batches=eval_batches)
+
+
 def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
     """``evaluation/isoflop/<run>``: `MINI_EVAL_TASKS` on a sweep run's final checkpoint."""
     name = train_step.name.removeprefix("checkpoints/")
@@ -120,7 +132,7 @@ def build_mini_sweep(data=None) -> list[ExecutorStep]:
     """The mini sweep's first-round training and evaluation steps on ``data`` (`mini_sweep_data()`
     by default), then its analysis step (last)."""
     data = mini_sweep_data() if data is None else data
-    train_steps = [sweep_train_step(run, data, **MINI_TRAIN_OPTIONS) for run in MINI_FIRST_GRID]
+    train_steps = [mini_train_step(run, data) for run in MINI_FIRST_GRID]
     eval_steps = [mini_eval_step(step) for step in train_steps]
     analysis = default_scaling_analysis("analysis/isoflop-mini", train_steps, eval_steps=eval_steps, num_bootstrap=500,
                                         capability_metrics=MINI_CAPABILITY_METRICS)  # fmt: skip
@@ -135,7 +147,7 @@ def mini_adaptive_sweep(data=None) -> AdaptiveSweep:
         name="analysis/isoflop-mini",
         rules=MINI_RULES,
         first_grid=MINI_FIRST_GRID,
-        train_step_for=lambda run: sweep_train_step(run, data, **MINI_TRAIN_OPTIONS),
+        train_step_for=lambda run: mini_train_step(run, data),
         limits=MINI_LIMITS,
         num_bootstrap=500,
         eval_step_for=mini_eval_step,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -91,7 +92,7 @@ def fit_budget(
     compute: np.ndarray, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
     *, num_bootstrap: int = 1000, seed: int = 0,
 ) -> BudgetOptimum:
-    """N*, D* at one budget, with bootstrap intervals (runs resampled with replacement)."""
+    """N*, D* at one budget, with residual-bootstrap intervals (`_bootstrap_vertices`)."""
     log_n, log_d, loss = np.log10(params), np.log10(tokens), np.asarray(loss, float)
     n_parabola, d_parabola = fit_parabola(log_n, loss), fit_parabola(log_d, loss)
     samples = _bootstrap_vertices(log_n, log_d, loss, num_bootstrap, np.random.default_rng(seed))
@@ -109,16 +110,33 @@ def fit_budget(
 
 
 def _bootstrap_vertices(log_n, log_d, loss, num_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
-    """(num_bootstrap, 2) vertices; resamples without 3 distinct sizes or convexity are redrawn."""
+    """(num_bootstrap, 2) vertices [log10 N*, log10 D*] of one budget, by a residual bootstrap.
+
+    The sizes of an isoFLOP budget are chosen, not sampled, so the sizes stay fixed and the noise
+    is resampled: each parabola's residuals (inflated by sqrt(n / (n - 3)) for its 3 fitted
+    coefficients) are drawn with replacement onto its fitted values, the same run's residual for
+    both parabolas. Resampling whole runs instead, with ~5 runs a budget, leaves many resamples with
+    3 distinct sizes on one side of the optimum, whose extrapolated vertices spread the interval
+    over decades. Three runs fit their parabola exactly: no residuals, a point interval. Resamples
+    whose parabola is not convex are redrawn.
+    """
+    count = len(loss)
+    inflation = math.sqrt(count / (count - 3)) if count > 3 else 0.0
+    fitted, residuals = [], []
+    for x in (log_n, log_d):
+        values = np.polyval(np.polyfit(x, loss, 2), x)
+        fitted.append(values)
+        residuals.append((loss - values) * inflation)
     vertices: list[tuple[float, float]] = []
     attempts = 0
     while len(vertices) < num_bootstrap:
         attempts += 1
         if attempts > 20 * num_bootstrap:
             raise ValueError("bootstrap resamples are almost never convex: too few or too noisy runs")
-        idx = rng.integers(0, len(loss), len(loss))
+        idx = rng.integers(0, count, count)
         try:
-            vertices.append((fit_parabola(log_n[idx], loss[idx]).x_min, fit_parabola(log_d[idx], loss[idx]).x_min))
+            vertices.append((fit_parabola(log_n, fitted[0] + residuals[0][idx]).x_min,
+                             fit_parabola(log_d, fitted[1] + residuals[1][idx]).x_min))  # fmt: skip
         except ValueError:
             continue
     return np.asarray(vertices)
@@ -181,8 +199,8 @@ def fit_compute_optimal(
 ) -> ComputeOptimalFit:
     """Approach 2 over a whole sweep. Budgets are found by grouping runs of similar C.
 
-    Exponent intervals come from a joint bootstrap: runs are resampled within every budget,
-    each budget's parabola refitted, then the power law.
+    Exponent intervals come from a joint bootstrap: every budget's residuals are resampled and its
+    parabolas refitted (`_bootstrap_vertices`), then the power laws through the resampled vertices.
     """
     compute, params, tokens, loss = (np.asarray(v, float) for v in (compute, params, tokens, loss))
     labels = group_by_budget(compute)

@@ -4,19 +4,21 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
 
-20 tiny Qwen3 models in the first round (d 16..96, 1-3 layers, 32-dim heads, seq 256): five widths
-centred on a prior N* at each of four forward budgets (2.5e11..2e12 = training 7.5e11..6e12), trained
-by the project's training step on the demo mix over a larger reading of the demo corpus (its 40
-sentences read 16 times per layout by 32 voices: 0.6M training tokens, 155k held out), text by a
-512-id BPE (vocabulary 16,900), every run evaluated, then the proposals (`--rounds N`: up to N rounds
-that extend a budget whose minimum sits at an edge) and the scaling analysis. The same rules as
-SODA's sweep, rescaled: tiny budgets are far from the paper's regime (embeddings are a large share of
-these models' parameters, 40 sentences are little text): read the fits as a working pipeline on real
-runs, not as SODA's exponents.
+20 tiny Qwen3 models in the first round (d 16..112, 1-3 layers, 32-dim heads, seq 256): five widths
+centred on a prior N* at each of four forward budgets (5e11..4e12 = training 1.5e12..1.2e13; widths 8
+apart at the two lower budgets, 16 above), trained by the project's training step on the demo mix
+over a larger reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices:
+0.6M training tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated
+on the same 64 held-out sequences per component and evaluated, then the proposals (`--rounds N`: up
+to N rounds that extend a budget whose minimum sits at an edge) and the scaling analysis. The same
+rules as SODA's sweep, rescaled: tiny budgets are far from the paper's regime (embeddings are a large
+share of these models' parameters, 40 sentences are little text): read the fits as a working
+pipeline on real runs, not as SODA's exponents.
 
-Measured (2026-11-30, two rounds, 22 runs, on a machine shared with other work): the optimum moves
-from 0.84M to 1.98M parameters over the four budgets, one budget bracketed by two runs on each side,
-exponent intervals still wide (docs/scaling.md has the table, fits, plots and what to change).
+Measured (2026-11-30, idle 2-core machine): round 0 takes 74 minutes (1.12e14 training FLOPs). Its
+isoFLOP curves zig-zag with the sweep rules' batch (runs of 134-535 steps are step-limited, so a
+width whose batch doubles loses 0.05-0.1): no budget bracketed yet (docs/scaling.md has the table,
+the diagnosis and what to change).
 """
 
 from __future__ import annotations

@@ -85,6 +85,23 @@ def test_bootstrap_interval_widens_with_noise():
     assert width(noisy.params_law) > 3 * width(quiet.params_law)
 
 
+def test_five_run_budgets_get_intervals_that_cover_the_truth():
+    # The mini sweep's design: 4 budgets, 5 sizes each, 0.02 of noise. The residual bootstrap keeps
+    # the chosen sizes and resamples the noise: its 95% exponent interval should hold the true
+    # exponent about 95% of the time (here >= 80% of 40 replicates) and stay a bounded width.
+    covered, widths = 0, []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        compute, params, tokens, loss = synthetic_parabola_sweep(rng, noise=0.02, sizes_per_budget=5)
+        keep = compute <= BUDGETS[3]
+        fit = fits.fit_compute_optimal(compute[keep], params[keep], tokens[keep], loss[keep], num_bootstrap=100, seed=seed)
+        interval = fit.params_law.exponent_interval
+        covered += interval.low <= N_EXPONENT <= interval.high
+        widths.append(interval.high - interval.low)
+    assert covered >= 32
+    assert np.median(widths) < 0.3
+
+
 def test_group_by_budget_tolerates_one_percent_misses():
     compute = np.array([1e18, 1.009e18, 0.995e18, 3e18, 3.02e18, 1e19])
     labels = fits.group_by_budget(compute)

@@ -1,5 +1,6 @@
 """The isoFLOP grid follows SODA's sweep rules on the paper's budgets."""
 
+import dataclasses
 import math
 
 import pytest
@@ -85,3 +86,17 @@ def test_format_grid_lists_every_run():
     table = sweep.format_grid(GRID[:3])
     assert len(table.splitlines()) == 4
     assert "768" in sweep.format_grid([r for r in GRID if r.shape.hidden_dim == 768])
+
+
+def test_fixed_batch_changes_only_the_width_along_a_budget():
+    from experiments.isoflop_mini import MINI_RULES
+
+    rules = dataclasses.replace(MINI_RULES, fixed_batch_size=4, min_batch_size=4, hidden_step=8, wide_hidden_step=8)
+    for budget in rules.budgets:
+        runs = sweep.runs_for_budget(rules, budget)
+        assert {run.batch_size for run in runs} == {4}
+        steps = [run.steps for run in runs]
+        assert steps == sorted(steps, reverse=True)  # wider models: fewer steps, never a batch jump
+        assert runs[0].shape.hidden_dim == 24  # lr = 0.33 * 2 / 16 = 0.041 > 0.03 drops d=16
+    dropped = sweep.plan_run(rules, rules.budgets[0], rules.shape_for_hidden(16))
+    assert isinstance(dropped, sweep.DroppedRun) and "at the fixed batch 4" in dropped.reason

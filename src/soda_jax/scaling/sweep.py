@@ -5,7 +5,8 @@ gets a Qwen3-style model with ``round(h / (64 + 4 log2 h - 7))`` layers, h/128 h
 and a 4h SwiGLU MLP. The batch is the power of two that reaches C in about ``target_steps`` steps,
 halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count then fills the
 budget exactly (rounded to whole steps). Runs off by more than 1% of C, longer than 400k steps or
-with B < 8 are dropped. Training compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
+with B < 8 are dropped (``fixed_batch_size``: one batch for every run instead). Training
+compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
 SODA's forward budgets 1e18 .. 1e20 are the paper's 3e18 .. 3e20.
 
 Shapes are `soda_jax.models.ModelShape`s; `sweep_recipe(run)` is a run's `TrainRecipe` for the
@@ -75,6 +76,11 @@ class SweepRules:
     """Runs must take fewer steps than this."""
     min_batch_size: int = 8
     """Runs with a smaller batch are dropped."""
+    fixed_batch_size: int | None = None
+    """Every run's batch, whatever its width and budget (steps fill the budget; a width whose
+    learning rate would exceed ``max_learning_rate`` at this batch is dropped). None: SODA's rule.
+    Along an isoFLOP curve only the width then changes: with SODA's rule the batch doubles between
+    some neighbouring widths and halves their steps, which dominates short runs (docs/scaling.md)."""
 
     def hidden_step_for(self, budget: float) -> int:
         """Spacing of hidden sizes at this budget."""
@@ -197,9 +203,15 @@ class DroppedRun:
 def plan_run(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | DroppedRun:
     """The run of ``shape`` at ``budget`` under ``rules``, or why the rules drop it."""
     flops_per_sequence = shape.forward_flops_per_token(rules.vocab_size, rules.seq_len) * rules.seq_len
-    batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
-    while rules.learning_rate(batch_size, shape.hidden_dim) > rules.max_learning_rate and batch_size > 1:
-        batch_size //= 2
+    if rules.fixed_batch_size is not None:
+        batch_size = rules.fixed_batch_size
+        learning_rate = rules.learning_rate(batch_size, shape.hidden_dim)
+        if learning_rate > rules.max_learning_rate:
+            return DroppedRun(budget, shape, f"lr {learning_rate:.4f} > {rules.max_learning_rate} at the fixed batch {batch_size}")
+    else:
+        batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
+        while rules.learning_rate(batch_size, shape.hidden_dim) > rules.max_learning_rate and batch_size > 1:
+            batch_size //= 2
     if batch_size < rules.min_batch_size:
         return DroppedRun(budget, shape, f"batch {batch_size} < {rules.min_batch_size}")
     steps = round(budget / (flops_per_sequence * batch_size))

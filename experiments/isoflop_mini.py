@@ -17,8 +17,8 @@ pipeline on real runs, not as SODA's exponents.
 
 Measured (2026-11-30, idle 2-core machine): round 0 takes 74 minutes (1.12e14 training FLOPs). Its
 isoFLOP curves zig-zag with the sweep rules' batch (runs of 134-535 steps are step-limited, so a
-width whose batch doubles loses 0.05-0.1): no budget bracketed yet (docs/scaling.md has the table,
-the diagnosis and what to change).
+width whose batch doubles loses 0.05-0.1). One proposal round (4 runs) later every budget settled
+without a bracket (docs/scaling.md has the table, the diagnosis and what to change).
 """
 
 from __future__ import annotations

@@ -4,21 +4,21 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
 
-20 tiny Qwen3 models in the first round (d 16..112, 1-3 layers, 32-dim heads, seq 256): five widths
-centred on a prior N* at each of four forward budgets (5e11..4e12 = training 1.5e12..1.2e13; widths 8
-apart at the two lower budgets, 16 above), trained by the project's training step on the demo mix
-over a larger reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices:
-0.6M training tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated
-on the same 64 held-out sequences per component and evaluated, then the proposals (`--rounds N`: up
-to N rounds that extend a budget whose minimum sits at an edge) and the scaling analysis. The same
-rules as SODA's sweep, rescaled: tiny budgets are far from the paper's regime (embeddings are a large
-share of these models' parameters, 40 sentences are little text): read the fits as a working
-pipeline on real runs, not as SODA's exponents.
+20 tiny Qwen3 models in the first round (d 8..32, 3 layers, 4-dim heads, seq 256, batch 8): five
+widths 4 apart centred on a prior N* at each of four forward budgets sqrt(2) apart (5e11..1.41e12 =
+training 1.5e12..4.2e12), trained by the project's training step on the demo mix over a larger
+reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices: 0.6M training
+tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated on the same 64
+held-out sequences per component and evaluated, then the proposals (`--rounds N`: up to N rounds
+that extend a budget whose minimum sits at an edge) and the scaling analysis. SODA's rules,
+rescaled, with one batch and one depth for every run (`fixed_batch_size`, `fixed_num_layers`: with
+SODA's batch and depth rules the third sweep's curves stepped where the batch or the depth jumped).
+Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
+parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
 
-Measured (2026-11-30, idle 2-core machine): round 0 takes 74 minutes (1.12e14 training FLOPs). Its
-isoFLOP curves zig-zag with the sweep rules' batch (runs of 134-535 steps are step-limited, so a
-width whose batch doubles loses 0.05-0.1). One proposal round (4 runs) later every budget settled
-without a bracket (docs/scaling.md has the table, the diagnosis and what to change).
+Measured (2026-11-30, 2-core machine): round 0 80 minutes, one proposal round (4 runs) 16 more;
+three of four budgets bracketed, N* ~ C^0.60 (0.39..1.21), D* ~ C^0.39 (-0.18..0.60). The table,
+the plot and the probes behind these rules are in docs/scaling.md ("Miniature sweep on CPU").
 """
 
 from __future__ import annotations
@@ -49,33 +49,32 @@ Mistral-based one has 48,388: its LM head and embeddings were most of every tiny
 mini_text_tokenizer = default_bpe_tokenizer(f"demo-bpe-{MINI_TEXT_VOCAB}", DEFAULT_SENTENCES, MINI_TEXT_VOCAB)
 
 MINI_RULES = SweepRules(
-    budgets=(5e11, 1e12, 2e12, 4e12),
+    budgets=(3.54e11, 5e11, 7.07e11, 1e12),  # sqrt(2) apart: a 2.8x span of C
     vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
-    target_steps=256,
-    min_hidden=16,
+    min_hidden=8,
     max_hidden=256,
-    hidden_step=8,  # the two lower budgets' optima sit at d=32-48: 8 apart leaves two widths below them
-    wide_hidden_step=16,
-    wide_step_above_budget=1.5e12,
-    layer_base=16,  # SODA's 64 would give these widths zero layers
-    hidden_per_head=32,
-    max_learning_rate=0.03,  # tiny models tolerate (and need) larger steps
-    min_batch_size=2,
+    hidden_step=4,
+    wide_hidden_step=4,
+    fixed_batch_size=4,  # one batch for every run: the third sweep's curves zig-zagged with SODA's batch rule
+    min_batch_size=4,
+    fixed_num_layers=3,  # one depth: the rule's 1 -> 2 layer jump at d=48 stepped the third sweep's curves
+    hidden_per_head=4,  # heads * head_dim = d at every width (32-dim heads left d=40..56 with one head)
+    max_learning_rate=0.06,  # the lr rule's 0.33 sqrt(4) / d, clipped (only d=8 is: 0.083 -> 0.06)
     max_steps=20_000,
 )
 """SODA's rules scaled down to CPU size (see the module docstring)."""
 
-MINI_LIMITS = AdaptiveLimits(min_hidden=16, max_hidden=256)
-"""Narrower than d=16 (one head's worth) is not a model; wider than 256 does not fit the CPU budget."""
+MINI_LIMITS = AdaptiveLimits(min_hidden=8, max_hidden=256)
+"""Narrower than d=8 (two 4-dim heads) is not a model; wider than 256 does not fit the CPU budget."""
 
-MINI_PRIOR = PowerLaw(coefficient=0.84e6 / 7.5e11**0.41, exponent=0.41)
-"""Where the first grid centres each budget (N* of training FLOPs C): the previous mini sweep's fit
-(2026-11-30, 22 runs at training C 7.5e11..6e12: N* = 0.84M at 7.5e11, N* ~ C^0.41; docs/scaling.md),
-not SODA's 0.367. The adaptive rounds correct it where it is off."""
+MINI_PRIOR = PowerLaw(coefficient=0.6e6 / 2.12e12**0.41, exponent=0.41)
+"""Where the first grid centres each budget (N* of training FLOPs C): N* = 0.6M (d=17) at C = 2.12e12,
+where four 3-layer probes (d=16..40, batch 4; docs/scaling.md) put the vertex, and the second mini
+sweep's exponent 0.41, not SODA's 0.367. The adaptive rounds correct it where it is off."""
 
 MINI_FIRST_GRID = tuple(centered_grid(MINI_RULES, MINI_PRIOR, runs_each_side=2, limits=MINI_LIMITS))
-"""Round 0: five widths per budget around `MINI_PRIOR` (the window slides inwards at d=16)."""
+"""Round 0: five widths per budget around `MINI_PRIOR` (the window slides inwards at d=8)."""
 
 MINI_TRAIN_OPTIONS = dict(
     gradient_checkpointing=False,  # tiny models: recomputation costs time and saves nothing

@@ -58,6 +58,7 @@ def test_fits_recover_the_generating_law(analysed):
     for budget, optimum in zip(sweep.SODA_FORWARD_BUDGETS, optimal["budgets"]):
         assert optimum["compute"] == pytest.approx(3 * budget, rel=0.01)
         assert abs(math.log(optimum["params_opt"] / true_optimal_params(budget))) < math.log(1.5), budget
+        assert "vertex_samples" not in optimum  # the bootstrap's samples stay in memory, not in the JSON
     capability = result["capabilities"]["sblimp_accuracy"]
     assert capability["model"] == "sigmoid"
     assert capability["num_points"] == len(sweep.isoflop_grid())

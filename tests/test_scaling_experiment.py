@@ -121,11 +121,12 @@ def test_mini_sweep_grid_follows_its_rules():
         assert runs == sorted(runs, key=lambda run: run.params)
         best_guess = min(runs, key=lambda run: abs(np.log(run.params / MINI_PRIOR(run.training_flops))))
         assert best_guess in runs[2:3] or runs[0].shape.hidden_dim == MINI_LIMITS.min_hidden  # centred, or slid in at the floor
-        for run in runs:  # SODA's rules, rescaled: FLOPs on budget, lr and beta2 from the batch, depth from the width
+        assert {(run.batch_size, run.shape.num_layers) for run in runs} == {(MINI_RULES.fixed_batch_size, MINI_RULES.fixed_num_layers)}
+        for run in runs:  # SODA's rules, rescaled: FLOPs on budget, lr and beta2 from the batch
             assert abs(run.forward_flops - budget) <= MINI_RULES.flop_tolerance * budget
             assert run.batch_size >= MINI_RULES.min_batch_size and run.steps < MINI_RULES.max_steps
-            assert run.learning_rate == pytest.approx(MINI_RULES.lr_constant * run.batch_size**0.5 / run.shape.hidden_dim)
-            assert run.learning_rate <= MINI_RULES.max_learning_rate
+            rule_lr = MINI_RULES.lr_constant * run.batch_size**0.5 / run.shape.hidden_dim
+            assert run.learning_rate == pytest.approx(min(rule_lr, MINI_RULES.max_learning_rate))  # clipped at the cap
             assert run.shape == MINI_RULES.shape_for_hidden(run.shape.hidden_dim) and run.shape.num_layers >= 1
             assert MINI_LIMITS.min_hidden <= run.shape.hidden_dim <= MINI_LIMITS.max_hidden
     # The first round's cost stays what was measured (docs/scaling.md): 1.12e14 training FLOPs in

@@ -191,9 +191,11 @@ def _file_safe(name: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Dataclasses to dicts, numpy to Python, non-finite floats to None (strict JSON)."""
+    """Dataclasses to dicts (less fields marked ``metadata={"json": False}``), numpy to Python,
+    non-finite floats to None (strict JSON)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = [f for f in dataclasses.fields(value) if f.metadata.get("json", True)]
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -86,6 +86,11 @@ class BudgetOptimum:
     params_parabola: Parabola
     tokens_parabola: Parabola
     num_runs: int
+    vertex_samples: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.empty((0, 2)), repr=False, compare=False, metadata={"json": False}
+    )
+    """(bootstrap, 2) resampled vertices [log10 N*, log10 D*] behind the intervals; the joint
+    exponent bootstrap of `fit_compute_optimal` reuses them (not written to scaling_fits.json)."""
 
 
 def fit_budget(
@@ -95,7 +100,7 @@ def fit_budget(
     """N*, D* at one budget, with residual-bootstrap intervals (`_bootstrap_vertices`)."""
     log_n, log_d, loss = np.log10(params), np.log10(tokens), np.asarray(loss, float)
     n_parabola, d_parabola = fit_parabola(log_n, loss), fit_parabola(log_d, loss)
-    samples = _bootstrap_vertices(log_n, log_d, loss, num_bootstrap, np.random.default_rng(seed))
+    samples = _bootstrap_vertices(log_n, log_d, loss, (n_parabola, d_parabola), num_bootstrap, np.random.default_rng(seed))
     return BudgetOptimum(
         compute=float(np.mean(compute)),
         params_opt=10**n_parabola.x_min,
@@ -106,10 +111,13 @@ def fit_budget(
         params_parabola=n_parabola,
         tokens_parabola=d_parabola,
         num_runs=len(loss),
+        vertex_samples=samples,
     )
 
 
-def _bootstrap_vertices(log_n, log_d, loss, num_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_vertices(
+    log_n, log_d, loss, parabolas: tuple[Parabola, Parabola], num_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
     """(num_bootstrap, 2) vertices [log10 N*, log10 D*] of one budget, by a residual bootstrap.
 
     The sizes of an isoFLOP budget are chosen, not sampled, so the sizes stay fixed and the noise
@@ -123,8 +131,8 @@ def _bootstrap_vertices(log_n, log_d, loss, num_bootstrap: int, rng: np.random.G
     count = len(loss)
     inflation = math.sqrt(count / (count - 3)) if count > 3 else 0.0
     fitted, residuals = [], []
-    for x in (log_n, log_d):
-        values = np.polyval(np.polyfit(x, loss, 2), x)
+    for x, parabola in zip((log_n, log_d), parabolas):
+        values = parabola(x)
         fitted.append(values)
         residuals.append((loss - values) * inflation)
     vertices: list[tuple[float, float]] = []
@@ -199,12 +207,13 @@ def fit_compute_optimal(
 ) -> ComputeOptimalFit:
     """Approach 2 over a whole sweep. Budgets are found by grouping runs of similar C.
 
-    Exponent intervals come from a joint bootstrap: every budget's residuals are resampled and its
-    parabolas refitted (`_bootstrap_vertices`), then the power laws through the resampled vertices.
+    Exponent intervals come from a joint bootstrap: the i-th resample of every budget (the same
+    samples behind its own intervals, `fit_budget`) gives one set of vertices, and the power laws
+    are refitted through them.
     """
     compute, params, tokens, loss = (np.asarray(v, float) for v in (compute, params, tokens, loss))
     labels = group_by_budget(compute)
-    budgets, per_budget_samples, skipped = [], [], []
+    budgets, skipped = [], []
     for label in np.unique(labels):
         members = labels == label
         budget_compute = float(compute[members].mean())
@@ -215,21 +224,16 @@ def fit_compute_optimal(
                 compute[members], params[members], tokens[members], loss[members],
                 num_bootstrap=num_bootstrap, seed=seed + int(label),
             )
-            rng = np.random.default_rng(seed + 10_000 + int(label))
-            vertices = _bootstrap_vertices(
-                np.log10(params[members]), np.log10(tokens[members]), loss[members], num_bootstrap, rng
-            )
         except ValueError as error:  # one unusable budget does not sink the others
             logger.warning("budget %.2e skipped: %s", budget_compute, error)
             skipped.append((budget_compute, str(error)))
             continue
         budgets.append(optimum)
-        per_budget_samples.append(vertices)
     if len(budgets) < 2:
         reasons = "; ".join(f"{c:.2e}: {why}" for c, why in skipped)
         raise ValueError(f"need at least 2 usable budgets, got {len(budgets)} (skipped {reasons or 'none'})")
     log_c = np.log([b.compute for b in budgets])
-    samples = np.stack(per_budget_samples, axis=1)  # (bootstrap, budget, [log10 N*, log10 D*])
+    samples = np.stack([b.vertex_samples for b in budgets], axis=1)  # (bootstrap, budget, [log10 N*, log10 D*])
     n_exponents = [np.polyfit(log_c, s[:, 0] * np.log(10), 1)[0] for s in samples]
     d_exponents = [np.polyfit(log_c, s[:, 1] * np.log(10), 1)[0] for s in samples]
     c = [b.compute for b in budgets]

@@ -5,7 +5,8 @@ gets a Qwen3-style model with ``round(h / (64 + 4 log2 h - 7))`` layers, h/128 h
 and a 4h SwiGLU MLP. The batch is the power of two that reaches C in about ``target_steps`` steps,
 halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count then fills the
 budget exactly (rounded to whole steps). Runs off by more than 1% of C, longer than 400k steps or
-with B < 8 are dropped (``fixed_batch_size``: one batch for every run instead). Training
+with B < 8 are dropped (``fixed_batch_size``: one batch for every run, the lr clipped at the cap,
+``fixed_num_layers``: one depth; the mini sweep's levers). Training
 compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
 SODA's forward budgets 1e18 .. 1e20 are the paper's 3e18 .. 3e20.
 
@@ -58,6 +59,11 @@ class SweepRules:
     """See ``layer_base``."""
     layer_offset: float = 7
     """See ``layer_base``."""
+    fixed_num_layers: int | None = None
+    """Every run's depth, whatever its width, instead of the depth rule. None: the rule. With
+    tiny widths the rule's depth jumps (1 -> 2 layers between d=40 and d=48 in the mini sweep)
+    change a model's capability far more than its parameters or FLOPs, so an isoFLOP curve steps
+    where the depth does (docs/scaling.md)."""
     hidden_per_head: int = 128
     """heads = hidden // hidden_per_head (at least 1); head_dim = hidden_per_head; kv_heads = heads."""
     mlp_ratio: int = 4
@@ -65,7 +71,7 @@ class SweepRules:
     lr_constant: float = 0.33
     """lr = lr_constant * sqrt(batch) / hidden."""
     max_learning_rate: float = 0.01
-    """The batch is halved until lr <= this."""
+    """The batch is halved until lr <= this (with ``fixed_batch_size``: the lr is clipped at this)."""
     beta2_base: float = 0.98
     """beta2 = beta2_base ** (batch / beta2_batch_unit): constant decay per token seen."""
     beta2_batch_unit: int = 128
@@ -77,8 +83,9 @@ class SweepRules:
     min_batch_size: int = 8
     """Runs with a smaller batch are dropped."""
     fixed_batch_size: int | None = None
-    """Every run's batch, whatever its width and budget (steps fill the budget; a width whose
-    learning rate would exceed ``max_learning_rate`` at this batch is dropped). None: SODA's rule.
+    """Every run's batch, whatever its width and budget (steps fill the budget; the learning rate
+    is the rule's, clipped at ``max_learning_rate``: narrow widths, whose rule lr passes the cap,
+    train at the cap). None: SODA's rule (halve the batch until the lr is under the cap).
     Along an isoFLOP curve only the width then changes: with SODA's rule the batch doubles between
     some neighbouring widths and halves their steps, which dominates short runs (docs/scaling.md)."""
 
@@ -97,7 +104,7 @@ class SweepRules:
         return ModelShape(
             hidden_dim=hidden,
             intermediate_dim=self.mlp_ratio * hidden,
-            num_layers=max(1, round(hidden / denominator)),
+            num_layers=self.fixed_num_layers or max(1, round(hidden / denominator)),
             num_heads=heads,
             num_kv_heads=heads,
             head_dim=self.hidden_per_head,
@@ -160,9 +167,9 @@ class SweepRun:
 
     @property
     def name(self) -> str:
-        """Run name: budget, width, depth, batch."""
+        """Run name: budget (3 significant digits: sqrt(2)-spaced budgets stay apart), width, depth, batch."""
         shape = self.shape
-        return f"isoflop-{self.budget:.0e}-d{shape.hidden_dim}-L{shape.num_layers}-B{self.batch_size}"
+        return f"isoflop-{self.budget:.3g}-d{shape.hidden_dim}-L{shape.num_layers}-B{self.batch_size}"
 
 
 SWEEP_OPTIMIZER = OptimizerRecipe(beta1=0.95, epsilon=1e-15, weight_decay=0.1)
@@ -205,13 +212,12 @@ def plan_run(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | 
     flops_per_sequence = shape.forward_flops_per_token(rules.vocab_size, rules.seq_len) * rules.seq_len
     if rules.fixed_batch_size is not None:
         batch_size = rules.fixed_batch_size
-        learning_rate = rules.learning_rate(batch_size, shape.hidden_dim)
-        if learning_rate > rules.max_learning_rate:
-            return DroppedRun(budget, shape, f"lr {learning_rate:.4f} > {rules.max_learning_rate} at the fixed batch {batch_size}")
+        learning_rate = min(rules.learning_rate(batch_size, shape.hidden_dim), rules.max_learning_rate)
     else:
         batch_size = next_power_of_two(budget / (flops_per_sequence * rules.target_steps))
         while rules.learning_rate(batch_size, shape.hidden_dim) > rules.max_learning_rate and batch_size > 1:
             batch_size //= 2
+        learning_rate = rules.learning_rate(batch_size, shape.hidden_dim)
     if batch_size < rules.min_batch_size:
         return DroppedRun(budget, shape, f"batch {batch_size} < {rules.min_batch_size}")
     steps = round(budget / (flops_per_sequence * batch_size))
@@ -224,7 +230,7 @@ def plan_run(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | 
         shape=shape,
         batch_size=batch_size,
         steps=steps,
-        learning_rate=rules.learning_rate(batch_size, shape.hidden_dim),
+        learning_rate=learning_rate,
         beta2=rules.beta2(batch_size),
         seq_len=rules.seq_len,
         vocab_size=rules.vocab_size,

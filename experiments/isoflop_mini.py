@@ -4,21 +4,22 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
 
-20 tiny Qwen3 models in the first round (d 8..32, 3 layers, 4-dim heads, seq 256, batch 8): five
-widths 4 apart centred on a prior N* at each of four forward budgets sqrt(2) apart (5e11..1.41e12 =
-training 1.5e12..4.2e12), trained by the project's training step on the demo mix over a larger
+20 tiny Qwen3 models in the first round (d 8..28, 3 layers, 2 heads, seq 256, batch 4): five
+widths 4 apart centred on a prior N* at each of four forward budgets sqrt(2) apart (3.54e11..1e12 =
+training 1.06e12..3e12), trained by the project's training step on the demo mix over a larger
 reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices: 0.6M training
 tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated on the same 64
 held-out sequences per component and evaluated, then the proposals (`--rounds N`: up to N rounds
 that extend a budget whose minimum sits at an edge) and the scaling analysis. SODA's rules,
-rescaled, with one batch and one depth for every run (`fixed_batch_size`, `fixed_num_layers`: with
-SODA's batch and depth rules the third sweep's curves stepped where the batch or the depth jumped).
+rescaled, with one batch, one depth and one head count for every run (`fixed_batch_size`,
+`fixed_num_layers`, `fixed_num_heads`: with SODA's batch and depth rules the third sweep's curves
+stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost it 0.1-0.16 of loss).
 Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
 parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
 
-Measured (2026-11-30, 2-core machine): round 0 80 minutes, one proposal round (4 runs) 16 more;
-three of four budgets bracketed, N* ~ C^0.60 (0.39..1.21), D* ~ C^0.39 (-0.18..0.60). The table,
-the plot and the probes behind these rules are in docs/scaling.md ("Miniature sweep on CPU").
+Measured (2026-12-01, 2-core machine): round 0 91 minutes, one proposal round (5 runs) 18 more;
+all four budgets bracketed, N* ~ C^0.27 (-0.10..0.43), D* ~ C^0.72 (0.57..1.09). The table, the
+plot and the probes behind these rules are in docs/scaling.md ("Miniature sweep on CPU").
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ MINI_RULES = SweepRules(
     fixed_batch_size=4,  # one batch for every run: the third sweep's curves zig-zagged with SODA's batch rule
     min_batch_size=4,
     fixed_num_layers=3,  # one depth: the rule's 1 -> 2 layer jump at d=48 stepped the third sweep's curves
-    hidden_per_head=4,  # heads * head_dim = d at every width (32-dim heads left d=40..56 with one head)
+    fixed_num_heads=2,  # head_dim = d / 2: heads x head_dim = d at every width 4 apart (4-dim heads cost 0.1-0.16)
     max_learning_rate=0.06,  # the lr rule's 0.33 sqrt(4) / d, clipped (only d=8 is: 0.083 -> 0.06)
     max_steps=20_000,
 )

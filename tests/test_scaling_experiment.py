@@ -121,7 +121,9 @@ def test_mini_sweep_grid_follows_its_rules():
         assert runs == sorted(runs, key=lambda run: run.params)
         best_guess = min(runs, key=lambda run: abs(np.log(run.params / MINI_PRIOR(run.training_flops))))
         assert best_guess in runs[2:3] or runs[0].shape.hidden_dim == MINI_LIMITS.min_hidden  # centred, or slid in at the floor
-        assert {(run.batch_size, run.shape.num_layers) for run in runs} == {(MINI_RULES.fixed_batch_size, MINI_RULES.fixed_num_layers)}
+        assert {(run.batch_size, run.shape.num_layers, run.shape.num_heads) for run in runs} == {
+            (MINI_RULES.fixed_batch_size, MINI_RULES.fixed_num_layers, MINI_RULES.fixed_num_heads)
+        }
         for run in runs:  # SODA's rules, rescaled: FLOPs on budget, lr and beta2 from the batch
             assert abs(run.forward_flops - budget) <= MINI_RULES.flop_tolerance * budget
             assert run.batch_size >= MINI_RULES.min_batch_size and run.steps < MINI_RULES.max_steps

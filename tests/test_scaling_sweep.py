@@ -115,6 +115,17 @@ def test_fixed_depth_keeps_every_width_at_one_depth():
     assert params == sorted(params) and len(set(params)) == len(params)
 
 
+def test_fixed_head_count_splits_every_width_into_the_same_heads():
+    rules = sweep.SweepRules(hidden_per_head=8, vocab_size=16_900, seq_len=256, fixed_num_layers=3)
+    assert [rules.shape_for_hidden(d).num_heads for d in (12, 16, 20)] == [1, 2, 2]  # d=12, 20: heads narrower than d
+    fixed = dataclasses.replace(rules, fixed_num_heads=2)
+    shapes = [fixed.shape_for_hidden(d) for d in range(8, 41, 4)]
+    assert {(shape.num_heads, shape.num_kv_heads) for shape in shapes} == {(2, 2)}
+    assert [shape.head_dim for shape in shapes] == list(range(4, 21, 2))
+    with pytest.raises(ValueError, match="hidden 10 does not split into 2 heads"):
+        fixed.shape_for_hidden(10)  # 5-dim heads: rotary embeddings need an even head width
+
+
 def test_run_names_tell_budgets_apart():
     assert sweep.isoflop_grid()[0].name.startswith("isoflop-1e+18-d")  # SODA's budgets read as before
     rules = sweep.SweepRules(budgets=(7.07e11, 1e12, 1.41e12), vocab_size=16_900, seq_len=256, fixed_batch_size=4,

@@ -6,9 +6,9 @@ and a 4h SwiGLU MLP. The batch is the power of two that reaches C in about ``tar
 halved while the learning rate ``0.33 sqrt(B) / h`` exceeds 0.01; the step count then fills the
 budget exactly (rounded to whole steps). Runs off by more than 1% of C, longer than 400k steps or
 with B < 8 are dropped (``fixed_batch_size``: one batch for every run, the lr clipped at the cap,
-``fixed_num_layers``: one depth; the mini sweep's levers). Training
-compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget:
-SODA's forward budgets 1e18 .. 1e20 are the paper's 3e18 .. 3e20.
+``fixed_num_layers``: one depth, ``fixed_num_heads``: one head count; the mini sweep's levers).
+Training compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget: SODA's forward budgets
+1e18 .. 1e20 are the paper's 3e18 .. 3e20.
 
 Shapes are `soda_jax.models.ModelShape`s; `sweep_recipe(run)` is a run's `TrainRecipe` for the
 project's training step (its lr and beta2, `SWEEP_OPTIMIZER`'s other settings, no z-loss).
@@ -66,6 +66,11 @@ class SweepRules:
     where the depth does (docs/scaling.md)."""
     hidden_per_head: int = 128
     """heads = hidden // hidden_per_head (at least 1); head_dim = hidden_per_head; kv_heads = heads."""
+    fixed_num_heads: int | None = None
+    """Every run's number of heads, whatever its width (head_dim = hidden / heads, so heads x
+    head_dim = hidden at every width) instead of ``hidden_per_head``. None: the head-width rule.
+    Tiny widths cannot keep one head width: 8-dim heads exist only at multiples of 8, and 4-dim
+    heads cost the mini sweep 0.1-0.16 of loss and scattered its curves (docs/scaling.md)."""
     mlp_ratio: int = 4
     """intermediate = mlp_ratio * hidden."""
     lr_constant: float = 0.33
@@ -100,14 +105,19 @@ class SweepRules:
     def shape_for_hidden(self, hidden: int) -> ModelShape:
         """The catalogue rule: depth, heads and MLP width from the hidden size."""
         denominator = self.layer_base + self.layer_log_slope * math.log2(hidden) - self.layer_offset
-        heads = max(1, hidden // self.hidden_per_head)
+        if self.fixed_num_heads:
+            heads, head_dim = self.fixed_num_heads, hidden // self.fixed_num_heads
+            if head_dim * heads != hidden or head_dim % 2:  # rotary embeddings rotate pairs of dims
+                raise ValueError(f"hidden {hidden} does not split into {heads} heads of an even width")
+        else:
+            heads, head_dim = max(1, hidden // self.hidden_per_head), self.hidden_per_head
         return ModelShape(
             hidden_dim=hidden,
             intermediate_dim=self.mlp_ratio * hidden,
             num_layers=self.fixed_num_layers or max(1, round(hidden / denominator)),
             num_heads=heads,
             num_kv_heads=heads,
-            head_dim=self.hidden_per_head,
+            head_dim=head_dim,
         )
 
     def learning_rate(self, batch_size: int, hidden: int) -> float:

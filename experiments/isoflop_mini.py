@@ -13,7 +13,7 @@ held-out sequences per component and evaluated, then the proposals (`--rounds N`
 that extend a budget whose minimum sits at an edge) and the scaling analysis. SODA's rules,
 rescaled, with one batch, one depth and one head count for every run (`fixed_batch_size`,
 `fixed_num_layers`, `fixed_num_heads`: with SODA's batch and depth rules the third sweep's curves
-stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost it 0.1-0.16 of loss).
+stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost it 0.13-0.18 of loss).
 Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
 parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
 
@@ -60,7 +60,7 @@ MINI_RULES = SweepRules(
     fixed_batch_size=4,  # one batch for every run: the third sweep's curves zig-zagged with SODA's batch rule
     min_batch_size=4,
     fixed_num_layers=3,  # one depth: the rule's 1 -> 2 layer jump at d=48 stepped the third sweep's curves
-    fixed_num_heads=2,  # head_dim = d / 2: heads x head_dim = d at every width 4 apart (4-dim heads cost 0.1-0.16)
+    fixed_num_heads=2,  # head_dim = d / 2: heads x head_dim = d at every width 4 apart (4-dim heads cost 0.13-0.18)
     max_learning_rate=0.06,  # the lr rule's 0.33 sqrt(4) / d, clipped (only d=8 is: 0.083 -> 0.06)
     max_steps=20_000,
 )

@@ -70,7 +70,7 @@ class SweepRules:
     """Every run's number of heads, whatever its width (head_dim = hidden / heads, so heads x
     head_dim = hidden at every width) instead of ``hidden_per_head``. None: the head-width rule.
     Tiny widths cannot keep one head width: 8-dim heads exist only at multiples of 8, and 4-dim
-    heads cost the mini sweep 0.1-0.16 of loss and scattered its curves (docs/scaling.md)."""
+    heads cost the mini sweep 0.13-0.18 of loss against two heads (docs/scaling.md)."""
     mlp_ratio: int = 4
     """intermediate = mlp_ratio * hidden."""
     lr_constant: float = 0.33

@@ -43,7 +43,7 @@ class AdaptiveSweep:
     train_step_for: Callable[[SweepRun], ExecutorStep]
     """The training step of a run (deterministic: the same run gives the same step version)."""
     limits: AdaptiveLimits = AdaptiveLimits()
-    """Bracketing and stopping rules."""
+    """Bracketing and stopping rules (the analysis fits N* and D* through the budgets they call bracketed)."""
     num_bootstrap: int = 1000
     """Bootstrap resamples of the analysis step."""
     with_analysis: bool = True
@@ -81,8 +81,10 @@ def build_state(sweep: AdaptiveSweep, prefix: str) -> SweepState:
         train_steps = [sweep.train_step_for(run) for run in runs]
         eval_steps = [sweep.eval_step_for(step) for step in train_steps] if sweep.eval_step_for else []
         proposals = default_sweep_proposals(f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits)
-        analysis = [default_scaling_analysis(sweep.name, train_steps, eval_steps=eval_steps, num_bootstrap=sweep.num_bootstrap,
-                                             capability_metrics=sweep.capability_metrics)] if sweep.with_analysis else []  # fmt: skip
+        analysis = [default_scaling_analysis(
+            sweep.name, train_steps, eval_steps=eval_steps, num_bootstrap=sweep.num_bootstrap,
+            capability_metrics=sweep.capability_metrics, bracket_limits=sweep.limits,
+        )] if sweep.with_analysis else []  # fmt: skip
         done = _read_finished(proposals, prefix)
         known = {run.name for run in runs}
         new = [run for run in proposed_runs(sweep.rules, done) if run.name not in known] if done else []
@@ -142,11 +144,11 @@ def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: s
     state = build_state(sweep, prefix)
     for _ in range(rounds):
         print(describe(state))
-        if config.dry_run or state.settled:
-            if config.dry_run:
-                run_experiment(list(state.steps), config, description)
-            return state
+        # a settled sweep's steps run too: the executor skips what succeeded, so only a step whose
+        # version changed since (say, the analysis's settings) runs
         run_experiment(list(state.steps), config, description)
+        if config.dry_run or state.settled:
+            return state
         state = build_state(sweep, prefix)
     print(describe(state))
     return state

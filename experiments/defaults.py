@@ -242,12 +242,15 @@ def default_scaling_analysis(
     reference_eval_steps: Sequence[ExecutorStep | None] = (),
     num_bootstrap: int = 1000,
     capability_metrics: Sequence[str] = (),
+    bracket_limits: AdaptiveLimits | None = None,
 ) -> ExecutorStep[ScalingAnalysisConfig]:
     """Scaling-law fits and plots over a sweep's training runs (docs/scaling.md).
 
     ``eval_steps`` pair with ``train_steps`` one to one (None: a run without eval); their outputs
     hold results.json. ``reference_*``: another sweep (e.g. a text-only baseline) to compare with.
     ``capability_metrics``: the eval metrics to fit against loss (empty: all of them).
+    ``bracket_limits``: fit N* and D* through the budgets bracketed under these limits only
+    (an adaptive sweep passes the limits its proposals judge by).
     """
     if eval_steps and len(eval_steps) != len(train_steps):
         raise ValueError("eval_steps must match train_steps one to one (use None for a run without eval)")
@@ -269,6 +272,7 @@ def default_scaling_analysis(
             num_bootstrap=versioned(num_bootstrap),
             # versioned only when given, so the analysis steps that fit every metric keep their versions
             capability_metrics=versioned(tuple(capability_metrics)) if capability_metrics else (),
+            bracket_limits=versioned(bracket_limits) if bracket_limits is not None else None,  # type: ignore[arg-type]
         ),
         description=f"scaling fits over {len(train_steps)} runs",
     )

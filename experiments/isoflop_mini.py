@@ -4,9 +4,9 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
 
-20 tiny Qwen3 models in the first round (d 8..28, 3 layers, 2 heads, seq 256, batch 4): five
-widths 4 apart centred on a prior N* at each of four forward budgets sqrt(2) apart (3.54e11..1e12 =
-training 1.06e12..3e12), trained by the project's training step on the demo mix over a larger
+35 tiny Qwen3 models in the first round (d 8..36, 3 layers, 2 heads, seq 256, batch 4): five
+widths 4 apart centred on a prior N* at each of seven forward budgets sqrt(2) apart (2.5e11..2e12 =
+training 7.5e11..6e12, an 8x span), trained by the project's training step on the demo mix over a larger
 reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices: 0.6M training
 tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated on the same 64
 held-out sequences per component and evaluated, then the proposals (`--rounds N`: up to N rounds
@@ -17,9 +17,10 @@ stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost
 Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
 parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
 
-Measured (2026-12-01, 2-core machine): round 0 91 minutes, one proposal round (5 runs) 18 more;
-all four budgets bracketed, N* ~ C^0.27 (-0.10..0.43), D* ~ C^0.72 (0.57..1.09). The table, the
-plot and the probes behind these rules are in docs/scaling.md ("Miniature sweep on CPU").
+Measured (2026-12-01, 2-core machine): 42 runs after one proposal round, ~3 h 20 min; five of seven
+budgets bracketed (2.5e11 stops at the d=8 floor, 2e12 is a poor fit), N* ~ C^0.32 (0.04..0.43), D* ~
+C^0.68 (0.56..0.96) through those five. The table, the plots and the probes behind these rules are in
+docs/scaling.md ("Miniature sweep on CPU").
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ Mistral-based one has 48,388: its LM head and embeddings were most of every tiny
 mini_text_tokenizer = default_bpe_tokenizer(f"demo-bpe-{MINI_TEXT_VOCAB}", DEFAULT_SENTENCES, MINI_TEXT_VOCAB)
 
 MINI_RULES = SweepRules(
-    budgets=(3.54e11, 5e11, 7.07e11, 1e12),  # sqrt(2) apart: a 2.8x span of C
+    budgets=(2.5e11, 3.54e11, 5e11, 7.07e11, 1e12, 1.41e12, 2e12),  # sqrt(2) apart: an 8x span of C
     vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
     min_hidden=8,

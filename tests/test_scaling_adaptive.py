@@ -1,6 +1,9 @@
 """Adaptive isoFLOP grids: bracket checks, proposals past an edge, centred grids, executor rounds."""
 
+import dataclasses
+import glob
 import math
+import os
 
 import numpy as np
 import pytest
@@ -173,3 +176,9 @@ def test_rerunning_the_experiment_adds_exactly_the_proposed_runs(tmp_path):
     assert len(ran) == len(set(ran))  # nothing that succeeded ran again
     final = build_state(experiment, prefix)
     assert final.settled and all(v["status"] == "bracketed" for v in final.last_proposals["verdicts"])
+
+    # a settled sweep whose analysis is new (or changed) still gets it, and trains nothing again
+    with_analysis = dataclasses.replace(experiment, with_analysis=True, num_bootstrap=10)
+    run_adaptive_sweep(with_analysis, args, "analysis added")
+    assert log.read_text().split() == ran
+    assert glob.glob(os.path.join(prefix, "analysis", "isoflop-test-*", "scaling_fits.json"))

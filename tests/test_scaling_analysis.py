@@ -7,7 +7,8 @@ import os
 import pytest
 from helpers_scaling import TRUE_LAW, accuracy_for_loss, true_optimal_params, write_run, write_synthetic_sweep
 
-from soda_jax.scaling import analysis, planner, sweep
+from soda_jax.scaling import adaptive, analysis, planner, sweep
+from soda_jax.scaling.adaptive import AdaptiveLimits, Observation
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,29 @@ def test_no_readable_runs_is_an_error(tmp_path):
     config = analysis.ScalingAnalysisConfig(run_paths=(str(tmp_path / "nope"),), output_path=str(tmp_path / "out"))
     with pytest.raises(ValueError, match="no readable training runs"):
         analysis.analyze_scaling(config)
+
+
+def test_bracket_limits_leave_unbracketed_budgets_out_of_the_exponent_fits(tmp_path):
+    """SODA's grid leaves its top budgets' optima at the upper edge (the reason for adaptive rounds):
+    with ``bracket_limits`` those budgets are listed with their verdict, and N*, D* go through the rest."""
+    runs = sweep.isoflop_grid()
+    losses = [float(TRUE_LAW(run.params, run.tokens)) for run in runs]
+    observations = [Observation(r.budget, r.shape.hidden_dim, r.params, loss) for r, loss in zip(runs, losses)]
+    status = {v.budget: v.status for v in adaptive.propose_round(sweep.SweepRules(), observations, AdaptiveLimits())}
+    unbracketed = sorted(b for b, s in status.items() if s != "bracketed")
+    assert unbracketed and len(unbracketed) < len(status) - 1  # some at an edge, enough left to fit
+    run_paths = [
+        write_run(str(tmp_path), r.name, params=r.params, tokens=r.tokens, train_flops=r.training_flops, loss=loss)[0]
+        for r, loss in zip(runs, losses)
+    ]
+    config = analysis.ScalingAnalysisConfig(
+        run_paths=tuple(run_paths), output_path=str(tmp_path / "out"), num_bootstrap=20, num_parametric_bootstrap=2,
+        bracket_limits=AdaptiveLimits(),
+    )
+    optimal = analysis.analyze_scaling(config)["compute_optimal"]
+    skipped = sorted(optimal["skipped_budgets"])
+    assert [c / 3 for c, _ in skipped] == pytest.approx(unbracketed, rel=0.05)
+    for (_, why), budget in zip(skipped, unbracketed):
+        assert why.startswith(f"not bracketed: {status[budget]}")
+    fitted = sorted(b["compute"] / 3 for b in optimal["budgets"])
+    assert fitted == pytest.approx(sorted(b for b, s in status.items() if s == "bracketed"), rel=0.05)

@@ -57,8 +57,8 @@ class Observation:
 
     budget: float
     """The run's target forward FLOPs (its grid budget)."""
-    hidden: int
-    """Model width."""
+    hidden: int | None
+    """Model width (None when a run's record does not say: the verdict is judged on N alone)."""
     params: float
     """Total parameters N."""
     loss: float
@@ -111,7 +111,7 @@ def judge_budget(observations: Sequence[Observation], limits: AdaptiveLimits = A
     """The status of one budget's runs (no proposals: see `propose_for_budget`)."""
     budget = observations[0].budget if observations else math.nan
     ordered = sorted(observations, key=lambda o: o.params)
-    if len({o.hidden for o in ordered}) < MIN_POINTS_PER_PARABOLA:
+    if len({o.params for o in ordered}) < MIN_POINTS_PER_PARABOLA:
         best = min(ordered, key=lambda o: o.loss) if ordered else None
         below = sum(o.params < best.params for o in ordered) if best else 0
         return BudgetVerdict(budget, "too_few", len(ordered), best.hidden if best else None, below,
@@ -152,7 +152,9 @@ def propose_for_budget(
     verdict = judge_budget(observations, limits)
     if verdict.status not in ("edge_low", "edge_high", "too_few"):
         return verdict
-    tried = {o.hidden for o in observations}
+    if any(o.hidden is None for o in observations):
+        raise ValueError(f"budget {verdict.budget:.2e}: proposing runs past an edge needs every run's width")
+    tried = {o.hidden for o in observations if o.hidden is not None}
     proposed: list[SweepRun] = []
     notes: list[str] = []
     if verdict.status == "too_few":

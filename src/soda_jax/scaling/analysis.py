@@ -13,6 +13,11 @@ Output directory:
                                  reported value drawn where the metric is one SODA reports
 ```
 
+With ``bracket_limits`` set (adaptive sweeps: the limits their proposals judge by), N* and D* are
+fitted through the budgets `judge_budget` calls bracketed only; the others (a minimum at an edge or at
+a stated limit, runs that trace no valley) are listed in ``skipped_budgets`` with their verdict, still
+drawn on the isoFLOP plot, and still used by L(N, D), which needs no minimum per budget.
+
 L(N, D) is fitted only when the profile likelihoods of both exponents close inside the scanned
 range (`soda_jax.scaling.fits.profile_exponents`); otherwise ``parametric`` holds the reason.
 
@@ -33,9 +38,17 @@ import numpy as np
 
 from soda_jax import fileio
 from soda_jax.contracts import FITS_FILE
+from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.scaling import plots
+from soda_jax.scaling.adaptive import AdaptiveLimits, Observation, judge_budget
 from soda_jax.scaling.capability import SODA_REPORTED, fit_capability
-from soda_jax.scaling.fits import bootstrap_parametric, fit_compute_optimal, fit_parametric, profile_exponents
+from soda_jax.scaling.fits import (
+    bootstrap_parametric,
+    fit_compute_optimal,
+    fit_parametric,
+    group_by_budget,
+    profile_exponents,
+)
 from soda_jax.scaling.runs import RunRecord, read_runs
 
 logger = logging.getLogger(__name__)
@@ -69,6 +82,9 @@ class ScalingAnalysisConfig:
     """Seed of the bootstraps."""
     capability_metrics: tuple[str, ...] = ()
     """Eval metrics fitted against loss (empty: every numeric metric the eval results hold)."""
+    bracket_limits: AdaptiveLimits | None = None
+    """Fit N* and D* through the budgets bracketed under these limits only (None: every budget with
+    enough sizes for a parabola, whatever its shape)."""
 
 
 def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
@@ -88,10 +104,7 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
         "references": [dataclasses.asdict(r) for r in references.records],
         "references_skipped": references.skipped,
     }
-    compute_optimal = _attempt("compute_optimal", lambda: fit_compute_optimal(
-        columns["compute"], columns["params"], columns["tokens"], columns["loss"],
-        num_bootstrap=config.num_bootstrap, seed=config.seed,
-    ))
+    compute_optimal = _fit_compute_optimal(runs, columns, config)
     result["compute_optimal"] = _jsonable(compute_optimal)
     identification = _attempt("parametric identification", lambda: profile_exponents(
         columns["params"], columns["tokens"], columns["loss"]))
@@ -122,6 +135,43 @@ def _columns(runs: list[RunRecord]) -> dict[str, np.ndarray]:
         "tokens": np.array([r.tokens for r in runs], float),
         "loss": np.array([r.loss for r in runs], float),
     }
+
+
+def _fit_compute_optimal(runs: list[RunRecord], columns: dict[str, np.ndarray], config: ScalingAnalysisConfig):
+    """Approach 2 over every budget, or over the bracketed ones (``config.bracket_limits``)."""
+    unbracketed: tuple[tuple[float, str], ...] = ()
+    if config.bracket_limits is not None:
+        columns, unbracketed = _bracketed_only(runs, columns, config.bracket_limits)
+    fit = _attempt("compute_optimal", lambda: fit_compute_optimal(
+        columns["compute"], columns["params"], columns["tokens"], columns["loss"],
+        num_bootstrap=config.num_bootstrap, seed=config.seed,
+    ))  # fmt: skip
+    if not unbracketed:
+        return fit
+    if _failed(fit):
+        return {"error": f"{fit['error']}; not bracketed: " + "; ".join(f"{c:.2e}: {why}" for c, why in unbracketed)}
+    return dataclasses.replace(fit, skipped_budgets=(*unbracketed, *fit.skipped_budgets))
+
+
+def _bracketed_only(
+    runs: list[RunRecord], columns: dict[str, np.ndarray], limits: AdaptiveLimits
+) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str], ...]]:
+    """The columns of the runs whose budget `judge_budget` calls bracketed, and (C, why) of the others."""
+    labels = group_by_budget(columns["compute"])  # the grouping fit_compute_optimal uses
+    keep = np.ones(len(runs), bool)
+    skipped = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        budget = float(columns["compute"][members].mean())
+        forward_budget = budget / TRAINING_FLOPS_MULTIPLIER
+        verdict = judge_budget([Observation(forward_budget, runs[i].hidden, runs[i].params, runs[i].loss) for i in members], limits)
+        if verdict.status != "bracketed":
+            keep[members] = False
+            r2 = "none" if verdict.fit_r2 is None else f"{verdict.fit_r2:.2f}"
+            skipped.append((budget, f"not bracketed: {verdict.status} ({verdict.runs_below} runs below the best, "
+                                    f"{verdict.runs_above} above, parabola R^2 {r2})"))  # fmt: skip
+            logger.warning("budget %.2e left out of the N*/D* fits: %s", budget, skipped[-1][1])
+    return {name: values[keep] for name, values in columns.items()}, tuple(skipped)
 
 
 def _fit_parametric_with_bootstrap(columns, config: ScalingAnalysisConfig) -> dict[str, Any]:

@@ -56,8 +56,9 @@ def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None) -> plt.
     for label in np.unique(labels):
         members = labels == label
         c = compute[members].mean()
-        axes.scatter(params[members], loss[members], color=colors[label], label=f"C={c:.1e}", s=18)
         optimum = fitted.get(round(np.log10(c), 2))
+        name = f"C={c:.1e}" if optimum is not None or fit is None else f"C={c:.1e} (not fitted)"
+        axes.scatter(params[members], loss[members], color=colors[label], label=name, s=18)
         if optimum is not None:
             x = np.linspace(np.log10(params[members].min()), np.log10(params[members].max()), CURVE_POINTS)
             axes.plot(10**x, optimum.params_parabola(x), color=colors[label], lw=1)

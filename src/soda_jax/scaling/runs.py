@@ -39,6 +39,8 @@ class RunRecord:
     """Final validation loss."""
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     """Eval metrics (empty without eval results)."""
+    hidden: int | None = None
+    """Model width (the summary's ``model.hidden_dim``; None when the summary does not record it)."""
 
 
 def read_run(path: str, eval_path: str | None = None) -> RunRecord:
@@ -65,6 +67,7 @@ def read_run(path: str, eval_path: str | None = None) -> RunRecord:
         train_flops=float(train_flops),
         loss=loss,
         metrics=read_eval_metrics(eval_path) if eval_path else {},
+        hidden=(summary.get("model") or {}).get("hidden_dim"),
     )
 
 

@@ -119,17 +119,24 @@ def tiny_model_and_batch(scan_layers: bool, vocab: int = 97, seq_len: int = 16):
 
 @pytest.mark.slow  # 27 s on 2 idle cores
 def test_full_and_fused_cross_entropy_agree_in_loss_and_gradient():
-    from soda_jax.training.loss import next_token_loss_fn
+    from soda_jax.training.loss import CPU_VOCAB_BLOCK, default_vocab_block, next_token_loss_fn
 
-    model, example = tiny_model_and_batch(scan_layers=True)
+    assert default_vocab_block("cpu") == CPU_VOCAB_BLOCK and default_vocab_block("tpu") is None
+    vocab = 2 * CPU_VOCAB_BLOCK + 97  # three blocks, the last one padded
+    model, example = tiny_model_and_batch(scan_layers=True, vocab=vocab)
+    loss_fns = {
+        "full": next_token_loss_fn("full", z_loss_weight=0.01),
+        "fused, levanter's block": next_token_loss_fn("fused", z_loss_weight=0.01),
+        "fused, CPU block": next_token_loss_fn("fused", z_loss_weight=0.01, vocab_block=CPU_VOCAB_BLOCK),
+    }
     results = {}
-    for path in ("fused", "full"):
-        loss_fn = next_token_loss_fn(path, z_loss_weight=0.01)
+    for path, loss_fn in loss_fns.items():
         loss, grads = eqx.filter_value_and_grad(lambda m: loss_fn(m, example).scalar())(model)  # noqa: B023 (called at once)
         results[path] = float(loss), jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
-    assert results["full"][0] == pytest.approx(results["fused"][0], rel=1e-5)
-    for full, fused in zip(results["full"][1], results["fused"][1]):
-        np.testing.assert_allclose(np.asarray(full), np.asarray(fused), rtol=1e-4, atol=1e-6)
+    for path in ("fused, levanter's block", "fused, CPU block"):
+        assert results[path][0] == pytest.approx(results["full"][0], rel=1e-5), path
+        for full, fused in zip(results["full"][1], results[path][1]):
+            np.testing.assert_allclose(np.asarray(fused), np.asarray(full), rtol=1e-4, atol=1e-6, err_msg=path)
     with pytest.raises(ValueError, match="cross_entropy must be one of"):
         next_token_loss_fn("blockwise", z_loss_weight=None)
 

@@ -48,7 +48,7 @@ from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
 from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
 from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
-from soda_jax.training.loss import next_token_loss_fn
+from soda_jax.training.loss import default_vocab_block, next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
@@ -167,7 +167,7 @@ def step_parts(config: TrainConfig, backend: str | None = None):
     )  # fmt: skip
     optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
     optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
-    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight)
+    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight, default_vocab_block(backend))
     return model_config, optimizer, loss_fn
 
 
@@ -201,7 +201,7 @@ def train(config: TrainConfig) -> dict:
         train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
             trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches,
-            loss_fn=next_token_loss_fn(config.cross_entropy, z_loss_weight=None),
+            loss_fn=next_token_loss_fn(config.cross_entropy, z_loss_weight=None, vocab_block=default_vocab_block()),
         )  # fmt: skip
         state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
         resume_step = int(state.step)

@@ -17,9 +17,9 @@ stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost
 Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
 parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
 
-Measured (2026-12-01, 2-core machine): 42 runs after one proposal round, ~3 h 20 min; five of seven
-budgets bracketed (2.5e11 stops at the d=8 floor, 2e12 is a poor fit), N* ~ C^0.32 (0.04..0.43), D* ~
-C^0.68 (0.56..0.96) through those five. The table, the plots and the probes behind these rules are in
+Measured (2026-12-01, 2-core machine, from an empty prefix): 42 runs after one proposal round,
+1 h 32 min; six of seven budgets bracketed (2.5e11 stops at the d=8 floor), N* ~ C^0.35 (0.20..0.53),
+D* ~ C^0.64 (0.46..0.80) through those six. The table, the plots and the probes behind these rules are in
 docs/scaling.md ("Miniature sweep on CPU").
 """
 

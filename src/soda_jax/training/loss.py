@@ -13,7 +13,7 @@ positions excluded) of ``-log p(next token) + z_loss_weight * logsumexp(logits)^
 The fused kernel walks the vocabulary in blocks. On TPU/GPU levanter picks the block (tuned tables);
 on CPU its heuristic takes 8,192-id blocks, which pad a 16,900-id vocabulary to 24,576 and leave each
 block's [tokens, 8192] temporaries far outside the cache: `CPU_VOCAB_BLOCK` ids per block make the
-loss's forward and backward 1.1-2.4x faster on this CPU (`benchmarks/bench_cross_entropy.py`).
+loss's forward and backward 1.2-2.5x faster on this CPU (`benchmarks/bench_cross_entropy.py`).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import haliax as hax  # noqa: E402
 import jax  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
 
-from experiments.isoflop_mini import MINI_FIRST_GRID, MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
+from experiments.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
 from soda_jax.models import DEMO_6M, qwen3_config  # noqa: E402
 from soda_jax.training.loss import CPU_VOCAB_BLOCK, next_token_loss_fn  # noqa: E402
 
@@ -51,8 +51,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_cross_entrop
 
 def benchmark_models():
     """``(name, ModelShape, vocab size, batch size)`` of each model measured."""
-    mini_shapes = {run.shape.hidden_dim: run.shape for run in MINI_FIRST_GRID}
-    models = [(f"mini d={d}", mini_shapes[d], MINI_VOCAB_SIZE, MINI_RULES.fixed_batch_size) for d in MINI_WIDTHS]
+    models = [(f"mini d={d}", MINI_RULES.shape_for_hidden(d), MINI_VOCAB_SIZE, MINI_RULES.fixed_batch_size) for d in MINI_WIDTHS]
     return [*models, ("DEMO_6M", DEMO_6M, DEMO_VOCAB_SIZE, DEMO_BATCH_SIZE)]
 
 

@@ -20,7 +20,14 @@ import draccus
 
 from experiments.defaults import default_scaling_analysis, default_sweep_proposals
 from soda_jax import fileio
-from soda_jax.execution import STATUS_SUCCESS, Executor, ExecutorMainConfig, ExecutorStep, run_experiment
+from soda_jax.execution import (
+    STATUS_SUCCESS,
+    Executor,
+    ExecutorMainConfig,
+    ExecutorStep,
+    RunReport,
+    run_experiment,
+)
 from soda_jax.execution.main import PREFIX_ENV, normalize_argv
 from soda_jax.execution.status import read_status
 from soda_jax.scaling.adaptive import AdaptiveLimits
@@ -132,9 +139,12 @@ def pop_rounds(argv: Sequence[str], default: int = 1) -> tuple[int, list[str]]:
     return rounds, args[:i] + args[i + 2 :]
 
 
-def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str) -> SweepState:
+def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str,
+                       with_steps: Sequence[ExecutorStep] = ()) -> tuple[SweepState, RunReport | None]:  # fmt: skip
     """Run up to ``--rounds`` executor runs of the sweep (each: train, then propose); ``--dry_run``
-    prints what the next run would do and runs nothing."""
+    prints what the next run would do and runs nothing. ``with_steps``: other steps to run alongside
+    (the demo's model, say), so that they share the cores with the sweep's first round instead of
+    running before it. Returns the sweep's state and the last executor run's report."""
     rounds, executor_args = pop_rounds(argv)
     config = draccus.parse(ExecutorMainConfig, args=normalize_argv(executor_args))
     prefix = config.prefix or os.environ.get(PREFIX_ENV)
@@ -142,13 +152,14 @@ def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: s
         raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
     config = dataclasses.replace(config, prefix=prefix)
     state = build_state(sweep, prefix)
+    report = None
     for _ in range(rounds):
         print(describe(state))
         # a settled sweep's steps run too: the executor skips what succeeded, so only a step whose
         # version changed since (say, the analysis's settings) runs
-        run_experiment(list(state.steps), config, description)
+        report = run_experiment([*with_steps, *state.steps], config, description)
         if config.dry_run or state.settled:
-            return state
+            return state, report
         state = build_state(sweep, prefix)
     print(describe(state))
-    return state
+    return state, report

@@ -420,9 +420,11 @@ def default_eval(
     batch_size: int = 32,
     parallelism: ParallelismConfig = ParallelismConfig(),
     tpu: str | None = None,
+    compilation_cache_dir: Any = None,
 ) -> ExecutorStep:
     """``evaluation/{name}``: ``tasks`` (`soda_jax.eval.tasks`) on the latest checkpoint of a
     `default_train` step (or an HF directory): results.json, items/{task}.jsonl, generated WAVs.
+    ``compilation_cache_dir``: a JAX compilation cache to share (e.g. ``prefix_path("jax-cache")``).
 
     The tasks (their data by the producing steps' versions) and the model define the version; a
     killed evaluation re-runs only unfinished tasks and items (docs/evaluation.md).
@@ -439,6 +441,7 @@ def default_eval(
             codec=versioned(codec),  # type: ignore[arg-type]
             parallelism=parallelism,
             batch_size=batch_size,
+            compilation_cache_dir=compilation_cache_dir,
         ),
         description=f"evaluate {name}: {', '.join(t.name for t in tasks)}",
         resources=Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu),

@@ -95,20 +95,21 @@ def main(argv: list[str]) -> None:
     full = FULL_FLAG in argv
     argv = [a for a in argv if a != FULL_FLAG]
     rounds, executor_args = pop_rounds(argv, default=MINI_SWEEP_ROUNDS)
-    report = executor_main([demo_model, demo_eval], description="soda-jax demo: synthesised speech -> tokens -> trained model",
-                           args=executor_args)
+    description = "soda-jax demo: synthesised speech -> tokens -> trained model"
+    if full:  # the demo's steps run alongside the sweep's first round, sharing the cores
+        from experiments.adaptive_sweep import run_adaptive_sweep
+        from experiments.isoflop_mini import mini_adaptive_sweep
+
+        _, report = run_adaptive_sweep(mini_adaptive_sweep(), [*executor_args, "--rounds", str(rounds)],
+                                       f"{description}, and the isoFLOP mini sweep", with_steps=[demo_model, demo_eval])  # fmt: skip
+    else:
+        report = executor_main([demo_model, demo_eval], description=description, args=executor_args)
     if report is not None:
         shutdown_workers()  # flush the workers' logs before the summary
         report_training(demo_model, report.output_paths[demo_model.name])
         if "--dry_run" not in argv:
             demo_generation(report.output_paths[demo_model.name], fileio.join(report.prefix, "generated"))
         report_evaluation(demo_eval, report.output_paths[demo_eval.name])
-    if full:
-        from experiments.adaptive_sweep import run_adaptive_sweep
-        from experiments.isoflop_mini import mini_adaptive_sweep
-
-        run_adaptive_sweep(mini_adaptive_sweep(), [*executor_args, "--rounds", str(rounds)], "isoFLOP mini sweep (demo corpus)")
-    if report is not None:
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
 
 

@@ -2,25 +2,26 @@
 
     python experiments/isoflop_mini.py --print_grid
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
-    python experiments/demo.py --prefix ./demo-output --full     # the demo, then this sweep
+    python experiments/demo.py --prefix ./demo-output --full     # the demo and this sweep, together
 
-35 tiny Qwen3 models in the first round (d 8..36, 3 layers, 2 heads, seq 256, batch 4): five
-widths 4 apart centred on a prior N* at each of seven forward budgets sqrt(2) apart (2.5e11..2e12 =
-training 7.5e11..6e12, an 8x span), trained by the project's training step on the demo mix over a larger
-reading of the demo corpus (its 40 sentences read 16 times per layout by 32 voices: 0.6M training
-tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run validated on the same 64
-held-out sequences per component and evaluated, then the proposals (`--rounds N`: up to N rounds
-that extend a budget whose minimum sits at an edge) and the scaling analysis. SODA's rules,
-rescaled, with one batch, one depth and one head count for every run (`fixed_batch_size`,
-`fixed_num_layers`, `fixed_num_heads`: with SODA's batch and depth rules the third sweep's curves
-stepped where the batch or the depth jumped; the fourth sweep's 4-dim heads cost it 0.13-0.18 of loss).
-Tiny budgets are far from the paper's regime (the embeddings and LM head are ~95% of these models'
-parameters, 40 sentences are little text): read the fits as this corpus's law, not SODA's.
+30 tiny Qwen3 models in the first round (d 12..40, 3 layers, 2 heads, seq 256, batch 4): five
+widths 4 apart centred on the seventh sweep's law at each of six forward budgets sqrt(2) apart
+(3.54e11..2e12 = training 1.06e12..6e12, a 5.7x span), trained by the project's training step on the
+demo mix over a larger reading of the demo corpus (its 40 sentences read 16 times per layout by 32
+voices: 0.6M training tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run
+validated on the same 64 held-out sequences per component and evaluated, then the proposals
+(`--rounds N`: up to N rounds that extend a budget whose minimum sits at an edge) and the scaling
+analysis. SODA's rules, rescaled, with one batch, one depth, one head count and one warmup (50
+steps) for every run (`fixed_batch_size`, `fixed_num_layers`, `fixed_num_heads`, `warmup_steps`:
+with SODA's batch and depth rules the third sweep's curves stepped where the batch or the depth
+jumped; the fourth sweep's 4-dim heads cost it 0.13-0.18 of loss). The fixed warmup lets a width's
+runs branch off one trunk (`BranchedSweepSteps`): each run is its width's stable segments up to its
+budget plus its own decay, the same run at half the cost. Tiny budgets are far from the paper's
+regime (the embeddings and LM head are ~95% of these models' parameters, 40 sentences are little
+text): read the fits as this corpus's law, not SODA's.
 
-Measured (2026-12-01, 2-core machine, from an empty prefix): 42 runs after one proposal round,
-1 h 32 min; six of seven budgets bracketed (2.5e11 stops at the d=8 floor), N* ~ C^0.35 (0.20..0.53),
-D* ~ C^0.64 (0.46..0.80) through those six. The table, the plots and the probes behind these rules are in
-docs/scaling.md ("Miniature sweep on CPU").
+Measured: docs/scaling.md ("Miniature sweep on CPU") has each sweep's table, plots, time and the
+probes behind these rules.
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
 from experiments.defaults import DEMO_CODEC, default_bpe_tokenizer, default_eval, default_scaling_analysis
 from experiments.demo_data import demo_data
 from experiments.demo_eval import DEMO_EVAL_BATCH, mini_tasksets
-from experiments.isoflop_sweep import PRINT_GRID_FLAG, sweep_train_step
+from experiments.isoflop_sweep import PRINT_GRID_FLAG, BranchedSweepSteps
 from soda_jax.audio.vocab import audio_text_vocab_size
 from soda_jax.data.synth import CHORUS_VOICES, DEFAULT_SENTENCES
 from soda_jax.eval.tasks import ValidationNllTask, sblimp, swuggy, tblimp, twuggy
-from soda_jax.execution import ExecutorStep
+from soda_jax.execution import ExecutorStep, prefix_path
 from soda_jax.scaling.adaptive import AdaptiveLimits, centered_grid
 from soda_jax.scaling.fits import PowerLaw
-from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid
+from soda_jax.scaling.sweep import SweepRules, format_grid
 from soda_jax.training import CheckpointPolicy
 
 MINI_TEXT_VOCAB = 512
@@ -50,8 +51,13 @@ Mistral-based one has 48,388: its LM head and embeddings were most of every tiny
 
 mini_text_tokenizer = default_bpe_tokenizer(f"demo-bpe-{MINI_TEXT_VOCAB}", DEFAULT_SENTENCES, MINI_TEXT_VOCAB)
 
+MINI_WARMUP_STEPS = 50
+"""Every run's warmup, in steps (51k tokens), whatever its budget: what 10% was for the shortest
+runs (31-40 steps) and a fifth of it for the longest, so that the runs of one width take identical
+steps until each one's decay starts and branch off one trunk (`BranchedSweepSteps`)."""
+
 MINI_RULES = SweepRules(
-    budgets=(2.5e11, 3.54e11, 5e11, 7.07e11, 1e12, 1.41e12, 2e12),  # sqrt(2) apart: an 8x span of C
+    budgets=(3.54e11, 5e11, 7.07e11, 1e12, 1.41e12, 2e12),  # sqrt(2) apart: a 5.7x span of C
     vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
     min_hidden=8,
@@ -64,29 +70,36 @@ MINI_RULES = SweepRules(
     fixed_num_heads=2,  # head_dim = d / 2: heads x head_dim = d at every width 4 apart (4-dim heads cost 0.13-0.18)
     max_learning_rate=0.06,  # the lr rule's 0.33 sqrt(4) / d, clipped (only d=8 is: 0.083 -> 0.06)
     max_steps=20_000,
+    warmup_steps=MINI_WARMUP_STEPS,  # one warmup for every length: a width's runs branch off one trunk
 )
 """SODA's rules scaled down to CPU size (see the module docstring)."""
 
 MINI_LIMITS = AdaptiveLimits(min_hidden=8, max_hidden=256)
 """Narrower than d=8 (two 4-dim heads) is not a model; wider than 256 does not fit the CPU budget."""
 
-MINI_PRIOR = PowerLaw(coefficient=0.6e6 / 2.12e12**0.41, exponent=0.41)
-"""Where the first grid centres each budget (N* of training FLOPs C): N* = 0.6M (d=17) at C = 2.12e12,
-where four 3-layer probes (d=16..40, batch 4; docs/scaling.md) put the vertex, and the second mini
-sweep's exponent 0.41, not SODA's 0.367. The adaptive rounds correct it where it is off."""
+MINI_PRIOR = PowerLaw(coefficient=0.63e6 / 1.06e12**0.35, exponent=0.35)
+"""Where the first grid centres each budget (N* of training FLOPs C): the seventh sweep's law,
+N* = 0.63M at C = 1.06e12 growing as C^0.35 (docs/scaling.md), so that the first round brackets
+most budgets by itself. The adaptive rounds correct it where it is off."""
 
 MINI_FIRST_GRID = tuple(centered_grid(MINI_RULES, MINI_PRIOR, runs_each_side=2, limits=MINI_LIMITS))
 """Round 0: five widths per budget around `MINI_PRIOR` (the window slides inwards at d=8)."""
 
+MINI_COMPILATION_CACHE = prefix_path("jax-cache")
+"""One JAX compilation cache for every step of the sweep: a width's segments, runs and evaluations
+compile the same programs (a step's fixed cost is mostly compilation: ~5 s of a 10-15 s overhead)."""
+
 MINI_TRAIN_OPTIONS = dict(
     gradient_checkpointing=False,  # tiny models: recomputation costs time and saves nothing
     checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),  # runs of a minute or two: final only
+    compilation_cache_dir=MINI_COMPILATION_CACHE,
+    export_hf=False,  # the evaluations read the levanter checkpoint; no transformers copy of 40 tiny models
 )
 """`TrainConfig` settings of every mini-sweep run (none of them changes a run's version)."""
 
 MINI_VALIDATION_SEQUENCES = 64
 """Held-out sequences per data component behind each run's validation loss (the loss the fits use).
-The same 64 for every run, whatever its batch: `mini_train_step` sets ``max_eval_batches`` to 64 / B
+The same 64 for every run, whatever its batch: `mini_train_steps` sets ``max_eval_batches`` to 64 / B
 (the first sweep evaluated 4 batches, so its batch-2 runs were scored on 8 sequences, its batch-16
 runs on 64: noise of a few hundredths between neighbouring widths)."""
 
@@ -119,23 +132,25 @@ def mini_sweep_data():
     return demo_data(MINI_READINGS, CHORUS_VOICES, mini_text_tokenizer)
 
 
-def mini_train_step(run: SweepRun, data) -> ExecutorStep:
-    """``checkpoints/isoflop/<run>``: one sweep run, validated on `MINI_VALIDATION_SEQUENCES` per component."""
-    eval_batches = max(1, MINI_VALIDATION_SEQUENCES // run.batch_size)
-    return sweep_train_step(run, data, **MINI_TRAIN_OPTIONS, max_eval_batches=eval_batches)
+def mini_train_steps(data) -> BranchedSweepSteps:
+    """The sweep's training steps on ``data``: ``checkpoints/isoflop/<run>``, each branched off its
+    width's stable segments and validated on `MINI_VALIDATION_SEQUENCES` per component."""
+    eval_batches = max(1, MINI_VALIDATION_SEQUENCES // MINI_RULES.fixed_batch_size)
+    return BranchedSweepSteps(MINI_RULES, data, **MINI_TRAIN_OPTIONS, max_eval_batches=eval_batches)
 
 
 def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
     """``evaluation/isoflop/<run>``: `MINI_EVAL_TASKS` on a sweep run's final checkpoint."""
     name = train_step.name.removeprefix("checkpoints/")
-    return default_eval(name, train_step, MINI_EVAL_TASKS, codec=DEMO_CODEC, batch_size=DEMO_EVAL_BATCH)
+    return default_eval(name, train_step, MINI_EVAL_TASKS, codec=DEMO_CODEC, batch_size=DEMO_EVAL_BATCH,
+                        compilation_cache_dir=MINI_COMPILATION_CACHE)  # fmt: skip
 
 
 def build_mini_sweep(data=None) -> list[ExecutorStep]:
     """The mini sweep's first-round training and evaluation steps on ``data`` (`mini_sweep_data()`
     by default), then its analysis step (last)."""
-    data = mini_sweep_data() if data is None else data
-    train_steps = [mini_train_step(run, data) for run in MINI_FIRST_GRID]
+    train_step = mini_train_steps(mini_sweep_data() if data is None else data)
+    train_steps = [train_step(run) for run in MINI_FIRST_GRID]
     eval_steps = [mini_eval_step(step) for step in train_steps]
     analysis = default_scaling_analysis("analysis/isoflop-mini", train_steps, eval_steps=eval_steps, num_bootstrap=500,
                                         capability_metrics=MINI_CAPABILITY_METRICS)  # fmt: skip
@@ -145,12 +160,11 @@ def build_mini_sweep(data=None) -> list[ExecutorStep]:
 def mini_adaptive_sweep(data=None) -> AdaptiveSweep:
     """The mini sweep as an adaptive sweep: `MINI_RULES`' grid first, then the runs that bracket each
     budget; every run evaluated."""
-    data = mini_sweep_data() if data is None else data
     return AdaptiveSweep(
         name="analysis/isoflop-mini",
         rules=MINI_RULES,
         first_grid=MINI_FIRST_GRID,
-        train_step_for=lambda run: mini_train_step(run, data),
+        train_step_for=mini_train_steps(mini_sweep_data() if data is None else data),
         limits=MINI_LIMITS,
         num_bootstrap=500,
         eval_step_for=mini_eval_step,

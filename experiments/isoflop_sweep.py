@@ -24,8 +24,9 @@ from typing import Any
 from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
 from experiments.defaults import default_scaling_analysis, default_train
 from experiments.soda_data import soda_final_data
-from soda_jax.execution import ExecutorStep
-from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid, sweep_recipe
+from soda_jax.execution import ExecutorStep, output_path_of, versioned
+from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid, stable_chain, sweep_recipe
+from soda_jax.training.branching import check_branch, stable_prefix_steps
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,49 @@ def sweep_train_step(run: SweepRun, data, *, tpu: str | Sequence[str] | None = N
     `default_train` / `TrainConfig` settings, e.g. ``gradient_checkpointing=False`` for tiny CPU models.
     """
     return default_train(f"isoflop/{run.name}", data, run.shape, sweep_recipe(run), tpu=tpu, **options)
+
+
+class BranchedSweepSteps:
+    """The training steps of a sweep whose runs of one width branch off one another (docs/scaling.md).
+
+    With a fixed warmup (`SweepRules.warmup_steps`) a width's runs take identical steps until each
+    one's decay begins, so a run at budget C_i is trained as its width's chain of *stable segments*
+    (`stable_chain`: one per budget up to C_i, each continuing the last and stopping where that
+    budget's decay starts, ``checkpoints/isoflop-stable/<run>``) followed by its own decay
+    (``checkpoints/isoflop/<run>``, `soda_jax.training.branching`). A width's runs then cost its
+    longest stable phase plus one decay each, instead of every run from scratch. Segments are made
+    once and shared: the executor trains each one once, before the runs that need it.
+    """
+
+    def __init__(self, rules: SweepRules, data, **options: Any):
+        """``options``: further `default_train` / `TrainConfig` settings of every step."""
+        self.rules = rules
+        self.data = data
+        self.options = options
+        self._segments: dict[str, ExecutorStep] = {}
+
+    def __call__(self, run: SweepRun) -> ExecutorStep:
+        """``run``'s training step: its last stable segment, then its decay."""
+        return sweep_train_step(run, self.data, resume_from=output_path_of(self.segment(run)), **self.options)
+
+    def segment(self, run: SweepRun) -> ExecutorStep:
+        """The stable segment that ends where ``run``'s decay starts (continuing the one before it)."""
+        if run.name not in self._segments:
+            chain = stable_chain(self.rules, run)
+            previous = self.segment(chain[-2]) if len(chain) > 1 else None
+            recipe = sweep_recipe(run)
+            stop = stable_prefix_steps(recipe, run.shape.hidden_dim)
+            if previous is not None:  # fail here, not hours into the sweep, when the rules cannot branch
+                source = chain[-2]
+                check_branch(sweep_recipe(source), source.shape, recipe, run.shape,
+                             stable_prefix_steps(sweep_recipe(source), source.shape.hidden_dim), where=f"segment {run.name}")  # fmt: skip
+            self._segments[run.name] = default_train(
+                f"isoflop-stable/{run.name}", self.data, run.shape, recipe,
+                stop_at_step=versioned(stop),
+                resume_from=None if previous is None else output_path_of(previous),
+                **{**self.options, "export_hf": False},
+            )  # fmt: skip
+        return self._segments[run.name]
 
 
 def build_sweep(

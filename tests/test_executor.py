@@ -19,6 +19,7 @@ from soda_jax.execution import (
     ExecutorStep,
     LeaseTiming,
     executor_main,
+    prefix_path,
     this_output_path,
     versioned,
 )
@@ -65,6 +66,23 @@ def test_versioned_change_moves_path_unversioned_does_not(tmp_path):
     ex3.run([c3])
     assert all(ex3.output_path(s) != paths[s.name] for s in (a3, b3, c3))
     assert len(runs(log)) == 6
+
+
+def test_prefix_path_resolves_under_the_prefix_and_stays_out_of_the_version(tmp_path):
+    log = str(tmp_path / "log")
+
+    def step(cache: str) -> ExecutorStep:
+        return ExecutorStep("test/cached", record, RecordConfig(this_output_path(), log, value=prefix_path(cache)))  # type: ignore[arg-type]
+
+    ex, first = local(tmp_path), step("jax-cache")
+    ex.run([first])
+    path = ex.output_path(first)
+    assert fileio.read_json(fileio.join(path, "out.json"))["value"] == fileio.join(str(tmp_path), "jax-cache")
+    moved, second = local(tmp_path), step("another-cache")
+    moved.run([second])  # a cache elsewhere is the same step: nothing re-runs
+    assert moved.output_path(second) == path and len(runs(log)) == 1
+    with pytest.raises(TypeError, match="cannot version a PrefixPath"):
+        versioned(prefix_path("jax-cache"))
 
 
 def test_same_version_runs_once(tmp_path):

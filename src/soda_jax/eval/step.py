@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.eval.asr import AsrTask, run_asr
 from soda_jax.eval.context import EvalContext
@@ -46,6 +48,8 @@ class EvalConfig:
     """The mesh: data-parallel over every device by default (batches are split over it)."""
     batch_size: int = 32
     """Sequences per forward / generation batch."""
+    compilation_cache_dir: str | None = None
+    """JAX persistent compilation cache (shared with other steps, e.g. a sweep's runs of one width)."""
 
 
 def _runners() -> dict[type, Callable]:
@@ -83,6 +87,8 @@ def run_eval(config: EvalConfig) -> dict:
         else:
             pending.append((task, store))
     if pending:
+        if config.compilation_cache_dir:
+            jax.config.update("jax_compilation_cache_dir", config.compilation_cache_dir)
         loaded = load_model(config.model_path, parallelism=config.parallelism)
         ctx = EvalContext(loaded, codec=config.codec, batch_size=config.batch_size)
         for task, store in pending:

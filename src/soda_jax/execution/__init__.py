@@ -14,16 +14,18 @@ from soda_jax.execution.step import (
     ExecutorStep,
     InputName,
     OutputName,
+    PrefixPath,
     Resources,
     VersionedValue,
     output_path_of,
+    prefix_path,
     this_output_path,
     versioned,
 )
 
 __all__ = [
     "Executor", "ExecutorError", "ExecutorMainConfig", "ExecutorStep", "InputName", "LeaseTiming",
-    "OutputName", "Resources", "RunReport", "STATUS_DEP_FAILED", "STATUS_FAILED", "STATUS_RUNNING",
+    "OutputName", "PrefixPath", "Resources", "RunReport", "STATUS_DEP_FAILED", "STATUS_FAILED", "STATUS_RUNNING",
     "STATUS_SUCCESS", "THIS_OUTPUT_PATH", "VersionedValue", "executor_main", "output_path_of",
-    "run_experiment", "this_output_path", "versioned",
+    "prefix_path", "run_experiment", "this_output_path", "versioned",
 ]  # fmt: skip

@@ -112,6 +112,14 @@ class OutputName:
 
 
 @dataclass(frozen=True)
+class PrefixPath:
+    """A path under the executor's prefix that no step produces and no step's result depends on
+    (a shared compilation cache): resolved like an input, never part of a version."""
+
+    subpath: str
+
+
+@dataclass(frozen=True)
 class VersionedValue(Generic[T]):
     """A config value that is part of the step's version."""
 
@@ -120,7 +128,7 @@ class VersionedValue(Generic[T]):
 
 def versioned(value: T) -> VersionedValue[T]:
     """Mark ``value`` as defining the step: changing it changes the output path."""
-    if isinstance(value, (VersionedValue, InputName, OutputName)):
+    if isinstance(value, (VersionedValue, InputName, OutputName, PrefixPath)):
         raise TypeError(f"cannot version a {type(value).__name__}: it is already part of the version")
     return VersionedValue(value)
 
@@ -128,6 +136,11 @@ def versioned(value: T) -> VersionedValue[T]:
 def this_output_path(subpath: str | None = None) -> Any:
     """The running step's output directory (or a path inside it)."""
     return OutputName(subpath)
+
+
+def prefix_path(subpath: str) -> Any:
+    """``{prefix}/{subpath}`` when the step runs, outside every version (`PrefixPath`)."""
+    return PrefixPath(subpath)
 
 
 def output_path_of(step: ExecutorStep, subpath: str | None = None) -> InputName:

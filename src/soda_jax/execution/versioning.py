@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soda_jax import fileio
-from soda_jax.execution.step import ExecutorStep, InputName, OutputName, VersionedValue
+from soda_jax.execution.step import ExecutorStep, InputName, OutputName, PrefixPath, VersionedValue
 
 HASH_LENGTH = 8
 """Hex digits of the version hash in an output path."""
@@ -25,9 +25,9 @@ HASH_LENGTH = 8
 def walk_config(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """Yield ``(field_path, leaf)`` for every leaf of a config of dataclasses, lists and dicts.
 
-    Placeholders (`InputName`, `OutputName`, `VersionedValue`) and `ExecutorStep`s are leaves.
+    Placeholders (`InputName`, `OutputName`, `PrefixPath`, `VersionedValue`) and `ExecutorStep`s are leaves.
     """
-    if isinstance(obj, (InputName, OutputName, VersionedValue, ExecutorStep)):
+    if isinstance(obj, (InputName, OutputName, PrefixPath, VersionedValue, ExecutorStep)):
         yield path, obj
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for field in dataclasses.fields(obj):
@@ -147,6 +147,8 @@ def instantiate(config: Any, output_path: str, output_of: Callable[[ExecutorStep
         if inp is not None:
             base = prefix if inp.step is None else output_of(inp.step)
             return fileio.join(base, inp.subpath) if inp.subpath else base
+        if isinstance(obj, PrefixPath):
+            return fileio.join(prefix, obj.subpath)
         if isinstance(obj, OutputName):
             return fileio.join(output_path, obj.subpath) if obj.subpath else output_path
         if isinstance(obj, VersionedValue):

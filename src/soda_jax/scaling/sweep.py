@@ -94,6 +94,11 @@ class SweepRules:
     Along an isoFLOP curve only the width then changes: with SODA's rule the batch doubles between
     some neighbouring widths and halves their steps, which dominates short runs (docs/scaling.md)."""
 
+    warmup_steps: int | None = None
+    """Every run's linear warmup, in steps, whatever its length. None: the optimizer's fraction
+    (SODA's 10%). A fixed warmup makes the runs of one width identical until the shorter one's
+    decay starts, so they can branch off one another (`stable_chain`, docs/scaling.md)."""
+
     def hidden_step_for(self, budget: float) -> int:
         """Spacing of hidden sizes at this budget."""
         return self.wide_hidden_step if budget > self.wide_step_above_budget else self.hidden_step
@@ -149,6 +154,8 @@ class SweepRun:
     """Tokens per sequence."""
     vocab_size: int
     """Vocabulary size."""
+    warmup_steps: int | None = None
+    """Linear warmup steps (None: the optimizer's fraction of ``steps``)."""
 
     @property
     def tokens(self) -> int:
@@ -189,12 +196,14 @@ decoupled ("AdamC") weight decay, 10% warmup, linear decay over the last 20%, cl
 
 def sweep_recipe(run: SweepRun, optimizer: OptimizerRecipe = SWEEP_OPTIMIZER, *, seed: int = 0) -> TrainRecipe:
     """The `TrainRecipe` of a sweep run: its sequence length, batch, steps, lr and beta2, the
-    sweep's other optimizer settings, and no z-loss (SODA's sweep trains without it)."""
+    sweep's other optimizer settings (the run's warmup, when it has one in steps), and no z-loss
+    (SODA's sweep trains without it)."""
+    warmup = optimizer.warmup if run.warmup_steps is None else float(run.warmup_steps)
     return TrainRecipe(
         seq_len=run.seq_len,
         batch_size=run.batch_size,
         num_train_steps=run.steps,
-        optimizer=dataclasses.replace(optimizer, learning_rate=run.learning_rate, beta2=run.beta2),
+        optimizer=dataclasses.replace(optimizer, learning_rate=run.learning_rate, beta2=run.beta2, warmup=warmup),
         z_loss_weight=0.0,
         seed=seed,
     )
@@ -244,6 +253,7 @@ def plan_run(rules: SweepRules, budget: float, shape: ModelShape) -> SweepRun | 
         beta2=rules.beta2(batch_size),
         seq_len=rules.seq_len,
         vocab_size=rules.vocab_size,
+        warmup_steps=rules.warmup_steps,
     )
     miss = abs(run.forward_flops - budget) / budget
     if miss > rules.flop_tolerance:
@@ -267,6 +277,17 @@ def runs_for_budget(rules: SweepRules, budget: float) -> list[SweepRun]:
         else:
             runs.append(run)
     return runs
+
+
+def stable_chain(rules: SweepRules, run: SweepRun) -> list[SweepRun]:
+    """The runs of ``run``'s shape at each of the rules' budgets up to ``run``'s own, ascending (the
+    ones the rules keep; ``run`` last). With a fixed warmup (``warmup_steps``) their schedules agree
+    until each one's decay starts, so ``run`` can be trained as a chain of stable segments, one per
+    budget, each continuing the last, and then its own decay (`experiments.isoflop_sweep`). The
+    chain depends on the rules and the run alone, not on which other runs a grid holds, so runs
+    added later share the segments already trained."""
+    chain = [run_for_shape(rules, budget, run.shape) for budget in sorted(rules.budgets) if budget < run.budget]
+    return [*(r for r in chain if r is not None), run]
 
 
 def isoflop_grid(rules: SweepRules = SweepRules()) -> list[SweepRun]:

@@ -75,6 +75,14 @@ class TrainConfig:
     init_from: str | None = None
     """Fine-tuning: start from this model's weights (a training step's output or a transformers
     Qwen3 directory), fresh optimizer state, step 0 (`soda_jax.training.init_from`)."""
+    resume_from: str | None = None
+    """Branching: start from this finished training step's output (its final checkpoint: weights,
+    optimizer state and step, and its metrics) when this run has no checkpoint of its own. Its
+    recipe must be this run's apart from the length, with the same learning rate up to the branch
+    point (`soda_jax.training.branching`)."""
+    stop_at_step: int | None = None
+    """Stop (and save) after this many steps, though the schedule is ``recipe``'s: a stable segment
+    that longer runs branch from (None: train all ``recipe.num_train_steps``)."""
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -83,5 +91,7 @@ class TrainConfig:
             raise ValueError(f"layer_loop must be one of {LAYER_LOOPS}, got {self.layer_loop!r}")
         if self.cross_entropy not in CROSS_ENTROPY_CHOICES:
             raise ValueError(f"cross_entropy must be one of {CROSS_ENTROPY_CHOICES}, got {self.cross_entropy!r}")
+        if self.resume_from is not None and self.init_from is not None:
+            raise ValueError("resume_from (continue a run) and init_from (fine-tune from weights) exclude each other")
         if self.steps_per_eval <= 0:
             raise ValueError(f"steps_per_eval must be positive, got {self.steps_per_eval}")

@@ -50,13 +50,18 @@ class OptimizerRecipe:
     weight_decay: float = 0.033
     """Decoupled weight decay, scaled with the LR schedule (AdamC)."""
     warmup: float = 0.1
-    """Fraction of steps of linear warmup from 0."""
+    """Linear warmup from 0: a fraction of the run's steps (<= 1), or a whole number of steps (> 1;
+    the same for runs of any length, which branching needs: `soda_jax.training.branching`)."""
     decay: float = 0.2
     """Fraction of steps, at the end, of linear decay (warmup-stable-decay)."""
     min_lr_ratio: float = 0.0
     """LR at the end of the decay, as a fraction of the peak."""
     max_grad_norm: float | None = 1.0
     """Global gradient-norm clip (None: no clipping)."""
+
+    def __post_init__(self):
+        if self.warmup < 0 or (self.warmup > 1 and self.warmup % 1):
+            raise ValueError(f"OptimizerRecipe.warmup must be a fraction in 0..1 or a whole number of steps, got {self.warmup}")
 
     def peak_learning_rate(self, batch_size: int, hidden_dim: int) -> float:
         return self.learning_rate if self.learning_rate is not None else soda_learning_rate(batch_size, hidden_dim)

@@ -10,11 +10,14 @@ preempted run simply re-runs; a finished run only re-validates and re-exports.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import jax
 import jax.random as jrandom
@@ -42,6 +45,7 @@ from soda_jax.data.mixture import MixtureSpec
 from soda_jax.models.catalogue import vocab_size_of
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
 from soda_jax.models.shapes import qwen3_config
+from soda_jax.training.branching import seed_from_source
 from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import LayerLoop, Precision, TrainConfig
 from soda_jax.training.export import export_hf
@@ -55,6 +59,7 @@ from soda_jax.training.sharding_report import parameter_sharding
 from soda_jax.training.validation import VALIDATION_LOSS, ValidationLoss
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRACKER_PREFIX = "train"
 """Namespace of our per-step metrics in W&B/TensorBoard."""
@@ -94,14 +99,29 @@ def metrics_dir(output_path: str) -> str:
     return output_path if index == 0 else fileio.join(output_path, LOGS_DIR, f"process-{index}")
 
 
-def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
-    """`discard_uncommitted_checkpoints` on the first host, the others waiting for it."""
-    discarded = discard_uncommitted_checkpoints(checkpoint_root) if jax.process_index() == 0 else []
+def on_first_host(action: Callable[[], T], barrier: str, otherwise: T) -> T:
+    """``action()`` on the first host of a multi-host slice, the others waiting for it at ``barrier``
+    and returning ``otherwise`` (one host edits the run directory)."""
+    result = action() if jax.process_index() == 0 else otherwise
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        multihost_utils.sync_global_devices("soda_jax.discard_uncommitted_checkpoints")
-    return discarded
+        multihost_utils.sync_global_devices(barrier)
+    return result
+
+
+def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
+    """`discard_uncommitted_checkpoints` on the first host."""
+    return on_first_host(lambda: discard_uncommitted_checkpoints(checkpoint_root), "soda_jax.discard_uncommitted_checkpoints", [])
+
+
+def branch_once(config: TrainConfig) -> int | None:
+    """Seed a ``resume_from`` run with its source's final checkpoint (first host); the steps copied,
+    or None (no source, or the run has a checkpoint of its own)."""
+    if config.resume_from is None:
+        return None
+    source = config.resume_from
+    return on_first_host(lambda: seed_from_source(source, config.output_path, config.recipe, config.model), "soda_jax.branch_once", None)
 
 
 def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
@@ -188,8 +208,12 @@ def train(config: TrainConfig) -> dict:
     # prune the checkpointer when the loss stops being finite.
     trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
     discarded_checkpoints = discard_torn_checkpoints_once(fileio.join(config.output_path, CHECKPOINTS_DIR))
+    branched_at = branch_once(config)
     checkpointer = tconfig.checkpointer.create(run_id)
-    trainer.add_hook(levanter.callbacks.pbar_logger(total=recipe.num_train_steps), every=1)
+    last_step = config.stop_at_step or recipe.num_train_steps
+    if not 0 < last_step <= recipe.num_train_steps:
+        raise ValueError(f"{config.output_path}: stop_at_step must be in 1..{recipe.num_train_steps}, got {last_step}")
+    trainer.add_hook(levanter.callbacks.pbar_logger(total=last_step), every=1)
 
     with trainer:
         data_key, model_key, training_key = jrandom.split(jrandom.PRNGKey(recipe.seed), 3)
@@ -220,9 +244,10 @@ def train(config: TrainConfig) -> dict:
         last: StepInfo | None = None
         next_step = resume_step  # a plain int: the state's own step array is donated to the next step
         try:
-            for info in trainer.training_steps(state, loader):
+            # a stable segment (stop_at_step) stops before its schedule ends
+            for info in itertools.islice(trainer.training_steps(state, loader), max(0, last_step - resume_step)):
                 row = _step_row(info, recipe, training_flops_per_token, peak)
-                if info.next_step % config.steps_per_eval == 0 or info.next_step == recipe.num_train_steps:
+                if info.next_step % config.steps_per_eval == 0 or info.next_step == last_step:
                     row.update(validation(info.eval_model))
                 metrics.write(row)
                 levanter.tracker.log({f"{TRACKER_PREFIX}/{k}": v for k, v in row.items() if k != "step"}, step=info.step)
@@ -256,6 +281,10 @@ def train(config: TrainConfig) -> dict:
     summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
     summary["init_from"] = config.init_from
+    summary["resume_from"] = config.resume_from
+    summary["branched_at_step"] = branched_at
+    summary["stop_at_step"] = config.stop_at_step
+    summary["recipe"] = dataclasses.asdict(recipe)  # what a run branching from this one checks against
     summary["initial_validation"] = fileio.read_json_or_none(fileio.join(config.output_path, INITIAL_VALIDATION_FILE))
     if jax.process_index() == 0:  # one writer on a multi-host slice
         fileio.atomic_write_json(fileio.join(config.output_path, SUMMARY_FILE), summary)

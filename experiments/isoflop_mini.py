@@ -107,7 +107,7 @@ MINI_READINGS = 16
 """The sweep's corpus reads the demo sentences 16 times per layout (the most 32 voices allow):
 0.6M training tokens; the demo's own corpus (45k tokens) would be repeated ~50 times."""
 
-MINI_EVAL_DOCUMENTS = 64
+MINI_EVAL_DOCUMENTS = 16
 """Validation documents per cache scored by the per-kind NLL of each run."""
 
 MINI_EVAL_TASKS = (

@@ -5,6 +5,7 @@ A failure here after a levanter pin bump names the workaround to revisit (or dro
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 
@@ -30,6 +31,12 @@ def test_levanter_signals_a_nonfinite_loss_by_message_only():
     for message in NONFINITE_LOSS_MESSAGES:
         assert f'RuntimeError("{message}")' in source, f"levanter no longer raises RuntimeError({message!r})"
     assert is_nonfinite_loss_error(RuntimeError("Loss is NaN")) and not is_nonfinite_loss_error(RuntimeError("Loss"))
+
+
+def test_levanter_dispatches_a_hook_free_step_through_the_property_we_override():
+    trainer = levanter.trainer.Trainer
+    assert isinstance(inspect.getattr_static(trainer, "_jit_train_step_fn_no_hook"), functools.cached_property)
+    assert "self._jit_train_step_fn_no_hook" in inspect.getsource(trainer.train_step)
 
 
 def commit(root, step: int, marker: str | None = None) -> None:

@@ -17,6 +17,10 @@ which workaround to revisit or drop:
 - **Document packing.** `SodaLmDataConfig` overrides ``LmDataConfig.build_token_datasets(caches,
   Pos, *, split)`` to pack with document-boundary loss masks (`soda_jax.data.mixture`; it sits
   below training, so its pin test is here but the override stays with the data config).
+- **Step dispatch.** levanter's `Trainer.train_step` calls the cached property
+  ``_jit_train_step_fn_no_hook`` (a haliax ``named_jit``) on every step without a jit hook;
+  `soda_jax.training.dispatch.FastDispatchTrainer` overrides that property to dispatch the same
+  function through `FlatJit` (~40 ms of Python per step less on a mini-sweep model).
 - **Validation loss.** levanter's tagged evaluator crashed on 8 CPU devices in this lineage, so
   `soda_jax.training.validation` computes per-component validation loss itself (not pinned: the
   crash needs a multi-device run to show; retry the evaluator after a pin bump).

@@ -30,7 +30,7 @@ from levanter.callbacks import StepInfo
 from levanter.checkpoint import CheckpointerConfig
 from levanter.distributed import DistributedConfig
 from levanter.tracker import NoopConfig
-from levanter.trainer import Trainer, TrainerConfig
+from levanter.trainer import TrainerConfig
 
 from soda_jax import fileio
 from soda_jax.contracts import (
@@ -48,6 +48,7 @@ from soda_jax.models.shapes import qwen3_config
 from soda_jax.training.branching import seed_from_source
 from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 from soda_jax.training.config import LayerLoop, Precision, TrainConfig
+from soda_jax.training.dispatch import FastDispatchTrainer
 from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
 from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
@@ -206,11 +207,17 @@ def train(config: TrainConfig) -> dict:
     # levanter's default hooks are replaced: the loop below checkpoints each step only after its
     # metrics row is written (a checkpoint never runs ahead of metrics.jsonl), and can wait on and
     # prune the checkpointer when the loss stops being finite.
-    trainer = Trainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
+    trainer = FastDispatchTrainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
     discarded_checkpoints = discard_torn_checkpoints_once(fileio.join(config.output_path, CHECKPOINTS_DIR))
     branched_at = branch_once(config)
     checkpointer = tconfig.checkpointer.create(run_id)
+    # a checkpointer with no step or time policy saves only the final state: not consulted (nor the
+    # saveable state built for it, ~10 ms of Python) every step
+    checkpoint_each_step = bool(checkpointer.step_policies) or checkpointer.save_interval is not None
     last_step = config.stop_at_step or recipe.num_train_steps
+    # a stable segment (stop_at_step) stops mid-schedule: no run compares its loss there, so it is
+    # validated only every steps_per_eval, not at its end
+    ends_schedule = last_step == recipe.num_train_steps
     if not 0 < last_step <= recipe.num_train_steps:
         raise ValueError(f"{config.output_path}: stop_at_step must be in 1..{recipe.num_train_steps}, got {last_step}")
     trainer.add_hook(levanter.callbacks.pbar_logger(total=last_step), every=1)
@@ -247,11 +254,12 @@ def train(config: TrainConfig) -> dict:
             # a stable segment (stop_at_step) stops before its schedule ends
             for info in itertools.islice(trainer.training_steps(state, loader), max(0, last_step - resume_step)):
                 row = _step_row(info, recipe, training_flops_per_token, peak)
-                if info.next_step % config.steps_per_eval == 0 or info.next_step == last_step:
+                if info.next_step % config.steps_per_eval == 0 or (ends_schedule and info.next_step == last_step):
                     row.update(validation(info.eval_model))
                 metrics.write(row)
                 levanter.tracker.log({f"{TRACKER_PREFIX}/{k}": v for k, v in row.items() if k != "step"}, step=info.step)
-                checkpointer.on_step(tree=info.state.saveable_state, step=info.step)
+                if checkpoint_each_step:
+                    checkpointer.on_step(tree=info.state.saveable_state, step=info.step)
                 last, next_step = info, info.next_step
         except RuntimeError as error:
             if not is_nonfinite_loss_error(error):
@@ -265,7 +273,7 @@ def train(config: TrainConfig) -> dict:
         if last is not None:
             checkpointer.on_step(tree=last.state.saveable_state, step=last.step, force=True)  # the final one
         final_state = last.state if last is not None else state
-        if last is None or VALIDATION_LOSS not in metrics.rows[-1]:
+        if ends_schedule and (last is None or VALIDATION_LOSS not in metrics.rows[-1]):
             final_validation = validation(final_state.eval_model)
             metrics.update_last(final_validation)
         checkpointer.wait_until_finished()

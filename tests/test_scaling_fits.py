@@ -173,3 +173,17 @@ def test_profile_likelihood_tells_an_identified_law_from_an_unidentified_one():
     no_n = (TRUE_LAW.E + TRUE_LAW.B / d**TRUE_LAW.beta) * np.exp(np.random.default_rng(1).normal(0, 0.005, len(d)))
     unidentified = fits.profile_exponents(n, d, no_n)
     assert not unidentified.identified and "alpha" in unidentified.reason and "do not bound" in unidentified.reason
+
+
+def test_sigmoid_jacobian_matches_finite_differences():
+    loss = np.linspace(2.5, 4.5, 9)
+    params = np.array([0.5, 0.9, -6.0, 3.4])
+    step = 1e-6
+    numeric = np.stack(
+        [(capability._sigmoid(loss, *(params + step * e)) - capability._sigmoid(loss, *(params - step * e))) / (2 * step)
+         for e in np.eye(4)], axis=-1,
+    )  # fmt: skip
+    np.testing.assert_allclose(capability._sigmoid_jacobian(loss, *params), numeric, atol=1e-6)
+    # where the exponent is clipped the curve is flat in slope and midpoint
+    flat = capability._sigmoid_jacobian(np.array([0.0, 10.0]), 0.0, 1.0, 100.0, 5.0)
+    assert np.all(flat[:, 2:] == 0)

@@ -22,7 +22,6 @@ benchmarks/results/bench_cross_entropy.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ import jax  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
 
 from experiments.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
+from soda_jax import fileio  # noqa: E402
 from soda_jax.models import DEMO_6M, qwen3_config  # noqa: E402
 from soda_jax.training.loss import CPU_VOCAB_BLOCK, next_token_loss_fn  # noqa: E402
 
@@ -102,10 +102,7 @@ def main() -> None:
         print(f"{name:>11} (V {vocab_size}, batch {batch_size}) ms: {row}   levanter / ours: "
               f"{times['levanter'] / times['ours']:.2f}x  full / ours: {times['full'] / times['ours']:.2f}x  "
               f"loss spread {spread:.1e}", flush=True)  # fmt: skip
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    fileio.atomic_write_json(RESULTS, report)
     print(f"wrote {RESULTS}")
 
 

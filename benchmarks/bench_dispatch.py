@@ -17,7 +17,6 @@ Prints named_jit / FlatJit for both. Writes benchmarks/results/bench_dispatch.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,30 +25,22 @@ import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # experiments/
+sys.path.insert(0, os.path.dirname(__file__))  # bench_cross_entropy
 
 import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
 import jax  # noqa: E402
 import optax  # noqa: E402
+from bench_cross_entropy import SEQ_LEN, benchmark_models  # noqa: E402  (the same models, measured the same way)
 from haliax.partitioning import named_jit  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
 
-from experiments.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
-from soda_jax.models import DEMO_6M, qwen3_config  # noqa: E402
+from soda_jax import fileio  # noqa: E402
+from soda_jax.models import qwen3_config  # noqa: E402
 from soda_jax.training.dispatch import FlatJit  # noqa: E402
 from soda_jax.training.loss import default_vocab_block, next_token_loss_fn  # noqa: E402
 
-SEQ_LEN = 256
-DEMO_VOCAB_SIZE = 48_388
-DEMO_BATCH_SIZE = 8
-MINI_WIDTHS = (8, 20, 36)
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_dispatch.json")
-
-
-def benchmark_models():
-    """``(name, ModelShape, vocab size, batch size)`` of each model measured."""
-    models = [(f"mini d={d}", MINI_RULES.shape_for_hidden(d), MINI_VOCAB_SIZE, MINI_RULES.fixed_batch_size) for d in MINI_WIDTHS]
-    return [*models, ("DEMO_6M", DEMO_6M, DEMO_VOCAB_SIZE, DEMO_BATCH_SIZE)]
 
 
 def make_train_step(optimizer):
@@ -108,10 +99,7 @@ def main() -> None:
         print(f"{name:>11}: dispatch ms named_jit {1000 * seconds['named_jit'][0]:.1f}  FlatJit {1000 * seconds['FlatJit'][0]:.1f}"
               f" ({dispatch_ratio:.1f}x);  step ms {1000 * seconds['named_jit'][1]:.1f} vs {1000 * seconds['FlatJit'][1]:.1f}"
               f" ({step_ratio:.2f}x)", flush=True)  # fmt: skip
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    fileio.atomic_write_json(RESULTS, report)
     print(f"wrote {RESULTS}")
 
 

@@ -4,10 +4,9 @@
     python experiments/isoflop_mini.py --prefix ./demo-output [executor flags...]
     python experiments/demo.py --prefix ./demo-output --full     # the demo and this sweep, together
 
-25 tiny Qwen3 models in the first round (d 8..48, 3 layers, 2 heads, seq 256, batch 4): five
-widths 8 apart centred on the seventh sweep's law at each of five forward budgets sqrt(2) apart
-(5e11..2e12 = training 1.5e12..6e12, a 4x span; at 3.54e11 the optimum sits one width above the
-d=8 floor, so it could never be bracketed), trained by the project's training step on the
+30 tiny Qwen3 models in the first round (d 8..48, 3 layers, 2 heads, seq 256, batch 4): five
+widths 8 apart centred on the seventh sweep's law at each of six forward budgets sqrt(2) apart
+(3.54e11..2e12 = training 1.06e12..6e12, a 5.7x span), trained by the project's training step on the
 demo mix over a larger reading of the demo corpus (its 40 sentences read 16 times per layout by 32
 voices: 0.6M training tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run
 validated on the same 64 held-out sequences per component and evaluated, then the proposals
@@ -58,7 +57,7 @@ runs (31-40 steps) and a fifth of it for the longest, so that the runs of one wi
 steps until each one's decay starts and branch off one trunk (`BranchedSweepSteps`)."""
 
 MINI_RULES = SweepRules(
-    budgets=(5e11, 7.07e11, 1e12, 1.41e12, 2e12),  # sqrt(2) apart: a 4x span of C
+    budgets=(3.54e11, 5e11, 7.07e11, 1e12, 1.41e12, 2e12),  # sqrt(2) apart: a 5.7x span of C
     vocab_size=MINI_VOCAB_SIZE,
     seq_len=256,
     min_hidden=8,

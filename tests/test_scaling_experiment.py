@@ -131,9 +131,9 @@ def test_mini_sweep_grid_follows_its_rules():
             assert run.learning_rate == pytest.approx(min(rule_lr, MINI_RULES.max_learning_rate))  # clipped at the cap
             assert run.shape == MINI_RULES.shape_for_hidden(run.shape.hidden_dim) and run.shape.num_layers >= 1
             assert MINI_LIMITS.min_hidden <= run.shape.hidden_dim <= MINI_LIMITS.max_hidden
-    # The first round's cost stays what was measured (docs/scaling.md): 1.12e14 training FLOPs in
-    # 75 minutes on the idle 2-core machine, ~2.5e10 training FLOP/s for two tiny runs side by side.
-    assert sum(run.training_flops for run in grid) < 2.5e10 * 80 * 60
+    # The first round's cost stays near what was measured (docs/scaling.md, the tenth sweep): 9.0e13
+    # training FLOPs as separate runs (4.4e13 trained, branched) in 22 minutes with the demo beside it.
+    assert sum(run.training_flops for run in grid) < 1.0e14
 
 
 def test_mini_sweep_evaluates_every_run_and_fits_capabilities():

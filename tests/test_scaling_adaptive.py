@@ -104,6 +104,15 @@ def test_search_past_an_edge_stops_at_the_limits_with_reasons():
     assert any("width ceiling" in note for note in top.notes)
 
 
+def test_an_edge_without_run_widths_is_refused_not_guessed():
+    top_budget = max(SODA_RULES.budgets)
+    runs = [r for r in sweep.isoflop_grid(SODA_RULES) if r.budget == top_budget]
+    observations = [dataclasses.replace(o, hidden=None) for o in observe(runs)]
+    assert adaptive.judge_budget(observations).status == "edge_high"  # judged on N alone
+    with pytest.raises(ValueError, match="needs every run's width"):
+        adaptive.propose_for_budget(SODA_RULES, observations)
+
+
 def test_too_few_and_noisy_budgets():
     runs = sweep.runs_for_budget(SODA_RULES, 1e18)
     two = adaptive.propose_for_budget(SODA_RULES, observe(runs[3:5]))

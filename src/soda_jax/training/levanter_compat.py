@@ -20,7 +20,7 @@ which workaround to revisit or drop:
 - **Step dispatch.** levanter's `Trainer.train_step` calls the cached property
   ``_jit_train_step_fn_no_hook`` (a haliax ``named_jit``) on every step without a jit hook;
   `soda_jax.training.dispatch.FastDispatchTrainer` overrides that property to dispatch the same
-  function through `FlatJit` (~40 ms of Python per step less on a mini-sweep model).
+  function through `FlatJit` (~44 -> ~4 ms of Python per step on a mini-sweep model, profiled).
 - **Validation loss.** levanter's tagged evaluator crashed on 8 CPU devices in this lineage, so
   `soda_jax.training.validation` computes per-component validation loss itself (not pinned: the
   crash needs a multi-device run to show; retry the evaluator after a pin bump).

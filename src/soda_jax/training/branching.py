@@ -20,11 +20,11 @@ import dataclasses
 import logging
 
 import numpy as np
-from levanter.checkpoint import discover_latest_checkpoint
 
 from soda_jax import fileio
 from soda_jax.contracts import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
 from soda_jax.models.shapes import ModelShape
+from soda_jax.training.checkpoints import latest_checkpoint
 from soda_jax.training.levanter_compat import CHECKPOINT_DIR_PREFIX, checkpoint_dir
 from soda_jax.training.recipe import OptimizerRecipe, TrainRecipe
 
@@ -74,11 +74,6 @@ def check_branch(source: TrainRecipe, source_model: ModelShape, target: TrainRec
 def recipe_from_json(data: dict) -> TrainRecipe:
     """A `TrainRecipe` from its ``dataclasses.asdict`` form (as summary.json stores it)."""
     return TrainRecipe(**{**data, "optimizer": OptimizerRecipe(**data["optimizer"])})
-
-
-def latest_checkpoint(checkpoint_root: str) -> str | None:
-    """The latest committed checkpoint directory under ``checkpoint_root`` (None: none)."""
-    return discover_latest_checkpoint(checkpoint_root) if fileio.exists(checkpoint_root) else None
 
 
 def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape) -> int | None:

@@ -13,10 +13,17 @@ from __future__ import annotations
 import json
 import logging
 
+from levanter.checkpoint import discover_latest_checkpoint
+
 from soda_jax import fileio
 from soda_jax.training.levanter_compat import CHECKPOINT_DIR_PREFIX, COMMIT_MARKER
 
 logger = logging.getLogger(__name__)
+
+def latest_checkpoint(checkpoint_root: str) -> str | None:
+    """The latest committed checkpoint directory under ``checkpoint_root`` (None: none, or no root)."""
+    return discover_latest_checkpoint(checkpoint_root) if fileio.exists(checkpoint_root) else None
+
 
 def remove_checkpoint(path: str, why: str) -> None:
     fs, plain = fileio.filesystem(path)

@@ -50,15 +50,15 @@ class FlatJit:
     def __call__(self, donated: Any, *rest: Any) -> Any:
         donated_arrays, donated_template, donated_def = self._flatten(donated)
         rest_arrays, rest_template, rest_def = self._flatten(rest)
+        key: Hashable = (donated_def, rest_def, donated_template, rest_template,
+                         tuple(x.aval for x in donated_arrays), tuple(x.aval for x in rest_arrays))  # fmt: skip
         try:
-            key: Hashable = (donated_def, rest_def, donated_template, rest_template,
-                             tuple(x.aval for x in donated_arrays), tuple(x.aval for x in rest_arrays))  # fmt: skip
-            hash(key)
+            entry = self._programs.get(key)  # hashes the key once a step
         except TypeError:  # an unhashable static leaf: no safe cache key, so the plain call
             return self.fn(donated, *rest)
-        if key not in self._programs:
-            self._programs[key] = self._trace(donated_def, donated_template, rest_def, rest_template)
-        program, output = self._programs[key]
+        if entry is None:
+            entry = self._programs[key] = self._trace(donated_def, donated_template, rest_def, rest_template)
+        program, output = entry
         arrays = program(donated_arrays, rest_arrays)  # first: its first call traces, filling ``output``
         return tree_unflatten(output["def"], _merge(output["template"], arrays))
 

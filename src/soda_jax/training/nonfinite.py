@@ -9,10 +9,8 @@ a finite loss.
 
 from __future__ import annotations
 
-from levanter.checkpoint import discover_latest_checkpoint
-
 from soda_jax import fileio
-from soda_jax.training.checkpoints import remove_checkpoint
+from soda_jax.training.checkpoints import latest_checkpoint, remove_checkpoint
 from soda_jax.training.levanter_compat import checkpoint_dir
 
 
@@ -25,7 +23,7 @@ def stop_on_nonfinite(error: RuntimeError, *, failed_step: int, checkpoint_root:
     poisoned = checkpoint_dir(checkpoint_root, failed_step - 1)
     if fileio.exists(poisoned):
         remove_checkpoint(poisoned, "its parameters produced the non-finite loss")
-    latest = discover_latest_checkpoint(checkpoint_root) if fileio.exists(checkpoint_root) else None
+    latest = latest_checkpoint(checkpoint_root)
     kept = f"last good checkpoint: {latest}" if latest else "no good checkpoint was saved before it"
     return NonFiniteLossError(
         f"training stopped: {str(error).lower().replace('loss is ', 'loss became ')} at step {failed_step}; "

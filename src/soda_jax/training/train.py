@@ -215,11 +215,11 @@ def train(config: TrainConfig) -> dict:
     # saveable state built for it, ~10 ms of Python) every step
     checkpoint_each_step = bool(checkpointer.step_policies) or checkpointer.save_interval is not None
     last_step = config.stop_at_step or recipe.num_train_steps
+    if not 0 < last_step <= recipe.num_train_steps:
+        raise ValueError(f"{config.output_path}: stop_at_step must be in 1..{recipe.num_train_steps}, got {last_step}")
     # a stable segment (stop_at_step) stops mid-schedule: no run compares its loss there, so it is
     # validated only every steps_per_eval, not at its end
     ends_schedule = last_step == recipe.num_train_steps
-    if not 0 < last_step <= recipe.num_train_steps:
-        raise ValueError(f"{config.output_path}: stop_at_step must be in 1..{recipe.num_train_steps}, got {last_step}")
     trainer.add_hook(levanter.callbacks.pbar_logger(total=last_step), every=1)
 
     with trainer:

@@ -78,7 +78,9 @@ def test_a_branched_run_is_the_run_trained_straight(runs):
     assert summary["final_validation_loss"] == pytest.approx(
         json.loads(Path(runs["straight"], "summary.json").read_text())["final_validation_loss"], rel=1e-6
     )
-    assert json.loads(Path(runs["segment-short"], "summary.json").read_text())["stop_at_step"] == short_stop
+    segment = json.loads(Path(runs["segment-short"], "summary.json").read_text())
+    assert segment["stop_at_step"] == short_stop
+    assert segment["final_validation_loss"] is None  # a segment stops mid-schedule: not validated at its end
     # re-running the finished branch resumes its own checkpoint: no second copy, the same result
     again = train(tiny_config(str(Path(runs["straight"]).parent / "cache"), runs["branched"], recipe=recipe(LONG),
                               export_hf=False, data=8, resume_from=runs["segment-long"]))  # fmt: skip
@@ -135,3 +137,10 @@ def _run(rules: SweepRules, budget: float, hidden: int):
     run = run_for_shape(rules, budget, rules.shape_for_hidden(hidden))
     assert run is not None
     return run
+
+
+def test_a_stop_outside_the_schedule_is_refused_naming_the_run(runs, tmp_path):
+    cache = str(Path(runs["straight"]).parent / "cache")
+    target = str(tmp_path / "past-the-end")
+    with pytest.raises(ValueError, match=re.escape(f"{target}: stop_at_step must be in 1..{LONG}, got {LONG + 1}")):
+        train(tiny_config(cache, target, recipe=recipe(LONG), export_hf=False, data=8, stop_at_step=LONG + 1))

@@ -17,6 +17,8 @@ YODAS2, EMILIA_YODAS, EMILIA, MLS, NEMOTRON_CC = "yodas2", "emilia_yodas", "emil
 
 SODA_SPEECH_TOKENS_B = {YODAS2: 131, EMILIA_YODAS: 73, EMILIA: 37}
 """Billions of tokens of each English speech-text source in SODA's final run (their mix ratio)."""
+SODA_MLS_TOKENS_B = 35
+"""Billions of tokens of MLS-En, the fourth corpus of SODA's data-source study (not in the final run)."""
 SODA_FINAL_TEXT_SHARE = 0.05
 """SODA's final run: 5% Nemotron-CC-like text, 95% speech-text."""
 
@@ -36,10 +38,14 @@ MIXES: dict[str, dict[str, float]] = {
     "speech_text_50": speech_text_mix(0.5),
     "yodas2_only": {YODAS2: 1.0},
     "emilia_only": {EMILIA: 1.0},
+    "speech_mls": speech_text_mix(0.0, {**SODA_SPEECH_TOKENS_B, MLS: SODA_MLS_TOKENS_B}),
     "demo": {YODAS2: 0.5, EMILIA: 0.5},
 }
 """Named mixes; ``soda_final`` is YODAS2 0.516, Emilia-YODAS 0.288, Emilia 0.146, text 0.05; ``demo``
-is the CPU demo's two synthetic corpora (same sentences, both layouts) in equal parts."""
+is the CPU demo's two synthetic corpora (same sentences, both layouts) in equal parts.
+
+SODA's data-source study: ``yodas2_only``, ``emilia_only``, both (``speech_only``: YODAS2 and the two
+Emilia halves in their token ratio) and both with MLS (``speech_mls``: 131:73:37:35)."""
 
 
 def mixture_config(mix: str, caches: Mapping[str, Any], **kwargs) -> MixtureSpec:

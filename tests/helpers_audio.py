@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
+from soda_jax.data.sources import yodas2
+from soda_jax.data.sources.tar_shards import iter_tar
 from soda_jax.data.synth import (
     ESPEAK_VOICES,
     Recording,
@@ -18,6 +21,7 @@ from soda_jax.data.synth import (
     long_form,
     synthesize,
     tar_bytes,
+    tar_gz_bytes,
     write_emilia_shard,
     write_yodas2_shard,
 )
@@ -53,64 +57,68 @@ def seconds(audio: np.ndarray) -> float:
     return len(audio) / MIMI_SAMPLE_RATE
 
 
+YODAS2_SUBSET = "en000"
+
+
 def write_yodas2_corpus(
     root: str, num_shards: int, recordings_per_shard: int = 2, sentences_per_recording: int = 3
 ) -> list[Recording]:
-    """A clean YODAS2 corpus of espeak recordings; returns the recordings in shard order."""
+    """A clean YODAS2 corpus (published layout, subset en000) of espeak recordings whose ids hold a
+    '-' as real video ids may; returns the recordings in shard order."""
     written = []
     for s in range(num_shards):
         recs = [
             recording(
-                f"vid{s:02d}{r}", tuple((s + r + k) % len(SENTENCES) for k in range(sentences_per_recording))
+                f"vid-{s:02d}{r}", tuple((s + r + k) % len(SENTENCES) for k in range(sentences_per_recording))
             )
             for r in range(recordings_per_shard)
         ]
-        write_yodas2_shard(root, "en", f"{s:08d}", recs)
+        write_yodas2_shard(root, YODAS2_SUBSET, s, recs)
         written += recs
     return written
 
 
 def write_broken_yodas2_corpus(root: str) -> dict[str, int]:
-    """One good shard with bad records inside, one corrupt shard; returns the expected skip counts.
+    """Three shards of en000 with bad input of every kind the reader counts; returns the expected counts.
 
-    Shard 00000000: ``good`` (3 segments; one empty transcript and one past the audio's end added),
-    ``noisy.flac`` that is not audio, a captions line of invalid UTF-8, a captions line with no audio.
-    Shard 00000001: a tar truncated mid-member.
+    Shard 0: ``good`` (3 captions, plus an empty one, one past the audio's end, one whose id does not
+    parse and one with a lone surrogate), ``noisy.wav`` that is not audio, captions of ``orphan`` whose
+    audio member is missing. Shard 1: a tar.gz cut in the middle. Shard 2: a captions file that is
+    not JSON.
     """
     good = recording("good", (0, 1, 2))
+    write_yodas2_shard(root, YODAS2_SUBSET, 0, [good, recording("noisy", (3,)), recording("orphan", (4,))])
+    audio_url, text_url, _ = yodas2.shard_urls(root, YODAS2_SUBSET, 0)
+    members = [("good.wav", dict(iter_tar(audio_url))["good.wav"]), ("noisy.wav", b"not audio")]
+    fileio.atomic_write_bytes(audio_url, tar_gz_bytes(members))
     end = seconds(good.audio)
-    segments = good.segments + ((end - 1.0, end - 0.5, "   "), (end + 1.0, end + 3.0, "after the end"))
-    good = Recording(good.audio_id, good.audio, segments, good.speaker)
-    write_yodas2_shard(root, "en", "00000000", [good, recording("noisy", (3,)), recording("orphan", (4,))])
-    # Replace noisy's audio with bytes that are not audio, drop orphan's audio, add a non-UTF-8 line.
-    base = fileio.join(root, "en")
-    members = [
-        ("good.flac", _tar_member(base + "/audio/00000000.tar", "good.flac")),
-        ("noisy.flac", b"not audio"),
-    ]
-    fileio.atomic_write_bytes(base + "/audio/00000000.tar", tar_bytes(members))
-    captions = fileio.read_bytes(base + "/text/00000000.jsonl")
-    fileio.atomic_write_bytes(
-        base + "/text/00000000.jsonl", captions + b'{"audio_id": "caf\xe9", "segments": []}\n'
+    videos = json.loads(fileio.read_text(text_url))
+    videos[0]["text"].update(
+        {
+            yodas2.chunk_id("good", 3, end - 1.0, end - 0.5): "   ",
+            yodas2.chunk_id("good", 4, end + 1.0, end + 3.0): "after the end",
+            "good-00005-1.5-2.5": "seconds, not centiseconds",
+            yodas2.chunk_id("good", 6, 0.5, 1.0): "caf\ud800",
+        }
     )
-    # A second shard whose tar is cut in the middle of its first member.
-    write_yodas2_shard(root, "en", "00000001", [recording("cut", (5,))])
-    tar = fileio.read_bytes(base + "/audio/00000001.tar")
-    fileio.atomic_write_bytes(base + "/audio/00000001.tar", tar[: len(tar) // 2])
+    fileio.atomic_write_text(text_url, json.dumps(videos))  # ASCII: the surrogate stays an escape
+    write_yodas2_shard(root, YODAS2_SUBSET, 1, [recording("cut", (5,))])
+    audio_url, _, _ = yodas2.shard_urls(root, YODAS2_SUBSET, 1)
+    archive = fileio.read_bytes(audio_url)
+    fileio.atomic_write_bytes(audio_url, archive[: len(archive) // 2])
+    write_yodas2_shard(root, YODAS2_SUBSET, 2, [recording("unread", (0,))])
+    _, text_url, _ = yodas2.shard_urls(root, YODAS2_SUBSET, 2)
+    fileio.atomic_write_text(text_url, fileio.read_text(text_url)[:-10])
     return {
         "empty_text": 1,
         "segment_outside_audio": 1,
+        "bad_utterance_id": 1,
+        "non_utf8": 1,
         "unreadable_audio": 1,
         "missing_audio": 1,
-        "non_utf8": 1,
         "corrupt_shard": 1,
+        "unparsable_captions": 1,
     }
-
-
-def _tar_member(url: str, name: str) -> bytes:
-    from soda_jax.data.sources.tar_shards import iter_tar
-
-    return dict(iter_tar(url))[name]
 
 
 def write_broken_emilia_corpus(root: str) -> dict[str, int]:

@@ -72,17 +72,15 @@ def test_emilia_bad_audio_is_skipped_by_reason(tmp_path):
 def test_yodas2_null_caption_and_implausible_segments(tmp_path):
     good = recording("rec", (0, 1, 2))
     (s0, e0, t0), (s1, e1, _), (s2, e2, t2) = good.segments
-    segments = [
-        {"start": s0, "end": e0, "text": t0},
-        {"start": s1, "end": e1, "text": None},  # null caption
-        {"start": s2, "end": s2 + 0.3, "text": t2 * 3},  # a whole paragraph in 0.3 s
-        {"start": 0.0, "end": 0.35, "text": "hello"},  # the leading pause: silence
-    ]
-    write_yodas2_shard(str(tmp_path), "en", "00000000", [good])
-    fileio.atomic_write_text(
-        str(tmp_path / "en" / "text" / "00000000.jsonl"),
-        json.dumps({"audio_id": "rec", "segments": segments}) + "\n",
-    )
+    captions = {
+        yodas2.chunk_id("rec", 0, s0, e0): t0,
+        yodas2.chunk_id("rec", 1, s1, e1): None,  # null caption
+        yodas2.chunk_id("rec", 2, s2, s2 + 0.3): t2 * 3,  # a whole paragraph in 0.3 s
+        yodas2.chunk_id("rec", 3, 0.0, 0.35): "hello",  # the leading pause: silence
+    }
+    write_yodas2_shard(str(tmp_path), "en000", 0, [good])
+    _, text_url, _ = yodas2.shard_urls(str(tmp_path), "en000", 0)
+    fileio.atomic_write_text(text_url, json.dumps([{"audio_id": "rec", "text": captions}]))
     skips = SkipCounter()
     utterances = [u for shard in yodas2.list_shards(str(tmp_path)) for u in yodas2.read_shard(shard, skips)]
     assert [u.text for u in utterances] == [t0]
@@ -91,11 +89,9 @@ def test_yodas2_null_caption_and_implausible_segments(tmp_path):
 
 def test_yodas2_stated_duration_is_compared(tmp_path):
     good = recording("rec", (0,))
-    audio = good.audio
-    write_yodas2_shard(str(tmp_path), "en", "00000000", [good])
-    line = {"audio_id": "rec", "duration": 3 * len(audio) / MIMI_SAMPLE_RATE,
-            "segments": [{"start": s, "end": e, "text": t} for s, e, t in good.segments]}  # fmt: skip
-    fileio.atomic_write_text(str(tmp_path / "en" / "text" / "00000000.jsonl"), json.dumps(line) + "\n")
+    write_yodas2_shard(str(tmp_path), "en000", 0, [good])
+    _, _, duration_url = yodas2.shard_urls(str(tmp_path), "en000", 0)
+    fileio.atomic_write_text(duration_url, f"rec {3 * len(good.audio) / MIMI_SAMPLE_RATE:.2f}\n")
     skips = SkipCounter()
     assert not [u for shard in yodas2.list_shards(str(tmp_path)) for u in yodas2.read_shard(shard, skips)]
     assert dict(skips.counts) == {"duration_mismatch": 1}

@@ -292,7 +292,7 @@ def test_tokenize_audio_with_the_jax_backend_writes_the_same_codes(tmp_path):
         config = TokenizeAudioConfig(str(tmp_path / "raw"), str(out), "yodas2", codec_backend=backend)
         stats = tokenize_audio(config)
         assert stats["codec_backend"] == backend
-        runs[backend] = pq.read_table(out / "shards" / "en-00000000.parquet").to_pydict()
+        runs[backend] = pq.read_table(out / "shards" / "en000-00000000.parquet").to_pydict()
         facts = json.loads((out / "codec.json").read_text())
         assert facts.get("backend", "torch") == backend
     assert runs["jax"]["segment_id"] == runs["torch"]["segment_id"] and len(runs["jax"]["codes"]) >= 6

@@ -17,6 +17,7 @@ from helpers_audio import (
     write_yodas2_corpus,
 )
 
+from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio, load_audio, to_mono
 from soda_jax.data.sources import SkipCounter, emilia, get_source, yodas2
 from soda_jax.data.synth import (
@@ -69,25 +70,27 @@ def test_yodas2_reads_segments_in_time_order(tmp_path):
     written = write_yodas2_corpus(str(tmp_path), num_shards=2)
     utterances, skips = read_all(yodas2, str(tmp_path))
     assert skips.total == 0
-    assert [s.name for s in yodas2.list_shards(str(tmp_path))] == ["en-00000000", "en-00000001"]
+    assert [s.name for s in yodas2.list_shards(str(tmp_path))] == ["en000-00000000", "en000-00000001"]
     assert len(utterances) == sum(len(r.segments) for r in written)
     by_recording = {r.audio_id: r for r in written}
     for u in utterances:
         rec = by_recording[u.recording_id]
         start, end, text = rec.segments[u.segment_index]
-        assert (u.text, u.language) == (text, "en")
+        assert (u.text, u.language, u.speaker) == (text, "en", u.recording_id)  # no speaker labels: the video
         assert u.segment_id == yodas2.chunk_id(u.recording_id, u.segment_index, start, end)
-        # The segment's audio is the recording's samples in [start, end) (flac is lossless to 16 bits).
-        first = round(start * MIMI_SAMPLE_RATE)
+        # The segment's audio is the recording's samples in [start, end) at the captions' centisecond
+        # precision (16-bit wav).
+        assert abs(u.start - start) <= 0.005 and abs(u.end - end) <= 0.005
+        first = round(u.start * MIMI_SAMPLE_RATE)
         np.testing.assert_allclose(u.audio, rec.audio[first : first + len(u.audio)], atol=1e-4)
-        assert abs(seconds(u.audio) - (end - start)) < 1e-3
+        assert abs(seconds(u.audio) - (u.end - u.start)) < 1e-3
 
 
 def test_yodas2_splits_segments_longer_than_a_minute(tmp_path):
     base = recording("long", (0,))
     audio = np.tile(base.audio, int(130 / seconds(base.audio)) + 1)
     text = " ".join(SENTENCES)
-    write_yodas2_shard(str(tmp_path), "en", "00000000", [Recording("long", audio, ((1.0, 128.0, text),))])
+    write_yodas2_shard(str(tmp_path), "en000", 0, [Recording("long", audio, ((1.0, 128.0, text),))])
     utterances, _ = read_all(yodas2, str(tmp_path))
     assert [u.segment_index for u in utterances] == [0, 1, 2]
     assert all(u.end - u.start <= yodas2.MAX_SEGMENT_SECONDS for u in utterances)
@@ -100,18 +103,19 @@ def test_yodas2_bad_input_is_counted_not_fatal(tmp_path):
     utterances, skips = read_all(yodas2, str(tmp_path))
     assert dict(skips.counts) == expected
     assert [u.text for u in utterances] == list(SENTENCES[:3])  # the good recording survives intact
-    assert any("noisy.flac" in e for e in skips.examples["unreadable_audio"])
-    assert any("00000001.tar" in e for e in skips.examples["corrupt_shard"])
+    assert any("noisy.wav" in e for e in skips.examples["unreadable_audio"])
+    assert any("en000/audio/00000001.tar.gz" in e for e in skips.examples["corrupt_shard"])
+    assert any("en000/text/00000002.json" in e for e in skips.examples["unparsable_captions"])
 
 
 def test_yodas2_language_filter_and_memory_filesystem(tmp_path):
     import fsspec
 
     root = "memory://yodas2-test"
-    write_yodas2_shard(root, "en", "00000000", [recording("a", (0,))])
-    write_yodas2_shard(root, "de", "00000000", [recording("b", (1,))])
+    write_yodas2_shard(root, "en000", 0, [recording("a", (0,))])
+    write_yodas2_shard(root, "de000", 0, [recording("b", (1,))])
     try:
-        assert [s.name for s in yodas2.list_shards(root)] == ["de-00000000", "en-00000000"]
+        assert [s.name for s in yodas2.list_shards(root)] == ["de000-00000000", "en000-00000000"]
         utterances, _ = read_all(yodas2, root, languages=("de",))
         assert [(u.recording_id, u.language) for u in utterances] == [("b", "de")]
     finally:
@@ -145,8 +149,8 @@ def test_emilia_without_language_filter_keeps_every_language(tmp_path):
 
 
 def test_unknown_source_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown speech source 'mls'"):
-        get_source("mls")
+    with pytest.raises(ValueError, match="unknown speech source 'librispeech'"):
+        get_source("librispeech")
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
@@ -156,7 +160,7 @@ def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     )
     roots = [synthesize_demo_corpus(SynthDemoConfig(str(tmp_path / run), **config)) for run in ("a", "b")]
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 2 * 2 + 2 + 1  # two yodas2 shards (tar + jsonl), two emilia tars, stats.json
+    assert len(files) == 2 * 3 + 2 + 1  # two yodas2 shards (tar.gz, json, txt), two emilia tars, stats.json
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     long_form_utts, skips = read_all(yodas2, roots[0]["yodas2"])
@@ -164,7 +168,9 @@ def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     assert skips.total == 0
     assert [u.text for u in long_form_utts] == [u.text for u in short_utts] == list(SENTENCES[:4])
     assert len({u.speaker for u in short_utts}) == 3  # Emilia's three voices rotate per utterance
-    assert not {u.speaker for u in short_utts} & {u.speaker for u in long_form_utts}  # no clip in both layouts
+    voices = fileio.read_json(str(tmp_path / "a" / "stats.json"))["yodas2_voices"]  # the layout has no speakers
+    assert sorted(voices) == sorted({u.recording_id for u in long_form_utts})
+    assert not {u.speaker for u in short_utts} & set(voices.values())  # no clip in both layouts
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
@@ -175,10 +181,11 @@ def test_each_reading_of_the_demo_corpus_is_new_audio(tmp_path):
     roots = synthesize_demo_corpus(config)
     long_form_utts, _ = read_all(yodas2, roots["yodas2"])
     short_utts, _ = read_all(emilia, roots["emilia"])
-    for utts in (long_form_utts, short_utts):
+    voices = fileio.read_json(str(tmp_path / "stats.json"))["yodas2_voices"]  # YODAS2 has no speaker field
+    for utts, voice_of in ((long_form_utts, lambda u: voices[u.recording_id]), (short_utts, lambda u: u.speaker)):
         assert [u.text for u in utts] == list(SENTENCES[:2]) * 3
-        assert len({(u.text, u.speaker) for u in utts}) == 6  # no sentence read twice by one voice
+        assert len({(u.text, voice_of(u)) for u in utts}) == 6  # no sentence read twice by one voice
     assert len({u.recording_id for u in long_form_utts}) == 3  # a recording per reading, one speaker each
-    assert not {u.speaker for u in short_utts} & {u.speaker for u in long_form_utts}
+    assert not {u.speaker for u in short_utts} & set(voices.values())
     with pytest.raises(ValueError, match="readings must be 1..3"):
         synthesize_demo_corpus(dataclasses.replace(config, readings=4))

@@ -38,10 +38,13 @@ def test_synthesis_twice_gives_the_same_bytes(tmp_path, monkeypatch):
     first = synthesize_on_a_fresh_machine(tmp_path / "a", monkeypatch)
     second = synthesize_on_a_fresh_machine(tmp_path / "b", monkeypatch)
     files, again = files_under(first), files_under(second)
-    for name in ("yodas2/en/audio/00000000.tar", "emilia/EN-B000000.tar", "yodas2/en/text/00000000.jsonl"):
+    yodas2_files = [f"yodas2/data/en000/{name}" for name in ("audio/00000000.tar.gz", "duration/00000000.txt", "text/00000000.json")]
+    for name in ("emilia/EN-B000000.tar", *yodas2_files):
         assert files[name] == again[name], name
-    assert sorted(files) == ["emilia/EN-B000000.tar", "stats.json", "yodas2/en/audio/00000000.tar", "yodas2/en/text/00000000.jsonl"]
+    assert sorted(files) == ["emilia/EN-B000000.tar", "stats.json", *yodas2_files]
     assert files == again
+    archive = files["yodas2/data/en000/audio/00000000.tar.gz"]
+    assert archive[:2] == b"\x1f\x8b" and archive[4:8] == bytes(4)  # gzip, header mtime 0
     stats = fileio.read_json(os.path.join(first, "stats.json"))
     assert sorted(stats["files"]) == sorted(name for name in files if name != "stats.json")
     tools = stats["tools"]

@@ -59,8 +59,9 @@ def test_yodas2_output_follows_the_contract(tmp_path):
     assert fileio.read_json(str(tmp_path / "out" / "stats.json")) == {**stats, "codec": stats["codec"]}
     assert stats["skipped"]["counts"] == expected_skips
     tables = read_tables(str(tmp_path / "out"))
-    assert list(tables) == ["en-00000000.parquet", "en-00000001.parquet"]  # the corrupt shard too: done
-    table = tables["en-00000000.parquet"]
+    # the corrupt shards too: done
+    assert list(tables) == ["en000-00000000.parquet", "en000-00000001.parquet", "en000-00000002.parquet"]
+    table = tables["en000-00000000.parquet"]
     assert table.schema.remove_metadata() == SCHEMA
     rows = table.to_pylist()
     assert [r["segment_index"] for r in rows] == [0, 1, 2] and {r["recording_id"] for r in rows} == {"good"}
@@ -101,7 +102,8 @@ def test_second_run_does_nothing(tmp_path):
     first = tokenize_audio(config)
     mtimes = {n: os.stat(tmp_path / "out" / "shards" / n).st_mtime_ns for n in shard_files(tmp_path / "out")}
     second = tokenize_audio(config)
-    assert first["shards_processed"] == ["en-00000000", "en-00000001"] and first["shards_already_done"] == []
+    assert first["shards_processed"] == ["en000-00000000", "en000-00000001"]
+    assert first["shards_already_done"] == []
     assert second["shards_processed"] == [] and second["shards_already_done"] == first["shards_processed"]
     assert mtimes == {
         n: os.stat(tmp_path / "out" / "shards" / n).st_mtime_ns for n in shard_files(tmp_path / "out")

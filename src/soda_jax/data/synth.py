@@ -1,4 +1,4 @@
-"""The demo speech corpus: synthesised with flite and espeak-ng, written in YODAS2 and Emilia layouts.
+"""The demo speech corpus: synthesised with flite and espeak-ng, in YODAS2's and Emilia's published layouts.
 
 Deterministic (same sentences, voices and bytes every run) and small: ``DEFAULT_SENTENCES`` read by
 six voices, flite's four (kal, awb, rms, slt: distinct and intelligible) and two espeak-ng ones.
@@ -7,10 +7,12 @@ a YODAS2 training segment). ``readings=k`` reads the sentence list k times per l
 other voices (``CHORUS_VOICES`` has 32: up to 16 readings), for a corpus k times larger whose
 every reading is new audio.
 
-    {output_path}/yodas2/en/audio/{shard}.tar + text/{shard}.jsonl   long-form recordings (flac)
-    {output_path}/emilia/{shard}.tar                                 one utterance per key (mp3 + json)
+    {output_path}/yodas2/data/en000/{audio,text,duration}/{index:08d}.*   long-form recordings (wav in
+                                                                           tar.gz, captions, durations)
+    {output_path}/emilia/{shard}.tar                                      one utterance per key (mp3 + json)
 
-    {output_path}/stats.json     counts, the synthesisers' versions, a SHA-256 of every file written
+    {output_path}/stats.json     counts, the synthesisers' versions, each YODAS2 recording's voice (the
+                                 layout has no speaker field), a SHA-256 of every file written
 
 The writers (`write_yodas2_shard`, `write_emilia_shard`) are the layouts' reference and are used
 by the tests to build corpora with deliberately bad records.
@@ -21,12 +23,14 @@ libpulse (which espeak-ng loads even when writing a file) does, when it creates 
 directory the first time a user runs it (fresh machine, fresh ``$HOME``, cleaned ``/tmp``). That
 made the first espeak-ng recording of a run differ. `synthesize` gives every call a private
 ``PULSE_RUNTIME_PATH``, so libpulse never draws. flite has no randomness; the audio is not
-dithered anywhere (sox is not used: python-soxr resamples, libsndfile writes FLAC and MP3).
+dithered anywhere (sox is not used: python-soxr resamples, libsndfile writes WAV and MP3); the
+tar.gz has fixed member metadata and a gzip header without time or name.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import io
 import json
@@ -35,6 +39,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,10 +56,14 @@ from soda_jax.data.sources import yodas2
 logger = logging.getLogger(__name__)
 
 DEMO_LANGUAGE = "en"
+DEMO_SUBSET = "en000"
+"""The YODAS2 subset the demo's recordings are filed under."""
 PAUSE_SECONDS = 0.4
 """Silence between sentences of a long-form recording."""
 TAR_MTIME = 0
 """Fixed member timestamp so the same corpus gives byte-identical tars."""
+GZIP_LEVEL = 6
+"""gzip's default compression level (and ``tar czf``'s)."""
 
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -172,6 +181,7 @@ def tool_versions() -> dict[str, str | None]:
         "espeak-ng": line_with("eSpeak NG", "espeak-ng", "--version"),  # "eSpeak NG text-to-speech: 1.51 ..."
         "libsndfile": sf.__libsndfile_version__,
         "python-soxr": soxr.__version__,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
     }
 
 
@@ -188,14 +198,15 @@ def file_hashes(root: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Recording:
-    """A long-form recording with caption segments (YODAS2 layout)."""
+    """A long-form recording with caption segments (one YODAS2 video)."""
 
     audio_id: str
     audio: np.ndarray
     """Mono float32 at 24 kHz."""
     segments: tuple[tuple[float, float, str], ...]
-    """(start, end, text) in seconds."""
+    """(start, end, text) in seconds; written as utterance ids in centiseconds."""
     speaker: str = ""
+    """Who reads it. YODAS2 has no speaker field: not written into the layout."""
 
 
 @dataclass(frozen=True)
@@ -228,27 +239,32 @@ def tar_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
+def tar_gz_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
+    """`tar_bytes` gzipped, its header without a time or a file name (reproducible bytes)."""
+    return gzip.compress(tar_bytes(members), compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def published_captions(recording: Recording) -> dict[str, str]:
+    """``{utterance id: caption}`` of a recording, keyed as YODAS2's text JSON keys them."""
+    return {
+        yodas2.chunk_id(recording.audio_id, k, start, end): text
+        for k, (start, end, text) in enumerate(recording.segments)
+    }
+
+
 def write_yodas2_shard(
-    root: str, language: str, shard: str, recordings: Sequence[Recording], audio_format: str = "FLAC"
+    root: str, subset: str, index: int, recordings: Sequence[Recording], audio_format: str = "WAV"
 ) -> None:
-    """Write ``{root}/{language}/audio/{shard}.tar`` and its ``text/{shard}.jsonl``."""
+    """Write ``{root}/data/{subset}/`` ``audio/{index:08d}.tar.gz``, ``text/{index:08d}.json`` and
+    ``duration/{index:08d}.txt`` as YODAS2 publishes them (docs/audio.md)."""
+    audio_url, text_url, duration_url = yodas2.shard_urls(root, subset, index)
     suffix = audio_format.lower()
     members = [(f"{r.audio_id}.{suffix}", encode_audio(r.audio, audio_format)) for r in recordings]
-    lines = [
-        json.dumps(
-            {
-                "audio_id": r.audio_id,
-                "speaker": r.speaker,
-                "segments": [{"start": s, "end": e, "text": t} for s, e, t in r.segments],
-            }
-        )
-        for r in recordings
-    ]
-    base = fileio.join(root, language)
-    fileio.atomic_write_bytes(fileio.join(base, yodas2.AUDIO_DIR, f"{shard}.tar"), tar_bytes(members))
-    fileio.atomic_write_text(
-        fileio.join(base, yodas2.TEXT_DIR, f"{shard}{yodas2.TEXT_SUFFIX}"), "\n".join(lines) + "\n"
-    )
+    videos = [{"audio_id": r.audio_id, "text": published_captions(r)} for r in recordings]
+    durations = "".join(f"{r.audio_id} {len(r.audio) / MIMI_SAMPLE_RATE:.2f}\n" for r in recordings)
+    fileio.atomic_write_bytes(audio_url, tar_gz_bytes(members))
+    fileio.atomic_write_text(text_url, json.dumps(videos) + "\n")
+    fileio.atomic_write_text(duration_url, durations)
 
 
 def write_emilia_shard(path: str, utterances: Sequence[ShortUtterance], audio_format: str = "MP3") -> None:
@@ -289,7 +305,7 @@ class SynthDemoConfig:
     sentences_per_recording: int = 5
     """Sentences in one YODAS2 long-form recording (one speaker each)."""
     recordings_per_shard: int = 4
-    """YODAS2 recordings per tar shard."""
+    """YODAS2 recordings per shard (one audio tar.gz, one captions JSON)."""
     utterances_per_shard: int = 20
     """Emilia utterances per tar shard."""
     voices: tuple[Voice, ...] = DEMO_VOICES
@@ -331,8 +347,8 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
     progress.close()
     yodas_root = fileio.join(config.output_path, "yodas2")
     for s in range(0, len(recordings), config.recordings_per_shard):
-        shard = f"{s // config.recordings_per_shard:08d}"
-        write_yodas2_shard(yodas_root, DEMO_LANGUAGE, shard, recordings[s : s + config.recordings_per_shard])
+        shard = recordings[s : s + config.recordings_per_shard]
+        write_yodas2_shard(yodas_root, DEMO_SUBSET, s // config.recordings_per_shard, shard)
     emilia_root = fileio.join(config.output_path, "emilia")
     for s in range(0, len(utterances), config.utterances_per_shard):
         shard_path = fileio.join(emilia_root, f"EN-B{s // config.utterances_per_shard:06d}.tar")
@@ -341,6 +357,7 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
         "recordings": len(recordings),
         "utterances": len(utterances),
         "tools": tool_versions(),
+        "yodas2_voices": {r.audio_id: r.speaker for r in recordings},
         "files": {**_prefixed("yodas2", file_hashes(yodas_root)), **_prefixed("emilia", file_hashes(emilia_root))},
     }
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)

@@ -1,23 +1,21 @@
-"""The ``tokenize_text`` step: text corpora (jsonl / jsonl.gz / parquet with a ``text`` field) ->
-token caches in the audio-text vocabulary, same layout as ``interleave`` (contract section 2).
+"""The ``tokenize_text`` step: text corpora (jsonl / jsonl.gz / jsonl.zstd / parquet with a ``text``
+field; Nemotron-CC as published) -> token caches in the audio-text vocabulary, same layout as
+``interleave`` (contract section 2).
 
-Each input file is a shard (`soda_jax.data.cache_step`: in parallel, restartable per shard); each record
-becomes one ``text_only`` document ``<bos> T <eos>``. Validation is held out by a hash of
-(file name, record number), so it is stable across reruns. Records without a usable ``text``
-(missing, not a string, empty, or an unparseable JSON line) are skipped and counted by reason,
-with the first few named in the log.
+Which files are read, and how: `soda_jax.data.text_sources` (partition selection, formats, truncated
+files). Each input file is a shard (`soda_jax.data.cache_step`: in parallel, restartable per shard),
+named by its path under the input; each record becomes one ``text_only`` document ``<bos> T <eos>``.
+Validation is held out by a hash of (shard name, record number), so it is stable across reruns.
+Records without a usable ``text`` (missing, not a string, empty, not UTF-8, or an unparseable JSON
+line) and files that end early are skipped and counted by reason, with the first few named in the log.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pyarrow.parquet as pq
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
@@ -27,22 +25,21 @@ from soda_jax.data.cache_stats import SplitStats
 from soda_jax.data.cache_step import build_sharded_cache, finish_shard, finished_shard
 from soda_jax.data.interleave import Markers, text_only
 from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
+from soda_jax.data.text_sources import NEMOTRON_HQ_ACTUAL, iter_texts, list_text_files
 
 logger = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".parquet")
 PATTERN = "text_only"
 TOKENIZE_BATCH = 1024
 """Texts per batched tokenizer call."""
 LOGGED_BAD_RECORDS = 5
 """Bad records named in the log per shard (all are counted)."""
-SKIP_BAD_JSON, SKIP_NO_TEXT, SKIP_EMPTY = "invalid_json", "missing_or_non_string_text", "empty_text"
 
 
 @dataclass(frozen=True)
 class TokenizeTextConfig:
     input_path: str
-    """A file, or a directory whose *.jsonl, *.jsonl.gz and *.parquet files are the shards."""
+    """A file, or a directory whose text files (`text_sources.TEXT_SUFFIXES`, at any depth) are the shards."""
     output_path: str
     """Where the caches go (train/, validation/, vocab/, stats.json)."""
     tokenizer: str
@@ -57,6 +54,9 @@ class TokenizeTextConfig:
     """Documents per cache write."""
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
     """Fail the step when more than this share of records is skipped, or when it writes no document."""
+    partitions: tuple[str, ...] = NEMOTRON_HQ_ACTUAL
+    """In an input with Hive partition directories (Nemotron-CC's ``quality=high/kind=actual/...``), read
+    only these (or what lies under them); empty: all. An input without partitions is read whole."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,15 @@ class TextShardJob:
 
 def tokenize_text(config: TokenizeTextConfig) -> dict:
     """Run the step; returns the stats written to ``{output_path}/stats.json``."""
-    paths = list_text_files(config.input_path)
-    jobs = [TextShardJob(p, _shard_name(p), config) for p in paths]
-    if len({j.shard_name for j in jobs}) != len(jobs):
-        raise ValueError(f"{config.input_path}: two input files map to the same shard name")
+    files = list_text_files(config.input_path, config.partitions)
+    jobs = [TextShardJob(f.url, f.shard_name, config) for f in files]
+    by_name: dict[str, str] = {}
+    for job in jobs:
+        if job.shard_name in by_name:
+            raise ValueError(
+                f"{by_name[job.shard_name]} and {job.path} map to the same shard name {job.shard_name!r}"
+            )
+        by_name[job.shard_name] = job.path
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     layout = {
         "kind": "text",
@@ -79,6 +84,7 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         "text_field": config.text_field,
         "validation_fraction": config.validation_fraction,
         "held_out_by": "file and record number",
+        "partitions": sorted({f.partition for f in files if f.partition}),
         "vocab": vocab.describe(),
     }
 
@@ -97,24 +103,6 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         config.output_path, tokenize_text_shard, jobs, sub_caches=[f"{j.shard_name}.{PATTERN}" for j in jobs],
         vocab=vocab, layout=layout, desc="tokenize text shards", check=check_skips,
     )  # fmt: skip
-
-
-def list_text_files(input_path: str) -> list[str]:
-    fs, path = fileio.filesystem(input_path)
-    if fs.isfile(path):
-        files = [path]
-    else:
-        files = sorted(p for p in fs.find(path) if p.endswith(TEXT_SUFFIXES))
-    if not files:
-        raise FileNotFoundError(f"{input_path}: no {'/'.join(TEXT_SUFFIXES)} files")
-    return [fileio.url_of(fs, p) for p in files]
-
-
-def _shard_name(path: str) -> str:
-    name = os.path.basename(path)
-    for suffix in TEXT_SUFFIXES:
-        name = name.removesuffix(suffix)
-    return name
 
 
 def tokenize_text_shard(job: TextShardJob) -> dict:
@@ -145,53 +133,14 @@ def tokenize_text_shard(job: TextShardJob) -> dict:
                 stats[split].add_document(PATTERN, vocab.token_kinds(document))
             batch.clear()
 
-        for record, text in _records(job.path, config.text_field, skipped):
+        def skip(record: int, reason: str, detail: str) -> None:
+            skipped[reason] += 1
+            if sum(skipped.values()) <= LOGGED_BAD_RECORDS:
+                logger.warning("%s record %d: skipped (%s) %s", job.path, record, reason, detail)
+
+        for record, text in iter_texts(job.path, config.text_field, skip):
             batch.append((record, text))
             if len(batch) >= TOKENIZE_BATCH:
                 flush()
         flush()
     return finish_shard(config.output_path, job.shard_name, stats, skipped_records=dict(skipped))
-
-
-def _records(path: str, text_field: str, skipped: Counter) -> Iterator[tuple[int, str]]:
-    """(record number, text) for each usable record of a jsonl or parquet file."""
-
-    def skip(record: int, reason: str) -> None:
-        skipped[reason] += 1
-        if sum(skipped.values()) <= LOGGED_BAD_RECORDS:
-            logger.warning("%s record %d: skipped (%s)", path, record, reason)
-
-    def usable(record: int, text: object) -> bool:
-        if not isinstance(text, str):
-            skip(record, SKIP_NO_TEXT)
-        elif not text:
-            skip(record, SKIP_EMPTY)
-        return isinstance(text, str) and bool(text)
-
-    if path.endswith(".parquet"):
-        fs, fs_path = fileio.filesystem(path)
-        with fs.open(fs_path, "rb") as f:
-            parquet = pq.ParquetFile(f)
-            if text_field not in parquet.schema_arrow.names:
-                raise ValueError(f"{path}: no column {text_field!r} (columns: {parquet.schema_arrow.names})")
-            record = 0
-            for batch in parquet.iter_batches(columns=[text_field]):
-                for text in batch.column(0).to_pylist():
-                    if usable(record, text):
-                        yield record, text
-                    record += 1
-        return
-
-    compression = "gzip" if path.endswith(".gz") else None
-    fs, fs_path = fileio.filesystem(path)
-    with fs.open(fs_path, "rt", compression=compression, encoding="utf-8") as f:
-        for record, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                text = json.loads(line).get(text_field)
-            except (json.JSONDecodeError, AttributeError):
-                skip(record, SKIP_BAD_JSON)
-                continue
-            if usable(record, text):
-                yield record, text

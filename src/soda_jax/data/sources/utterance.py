@@ -24,8 +24,15 @@ NON_UTF8 = "non_utf8"
 BAD_METADATA = "bad_metadata"
 SEGMENT_OUTSIDE_AUDIO = "segment_outside_audio"
 CORRUPT_SHARD = "corrupt_shard"
+UNPARSABLE_CAPTIONS = "unparsable_captions"
+"""A captions file that is not JSON of the published shape (YODAS2 text/*.json); its shard's audio is not read."""
+BAD_UTTERANCE_ID = "bad_utterance_id"
+"""A caption keyed by something other than ``{audio_id}-{idx:05d}-{start_cs:08d}-{end_cs:08d}`` of its video."""
 OTHER_LANGUAGE = "other_language"
 """Not bad input: filtered out by the reader's language filter (counted so nothing vanishes silently)."""
+OTHER_LANGUAGE_SHARD = "other_language_shard"
+"""A whole shard filed under a selected language whose own name states another (an Emilia ``ZH-B*.tar``
+in ``EN/``): skipped unopened, one count per shard."""
 
 
 @dataclass(frozen=True)

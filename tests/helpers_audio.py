@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 
 import numpy as np
-import pytest
+from system_deps import needs
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
@@ -26,7 +25,7 @@ from soda_jax.data.synth import (
     write_yodas2_shard,
 )
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+needs_espeak = needs("espeak-ng")
 
 SENTENCES = (
     "Hello world, this is a test.",

@@ -10,13 +10,12 @@ import shutil
 import pytest
 from helpers_dashboard import TRAIN_STEPS, shared_prefix
 from helpers_training import BATCH_SIZE, SEQ_LEN
+from system_deps import needs
 
 from soda_jax.dashboard.server import BackgroundServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (`make system-deps` installs it)"
-)
+pytestmark = needs("chromium")
 TIMEOUT_MS = 30_000
 STATUSES = {"checkpoints/tiny": "SUCCESS", "eval/tiny": "SUCCESS", "demo/good": "SUCCESS",
             "demo/bad": "FAILED", "demo/after": "DEP_FAILED", "analysis/isoflop": "SUCCESS"}  # fmt: skip

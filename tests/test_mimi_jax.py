@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_audio import SENTENCES, needs_espeak, speech
+from system_deps import import_or_skip
 from transformers import MimiConfig
 
 from soda_jax.audio.audio_io import load_audio
@@ -140,7 +141,7 @@ def test_codes_match_transformers_on_synthesized_speech(torch_model, codecs):
 
 def natural_clips() -> list[np.ndarray]:
     """The pytest-audioeval recordings (27 clips, 9 languages, 1-4.5 s at 16 kHz), at 24 kHz."""
-    registry = pytest.importorskip("pytest_audioeval.samples.registry").SampleRegistry()
+    registry = import_or_skip("pytest_audioeval.samples.registry").SampleRegistry()
     return [load_audio(str(sample.audio_path)) for sample in registry.all()]
 
 

@@ -1,7 +1,6 @@
 """YODAS2 and Emilia readers on real espeak-ng speech, including bad records and corrupt shards."""
 
 import dataclasses
-import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from helpers_audio import (
     write_broken_yodas2_corpus,
     write_yodas2_corpus,
 )
+from system_deps import needs
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, AudioReadError, decode_audio, load_audio, to_mono
@@ -153,7 +153,7 @@ def test_unknown_source_is_a_clear_error():
         get_source("librispeech")
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+@needs("flite")
 def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     config = dict(
         sentences=SENTENCES[:4], sentences_per_recording=2, recordings_per_shard=1, utterances_per_shard=2
@@ -173,7 +173,7 @@ def test_demo_corpus_is_deterministic_and_readable(tmp_path):
     assert not {u.speaker for u in short_utts} & set(voices.values())  # no clip in both layouts
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+@needs("flite")
 def test_each_reading_of_the_demo_corpus_is_new_audio(tmp_path):
     config = SynthDemoConfig(
         str(tmp_path), sentences=SENTENCES[:2], sentences_per_recording=2, voices=CHORUS_VOICES[:6], readings=3

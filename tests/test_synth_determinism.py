@@ -1,16 +1,13 @@
 """The demo corpus is the same bytes every run, on a fresh machine too; its stats say how it was made."""
 
 import os
-import shutil
 
-import pytest
+from system_deps import needs
 
 from soda_jax import fileio
 from soda_jax.data.synth import SynthDemoConfig, Voice, synthesize_demo_corpus
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("flite") is None, reason="needs espeak-ng and flite"
-)
+pytestmark = needs("espeak-ng", "flite")
 
 # espeak-ng's female variants add breath noise (libc rand()); flite for the other engine.
 VOICES = (Voice("espeak-ng", "en-us+f2"), Voice("flite", "slt"), Voice("espeak-ng", "en+f2"), Voice("espeak-ng", "en+m3"))

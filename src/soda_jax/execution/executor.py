@@ -4,6 +4,10 @@ For every step it decides, in dependency order: skip (already SUCCESS), run, wai
 executor holds its lease), or not run (a dependency failed -> DEP_FAILED, or it failed before and
 ``force_run_failed`` is off). Steps run concurrently as far as their dependencies and
 ``max_concurrent`` allow; each runs as a Ray task honouring its `Resources` (or in this process).
+
+Before anything runs, every raw input of the steps to run (`versioning.fixed_inputs`) must be
+readable: a missing path or a hub repository refusing the credential stops the run there, naming
+the step and the location. A step reading raw input records what it found (`provenance.record_inputs`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure, root_cause
 from soda_jax.execution.fencing import Fence
 from soda_jax.execution.parallel import ensure_ray, on_cluster, run_as_task
-from soda_jax.execution.provenance import StepRecorder, git_state, mark_died, now_iso
+from soda_jax.execution.provenance import (
+    StepRecorder,
+    changed_inputs,
+    describe_changes,
+    git_state,
+    mark_died,
+    now_iso,
+    record_inputs,
+)
 from soda_jax.execution.status import (
     STATUS_DEP_FAILED,
     STATUS_FAILED,
@@ -44,6 +56,7 @@ from soda_jax.execution.versioning import (
     compute_identities,
     config_as_json,
     dependencies,
+    fixed_inputs,
     hash_version,
     instantiate,
 )
@@ -56,14 +69,29 @@ class ExecutorError(RuntimeError):
     """Some steps failed; the message names each one and the steps that could not run."""
 
 
-def run_step_here(fn: Any, config: Any, output_path: str, name: str, fence: Fence | None = None) -> None:
+def run_step_here(
+    fn: Any, config: Any, output_path: str, name: str, fence: Fence | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Run one step in this process, recording its provenance next to its output.
 
     With a ``fence`` every commit into the output (provenance included) first checks that the
     lease is still this attempt's, so an attempt that was taken over stops at its next commit.
+    ``extra``: further provenance fields (what the step's raw inputs held).
     """
-    with fencing.holding(() if fence is None else fence), StepRecorder(output_path, name):
+    with fencing.holding(() if fence is None else fence), StepRecorder(output_path, name, extra=extra):
         fn(config)
+
+
+def unreadable_input(location: str) -> str | None:
+    """Why a fixed input cannot be read now (`fileio.check_readable`), or None when it can."""
+    try:
+        fileio.check_readable(location)
+    except (OSError, ValueError) as e:  # missing, refused, not a repository: the message says which
+        return str(e)
+    except Exception as e:  # a filesystem's own error (an expired cloud credential): named, not raised
+        return f"{location}: {type(e).__name__}: {e}"
+    return None
 
 
 @dataclass
@@ -191,6 +219,44 @@ class Executor:
             return Decision(step, "run", "previous run died (stale lease): taking over")
         return Decision(step, "run", f"previous status {status.status}")
 
+    def judge_inputs(self, decision: Decision) -> Decision:
+        """A decision amended by the step's raw inputs: blocked when one cannot be read (a step that
+        would run), and noting the files that changed since the step last read them."""
+        inputs = fixed_inputs(decision.step.config)
+        if not inputs or decision.action in ("fail", "blocked"):
+            return decision
+        if decision.action != "skip":
+            problems = [p for p in map(unreadable_input, inputs.values()) if p is not None]
+            if problems:
+                return Decision(decision.step, "blocked", f"cannot read its input: {'; '.join(problems)}")
+        try:
+            changes = changed_inputs(self.output_path(decision.step), inputs)
+        except Exception as e:  # a dry run reports, it does not fail
+            reason = f"{decision.reason}; its input cannot be read now: {e}"
+            return Decision(decision.step, decision.action, reason)
+        if not changes:
+            return decision
+        described = "; ".join(f"{inputs[f]}: {describe_changes(c)}" for f, c in changes.items())
+        reason = f"{decision.reason}; input changed since it was read: {described}"
+        return Decision(decision.step, decision.action, reason)
+
+    def preflight(self, steps: list[ExecutorStep]) -> None:
+        """Raise `ExecutorError` naming every raw input of ``steps`` (those not yet succeeded) that
+        cannot be read: nothing has run yet when it does."""
+        problems = []
+        checked: dict[str, str | None] = {}
+        for step in steps:
+            if self._succeeded(step):
+                continue
+            for field_path, location in fixed_inputs(step.config).items():
+                if location not in checked:
+                    checked[location] = unreadable_input(location)
+                if checked[location] is not None:
+                    problems.append(f"  {step.name} ({field_path}): {checked[location]}")
+        if problems:
+            lines = "\n".join(problems)
+            raise ExecutorError(f"{len(problems)} input(s) cannot be read; nothing was run:\n{lines}")
+
     def _may_rerun(self, failed_at: float) -> bool:
         # A failure from before this executor started may be retried when forced; one from this
         # run (a racing executor of ours just failed it) is final, so a step runs once per run.
@@ -200,7 +266,7 @@ class Executor:
         to_run = self.prepare(steps, run_only)
         decisions: dict[int, Decision] = {}
         for step in to_run:
-            decision = self.decide(step)
+            decision = self.judge_inputs(self.decide(step))
             blocking = [d for d in dependencies(step, blocking_only=True) if decisions[id(d)].action != "skip"]
             if decision.action == "run" and blocking:
                 failed = [d.name for d in blocking if decisions[id(d)].action in ("fail", "blocked")]
@@ -214,6 +280,7 @@ class Executor:
     # ---------------------------------------------------------------------------------- running
     def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
         to_run = self.prepare(steps, run_only)
+        self.preflight(to_run)
         self.write_experiment(steps, description)
         # Decide before starting Ray (seconds): a re-run whose steps all succeeded before starts none.
         if self.use_ray and any(not self._succeeded(step) for step in to_run):
@@ -308,14 +375,16 @@ class Executor:
         logger.info("running %s -> %s", step.name, path)
         started = time.time()
         try:
+            inputs = fixed_inputs(step.config)
+            extra = record_inputs(path, inputs) if inputs else None
             if self.use_ray and step.resources.tpu is not None and on_cluster():
                 run_on_tpu_slices(step.fn, config, path, step.name, step.resources, fence=fence)
             elif self.use_ray:
-                run_as_task(run_step_here, step.fn, config, path, step.name, fence, resources=step.resources)
+                run_as_task(run_step_here, step.fn, config, path, step.name, fence, extra, resources=step.resources)
             else:
                 if step.resources.tpu is not None:
                     logger.warning("step %s asks for %s: --local run, training it on this machine's CPU", step.name, step.resources.tpu)
-                run_step_here(step.fn, config, path, step.name, fence)
+                run_step_here(step.fn, config, path, step.name, fence, extra)
         except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
             if isinstance(root_cause(e), LeaseLost):
                 raise root_cause(e) from None

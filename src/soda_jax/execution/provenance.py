@@ -5,24 +5,37 @@ Written by the process that runs the step (a Ray worker or the executor itself) 
 Earlier attempts are kept in ``previous_attempts`` so a re-run never hides a failure; one that was
 still RUNNING when the next attempt started (killed, or taken over after its lease went stale) is
 closed there as ``TAKEN_OVER``, with the time of the takeover.
+
+A step reading raw data (a fixed input: `soda_jax.execution.versioning.fixed_inputs`) also records
+what it found there: `record_inputs` lists every file under each input with its size and whatever
+content identity the filesystem offers (sha256 and git blob id on the hub, md5/crc32c/generation
+on GCS, ETag on S3, mtime on a local disk), writes that listing to ``{output}/.inputs.json``, puts
+a summary (files, bytes, digest) in the provenance record, and reports the files that changed since
+the step's previous attempt (``input_changes``, and the executor's log and dry run).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
+import json
+import logging
 import os
 import platform
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import fileio
 from soda_jax.contracts import PROVENANCE_FILE
 from soda_jax.execution.failures import Failure, describe_failure
+
+logger = logging.getLogger(__name__)
 
 TAKEN_OVER = "TAKEN_OVER"
 """Status of an earlier attempt that never finished: a later attempt took the step over."""
@@ -157,3 +170,119 @@ def mark_died(output_path: str, failure: Failure, *, over_failed: bool = False) 
         error["symptom"] = record.get("error")
     record.update(status="FAILED", ended_at=record.get("ended_at") if status == "FAILED" else now_iso(), error=error)
     fileio.atomic_write_json(url, record)
+
+
+# -- what a step read ---------------------------------------------------------------------------
+
+INPUTS_FILE = ".inputs.json"
+"""Beside ``.provenance.json``: every fixed input's file listing, as the step's latest attempt found it."""
+CONTENT_KEYS = ("sha256", "blob_id", "md5Hash", "crc32c", "ETag", "etag", "generation", "mtime")
+"""Facts of a file listing that change with its content, as the filesystems name them (hub LFS
+sha256 and git blob id, GCS md5/crc32c/etag/generation, S3 ETag, local mtime): all present are kept."""
+CHANGES_NAMED = 5
+"""Changed files named per input in a report (all are counted)."""
+
+
+def file_facts(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Size and content identity of one listed file (``fs.info`` / ``fs.find(detail=True)``)."""
+    facts: dict[str, Any] = {"size": info.get("size")}
+    lfs = info.get("lfs")
+    if isinstance(lfs, Mapping) and lfs.get("sha256"):
+        facts["sha256"] = lfs["sha256"]
+    for key in CONTENT_KEYS:
+        value = info.get(key)
+        if value is not None and value != "" and key not in facts:
+            facts[key] = value if isinstance(value, (int, float, str)) else str(value)
+    return facts
+
+
+def fingerprint_input(location: str) -> dict[str, Any]:
+    """Every file under ``location`` (a file: itself) with its `file_facts`, and a digest of them all.
+
+    Raises FileNotFoundError when nothing is there.
+    """
+    fs, path = fileio.filesystem(location)
+    fs.invalidate_cache(path)  # a long-lived driver must see the input as it is now
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{location}: no such file or directory")
+    if fs.isfile(path):
+        listing = {path.rstrip("/").rsplit("/", 1)[-1]: file_facts(fs.info(path))}
+    else:
+        root = path.rstrip("/") + "/"
+        found = fs.find(path, detail=True)
+        listing = {name.removeprefix(root): file_facts(info) for name, info in found.items()}
+    blob = json.dumps(listing, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return {
+        "url": location,
+        "files": len(listing),
+        "bytes": sum(f["size"] or 0 for f in listing.values()),
+        "digest": hashlib.sha256(blob).hexdigest(),
+        "listing": listing,
+    }
+
+
+def input_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """How one input's listing changed: counts of added, removed and changed files, the first few
+    named (``+ path``, ``- path``, ``~ path: size 10 -> 12``); {} when nothing changed."""
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(p for p in set(before) & set(after) if before[p] != after[p])
+    if not (added or removed or changed):
+        return {}
+
+    def difference(path: str) -> str:
+        old, new = before[path], after[path]
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return f"~ {path}: " + ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys)
+
+    named = [f"+ {p}" for p in added] + [f"- {p}" for p in removed] + [difference(p) for p in changed]
+    counts = {"added": len(added), "removed": len(removed), "changed": len(changed)}
+    return {**counts, "examples": named[:CHANGES_NAMED]}
+
+
+def describe_changes(changes: Mapping[str, Any]) -> str:
+    """One line for a log or a dry run: ``2 changed, 1 added (~ a.tar: size 10 -> 12; + b.tar)``."""
+    counts = ", ".join(f"{changes[k]} {k}" for k in ("changed", "added", "removed") if changes.get(k))
+    return f"{counts} ({'; '.join(changes.get('examples', []))})"
+
+
+def recorded_changes(
+    recorded: Mapping[str, Any], current: Mapping[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Field -> `input_changes` for each fingerprint in ``current`` that differs from the listing
+    ``recorded`` (an `INPUTS_FILE`) holds for its field; a field recorded nowhere is not compared."""
+    changes = {}
+    for field_path, fingerprint in current.items():
+        before = recorded.get(field_path)
+        if isinstance(before, dict) and isinstance(before.get("listing"), dict):
+            diff = input_changes(before["listing"], fingerprint["listing"])
+            if diff:
+                changes[field_path] = diff
+    return changes
+
+
+def changed_inputs(output_path: str, inputs: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """How each fixed input (field -> location) differs now from what the step's latest attempt
+    recorded; reads only (a dry run). Nothing recorded: nothing to compare."""
+    recorded = fileio.read_json_or_none(fileio.join(output_path, INPUTS_FILE)) or {}
+    current = {f: fingerprint_input(location) for f, location in inputs.items() if f in recorded}
+    return recorded_changes(recorded, current)
+
+
+def record_inputs(output_path: str, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """Fingerprint a step's fixed inputs (field -> location) as it starts: write the listings to
+    `INPUTS_FILE`, log what changed since the previous attempt, and return the provenance fields
+    (``inputs``: url, files, bytes, digest per field; ``input_changes`` when something changed)."""
+    url = fileio.join(output_path, INPUTS_FILE)
+    current = {f: fingerprint_input(location) for f, location in inputs.items()}
+    changes = recorded_changes(fileio.read_json_or_none(url) or {}, current)
+    for field_path, diff in changes.items():
+        logger.warning("%s: %s changed since the previous attempt read it: %s",
+                       output_path, current[field_path]["url"], describe_changes(diff))
+    fileio.atomic_write_json(url, current)
+    record: dict[str, Any] = {
+        "inputs": {f: {k: v for k, v in fp.items() if k != "listing"} for f, fp in current.items()}
+    }
+    if changes:
+        record["input_changes"] = changes
+    return record

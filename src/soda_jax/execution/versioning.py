@@ -1,9 +1,16 @@
 """Versions and output paths of steps, and concrete configs.
 
 A step's version is a small JSON document: its name, every `versioned` value in its config (keyed
-by the field path), and every input, named by the producing step's own ``name-hash``. Its hash
-therefore covers the versions of all upstream steps, and nothing else: unversioned values and the
-function's code never move an output path.
+by the field path), and every input: a step's output named by the producing step's own
+``name-hash``, a raw input by its location. Its hash therefore covers the versions of all upstream
+steps and where the raw data came from, and nothing else: unversioned values and the function's
+code never move an output path.
+
+A raw input is a plain string in a config field named ``input_path`` (`FIXED_INPUT_FIELD`), the
+field every reading step names its input by: a local path, ``gs://``, ``s3://`` or
+``hf://datasets/{repo}@{revision}``. Its location is part of the version (a pilot on a subset and
+the full run land in two directories); the executor also checks it can be read before a run and
+records what it found there (`soda_jax.execution.provenance`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +29,10 @@ from soda_jax.execution.step import ExecutorStep, InputName, OutputName, PrefixP
 
 HASH_LENGTH = 8
 """Hex digits of the version hash in an output path."""
+FIXED_INPUT_FIELD = "input_path"
+"""The config field naming where a step reads: a plain string there is a fixed (raw) input."""
+LOCAL_FILE_PREFIX = "file://"
+"""A local path written as a URL: versioned as the path."""
 
 
 def walk_config(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -57,6 +70,30 @@ def config_inputs(config: Any) -> Iterator[InputName]:
         inp = as_input(leaf)
         if inp is not None:
             yield inp
+
+
+def field_name(field_path: str) -> str:
+    """The config field a leaf sits in: ``heldout.corpus_path`` -> ``corpus_path``, ``paths[2]`` -> ``paths``."""
+    return re.sub(r"(\[[^\]]*\])+$", "", field_path.rsplit(".", 1)[-1])
+
+
+def input_location(path: str) -> str:
+    """How a fixed input's location is versioned: a URL as written (no trailing '/'), a local path
+    made absolute (a relative one is relative to the working directory of the run's planner)."""
+    path = path.removeprefix(LOCAL_FILE_PREFIX)
+    if "://" in path:
+        return path.rstrip("/")
+    return os.path.abspath(path)
+
+
+def fixed_inputs(config: Any) -> dict[str, str]:
+    """Field path -> location (as written) of every fixed input of a config: a non-empty plain string
+    in a `FIXED_INPUT_FIELD` field, outside `versioned` values (a versioned path is versioned as it is)."""
+    return {
+        field_path: leaf
+        for field_path, leaf in walk_config(config)
+        if isinstance(leaf, str) and leaf and field_name(field_path) == FIXED_INPUT_FIELD
+    }
 
 
 def dependencies(step: ExecutorStep, *, blocking_only: bool = False) -> list[ExecutorStep]:
@@ -127,6 +164,8 @@ def compute_identities(steps: list[ExecutorStep], prefix: str) -> dict[int, Step
                 config_version[field_path] = jsonable(leaf.value, f"{step.name}:{field_path}", input_version)
             elif inp is not None:
                 config_version[field_path] = input_version(inp)
+        for field_path, location in fixed_inputs(step.config).items():
+            config_version[field_path] = f"path:{input_location(location)}"
         version = {"name": step.name, "config": config_version}
         digest = hash_version(version)
         if step.override_output_path is not None:

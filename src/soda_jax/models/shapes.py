@@ -8,13 +8,13 @@ same catalogue entry serves every data mix and context length.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-from levanter.layers.attention import AttentionBackend
-from levanter.layers.rotary import Llama3RotaryEmbeddingsConfig
-from levanter.models.qwen import Qwen3Config
+from typing import TYPE_CHECKING, Any
 
 from soda_jax.models.flops import ParamCounts, forward_flops_per_token, param_counts
+
+if TYPE_CHECKING:  # levanter is imported where a config is built: shapes and FLOPs alone stay light
+    from levanter.layers.attention import AttentionBackend
+    from levanter.models.qwen import Qwen3Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +78,9 @@ def qwen3_config(
     ``attn_backend`` None lets levanter pick per accelerator (splash on TPU, blockwise "jax_flash"
     on CPU); ``AttentionBackend.VANILLA`` is the plain softmax(QK^T)V.
     """
+    from levanter.layers.rotary import Llama3RotaryEmbeddingsConfig
+    from levanter.models.qwen import Qwen3Config
+
     return Qwen3Config(
         max_seq_len=seq_len,
         hidden_dim=shape.hidden_dim,

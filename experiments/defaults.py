@@ -22,25 +22,30 @@ from typing import Any
 
 from soda_jax.aot.preflight import SmallestFittingSlice, compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
+from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION
 from soda_jax.audio.text_tokenizers import (
     ExportTokenizerConfig,
     TrainBpeConfig,
     export_tokenizer,
     train_bpe_tokenizer,
 )
+from soda_jax.data.download import DEFAULT_WORKERS, DownloadConfig, download
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.data.sft import sft_mixture
 from soda_jax.data.sft_sources import TaskSource
 from soda_jax.data.sft_step import SftDataConfig, build_sft_data
 from soda_jax.data.synth import DEMO_VOICES, SynthDemoConfig, Voice, synthesize_demo_corpus
+from soda_jax.data.text_sources import NEMOTRON_HQ_ACTUAL
 from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
 from soda_jax.execution import ExecutorStep, InputName, Resources, output_path_of, this_output_path, versioned
+from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.models import ModelShape
 from soda_jax.scaling.adaptive import AdaptiveLimits
 from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling
 from soda_jax.scaling.proposals import SweepProposalsConfig, SweepRunRef, propose_sweep_round
+from soda_jax.scaling.runs import DEFAULT_FITTED_LOSS
 from soda_jax.scaling.sweep import SweepRules, SweepRun
 from soda_jax.training import CheckpointPolicy, ParallelismConfig, TrainConfig, TrainRecipe
 from soda_jax.training.sft_recipe import SFT_RECIPE, SFT_SEQ_LEN
@@ -57,6 +62,30 @@ SODA_PATTERNS = ("text_first", "audio_first")
 
 TRAIN_STEP_CPUS = 1
 """Host cores a CPU training step reserves (JAX uses the machine's cores regardless)."""
+
+
+# -- raw data from the hub ------------------------------------------------------------------------
+
+
+def default_download(
+    name: str, repo: str, *, include: Sequence[str] = (), workers: int = DEFAULT_WORKERS
+) -> ExecutorStep[DownloadConfig]:
+    """``raw/{name}``: a copy of a hub repository at a revision, ``repo`` written
+    ``hf://datasets/{namespace}/{name}@{commit}`` (a model: ``hf://{namespace}/{name}@{commit}``), of the
+    files ``include`` matches (fnmatch; a folder takes all below it: ``("data/en*",)``), in the
+    repository's layout, with ``download_manifest.json`` (commit, files, sizes, hashes).
+
+    The location (repository and revision) and the patterns are versioned; ``workers`` (files at
+    once) is not. Resumable: a re-run copies only the files not yet complete (`soda_jax.data.download`).
+    """
+    return ExecutorStep(
+        name=f"raw/{name}",
+        fn=download,
+        config=DownloadConfig(
+            input_path=repo, output_path=this_output_path(), include=versioned(tuple(include)), max_workers=workers  # type: ignore[arg-type]
+        ),
+        description=f"copy {repo} ({', '.join(include) or 'every file'})",
+    )
 
 
 # -- speech to tokens ---------------------------------------------------------------------------
@@ -102,15 +131,26 @@ def default_tokenize(
     source: str,
     languages: Sequence[str] = (),
     codec: CodecConfig = DEMO_CODEC,
-    cpus: float = 1,
+    cpus: float | None = None,
     codec_backend: str | None = None,
+    resources: Resources | None = None,
+    matmul_precision: str = DEFAULT_MATMUL_PRECISION,
 ) -> ExecutorStep[TokenizeAudioConfig]:
     """``tokenized/{name}-audio``: a YODAS2/Emilia corpus -> Mimi codes per utterance (docs/audio.md).
 
-    Shards run as Ray tasks with ``cpus`` each. Production: ``codec=CodecConfig(pretrained="kyutai/mimi")``.
+    Shards run as Ray tasks with ``cpus`` each (default 1). Production: ``codec=CodecConfig(pretrained="kyutai/mimi")``.
     ``codec_backend`` ("torch" or "jax"): versioned when given; None runs the default (torch) with
-    the output path it always had.
+    the output path it always had. ``resources`` instead of ``cpus``: what each shard task reserves
+    (``Resources(cpus=4, gpu=1)``: the torch codec runs on the GPU), or, with ``tpu``, the slice the
+    step runs on: one process per host, each tokenizing its share of the shards with the JAX codec
+    over its chips (``codec_backend="jax"``; docs/tpu.md). ``matmul_precision`` on accelerators:
+    "highest" keeps the CPU's codes; "high"/"default" are faster, change codes, and are versioned.
     """
+    if resources is not None and cpus is not None:
+        raise ValueError("default_tokenize: give cpus or resources, not both")
+    shard = resources or Resources(cpus=1 if cpus is None else cpus)
+    if shard.tpu is not None and codec_backend != "jax":
+        raise ValueError(f"default_tokenize: a TPU slice ({shard.tpu}) runs the JAX codec: pass codec_backend='jax'")
     return ExecutorStep(
         name=f"tokenized/{name}-audio",
         fn=tokenize_audio,
@@ -120,10 +160,13 @@ def default_tokenize(
             source=versioned(source),
             languages=versioned(tuple(languages)),
             codec=versioned(codec),
-            num_cpus_per_shard=cpus,
+            num_cpus_per_shard=shard.cpus,
+            num_gpus_per_shard=shard.gpu,
             codec_backend=DEFAULT_BACKEND if codec_backend is None else versioned(codec_backend),
+            matmul_precision=matmul_precision if matmul_precision == DEFAULT_MATMUL_PRECISION else versioned(matmul_precision),
         ),
         description=f"Mimi-tokenize {source} ({codec.weights}, {codec.num_codebooks} codebooks)",
+        resources=shard if shard.tpu is not None else Resources(),
     )
 
 
@@ -160,9 +203,19 @@ def default_interleave(
 
 
 def default_tokenize_text(
-    name: str, input_path: StepInput, *, tokenizer: StepInput, validation_fraction: float = 0.001, cpus: float = 1
+    name: str,
+    input_path: StepInput,
+    *,
+    tokenizer: StepInput,
+    validation_fraction: float = 0.001,
+    partitions: Sequence[str] = NEMOTRON_HQ_ACTUAL,
+    cpus: float = 1,
 ) -> ExecutorStep[TokenizeTextConfig]:
-    """``tokenized/{name}-text``: jsonl/parquet text -> token caches in the same vocabulary."""
+    """``tokenized/{name}-text``: jsonl / jsonl.zstd / parquet text -> token caches in the same vocabulary.
+
+    ``partitions``: the ``key=value`` partitions of a Nemotron-CC-style tree to read (default SODA's
+    ``hq_actual``; empty: all); an input without partitions is read whole (docs/data.md).
+    """
     return ExecutorStep(
         name=f"tokenized/{name}-text",
         fn=tokenize_text,
@@ -171,6 +224,7 @@ def default_tokenize_text(
             output_path=this_output_path(),
             tokenizer=versioned(tokenizer),  # type: ignore[arg-type]
             validation_fraction=versioned(validation_fraction),
+            partitions=versioned(tuple(partitions)),  # type: ignore[arg-type]
         ),
         description=f"tokenize text corpus {name}",
         resources=Resources(cpus=cpus),
@@ -243,6 +297,7 @@ def default_scaling_analysis(
     num_bootstrap: int = 1000,
     capability_metrics: Sequence[str] = (),
     bracket_limits: AdaptiveLimits | None = None,
+    fitted_loss: str = DEFAULT_FITTED_LOSS,
 ) -> ExecutorStep[ScalingAnalysisConfig]:
     """Scaling-law fits and plots over a sweep's training runs (docs/scaling.md).
 
@@ -250,7 +305,9 @@ def default_scaling_analysis(
     hold results.json. ``reference_*``: another sweep (e.g. a text-only baseline) to compare with.
     ``capability_metrics``: the eval metrics to fit against loss (empty: all of them).
     ``bracket_limits``: fit N* and D* through the budgets bracketed under these limits only
-    (an adaptive sweep passes the limits its proposals judge by).
+    (an adaptive sweep passes the limits its proposals judge by). ``fitted_loss``: the loss every fit
+    uses (`soda_jax.scaling.runs.fitted_loss_names`; SODA's held-out speech NLL by default). It is
+    always versioned: an analysis of another loss is another output.
     """
     if eval_steps and len(eval_steps) != len(train_steps):
         raise ValueError("eval_steps must match train_steps one to one (use None for a run without eval)")
@@ -273,6 +330,7 @@ def default_scaling_analysis(
             # versioned only when given, so the analysis steps that fit every metric keep their versions
             capability_metrics=versioned(tuple(capability_metrics)) if capability_metrics else (),
             bracket_limits=versioned(bracket_limits) if bracket_limits is not None else None,  # type: ignore[arg-type]
+            fitted_loss=versioned(fitted_loss),  # type: ignore[arg-type]
         ),
         description=f"scaling fits over {len(train_steps)} runs",
     )
@@ -427,9 +485,16 @@ def default_eval(
     ``compilation_cache_dir``: a JAX compilation cache to share (e.g. ``prefix_path("jax-cache")``).
 
     The tasks (their data by the producing steps' versions) and the model define the version; a
-    killed evaluation re-runs only unfinished tasks and items (docs/evaluation.md).
+    killed evaluation re-runs only unfinished tasks and items (docs/evaluation.md). ``tpu``: a
+    one-host slice (``"v5p-8"``): an evaluation runs in one process (`soda_jax.eval.step`).
     """
     from soda_jax.eval.step import EvalConfig, run_eval
+
+    if tpu is not None and tpu_slice(tpu).num_hosts > 1:
+        raise ValueError(
+            f"default_eval({name!r}, tpu={tpu!r}): {tpu} has {tpu_slice(tpu).num_hosts} hosts; an evaluation runs "
+            f"on one host (one process loads, scores and writes): use a one-host slice such as v5p-8"
+        )
 
     return ExecutorStep(
         name=f"evaluation/{name}",

@@ -17,6 +17,7 @@ from soda_jax.audio.vocab import (
     AudioTokenError,
     codebooks_for,
 )
+from soda_jax.contracts import TEXT_TOKENIZER_DIR
 
 CORPUS = ["the quick brown fox jumps over the lazy dog", "speech and text tokens", "hello world"] * 20
 
@@ -119,6 +120,9 @@ def test_save_and_load(vocab, tmp_path, where):
         assert loaded.encode_text("the lazy dog").tolist() == vocab.encode_text("the lazy dog").tolist()
         codes = random_codes(8, 6)
         np.testing.assert_array_equal(loaded.codes_to_ids(codes), vocab.codes_to_ids(codes))
+        # a tokenizer directory in a bucket (e.g. Llama-3's, copied into the prefix) loads as a local one
+        from_url = AudioTextVocab.from_pretrained(fileio.join(directory, TEXT_TOKENIZER_DIR))
+        assert from_url.describe() == vocab.describe()
     finally:
         if where == "memory":
             fsspec.filesystem("memory").rm("/vocab-test", recursive=True)

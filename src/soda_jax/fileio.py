@@ -20,7 +20,8 @@ import posixpath
 import re
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import unquote
@@ -54,6 +55,19 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def is_local(url: str) -> bool:
     return isinstance(filesystem(url)[0], LocalFileSystem)
+
+
+@contextmanager
+def local_directory(url: str) -> Iterator[str]:
+    """A local path holding the directory ``url``: itself when local, else a temporary copy (deleted
+    on exit). For libraries that read only local directories (transformers' ``from_pretrained``)."""
+    if is_local(url):
+        yield filesystem(url)[1]
+        return
+    fs, path = filesystem(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        fs.get(path.rstrip("/") + "/", tmp + "/", recursive=True)
+        yield tmp
 
 
 def join(base: str, *parts: str) -> str:

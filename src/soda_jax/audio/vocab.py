@@ -17,7 +17,6 @@ kept, in order). `codes_to_ids` / `ids_to_codes` convert, vectorised, and valida
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,10 +86,14 @@ class AudioTextVocab:
     # ----------------------------------------------------------------- construction and storage
     @classmethod
     def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> AudioTextVocab:
-        """Load the text tokenizer from a local directory or a hub id (e.g. Llama-3's)."""
+        """Load the text tokenizer from a directory (local or any fsspec URL, e.g. a copy in a bucket)
+        or a hub id (e.g. Llama-3's)."""
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(name_or_path, **kwargs))
+        if "://" not in name_or_path:  # a local directory or a hub id: transformers finds either
+            return cls(AutoTokenizer.from_pretrained(name_or_path, **kwargs))
+        with fileio.local_directory(name_or_path) as local:
+            return cls(AutoTokenizer.from_pretrained(local, **kwargs))
 
     def save(self, directory: str) -> None:
         """Write vocab.json and the text tokenizer, so a cache always carries its vocabulary."""
@@ -105,10 +108,8 @@ class AudioTextVocab:
         from transformers import AutoTokenizer
 
         recorded = fileio.read_json(fileio.join(directory, VOCAB_FILE))
-        fs, path = fileio.filesystem(fileio.join(directory, TEXT_TOKENIZER_DIR))
-        with tempfile.TemporaryDirectory() as tmp:
-            fs.get(path.rstrip("/") + "/", tmp + "/", recursive=True)
-            vocab = cls(AutoTokenizer.from_pretrained(tmp), codebook_size=recorded["codebook_size"])
+        with fileio.local_directory(fileio.join(directory, TEXT_TOKENIZER_DIR)) as local:
+            vocab = cls(AutoTokenizer.from_pretrained(local), codebook_size=recorded["codebook_size"])
         if vocab.describe() != recorded:
             raise ValueError(
                 f"{fileio.join(directory, VOCAB_FILE)}: recorded layout {recorded} does not match the "

@@ -19,6 +19,8 @@ SODA_SPEECH_TOKENS_B = {YODAS2: 131, EMILIA_YODAS: 73, EMILIA: 37}
 """Billions of tokens of each English speech-text source in SODA's final run (their mix ratio)."""
 SODA_MLS_TOKENS_B = 35
 """Billions of tokens of MLS-En, the fourth corpus of SODA's data-source study (not in the final run)."""
+YODAS_SOURCED = {YODAS2: SODA_SPEECH_TOKENS_B[YODAS2], EMILIA_YODAS: SODA_SPEECH_TOKENS_B[EMILIA_YODAS]}
+"""The corpora cut from YODAS's videos, in their token ratio (131 : 73)."""
 SODA_FINAL_TEXT_SHARE = 0.05
 """SODA's final run: 5% Nemotron-CC-like text, 95% speech-text."""
 
@@ -39,13 +41,19 @@ MIXES: dict[str, dict[str, float]] = {
     "yodas2_only": {YODAS2: 1.0},
     "emilia_only": {EMILIA: 1.0},
     "speech_mls": speech_text_mix(0.0, {**SODA_SPEECH_TOKENS_B, MLS: SODA_MLS_TOKENS_B}),
+    # SODA's data-source study as Marin ran it (exp1699): Emilia = both halves in their token ratio;
+    # "both" = half Emilia, half the YODAS-sourced corpora; "+ MLS" = thirds of MLS, Emilia, YODAS-sourced
+    "sources_emilia": normalized_weights({EMILIA: 37, EMILIA_YODAS: 73}),
+    "sources_both": {EMILIA: 0.5} | {k: 0.5 * w for k, w in normalized_weights(YODAS_SOURCED).items()},
+    "sources_both_mls": {MLS: 1 / 3, EMILIA: 1 / 3} | {k: w / 3 for k, w in normalized_weights(YODAS_SOURCED).items()},
     "demo": {YODAS2: 0.5, EMILIA: 0.5},
 }
 """Named mixes; ``soda_final`` is YODAS2 0.516, Emilia-YODAS 0.288, Emilia 0.146, text 0.05; ``demo``
 is the CPU demo's two synthetic corpora (same sentences, both layouts) in equal parts.
 
-SODA's data-source study: ``yodas2_only``, ``emilia_only``, both (``speech_only``: YODAS2 and the two
-Emilia halves in their token ratio) and both with MLS (``speech_mls``: 131:73:37:35)."""
+SODA's data-source study (experiments/study_data_sources.py) uses Marin's arms: ``yodas2_only``,
+``sources_emilia``, ``sources_both`` and ``sources_both_mls``; ``speech_only`` and ``speech_mls``
+(131:73:37:35) are the same corpora in their token ratio."""
 
 
 def mixture_config(mix: str, caches: Mapping[str, Any], **kwargs) -> MixtureSpec:

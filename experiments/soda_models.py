@@ -1,13 +1,24 @@
 """SODA's models and recipes, named once: shapes (from `soda_jax.models`), TPU slices, training recipes.
 
 Recipes read like the paper: `SODA_FINAL_RECIPE` is seq 4096 x batch 512 for 500B tokens with SODA's
-Cautious optimizer and LR rule; `DEMO_RECIPE` trains the CPU demo model in about a minute.
+Cautious optimizer and LR rule; the design-choice studies' recipes are Marin's exp1699 files'
+(batch 128, a token budget and a learning rate per study); `DEMO_RECIPE` trains the CPU demo model
+in about a minute.
 """
 
 from __future__ import annotations
 
+import math
+
 from soda_jax.models import BENCH_20M, DEMO_6M, SODA_1_7B, SODA_4B, SODA_135M, SODA_600M, ModelShape
+from soda_jax.models.catalogue import SODA_150M
 from soda_jax.training import OptimizerRecipe, ParallelismConfig, TrainRecipe
+from soda_jax.training.recipe import (
+    LR_AT_REFERENCE,
+    LR_REFERENCE_BATCH,
+    LR_REFERENCE_WIDTH,
+    recipe_for_tokens,
+)
 
 SODA_TPU_SLICES: dict[ModelShape, str] = {
     SODA_135M: "v5p-32",
@@ -32,6 +43,51 @@ SODA_MODELS: dict[str, ModelShape] = {"135m": SODA_135M, "600m": SODA_600M, "1.7
 """The catalogue by the size names SODA uses."""
 
 
+# -- SODA's design-choice studies (docs/design-studies.md), as Marin's exp1699 files run them --------------
+SODA_STUDY_MODEL = SODA_150M
+"""The model of SODA's data-source and text-share studies (Marin's ``qwen3_150m``)."""
+SODA_STUDY_TPU = "v5p-8"
+"""Where Marin trained the 150M study runs."""
+SODA_STUDY_BATCH_SIZE = 128
+"""Sequences (of 4096 tokens) per step in every study run: 0.5M tokens."""
+SODA_DATA_SOURCES_TOKENS = 3_000_000_000
+"""exp1699_data_mix_150m.py's budget (its 10B line is commented out): 5,723 steps."""
+SODA_TEXT_SHARE_TOKENS = 10_000_000_000
+"""exp1699_nemotron_sweep.py's budget: 19,074 steps."""
+SODA_TOKEN_TYPES_TOKENS = 30_000_000_000
+"""exp1699_ablate_tokens.py's budget: 57,221 steps."""
+SODA_TOKEN_TYPES_MODEL = SODA_1_7B
+"""SODA ran its token-type ablation on the 1.7B (exp1699_ablate_tokens.py), not the 150M."""
+SODA_TOKEN_TYPES_TPUS = ("v5p-16", "v5p-32", "v5p-64")
+"""Marin put the three 1.7B arms on a v5p-16, -32 and -64; here each goes to the smallest of these its
+compiled step fits (the pre-flight compile, `default_train`)."""
+SODA_TOKEN_TYPES_LR_BASE = 0.002
+"""exp1699_ablate_tokens.py's base LR, "reduced from 3e-3 to match the IsoFLOP experiment"."""
+SODA_DATA_SOURCES_LR = LR_AT_REFERENCE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH) * math.sqrt(
+    SODA_STUDY_MODEL.hidden_dim / LR_REFERENCE_WIDTH
+)
+"""0.0015, as exp1699_data_mix_150m.py computes it: its width factor is sqrt(width / 1024), the
+inverse of the final runs' sqrt(1024 / width) (`soda_learning_rate` would give 0.003)."""
+SODA_TEXT_SHARE_LR = LR_AT_REFERENCE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH)
+"""0.00212, as exp1699_nemotron_sweep.py computes it: the batch factor only."""
+SODA_TOKEN_TYPES_LR = SODA_TOKEN_TYPES_LR_BASE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH) * math.sqrt(
+    SODA_TOKEN_TYPES_MODEL.hidden_dim / LR_REFERENCE_WIDTH
+)
+"""0.002, as exp1699_ablate_tokens.py computes it (the same inverted width factor, at d=2048)."""
+
+
+def soda_study_recipe(tokens: int, learning_rate: float) -> TrainRecipe:
+    """A study run: seq 4096 x batch 128 for ``tokens``, the final runs' Cautious optimizer and
+    schedule (betas 0.98, eps 1e-16, weight decay 0.033 AdamC, 10% warmup, linear decay over the
+    last 20%, clip 1) at a fixed ``learning_rate``, z-loss 1e-4."""
+    return recipe_for_tokens(tokens, batch_size=SODA_STUDY_BATCH_SIZE, optimizer=OptimizerRecipe(learning_rate=learning_rate))
+
+
+SODA_DATA_SOURCES_RECIPE = soda_study_recipe(SODA_DATA_SOURCES_TOKENS, SODA_DATA_SOURCES_LR)
+SODA_TEXT_SHARE_RECIPE = soda_study_recipe(SODA_TEXT_SHARE_TOKENS, SODA_TEXT_SHARE_LR)
+SODA_TOKEN_TYPES_RECIPE = soda_study_recipe(SODA_TOKEN_TYPES_TOKENS, SODA_TOKEN_TYPES_LR)
+
+
 DEMO_SEQ_LEN = 256
 DEMO_BATCH_SIZE = 8
 DEMO_STEPS = 120
@@ -48,6 +104,8 @@ BENCH_MODEL = BENCH_20M
 """The model benchmarks/bench_train.py times (~22M parameters with a 16k vocabulary)."""
 
 __all__ = [
-    "BENCH_MODEL", "DEMO_6M", "DEMO_RECIPE", "SODA_135M", "SODA_1_7B", "SODA_4B", "SODA_600M",
-    "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_TPU_SLICES",
+    "BENCH_MODEL", "DEMO_6M", "DEMO_RECIPE", "SODA_135M", "SODA_150M", "SODA_1_7B", "SODA_4B", "SODA_600M",
+    "SODA_DATA_SOURCES_RECIPE", "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_STUDY_MODEL",
+    "SODA_STUDY_TPU", "SODA_TEXT_SHARE_RECIPE", "SODA_TOKEN_TYPES_MODEL", "SODA_TOKEN_TYPES_RECIPE",
+    "SODA_TOKEN_TYPES_TPUS", "SODA_TPU_SLICES", "soda_study_recipe",
 ]  # fmt: skip

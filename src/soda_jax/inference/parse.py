@@ -86,11 +86,18 @@ def generated_text(vocab: AudioTextVocab, tokens: np.ndarray) -> str:
 
 
 def generated_audio(vocab: AudioTextVocab, prompt: np.ndarray, tokens: np.ndarray, num_codebooks: int) -> np.ndarray:
-    """Codes ``[K, frames]`` of the audio a generation produced: its audio spans' whole frames joined."""
+    """Codes ``[K, frames]`` of the audio a generation produced: its audio spans' whole frames joined,
+    in order. Text the generation wrote between them (SODA's continuation, ``continuation_text="drop"``
+    in `soda_jax.inference.prompts`) is not audio and is dropped; `generated_text_spans` returns it."""
     audio = [s.codes for s in generated_spans(vocab, prompt, tokens, num_codebooks) if isinstance(s, AudioSpan)]
     if not audio:
         return np.zeros((num_codebooks, 0), np.int16)
     return np.concatenate(audio, axis=1)
+
+
+def generated_text_spans(vocab: AudioTextVocab, prompt: np.ndarray, tokens: np.ndarray, num_codebooks: int) -> list[str]:
+    """The text spans of a generation, decoded, in order: what converting it to audio drops."""
+    return [s.text for s in generated_spans(vocab, prompt, tokens, num_codebooks) if isinstance(s, TextSpan)]
 
 
 def write_wav(path: str, wave: np.ndarray, sample_rate: int = 24_000) -> None:

@@ -4,7 +4,8 @@ Every id comes from `AudioTextVocab` (nothing is hard-coded); audio enters as vo
 frame-major (``vocab.codes_to_ids(codes)``). With Llama-3's tokenizer these are SODA's prompts
 token for token (docs/inference.md lists them):
 
-    continuation   <bos> <|audio_start|> A                                    -> audio
+    continuation   <bos> <|audio_start|> A                                    -> audio, stop <|audio_end|> (or SODA's:
+                                                                                 on through text spans, `CONTINUATION_TEXT`)
     tts            <bos> <|text_start|> T <|text_end|> <|audio_start|>        -> audio, stop <|audio_end|>
     voice_tts      <bos> <|text_start|> T_ref <|text_end|> <|audio_start|> A_ref <|audio_end|>
                          <|text_start|> T <|text_end|> <|audio_start|>        -> audio, stop <|audio_end|>
@@ -130,9 +131,30 @@ class TaskDefaults:
     """What the task generates: ``audio`` or ``text``."""
 
 
+CONTINUATION_TEXT: dict[str, tuple[str, ...]] = {
+    "stop": ("audio_end", "eos"),
+    "drop": ("eos",),
+}
+"""What a continuation does when the model closes the audio span, by option: the stop markers.
+
+``stop``: generation ends at the model's first <|audio_end|>: the output is the prompt's utterance
+continued, audio only. ``drop``: SODA's behaviour (its demo: "text tokens, if generated, are
+omitted in audio conversion"): the model may close the span, write a text span (in SODA's
+audio-first documents, the transcript of the utterance just spoken) and open another audio span, as
+often as the token budget allows; generation ends at EOS or the budget, and converting to audio keeps
+the audio spans' whole frames and drops the text (`soda_jax.inference.parse.generated_audio`;
+`generated_text_spans` gives what was dropped). The frame constraint holds in both: text only
+between the markers, each audio span whole frames from codebook 0."""
+DEFAULT_CONTINUATION_TEXT = "stop"
+"""The default continuation ends at the first <|audio_end|>: its audio is one stretch of speech the
+model generated without interruption, which is what the continuation evaluation scores (speaker
+similarity of the continuation to its prompt, the ASR transcript of prompt + continuation), and
+every token of the budget goes to audio. ``drop`` (SODA's) splices the next utterances' audio after
+each text span the model writes, as SODA's demo did (docs/inference.md)."""
+
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     # SODA: 3 s prompt, temperature 1.0, top-p 0.9, 1200 new tokens.
-    "continuation": TaskDefaults(1.0, 0.9, 0, 1200, ("audio_end", "eos"), "audio"),
+    "continuation": TaskDefaults(1.0, 0.9, 0, 1200, CONTINUATION_TEXT[DEFAULT_CONTINUATION_TEXT], "audio"),
     # SODA's Seed-TTS eval settings, used for plain TTS too.
     "tts": TaskDefaults(0.9, 0.8, 0, 1500, ("audio_end", "eos"), "audio"),
     "voice_tts": TaskDefaults(0.9, 0.8, 0, 1500, ("audio_end", "eos"), "audio"),
@@ -153,15 +175,31 @@ def stop_ids(vocab: AudioTextVocab, names: Sequence[str]) -> tuple[int, ...]:
     return tuple(table[n] for n in names)
 
 
-def sampling_params(task: str, vocab: AudioTextVocab, **overrides) -> SamplingParams:
+def continuation_stop(continuation_text: str) -> tuple[str, ...]:
+    """The stop markers of a continuation under ``continuation_text`` (a `CONTINUATION_TEXT` option)."""
+    if continuation_text not in CONTINUATION_TEXT:
+        raise ValueError(f"unknown continuation_text {continuation_text!r}; choose from {sorted(CONTINUATION_TEXT)}")
+    return CONTINUATION_TEXT[continuation_text]
+
+
+def sampling_params(task: str, vocab: AudioTextVocab, *, continuation_text: str | None = None, **overrides) -> SamplingParams:
     """`SamplingParams` of ``task`` from `TASK_DEFAULTS`, any field overridden (e.g. ``seed=3``,
-    ``max_new_tokens=50``; ``stop_ids`` replaces the task's stop markers)."""
+    ``max_new_tokens=50``; ``stop_ids`` replaces the task's stop markers).
+
+    ``continuation_text`` (continuation only): ``"stop"`` or ``"drop"`` (SODA's), see `CONTINUATION_TEXT`;
+    None: `DEFAULT_CONTINUATION_TEXT`.
+    """
     if task not in TASK_DEFAULTS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_DEFAULTS)}")
     defaults = TASK_DEFAULTS[task]
+    stop = defaults.stop
+    if continuation_text is not None:
+        if task != "continuation":
+            raise ValueError(f"continuation_text={continuation_text!r} applies to the continuation task, not {task!r}")
+        stop = continuation_stop(continuation_text)
     fields: dict[str, Any] = dict(
         temperature=defaults.temperature, top_p=defaults.top_p, top_k=defaults.top_k,
-        max_new_tokens=defaults.max_new_tokens, stop_ids=stop_ids(vocab, defaults.stop),
+        max_new_tokens=defaults.max_new_tokens, stop_ids=stop_ids(vocab, stop),
     )  # fmt: skip
     fields.update(overrides)
     return SamplingParams(**fields)

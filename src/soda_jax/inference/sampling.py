@@ -39,7 +39,9 @@ class SamplingParams:
     audio_constraint: bool = True
     """Frame-constrained audio and the interleaved layout: inside an audio span the k-th token of a
     frame must be a codebook-k id and <|audio_end|> may only follow a whole frame; a text span holds
-    text ids until <|text_end|>; no audio id outside an audio span (`allowed_mask`)."""
+    text ids until <|text_end|>; no audio id outside an audio span (`allowed_mask`). Text between
+    audio spans stays possible: whether a continuation goes on past <|audio_end|> (SODA's) is its
+    stop markers' choice (`soda_jax.inference.prompts.CONTINUATION_TEXT`)."""
 
     def __post_init__(self):
         if self.temperature < 0:

@@ -12,6 +12,11 @@ Training compute is ``TRAINING_FLOPS_MULTIPLIER`` x the forward budget: SODA's f
 
 Shapes are `soda_jax.models.ModelShape`s; `sweep_recipe(run)` is a run's `TrainRecipe` for the
 project's training step (its lr and beta2, `SWEEP_OPTIMIZER`'s other settings, no z-loss).
+
+`isoflop_grid(SweepRules())` is the 59 runs SODA's generator keeps. The paper's 64 add five of seven
+wide targets SODA placed by hand (d 2048-3072 at the top budgets), which these rules cannot produce:
+d=2048 is off the 256-step grid above 9e18 and wider is past ``max_hidden``; `plan_run` plans them
+(docs/design-studies.md, "The isoFLOP grid and SODA's 64 runs").
 """
 
 from __future__ import annotations
@@ -108,7 +113,9 @@ class SweepRules:
         return list(range(self.min_hidden, self.max_hidden + 1, self.hidden_step_for(budget)))
 
     def shape_for_hidden(self, hidden: int) -> ModelShape:
-        """The catalogue rule: depth, heads and MLP width from the hidden size."""
+        """The grid's rule: depth, heads and MLP width from the hidden size. (The catalogue's named
+        sizes follow another: SODA-150M keeps the 135M's width and deepens it to 150M parameters,
+        `soda_jax.models.catalogue.SODA_150M`; this rule at d=512 gives a 6-layer model.)"""
         denominator = self.layer_base + self.layer_log_slope * math.log2(hidden) - self.layer_offset
         if self.fixed_num_heads:
             heads, head_dim = self.fixed_num_heads, hidden // self.fixed_num_heads

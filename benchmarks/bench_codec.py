@@ -6,21 +6,29 @@ alike; minimum over repeats (the intrinsic cost), medians recorded too.
 
 - ``overhead``: MimiCodec (torch) vs a bare transformers ``MimiModel.encode`` on the same input:
   wall-clock with torch's default threads and process CPU time with one thread.
-- ``backends``: encode and decode, audio seconds per second, torch vs jax, same input, same run
-  (jax timed after its compile, which is reported separately).
+- ``backends``: encode and decode of one batch (``--batch`` x ``--seconds``), audio seconds per
+  second, torch vs jax on this CPU, same input, same run, alternating (jax timed after its compile,
+  which is reported separately); the per-process figure a CPU pool's estimate uses (docs/tpu.md).
 - ``demo``: the demo's tiny random codec encoding a demo-sized batch list from a cold start (build +
   compile + encode), per backend: which one ``make demo`` should use.
 - ``tpu``: ahead-of-time compile of a batched encode for one TPU v5p chip (``v5p:2x2x1`` topology,
-  libtpu, no TPU needed): compiled FLOPs, bytes and memory -> roofline audio hours per chip-hour and
-  chip-hours for 1.4M hours. Falls back to the CPU compile's FLOPs (labelled) without libtpu.
+  libtpu, no TPU needed) at the tokenize step's matmul precision (``--tpu-precision``, default
+  "highest"): compiled FLOPs, bytes and memory -> roofline audio hours per chip-hour and chip-hours
+  for 1.4M hours. Falls back to the CPU compile's FLOPs (labelled) without libtpu.
+
+Every run records the commit, the machine and the load average before and after (other jobs on a
+shared machine slow both backends alike; the load says how much). Run it alone on the machine:
 
     .venv/bin/python benchmarks/bench_codec.py [--parts overhead,backends,demo,tpu] [--repeats 5]
+    .venv/bin/python benchmarks/bench_codec.py --parts backends --batch 8 --seconds 10   # JAX vs torch only
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import socket
 import statistics
 import time
 
@@ -28,6 +36,8 @@ import numpy as np
 import torch
 
 from soda_jax.audio.codec import MimiCodec, batches_by_length
+from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS
+from soda_jax.execution.provenance import git_state
 from soda_jax.fileio import atomic_write_json, read_json_or_none
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_codec.json")
@@ -38,6 +48,14 @@ V5P_PEAK_FLOPS = 459e12
 """TPU v5p peak bf16 FLOP/s per chip (Google Cloud's v5p specification)."""
 V5P_HBM_BYTES_PER_S = 2.765e12
 """TPU v5p HBM bandwidth per chip (same source)."""
+
+
+def machine() -> dict:
+    """Where the figures were measured."""
+    return {
+        "host": socket.gethostname(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    }  # fmt: skip
 
 
 def timed(fn, clock=time.perf_counter) -> float:
@@ -132,6 +150,9 @@ def backends(torch_codec: MimiCodec, seconds: float, batch: int, repeats: int) -
     result = {
         "audio_seconds": audio,
         "batch": batch,
+        "seconds_per_item": seconds,
+        "torch_threads": torch.get_num_threads(),
+        "jax_devices": len(jax_codec.runner.mesh.devices.flat),
         "jax_convert_seconds": convert_s,
         "jax_encode_compile_seconds": first["jax"] - min(enc["jax"]),
         "jax_decode_compile_seconds": first_decode["jax"] - min(dec["jax"]),
@@ -189,8 +210,9 @@ def demo(repeats: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------ tpu
-def tpu(batch: int, seconds: float) -> dict:
-    """Compile a batched full-size encode (``batch`` x ``seconds``, 8 codebooks) for one v5p chip."""
+def tpu(batch: int, seconds: float, precision: str = DEFAULT_MATMUL_PRECISION) -> dict:
+    """Compile a batched full-size encode (``batch`` x ``seconds``, 8 codebooks) for one v5p chip, its
+    float32 matmuls and convolutions at ``precision`` (as `MimiRunner` runs them)."""
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # other processes may hold libtpu's lock
     import jax
     from flax import nnx
@@ -222,7 +244,8 @@ def tpu(batch: int, seconds: float) -> dict:
     state = jax.eval_shape(lambda: abstract.initial_state(batch))
     state = jax.tree.map(lambda x: on(P(DATA_AXIS) if x.ndim else P())(x), state)
     start = time.perf_counter()
-    compiled = _encode.lower(graphdef, params, audio, state, NUM_CODEBOOKS).compile()
+    with jax.default_matmul_precision(precision):
+        compiled = _encode.lower(graphdef, params, audio, state, NUM_CODEBOOKS).compile()
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
@@ -232,6 +255,7 @@ def tpu(batch: int, seconds: float) -> dict:
     audio_hours_per_chip_hour = batch * seconds / seconds_per_call
     result = {
         "target": target,
+        "matmul_precision": precision,
         "batch": batch,
         "seconds_per_item": seconds,
         "compile_seconds": compile_s,
@@ -268,14 +292,17 @@ def main() -> None:
     )
     parser.add_argument("--tpu-batch", type=int, default=32)
     parser.add_argument("--tpu-seconds", type=float, default=30.0)
+    parser.add_argument("--tpu-precision", default=DEFAULT_MATMUL_PRECISION, choices=MATMUL_PRECISIONS)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    load_before = os.getloadavg()
 
     from transformers import MimiConfig
 
     # Parts run separately update one results file (each part records its own figures).
     results: dict = read_json_or_none(RESULTS) or {}
     results.update({"device": "cpu", "torch_threads": torch.get_num_threads(), "repeats": args.repeats})
+    results.update({"git": git_state(), "machine": machine(), "load_average_before": list(load_before)})
     codec = MimiCodec.random(MimiConfig(), seed=0)
     results["params"] = sum(p.numel() for p in codec.model.parameters())
     if "overhead" in parts:
@@ -285,7 +312,10 @@ def main() -> None:
     if "demo" in parts:
         results["demo_tiny_codec"] = demo(args.repeats)
     if "tpu" in parts:
-        results["tpu_encode_estimate"] = tpu(args.tpu_batch, args.tpu_seconds)
+        results["tpu_encode_estimate"] = tpu(args.tpu_batch, args.tpu_seconds, args.tpu_precision)
+    results["load_average_after"] = list(os.getloadavg())
+    results["parts_run"] = sorted(parts)
+    print(f"load average (1, 5, 15 min) before {load_before}, after {tuple(results['load_average_after'])}")
     atomic_write_json(RESULTS, results)
     print(f"wrote {RESULTS}")
 

@@ -37,7 +37,12 @@ from soda_jax.data.sft_sources import TaskSource
 from soda_jax.data.sft_step import SftDataConfig, build_sft_data
 from soda_jax.data.synth import DEMO_VOICES, SynthDemoConfig, Voice, synthesize_demo_corpus
 from soda_jax.data.text_sources import NEMOTRON_HQ_ACTUAL
-from soda_jax.data.tokenize_audio import TokenizeAudioConfig, tokenize_audio
+from soda_jax.data.tokenize_audio import (
+    BUFFERED_BATCHES,
+    DEFAULT_BATCH_SECONDS,
+    TokenizeAudioConfig,
+    tokenize_audio,
+)
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
 from soda_jax.execution import ExecutorStep, InputName, Resources, output_path_of, this_output_path, versioned
 from soda_jax.execution.tpu_slices import tpu_slice
@@ -135,6 +140,7 @@ def default_tokenize(
     codec_backend: str | None = None,
     resources: Resources | None = None,
     matmul_precision: str = DEFAULT_MATMUL_PRECISION,
+    batch_seconds: float = DEFAULT_BATCH_SECONDS,
 ) -> ExecutorStep[TokenizeAudioConfig]:
     """``tokenized/{name}-audio``: a YODAS2/Emilia corpus -> Mimi codes per utterance (docs/audio.md).
 
@@ -145,6 +151,8 @@ def default_tokenize(
     step runs on: one process per host, each tokenizing its share of the shards with the JAX codec
     over its chips (``codec_backend="jax"``; docs/tpu.md). ``matmul_precision`` on accelerators:
     "highest" keeps the CPU's codes; "high"/"default" are faster, change codes, and are versioned.
+    ``batch_seconds``: padded audio per encoder batch (`BUFFERED_BATCHES` of it read ahead); a TPU
+    host splits each batch over its chips, so give it a host's worth (docs/tpu.md).
     """
     if resources is not None and cpus is not None:
         raise ValueError("default_tokenize: give cpus or resources, not both")
@@ -162,6 +170,8 @@ def default_tokenize(
             codec=versioned(codec),
             num_cpus_per_shard=shard.cpus,
             num_gpus_per_shard=shard.gpu,
+            batch_seconds=batch_seconds,
+            buffer_seconds=BUFFERED_BATCHES * batch_seconds,
             codec_backend=DEFAULT_BACKEND if codec_backend is None else versioned(codec_backend),
             matmul_precision=matmul_precision if matmul_precision == DEFAULT_MATMUL_PRECISION else versioned(matmul_precision),
         ),
@@ -500,7 +510,8 @@ def default_eval(
         name=f"evaluation/{name}",
         fn=run_eval,
         config=EvalConfig(
-            model_path=checkpoint_step,  # type: ignore[arg-type]
+            # a path (an HF directory, a run trained elsewhere) is versioned by its location
+            model_path=versioned(checkpoint_step) if isinstance(checkpoint_step, str) else checkpoint_step,  # type: ignore[arg-type]
             output_path=this_output_path(),
             tasks=versioned(tuple(tasks)),  # type: ignore[arg-type]
             codec=versioned(codec),  # type: ignore[arg-type]

@@ -40,7 +40,8 @@ from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.data.sources import get_source
 from soda_jax.data.text_sources import list_text_files
-from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution import ExecutorStep, Resources, executor_main
+from soda_jax.execution.tpu_slices import tpu_slice
 
 SODA_RAW_ROOT_ENV = "SODA_RAW_ROOT"
 """Environment variable naming the directory (or bucket URL) under which a corpus without its own setting is looked for."""
@@ -76,6 +77,10 @@ ENGLISH_FILES = {
 hq_actual, MLS's train split (parquet release or OpenSLR layout)."""
 TOKENIZE_CPUS = 4
 """CPUs per tokenization shard task (Mimi encoding on CPU hosts)."""
+TOKENIZE_ON_CPU, TOKENIZE_ON_GPU = "cpu", "gpu"
+"""`SodaDataRoots.tokenize_on` values besides a TPU slice type."""
+TPU_HOST_BATCH_SECONDS = 4 * 32 * 30.0
+"""Padded audio per encoder batch on a TPU host: 4 chips x 32 utterances of 30 s (docs/tpu.md)."""
 
 
 def _setting(variable: str, default: Callable[[], str]) -> Any:
@@ -104,6 +109,10 @@ class SodaDataRoots:
     """The text tokenizer: a local directory, or ``hf://{repo}@{commit}`` (copied into the prefix)."""
     mimi: str = _setting("SODA_MIMI", lambda: f"hf://{MIMI_REPO}@{MIMI_COMMIT}")
     """Mimi's weights: a local directory, or ``hf://{repo}@{commit}`` (copied into the prefix)."""
+    tokenize_on: str = _setting("SODA_TOKENIZE_ON", lambda: TOKENIZE_ON_CPU)
+    """Where Mimi encodes: ``cpu`` (torch, `TOKENIZE_CPUS` per shard task on the CPU pool), ``gpu`` (torch,
+    one GPU per shard task), or a TPU slice type such as ``v5p-128`` (the JAX Mimi, one process per host,
+    each encoding its share of the shards over its chips; docs/tpu.md). A TPU slice is versioned (JAX codec)."""
     copy_from_hub: bool = field(default_factory=lambda: os.environ.get("SODA_COPY_FROM_HUB", "") not in ("", "0"))
     """Copy ``hf://`` corpora into the prefix first (`default_download`, English parts only) and read
     the copy; else the readers stream them from the hub. ``$SODA_COPY_FROM_HUB=1``."""
@@ -142,8 +151,18 @@ class SodaSteps:
         """``tokenized/{component}-interleaved``: the component's Mimi codes, interleaved with its transcripts."""
         codec = CodecConfig(pretrained=self.asset(self.roots.mimi, MIMI_FILES))  # a step: its output directory
         codes = default_tokenize(component, self.corpus(component), source=SPEECH_SOURCES[component],
-                                 languages=LANGUAGES, codec=codec, cpus=TOKENIZE_CPUS)  # fmt: skip
+                                 languages=LANGUAGES, codec=codec, **self.tokenize_placement())  # fmt: skip
         return default_interleave(component, codes, tokenizer=self.asset(self.roots.tokenizer, TOKENIZER_FILES))
+
+    def tokenize_placement(self) -> dict[str, Any]:
+        """`default_tokenize`'s placement arguments for ``roots.tokenize_on``."""
+        where = self.roots.tokenize_on
+        if where == TOKENIZE_ON_CPU:
+            return {"cpus": TOKENIZE_CPUS}
+        if where == TOKENIZE_ON_GPU:
+            return {"resources": Resources(cpus=TOKENIZE_CPUS, gpu=1)}
+        return {"resources": Resources(tpu=tpu_slice(where).name), "codec_backend": "jax",
+                "batch_seconds": TPU_HOST_BATCH_SECONDS}  # fmt: skip
 
     def text_cache(self) -> ExecutorStep:
         """``tokenized/nemotron_cc-text``: Nemotron-CC's hq_actual, tokenized."""

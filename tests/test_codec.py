@@ -3,6 +3,7 @@
 Every test runs on both backends (torch: transformers' MimiModel; jax: soda_jax.audio.mimi_jax).
 """
 
+import fsspec
 import numpy as np
 import pytest
 import torch
@@ -123,6 +124,20 @@ def test_from_pretrained_local_directory(codec, utterances, tmp_path):
     )
     np.testing.assert_array_equal(loaded.encode(utterances[:1])[0], codec.encode(utterances[:1])[0])
     assert loaded.describe()["weights"] == str(tmp_path / "mimi")
+
+
+def test_from_pretrained_directory_in_a_bucket(codec, utterances, tmp_path):
+    """Mimi copied into the prefix (a bucket) loads like a local directory, named by its URL."""
+    MimiCodec.random(seed=0).model.save_pretrained(tmp_path / "mimi")
+    url = "memory://codec-test/mimi"
+    memory = fsspec.filesystem("memory")
+    try:
+        memory.put(str(tmp_path / "mimi") + "/", "/codec-test/mimi/", recursive=True)
+        loaded = MimiCodec.from_pretrained(url, backend=codec.backend, converted_dir=str(tmp_path / "converted"))
+        np.testing.assert_array_equal(loaded.encode(utterances[:1])[0], codec.encode(utterances[:1])[0])
+        assert loaded.describe()["weights"] == url
+    finally:
+        memory.rm("/codec-test", recursive=True)
 
 
 def test_codec_config_builds_and_validates(backend):

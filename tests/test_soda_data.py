@@ -5,6 +5,7 @@ refused before anything runs, naming it."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -211,3 +212,22 @@ def test_the_experiment_reads_the_hub_endpoint_from_the_environment(hub, corpora
     assert done.returncode == 1, done.stderr  # the other corpora are nowhere: listed as unreadable, named
     assert listed(done.stdout)["yodas2"] == SHARDS["yodas2"]
     assert f"emilia: cannot list {tmp_path}/elsewhere/emilia: {tmp_path}/elsewhere/emilia: no such file" in done.stdout
+
+
+
+@pytest.mark.parametrize(
+    "where, cpus, gpus, tpu, backend",
+    [("cpu", soda_data.TOKENIZE_CPUS, 0, None, "torch"), ("gpu", soda_data.TOKENIZE_CPUS, 1, None, "torch"),
+     ("v5p-128", None, None, "v5p-128", "jax")],
+)  # fmt: skip
+def test_tokenization_goes_where_the_setting_says(tmp_path, where, cpus, gpus, tpu, backend):
+    roots = SodaDataRoots(**{s: str(tmp_path / s) for s in SETTINGS}, tokenizer=str(tmp_path / "tok"),
+                          mimi=str(tmp_path / "mimi"), tokenize_on=where)  # fmt: skip
+    tokenize = soda_data.SodaSteps(roots).speech_cache("yodas2").config.input_path
+    assert tokenize.name == "tokenized/yodas2-audio"
+    assert getattr(tokenize.config.codec_backend, "value", tokenize.config.codec_backend) == backend
+    assert tokenize.resources.tpu == tpu
+    if tpu is None:
+        assert (tokenize.config.num_cpus_per_shard, tokenize.config.num_gpus_per_shard) == (cpus, gpus)
+    with pytest.raises(ValueError, match="unknown TPU type"):
+        soda_data.SodaSteps(dataclasses.replace(roots, tokenize_on="a-laptop")).speech_cache("yodas2")

@@ -1,18 +1,23 @@
-"""``soda``: inspect what the executor wrote.
+"""``soda``: inspect what the executor wrote, plan, compile, generate, launch.
 
     soda info PATH      a step's output directory, or an experiment JSON: status, provenance;
                         a failed step's traceback (exit status 1 if a step FAILED or DEP_FAILED)
     soda dashboard --prefix P [--host 127.0.0.1] [--port 8365]   experiments, DAGs, curves, results in a browser
-    soda plan --budget 1e21   compute-optimal model and data for a FLOP budget (scaling laws)
+    soda plan --budget 1e21 --fits DIR   compute-optimal model and data for a FLOP budget (scaling laws)
     soda compile soda-135m --tpu v5p-32   compile a run's training step for a TPU slice here (HBM, FLOPs)
     soda generate tts|voice-tts|asr|continue --checkpoint PATH --out DIR ...   speech or text (docs/inference.md)
+    soda launch EXPERIMENT.py --cluster CONFIG [-- ARGS]   submit an experiment to a Ray cluster
+
+Every command has its own ``--help``; flags may come in any order.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from soda_jax import fileio
@@ -92,44 +97,153 @@ def info(path: str) -> int:
     return 1 if failed(path) else 0
 
 
+# ------------------------------------------------------------------------------ command line
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (they hold examples); a flag's default (a number or a word) after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        default = action.default
+        if text and "%(default)" not in text and default is not argparse.SUPPRESS and isinstance(default, (int, float, str)) and not isinstance(default, bool):
+            text += " (default: %(default)s)"
+        return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One ``soda`` subcommand: its arguments and what runs them (both import their module lazily:
+    ``soda info`` must not wait for JAX)."""
+
+    help: str
+    """One line for ``soda --help``."""
+    arguments: Callable[[argparse.ArgumentParser], None]
+    """Adds the subcommand's arguments to its parser."""
+    run: Callable[[argparse.Namespace], int]
+    """Runs the parsed arguments; returns the exit status."""
+    description: Callable[[], str | None] = lambda: None
+    """The subcommand's ``--help`` text above its arguments."""
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a step output directory or an experiment JSON")
+
+
+def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", default=os.environ.get(PREFIX_ENV), help=f"the executor's prefix (default ${PREFIX_ENV})")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to serve on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8265 is Ray's dashboard; 0: any free one)")
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    if not args.prefix:
+        print(f"soda dashboard: error: pass --prefix or set ${PREFIX_ENV}", file=sys.stderr)
+        return 2
+    from soda_jax.dashboard.server import serve
+
+    serve(args.prefix, args.host, args.port)
+    return 0
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    from soda_jax.scaling.planner import add_plan_arguments
+
+    add_plan_arguments(parser)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from soda_jax.scaling.planner import run_plan
+
+    return run_plan(args)
+
+
+def _compile_arguments(parser: argparse.ArgumentParser) -> None:
+    from soda_jax.aot.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from soda_jax.aot.cli import run
+
+    return run(args)
+
+
+def _compile_description() -> str | None:
+    from soda_jax.aot import cli
+
+    return cli.__doc__
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    from soda_jax.inference.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from soda_jax.inference.cli import run
+
+    return run(args)
+
+
+def _launch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("argv", nargs=argparse.REMAINDER, help="EXPERIMENT.py --cluster CONFIG [...] [-- ARGS] (soda launch --help)")
+
+
+def _launch(args: argparse.Namespace) -> int:
+    return launch(args.argv)
+
+
+def launch(argv: list[str]) -> int:
+    """``soda launch ARGV``: everything after ``launch`` (``--`` and what follows included) goes to
+    `soda_jax.execution.launch.launch_main` as it is."""
+    from soda_jax.execution.launch import launch_main
+
+    return launch_main(list(argv))
+
+
+COMMANDS: dict[str, Command] = {
+    "info": Command("show a step's status and provenance, or an experiment's", _info_arguments, lambda args: info(args.path)),
+    "dashboard": Command("serve the executor dashboard over HTTP", _dashboard_arguments, _dashboard),
+    "plan": Command("compute-optimal allocation for a FLOP budget", _plan_arguments, _plan),
+    "compile": Command("AOT-compile a training step for a TPU slice: fits? FLOPs?", _compile_arguments, _compile, _compile_description),
+    "generate": Command("generate speech or text with a checkpoint", _generate_arguments, _generate),
+    "launch": Command("submit an experiment file to a Ray cluster as a job", _launch_arguments, _launch),
+}
+"""``soda``'s subcommands, in ``soda --help``'s order."""
+PASS_THROUGH = ("launch",)
+"""Subcommands whose arguments go unparsed to their own command line (its ``--help`` is its own)."""
+
+
+def build_parser(commands: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """``soda``'s parser; ``commands``: the subcommands whose arguments to build (default all; the
+    others are listed in ``soda --help`` but take no arguments)."""
+    parser = argparse.ArgumentParser(prog="soda", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        built = commands is None or name in commands
+        sub = subparsers.add_parser(
+            name, help=command.help, description=(command.description() if built else None) or command.help,
+            formatter_class=HelpFormatter, add_help=name not in PASS_THROUGH, allow_abbrev=False,
+        )  # fmt: skip
+        if built:
+            command.arguments(sub)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed ``soda`` command line (only the chosen subcommand's module is imported); exits
+    with argparse's message (status 2) on an argument error, or after printing ``--help``."""
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    return build_parser((chosen,) if chosen else ()).parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soda", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    info_cmd = commands.add_parser("info", help="show a step's status and provenance, or an experiment's")
-    info_cmd.add_argument("path", help="a step output directory or an experiment JSON")
-    dash_cmd = commands.add_parser("dashboard", help="serve the executor dashboard over HTTP")
-    dash_cmd.add_argument("--prefix", default=os.environ.get(PREFIX_ENV), help=f"default ${PREFIX_ENV}")
-    dash_cmd.add_argument("--host", default="127.0.0.1")
-    dash_cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT} (8265 is Ray's dashboard)")
-    plan_cmd = commands.add_parser("plan", help="compute-optimal allocation for a FLOP budget")
-    plan_cmd.add_argument("rest", nargs=argparse.REMAINDER)
-    compile_cmd = commands.add_parser("compile", help="AOT-compile a training step for a TPU slice: fits? FLOPs?")
-    compile_cmd.add_argument("rest", nargs=argparse.REMAINDER)
-    generate_cmd = commands.add_parser("generate", help="generate speech or text with a checkpoint", add_help=False)
-    generate_cmd.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command == "compile":
-        from soda_jax.aot.cli import compile_main
-
-        return compile_main(args.rest)
-    if args.command == "info":
-        return info(args.path)
-    if args.command == "dashboard":
-        if not args.prefix:
-            parser.error(f"pass --prefix or set ${PREFIX_ENV}")
-        from soda_jax.dashboard.server import serve
-
-        serve(args.prefix, args.host, args.port)
-        return 0
-    if args.command == "plan":
-        from soda_jax.scaling.planner import plan_main
-
-        return plan_main(args.rest)
-    if args.command == "generate":
-        from soda_jax.inference.cli import generate_main
-
-        return generate_main(args.rest)
-    return 2
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:  # as given: its flags and ``-- ARGS`` are launch_main's to parse
+        return launch(argv[1:])
+    args = parse(argv)
+    return COMMANDS[args.command].run(args)
 
 
 if __name__ == "__main__":

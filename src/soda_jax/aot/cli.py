@@ -20,8 +20,8 @@ import logging
 from typing import Any
 
 from soda_jax import fileio
-from soda_jax.aot.check import compile_report
 from soda_jax.audio.vocab import SODA_VOCAB_SIZE
+from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.models.catalogue import CATALOGUE, model_shape
 from soda_jax.training.config import TrainConfig
 from soda_jax.training.parallelism import ParallelismConfig
@@ -81,24 +81,54 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def compile_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="soda compile", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("model", help=f"a catalogue model: {', '.join(sorted(CATALOGUE))}")
-    parser.add_argument("--tpu", required=True, help="slice type, e.g. v5p-32, v5p-256, v6e-64")
+def slice_type(name: str) -> str:
+    """``--tpu``'s value, checked when the command line is parsed (`tpu_slice`'s error otherwise)."""
+    try:
+        tpu_slice(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
+def parallelism_type(text: str) -> ParallelismConfig:
+    """``--parallelism``'s value as a `ParallelismConfig`, checked when the command line is parsed."""
+    try:
+        return parse_parallelism(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``soda compile``'s arguments (flags in any order, before or after the model)."""
+    parser.add_argument("model", choices=sorted(CATALOGUE), metavar="MODEL", help=f"a catalogue model: {', '.join(sorted(CATALOGUE))}")
+    parser.add_argument("--tpu", required=True, type=slice_type, help="slice type, e.g. v5p-32, v5p-256, v6e-64")
     parser.add_argument("--slices", type=int, default=1, help="slices joined over DCN (levanter's replica_dcn axis)")
-    parser.add_argument("--batch", type=int, default=SODA_BATCH_SIZE)
-    parser.add_argument("--seq", type=int, default=SODA_SEQ_LEN)
-    parser.add_argument("--vocab", type=int, default=SODA_VOCAB_SIZE)
-    parser.add_argument("--parallelism", default=None, help="e.g. model=2 or replica=2,fsdp=false")
-    parser.add_argument("--layer-loop", default="auto", choices=("auto", "scan", "unrolled"))
+    parser.add_argument("--batch", type=int, default=SODA_BATCH_SIZE, help="sequences per step (with --decode: per decode step)")
+    parser.add_argument("--seq", type=int, default=SODA_SEQ_LEN, help="sequence length (with --decode: KV cache positions)")
+    parser.add_argument("--vocab", type=int, default=SODA_VOCAB_SIZE, help="vocabulary size (SODA's: Llama-3 + audio)")
+    parser.add_argument("--parallelism", type=parallelism_type, default=None, metavar="NAME=VALUE,...",
+                        help="mesh, e.g. model=2 or replica=2,fsdp=false (default: FSDP over every chip)")  # fmt: skip
+    parser.add_argument("--layer-loop", default="auto", choices=("auto", "scan", "unrolled"), help="scanned or unrolled layers")
     parser.add_argument("--no-remat", action="store_true", help="gradient checkpointing off")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count through the loops (two small compiles)")
     parser.add_argument("--decode", action="store_true", help="compile the inference decode step (batch sequences, KV cache of seq positions)")
-    parser.add_argument("--json", default=None, help="also write the report here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the report here")
+
+
+def compile_main(argv: list[str]) -> int:
+    """``soda compile ARGS`` on its own parser (the `soda` command line builds the same one)."""
+    parser = argparse.ArgumentParser(prog="soda compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compile as the parsed arguments say, print the report; exit status 1 when it does not fit."""
+    from soda_jax.aot.check import compile_report
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = train_config_for(
-        args.model, batch=args.batch, seq=args.seq, parallelism=parse_parallelism(args.parallelism),
+        args.model, batch=args.batch, seq=args.seq, parallelism=args.parallelism or ParallelismConfig(),
         layer_loop=args.layer_loop, gradient_checkpointing=not args.no_remat,
     )  # fmt: skip
     if args.decode:

@@ -16,6 +16,10 @@ single full-length pass.
 Two backends run the same Mimi with the same rules: ``"torch"`` (transformers' MimiModel, the
 reference) and ``"jax"`` (`soda_jax.audio.mimi_jax`, flax, jit-compiled and sharded over a
 data-parallel mesh). A JAX codec built from the same weights gives the same codes (docs/audio.md).
+The torch backend runs on a GPU when given ``device="cuda"`` (`torch_device` chooses). On
+accelerators, ``matmul_precision`` sets how float32 matmuls and convolutions run (`MATMUL_PRECISIONS`):
+"highest" (the default) computes them in full float32 as a CPU does, so the codes match the CPU
+reference; lower settings are faster and may change codes.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ import numpy as np
 import torch
 from transformers import MimiConfig, MimiModel
 
+from soda_jax import fileio
 from soda_jax.audio.mimi_jax import convert
 from soda_jax.audio.mimi_jax.model import Mimi
-from soda_jax.audio.mimi_jax.runner import MimiRunner
+from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS, MimiRunner
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
 
 _GLOBAL_RNG_LOCK = threading.Lock()
@@ -124,23 +129,32 @@ class MimiCodec:
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         weights: str = "",
         devices: Sequence[Any] | None = None,
+        device: str = "cpu",
+        matmul_precision: str = DEFAULT_MATMUL_PRECISION,
     ):
         """``model``: a transformers MimiModel (torch backend) or a flax `Mimi` (jax backend).
 
         ``devices``: the jax backend's data-parallel mesh (default: all local accelerators, or one
-        CPU device).
+        CPU device). ``device``: the torch backend's device (``"cpu"``, ``"cuda"``; `torch_device`).
+        ``matmul_precision``: float32 matmul/convolution precision on accelerators (`MATMUL_PRECISIONS`).
         """
         codebooks_for(num_codebooks)
+        check_precision(matmul_precision)
         self.model = model
+        self.matmul_precision = matmul_precision
+        self.device = "cpu"
         if isinstance(model, Mimi):
             self.backend = "jax"
             config = model.config
-            self.runner = MimiRunner(model, devices=devices)
+            self.runner = MimiRunner(model, devices=devices, matmul_precision=matmul_precision)
             self.sample_rate, self.frame_rate = config.sample_rate, float(config.frame_rate)
             self.codebook_size, num_quantizers = config.codebook_size, config.num_quantizers
         else:
             self.backend = "torch"
-            self.model = model.eval()
+            self.device = device
+            if torch.device(device).type == "cuda":
+                apply_torch_precision(matmul_precision)
+            self.model = model.eval().to(device)
             # The encoder transformer only returns its (sliding-window) KV cache when use_cache is on;
             # chunked encoding needs it to match a full pass.
             self.model.config.use_cache = True
@@ -159,7 +173,7 @@ class MimiCodec:
     def from_pretrained(
         cls, name_or_path: str, *, backend: str = "torch", converted_dir: str | None = None, **kwargs: Any
     ) -> MimiCodec:
-        """Load Mimi weights from a local directory or a hub id (set HF_HUB_OFFLINE=1 offline).
+        """Load Mimi weights from a directory (local or any fsspec URL) or a hub id (set HF_HUB_OFFLINE=1 offline).
 
         The jax backend reads a converted checkpoint (`mimi_jax.convert`) if ``name_or_path`` is one;
         otherwise it converts the safetensors directory (a hub id: its local snapshot) once, into
@@ -167,6 +181,9 @@ class MimiCodec:
         """
         check_backend(backend)
         kwargs.setdefault("weights", name_or_path)
+        if "://" in name_or_path:  # a directory in a bucket (e.g. Mimi copied into the prefix): read a local copy
+            with fileio.local_directory(name_or_path) as local:
+                return cls.from_pretrained(local, backend=backend, converted_dir=converted_dir, **kwargs)
         if backend == "torch":
             return cls(MimiModel.from_pretrained(name_or_path), **kwargs)
         if convert.read_manifest(name_or_path) is not None:
@@ -194,13 +211,20 @@ class MimiCodec:
         return cls(model if backend == "torch" else convert.from_transformers(model), **kwargs)
 
     @classmethod
-    def from_config(cls, config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
+    def from_config(
+        cls, config: CodecConfig, backend: str = DEFAULT_BACKEND, *, device: str = "cpu",
+        matmul_precision: str = DEFAULT_MATMUL_PRECISION,
+    ) -> MimiCodec:  # fmt: skip
+        """The codec ``config`` describes, on ``device`` (torch) with ``matmul_precision`` (accelerators)."""
         kwargs: dict[str, Any] = {
             "num_codebooks": config.num_codebooks,
             "chunk_seconds": config.chunk_seconds,
             "weights": config.weights,
             "backend": backend,
+            "matmul_precision": matmul_precision,
         }
+        if backend == "torch":
+            kwargs["device"] = device
         if config.pretrained is not None:
             return cls.from_pretrained(config.pretrained, **kwargs)
         mimi_config = tiny_mimi_config() if config.random_size == "tiny" else MimiConfig()
@@ -210,7 +234,8 @@ class MimiCodec:
         """The facts ``codec.json`` records (data contract section 1).
 
         ``backend`` appears only for the jax backend, so outputs written before it existed (torch)
-        keep their codec.json and can still be resumed.
+        keep their codec.json and can still be resumed; ``matmul_precision`` only when it is not the
+        default (full float32, as every output before the setting existed was computed).
         """
         facts = {
             "codec": CODEC_NAME,
@@ -220,9 +245,7 @@ class MimiCodec:
             "codebook_size": self.codebook_size,
             "weights": self.weights,
         }
-        if self.backend != "torch":
-            facts["backend"] = self.backend
-        return facts
+        return facts | backend_facts(self.backend, self.matmul_precision)
 
     # ---------------------------------------------------------------------------------- encode
     def num_frames(self, num_samples: int) -> int:
@@ -251,7 +274,7 @@ class MimiCodec:
         """``[B, 1, whole frames]`` -> ``[B, K, frames]``, chunk by chunk with streaming state."""
         if self.backend == "jax":
             return self.runner.encode(batch[:, 0], self.num_codebooks, self.chunk_frames)
-        return self._encode_padded_torch(torch.from_numpy(batch)).numpy()
+        return self._encode_padded_torch(torch.from_numpy(batch).to(self.device)).cpu().numpy()
 
     def _encode_padded_torch(self, batch: torch.Tensor) -> torch.Tensor:
         model = self.model
@@ -294,14 +317,63 @@ class MimiCodec:
             audio = self.runner.decode(batch)
         else:
             assert not isinstance(self.model, Mimi)  # torch backend: a transformers MimiModel
-            audio = self.model.decode(torch.from_numpy(batch), return_dict=True).audio_values
-            audio = audio[:, 0].float().numpy()
+            audio = self.model.decode(torch.from_numpy(batch).to(self.device), return_dict=True).audio_values
+            audio = audio[:, 0].float().cpu().numpy()
         return [audio[i, : n * self.samples_per_frame].copy() for i, n in enumerate(frames)]
+
+
+def backend_facts(backend: str, matmul_precision: str) -> dict[str, str]:
+    """The part of `MimiCodec.describe` that says how the codes were computed (only what differs from
+    the torch backend at full precision, the setting of every output written before these facts)."""
+    facts = {}
+    if backend != "torch":
+        facts["backend"] = backend
+    if matmul_precision != DEFAULT_MATMUL_PRECISION:
+        facts["matmul_precision"] = matmul_precision
+    return facts
 
 
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"codec backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {precision!r}")
+
+
+TORCH_PRECISIONS = {"highest": "highest", "high": "high"}
+"""`MATMUL_PRECISIONS` -> ``torch.set_float32_matmul_precision`` ("high": TF32 on NVIDIA GPUs);
+"default" leaves torch's own settings (float32 matmuls, TF32 convolutions)."""
+
+
+def apply_torch_precision(precision: str) -> None:
+    """Set this process's CUDA float32 matmul and convolution precision (torch flags are per process)."""
+    if precision in TORCH_PRECISIONS:
+        torch.set_float32_matmul_precision(TORCH_PRECISIONS[precision])
+        torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
+def torch_device(gpus_requested: float, gpus_granted: Sequence[Any], cuda_available: bool) -> str:
+    """Where the torch backend runs: ``"cuda"`` when the step asked for a GPU and torch sees one.
+
+    ``gpus_granted``: the GPU ids the scheduler gave this process (Ray's ``get_gpu_ids()``; empty
+    outside Ray or when a local run without GPUs dropped the request). A GPU that was granted but
+    that torch cannot use (a CPU-only torch build, a driver problem) is an error, never a silent
+    fall-back to CPU; a request that was dropped runs on CPU, saying so.
+    """
+    if gpus_requested <= 0:
+        return "cpu"
+    if cuda_available:
+        return "cuda"
+    if gpus_granted:
+        raise RuntimeError(
+            f"this task was given GPU(s) {list(gpus_granted)} but torch {torch.__version__} sees no CUDA device "
+            f"(a CPU-only torch build? torch.version.cuda={torch.version.cuda})"
+        )
+    logger.warning("%s GPU(s) asked for, none given to this process: the torch codec runs on CPU", gpus_requested)
+    return "cpu"
 
 
 def _hub_snapshot(repo_id: str) -> str:

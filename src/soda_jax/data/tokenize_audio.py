@@ -6,9 +6,17 @@ Output (docs/data-contracts.md, section 1)::
     {output_path}/shards/{shard}.parquet  one per input shard, written atomically when it is done
     {output_path}/stats.json              hours, utterances, tokens, skipped by reason (+ examples)
 
-Input shards are processed in parallel (Ray tasks when Ray is running) and the step resumes: a
-shard whose parquet exists is done and is not read again. Each parquet carries its own shard
-statistics in its schema metadata, so ``stats.json`` is rebuilt from the parquet files alone.
+Input shards are processed in parallel and the step resumes: a shard whose parquet exists is done
+and is not read again. Each parquet carries its own shard statistics in its schema metadata, so
+``stats.json`` is rebuilt from the parquet files alone. Where the shards run:
+
+- CPU or GPU (the default): one Ray task per shard (when Ray is running), each reserving
+  ``num_cpus_per_shard`` CPUs and ``num_gpus_per_shard`` GPUs; the torch codec moves to its GPU.
+- A TPU slice (the step's ``Resources(tpu=...)``, `soda_jax.execution.tpu`): the step runs once on
+  every host; each host's one process takes its `host_share` of the shards (shard ``i`` of the
+  sorted listing on process ``i mod hosts``) and encodes them with the JAX Mimi over its local chips;
+  then process 0 waits for the others and writes ``stats.json``. A host that dies makes the step
+  start again on a fresh slice, resuming past the shards already written.
 
     python -m soda_jax.data.tokenize_audio --input_path DIR --output_path OUT --source yodas2
 """
@@ -18,7 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,18 +37,38 @@ import torch
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
-from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig, MimiCodec, batches_by_length, check_backend
+from soda_jax.audio.codec import (
+    DEFAULT_BACKEND,
+    CodecConfig,
+    MimiCodec,
+    backend_facts,
+    batches_by_length,
+    check_backend,
+    check_precision,
+    torch_device,
+)
+from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION
 from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
 from soda_jax.data.sources.utterance import OTHER_LANGUAGE
 from soda_jax.execution.parallel import parallel_map
+from soda_jax.execution.tpu import SliceHost, current_host, host_share, wait_for_peers
 
 logger = logging.getLogger(__name__)
 
 SHARD_STATS_KEY = b"soda_shard_stats"
 """Parquet schema-metadata key holding the shard's statistics (JSON)."""
 SECONDS_PER_HOUR = 3600.0
+DEFAULT_BATCH_SECONDS = 120.0
+"""Padded audio per encoder batch on a CPU or GPU shard task."""
+BUFFERED_BATCHES = 5
+"""Audio read ahead, in batches: enough utterances of similar length to fill each batch."""
+HOST_WAIT_S = 7 * 24 * 3600.0
+"""On a TPU slice, how long a host that has finished its shards waits for the slowest host."""
+CPU_JAX_ENV = {"JAX_PLATFORMS": "cpu"}
+"""Environment of CPU shard tasks running the JAX codec: a task that lands on a TPU VM must not take
+its chips (they belong to the one process of a TPU step)."""
 
 SCHEMA = pa.schema(
     [
@@ -76,12 +104,22 @@ class TokenizeAudioConfig:
     """Run Mimi with "torch" (transformers) or "jax" (flax, sharded over the host's devices): the same
     codes up to rare near-ties. `default_tokenize` versions it only when a backend is chosen, so
     outputs made before the option existed keep their paths."""
-    batch_seconds: float = 120.0
-    """Padded audio per encoder batch; utterances are grouped by similar length to fill it."""
-    buffer_seconds: float = 600.0
+    batch_seconds: float = DEFAULT_BATCH_SECONDS
+    """Padded audio per encoder batch; utterances are grouped by similar length to fill it. A TPU
+    host splits each batch over its chips: size it for them (`default_tokenize(batch_seconds=)`)."""
+    buffer_seconds: float = BUFFERED_BATCHES * DEFAULT_BATCH_SECONDS
     """Audio read ahead and sorted into batches at a time (bounds a shard's memory)."""
     num_cpus_per_shard: float = 1
     """CPUs reserved for each shard's Ray task; also its torch thread count (at least 1)."""
+    num_gpus_per_shard: float = 0
+    """GPUs reserved for each shard's Ray task (a fraction shares one); the torch codec then runs on
+    it (`soda_jax.audio.codec.torch_device`: a GPU that torch cannot use is an error)."""
+    matmul_precision: str = DEFAULT_MATMUL_PRECISION
+    """Float32 matmul/convolution precision on accelerators: "highest" (full float32, the codes a CPU
+    gives), "high" or "default" (faster on TPU/GPU; codes may change). Versioned by `default_tokenize`
+    and recorded in codec.json when not "highest"; a CPU computes float32 either way."""
+    host_wait_s: float = HOST_WAIT_S
+    """On a TPU slice: how long a host that has finished its share waits for the other hosts."""
     max_skip_fraction: float = DEFAULT_MAX_SKIP_FRACTION
     """Fail the step when more than this share of records is skipped as bad (the language filter
     does not count), or when no utterance is kept; the error gives the counts by reason."""
@@ -100,9 +138,25 @@ def shard_path(output_path: str, shard_name: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def load_codec(config: CodecConfig, backend: str = DEFAULT_BACKEND) -> MimiCodec:
-    """One codec per process, config and backend (Ray workers reuse it across their shards)."""
-    return MimiCodec.from_config(config, backend=backend)
+def load_codec(
+    config: CodecConfig, backend: str = DEFAULT_BACKEND, device: str = "cpu", matmul_precision: str = DEFAULT_MATMUL_PRECISION
+) -> MimiCodec:
+    """One codec per process, config, backend, device and precision (Ray workers reuse it across shards)."""
+    return MimiCodec.from_config(config, backend=backend, device=device, matmul_precision=matmul_precision)
+
+
+def shard_device(config: TokenizeAudioConfig) -> str:
+    """The torch codec's device in this process: a GPU when the shard asked for one and got it."""
+    if config.codec_backend != "torch" or config.num_gpus_per_shard <= 0:
+        return "cpu"
+    import ray
+
+    granted = ray.get_gpu_ids() if ray.is_initialized() else []
+    return torch_device(config.num_gpus_per_shard, granted, torch.cuda.is_available())
+
+
+def shard_codec(config: TokenizeAudioConfig) -> MimiCodec:
+    return load_codec(config.codec, config.codec_backend, shard_device(config), config.matmul_precision)
 
 
 def encode_utterances(
@@ -152,7 +206,7 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
     # every small op wait at a thread barrier (measured 80x slower for the tiny Mimi on 2 cores).
     torch.set_num_threads(max(1, int(config.num_cpus_per_shard)))
     source = get_source(config.source)
-    codec = load_codec(config.codec, config.codec_backend)
+    codec = shard_codec(config)
     skips = SkipCounter(f"{config.source}/{shard.name}")
     rows: dict[str, list] = {name: [] for name in SCHEMA.names if name != "codes"}
     codes: list[np.ndarray] = []
@@ -179,6 +233,9 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
         "tokens": frames * codec.num_codebooks,
         "skipped": skips.to_dict(),
     }
+    host = current_host()
+    if host is not None:
+        stats["process"] = host.process_id
     buffer = pa.BufferOutputStream()
     pq.write_table(rows_table(rows, codes, stats), buffer, compression="zstd")
     fileio.atomic_write_bytes(shard_path(config.output_path, shard.name), buffer.getvalue().to_pybytes())
@@ -201,14 +258,30 @@ def read_shard_stats(path: str) -> dict[str, Any]:
     return json.loads(metadata[SHARD_STATS_KEY])
 
 
-def write_codec_facts(config: TokenizeAudioConfig, codec: MimiCodec) -> None:
-    """Write codec.json, or check that a previous (resumed) run used the same codec."""
+def codec_facts(config: TokenizeAudioConfig) -> dict[str, Any]:
+    """What codec.json records for the step's codec, read off its torch model on CPU: the step's own
+    process never touches an accelerator (on a TPU VM the chips belong to the one process of a TPU step)."""
+    return load_codec(config.codec, "torch").describe() | backend_facts(config.codec_backend, config.matmul_precision)
+
+
+def write_codec_facts(config: TokenizeAudioConfig, *, write: bool = True) -> None:
+    """Write codec.json (only check it with ``write=False``), or check that a previous (resumed) run
+    used the same codec."""
     path = fileio.join(config.output_path, CODEC_FILE)
-    facts = codec.describe()
+    facts = codec_facts(config)
     previous = fileio.read_json_or_none(path)
     if previous is not None and previous != facts:
         raise ValueError(f"{path}: output was written with codec {previous}, this run uses {facts}")
-    fileio.atomic_write_json(path, facts)
+    if write:
+        fileio.atomic_write_json(path, facts)
+
+
+def shards_by_process(shard_stats: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Process id -> the shards it wrote, as their parquet metadata records (steps on a TPU slice)."""
+    by_process: dict[str, list[str]] = {}
+    for s in shard_stats:
+        by_process.setdefault(str(s.get("process", "?")), []).append(s["shard"])
+    return dict(sorted(by_process.items()))
 
 
 def summarize(
@@ -232,8 +305,24 @@ def summarize(
     }
 
 
+def shard_env(config: TokenizeAudioConfig) -> dict[str, str] | None:
+    """Environment of the CPU/GPU path's shard tasks (`CPU_JAX_ENV` for the JAX codec on CPU)."""
+    return CPU_JAX_ENV if config.codec_backend == "jax" and config.num_gpus_per_shard <= 0 else None
+
+
+def tokenize_on_host(config: TokenizeAudioConfig, shards: Sequence[Any], done: set[str], host: SliceHost) -> list[str]:
+    """This host's share of ``shards`` (all of them, in listing order, as on every host), encoded here
+    over the local devices; returns the names it tokenized."""
+    mine = [s for s in host_share(shards, host) if s.name not in done]
+    logger.info("process %d of %d: %d shards to tokenize", host.process_id, host.num_processes, len(mine))
+    for shard in tqdm(mine, desc=f"tokenize {config.source} (process {host.process_id})", unit="shard"):
+        tokenize_shard(ShardTask(config, shard))
+    return [s.name for s in mine]
+
+
 def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
-    """Run the step (resuming past finished shards); returns what it writes to stats.json."""
+    """Run the step (resuming past finished shards); returns what it writes to stats.json (on a TPU
+    slice: process 0 does; another host returns the shards it tokenized)."""
     source = get_source(config.source)
     shards = source.list_shards(config.input_path, config.languages)
     if not shards:
@@ -241,22 +330,37 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
             f"{config.input_path}: no {config.source} shards found (languages={config.languages})"
         )
     check_backend(config.codec_backend)
-    write_codec_facts(config, load_codec(config.codec, config.codec_backend))
+    check_precision(config.matmul_precision)
+    host = current_host()
+    # On a slice every host checks codec.json (none may write codes of another codec); one writes it.
+    write_codec_facts(config, write=host is None or host.process_id == 0)
     done = {s.name for s in shards if fileio.exists(shard_path(config.output_path, s.name))}
     todo = [s for s in shards if s.name not in done]
     logger.info(
         "%s: %d shards, %d already done, %d to tokenize", config.source, len(shards), len(done), len(todo)
     )
-    parallel_map(
-        tokenize_shard,
-        [ShardTask(config, s) for s in todo],
-        num_cpus=config.num_cpus_per_shard,
-        desc=f"tokenize {config.source}",
-    )
+    processed: list[str] = []
+    if host is None:
+        parallel_map(
+            tokenize_shard,
+            [ShardTask(config, s) for s in todo],
+            num_cpus=config.num_cpus_per_shard,
+            num_gpus=config.num_gpus_per_shard,
+            env=shard_env(config),
+            desc=f"tokenize {config.source}",
+        )
+    else:
+        wait_for_peers("tokenize_audio: shards listed", config.host_wait_s)  # one view of what was done
+        processed = tokenize_on_host(config, shards, done, host)
+        wait_for_peers("tokenize_audio: shards written", config.host_wait_s)
+        if host.process_id != 0:
+            return {"process": host.process_id, "shards_processed_here": processed}
     shard_stats = [read_shard_stats(shard_path(config.output_path, s.name)) for s in shards]
     stats = summarize(shard_stats, [s.name for s in todo], sorted(done))
     stats["codec"] = asdict(config.codec)
     stats["codec_backend"] = config.codec_backend
+    if host is not None:
+        stats["shards_by_process"] = shards_by_process(shard_stats)
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
         "tokenize_audio: %.2f h, %d utterances, %d tokens, skipped %s",
@@ -266,7 +370,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
         f"tokenize_audio {config.output_path}", stats["utterances"], stats["skipped"]["counts"],
         config.max_skip_fraction, not_bad={OTHER_LANGUAGE},
     )  # fmt: skip
-    return stats
+    return stats if host is None else stats | {"process": host.process_id, "shards_processed_here": processed}
 
 
 def main() -> None:

@@ -4,6 +4,11 @@ A task whose summary exists (``tasks/{task}.json``) is read back, not recomputed
 task resumes after its last written item (`soda_jax.eval.store`). The results list every task's
 headline numbers under ``metrics`` (what the scaling analysis and the dashboard read) and its
 details (counts, intervals, bad-input counts by reason, the settings used) under ``tasks``.
+
+An evaluation runs in one process, by design: the model is loaded, scored and generated on that
+process's mesh, and every file under the output is written by it. On a TPU that is one host
+(`default_eval` takes one-host slices only, e.g. v5p-8: 4 chips, enough for SODA-4B's evaluation); a
+multi-process job (the hosts of a larger slice) is refused before anything is read or written.
 """
 
 from __future__ import annotations
@@ -66,10 +71,25 @@ def _runners() -> dict[type, Callable]:
     }
 
 
+class MultiHostEvalError(RuntimeError):
+    """An evaluation was started in a multi-process JAX job (several hosts): it runs on one."""
+
+
+def check_single_process() -> None:
+    """Refuse to run in a multi-process job: each process would load the model on the global mesh
+    and write the same files (`MultiHostEvalError`, before anything is written)."""
+    if jax.process_count() > 1:
+        raise MultiHostEvalError(
+            f"evaluation runs in one process (one host), this is process {jax.process_index()} of "
+            f"{jax.process_count()}: run it on a one-host slice (default_eval(tpu='v5p-8')) or without a TPU"
+        )
+
+
 def run_eval(config: EvalConfig) -> dict:
     """Run (or finish) every task of ``config``; returns the results written to results.json."""
     from soda_jax.inference.loader import load_model
 
+    check_single_process()
     names = [t.name for t in config.tasks]
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be unique, got {names}")

@@ -64,11 +64,28 @@ def ensure_ray(address: str | None = None) -> None:
     logger.info("ray: %s", ray.cluster_resources())
 
 
+def gpu_request(gpus: float, name: str) -> float:
+    """The GPUs to ask Ray for: ``gpus``, except on a local run whose Ray has none (then 0, saying so:
+    such a task would wait forever). On a cluster the request stands (an autoscaler may add GPU nodes)."""
+    import ray
+
+    if gpus <= 0 or on_cluster():
+        return max(gpus, 0)
+    available = ray.cluster_resources().get("GPU", 0)
+    if available <= 0:
+        logger.warning("%s asks for %s GPU(s); this local run has none: it runs on CPU", name, gpus)
+        return 0
+    return gpus
+
+
 def task_options(resources: Resources, name: str) -> dict[str, Any]:
     """Ray task options for a step's `Resources` on the cluster we are connected to."""
     import ray
 
     options: dict[str, Any] = {"num_cpus": resources.cpus, "name": name, "max_retries": 0}
+    gpus = gpu_request(resources.gpu, f"step {name}")
+    if gpus:
+        options["num_gpus"] = gpus
     if resources.memory_gb is not None:
         options["memory"] = int(resources.memory_gb * GIB)
     if resources.tpu is not None:
@@ -105,10 +122,19 @@ def _call_fenced(fences: tuple, fn: Callable[[T], R], item: T) -> R:
 
 
 def parallel_map(
-    fn: Callable[[T], R], items: Iterable[T], *, num_cpus: float = 1, desc: str = "tasks"
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    env: dict[str, str] | None = None,
+    desc: str = "tasks",
 ) -> list[R]:
     """``[fn(x) for x in items]``, as Ray tasks when Ray is running, else in this process.
 
+    Each task reserves ``num_cpus`` and ``num_gpus`` (`gpu_request`: dropped on a local Ray without
+    GPUs) and runs in a worker with ``env`` added to its environment (e.g. ``JAX_PLATFORMS``: such
+    workers are started for these tasks, so the variables hold before anything imports JAX).
     Results keep the order of ``items``; a progress bar counts finished items. ``fn`` must be a
     top-level function (Ray pickles it).
     """
@@ -124,7 +150,13 @@ def parallel_map(
     from soda_jax.execution import fencing
 
     # The tasks commit into the step's output: they carry the step's fence (see fencing.py).
-    remote = ray.remote(_call_fenced).options(num_cpus=num_cpus, max_retries=0)
+    options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": 0}
+    gpus = gpu_request(num_gpus, desc)
+    if gpus:
+        options["num_gpus"] = gpus
+    if env:
+        options["runtime_env"] = {"env_vars": dict(env)}
+    remote = ray.remote(_call_fenced).options(**options)
     fences = fencing.held()
     refs = [remote.remote(fences, fn, item) for item in items]
     index = {ref: i for i, ref in enumerate(refs)}

@@ -31,10 +31,14 @@ class Resources:
 
     cpus: float = 1
     """CPU cores reserved for the step."""
+    gpu: float = 0
+    """GPUs reserved for the step (Ray's ``num_gpus``; a fraction shares one). Ray makes only those
+    visible to the task (``CUDA_VISIBLE_DEVICES``). A local run without GPUs drops the request, saying so."""
     tpu: str | None = None
     """A TPU slice type such as ``"v5p-64"``: on a Ray cluster the step runs on every host of such
     a slice, one process each (`soda_jax.execution.tpu`), waiting up to ``tpu_wait_s`` for it;
-    it never falls back to CPU there. Only a local run (no cluster address) trains on CPU, saying so."""
+    it never falls back to CPU there. Only a local run (no cluster address) runs it on CPU, saying so.
+    The step's function runs on every host; `soda_jax.execution.tpu.current_host` tells it which."""
     memory_gb: float | None = None
     """Host memory to reserve, if the scheduler should account for it."""
     slices: int = 1
@@ -42,7 +46,8 @@ class Resources:
     tpu_wait_s: float = 3600.0
     """How long a TPU request waits for its slices (autoscaler start-up included) before failing."""
     preemption_retries: int = 3
-    """Restarts (from the last checkpoint) after a host of the slice dies; each attempt is recorded."""
+    """Restarts after a host of the slice dies (a training step resumes from its last checkpoint, a
+    tokenization from its finished shards); each attempt is recorded."""
     preflight: Callable[[Any, Resources], Resources] | None = None
     """Run on the driver with ``(config, resources)`` before a TPU slice is requested; returns the
     `Resources` to run with (the same, or another slice: `soda_jax.aot.preflight.SmallestFittingSlice`)
@@ -63,7 +68,7 @@ class ExecutorStep(Generic[ConfigT]):
     description: str | None = None
     """One line for dry runs and the dashboard."""
     resources: Resources = Resources()
-    """Where the step may run (CPU count, TPU slice)."""
+    """Where the step may run (CPU and GPU count, TPU slice)."""
     override_output_path: str | None = None
     """Pin the output path (absolute, or relative to the prefix) instead of deriving it."""
 

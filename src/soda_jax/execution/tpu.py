@@ -1,5 +1,10 @@
 """A step on a TPU slice: one process per host, joined into one ``jax.distributed`` job, through Ray's TPU API.
 
+Any step function can run this way: it runs once on every host, and `current_host` tells it which
+host it is (process id, process count). A training step shards one program over all hosts; a step
+that splits work, such as tokenization, takes its `host_share` of the items and waits for its peers
+(`wait_for_peers`) before process 0 writes what covers them all.
+
 `run_on_tpu_slices` reserves ``slices`` whole slices of a type with ``ray.util.tpu.SlicePlacementGroup``
 (one bundle per host, gang-scheduled by the slice-name label the first host's ``TPU-{type}-head``
 resource pins), waits for them up to ``Resources.tpu_wait_s`` (an autoscaler brings them up when
@@ -10,8 +15,9 @@ coordinator on worker 0 of slice 0; across slices it sets the MEGASCALE variable
 (``get_tpu_coordinator_env_vars``), and levanter's mesh puts the slices on its ``replica_dcn`` axis.
 
 When a host dies (a preempted slice) the other hosts' tasks are cancelled, the slices released,
-and the step starts again, up to ``Resources.preemption_retries`` times; the training step resumes
-from its last checkpoint. Each attempt is kept in the step's provenance (``previous_attempts``).
+and the step starts again, up to ``Resources.preemption_retries`` times; a training step resumes
+from its last checkpoint, a tokenization from its finished shards. Each attempt is kept in the step's
+provenance (``previous_attempts``).
 
 Emulation (tests, docs/tpu.md): a Ray node started with ``SODA_EMULATED_TPU=1`` in its environment
 and TPU labels/resources but no chips runs its host process on ``chips_per_host`` CPU devices with
@@ -20,13 +26,14 @@ gloo collectives, and says so in the log and the provenance.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure
@@ -44,6 +51,59 @@ WORKER_ID_LABEL = "ray.io/tpu-worker-id"
 COORDINATOR_PORT_RANGE = (20000, 40000)
 PEER_FAILURE_GRACE_S = 30.0
 """After one host fails, how long to wait for the others' errors before classifying the failure."""
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceHost:
+    """Which host of a TPU step's job this process is."""
+
+    process_id: int
+    """This process's index in the ``jax.distributed`` job (slice x hosts per slice + worker id)."""
+    num_processes: int
+    """Processes of the job: one per host of every slice."""
+
+
+_CURRENT_HOST: dict[str, SliceHost | None] = {"value": None}
+"""The host this process runs a TPU step on, while `host_main` runs it."""
+
+
+def current_host() -> SliceHost | None:
+    """The host this process is, while it runs a step on a TPU slice; None anywhere else (a local run,
+    a CPU task, the driver)."""
+    return _CURRENT_HOST["value"]
+
+
+@contextlib.contextmanager
+def running_as(host: SliceHost) -> Iterator[SliceHost]:
+    """Make `current_host` return ``host`` inside the block (`host_main` runs each host's step so)."""
+    previous = _CURRENT_HOST["value"]
+    _CURRENT_HOST["value"] = host
+    try:
+        yield host
+    finally:
+        _CURRENT_HOST["value"] = previous
+
+
+def host_share(items: Sequence[T], host: SliceHost) -> list[T]:
+    """The items ``host`` takes: item ``i`` goes to process ``i mod num_processes``. Every host must
+    pass the same sequence (e.g. a sorted listing of all shards, done or not), so the shares are
+    disjoint and cover it."""
+    return [item for i, item in enumerate(items) if i % host.num_processes == host.process_id]
+
+
+def wait_for_peers(name: str, timeout_s: float) -> None:
+    """Block until every process of this step's job reaches the barrier ``name`` (the coordination
+    service's barrier, not a device collective: hosts may arrive hours apart). A no-op in one process."""
+    import jax
+
+    if jax.process_count() == 1:
+        return
+    from levanter.utils.jax_utils import barrier_sync
+
+    logger.info("process %d: waiting up to %.0f s for the other hosts (%s)", jax.process_index(), timeout_s, name)
+    barrier_sync(timeout=timeout_s)
 
 
 class TpuUnavailableError(RuntimeError):
@@ -81,7 +141,8 @@ def host_main(
     attempt: int,
     fence: Fence | None = None,
 ) -> dict[str, Any]:
-    """One host's process: join the job, run ``fn(config)``; the first process records provenance.
+    """One host's process: join the job, run ``fn(config)`` (`current_host` says which host); the first
+    process records provenance. Returns the host's facts and, under ``"result"``, what ``fn`` returned.
 
     (Keyword names must not collide with `ray.util.tpu.run_on_slice`'s own: ``slice_count``, not ``num_slices``.)"""
     import ray
@@ -107,13 +168,14 @@ def host_main(
     host = {"process_id": process_id, "slice_id": slice_id, "worker_id": worker_id, "node": labels.get(SLICE_NAME_LABEL),
             "local_devices": jax.local_device_count(), "devices": jax.device_count(), "emulated": emulated}  # fmt: skip
     try:
-        with fencing.holding(() if fence is None else fence):  # a taken-over attempt commits nothing
+        # a taken-over attempt commits nothing
+        with fencing.holding(() if fence is None else fence), running_as(SliceHost(process_id, num_processes)):
             if process_id == 0:
                 extra = {"attempt": attempt, "processes": num_processes, "slices": slice_count, "emulated_tpu": emulated}
                 with StepRecorder(output_path, name, extra=extra):
-                    fn(config)
+                    host["result"] = fn(config)
             else:
-                fn(config)
+                host["result"] = fn(config)
     finally:
         jax.distributed.shutdown()
     return host

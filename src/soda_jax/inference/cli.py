@@ -11,10 +11,19 @@ from soda_jax.inference.loader import ModelLoadError, codec_config_from_facts, l
 from soda_jax.inference.prompts import TASK_DEFAULTS, sampling_params
 from soda_jax.inference.tasks import CLI_TASKS, DEFAULT_PROMPT_SECONDS, TaskInputError, run_task
 
+DESCRIPTION = "Generate speech or text with a soda-jax or SODA checkpoint (docs/inference.md)."
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="soda generate", description="Generate speech or text with a soda-jax or SODA checkpoint.")
-    p.add_argument("task", choices=sorted(CLI_TASKS))
+    """``soda generate``'s parser on its own."""
+    p = argparse.ArgumentParser(prog="soda generate", description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``soda generate``'s arguments (flags in any order, before or after the task)."""
+    p.add_argument("task", choices=sorted(CLI_TASKS), help="what to generate")
     p.add_argument("--checkpoint", required=True, help="training output directory, its hf/, or an HF Qwen3 directory")
     p.add_argument("--out", required=True, help="directory for {name}.wav/.txt and {name}.json")
     p.add_argument("--name", help="output file stem (default: the task)")
@@ -32,12 +41,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mimi", help="Mimi weights (path/hub id, or random-{tiny,full}-seed{N}); default: the data's codec.json")
     p.add_argument("--num-codebooks", type=int, help="codebooks per frame (default: the data's)")
     p.add_argument("--prefer-hf", action="store_true", help="load a training output's hf/ export instead of its checkpoint")
-    return p
 
 
 def generate_main(argv: list[str]) -> int:
+    """``soda generate ARGS`` on its own parser; returns the exit status."""
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate what the parsed arguments ask for; exit status 2 on bad input (named in the error)."""
     logging.basicConfig(level=logging.WARNING)
-    args = parser().parse_args(argv)
     task = CLI_TASKS[args.task]
     overrides = {
         k: v

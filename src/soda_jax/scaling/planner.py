@@ -163,15 +163,24 @@ def format_plan(p: Plan) -> str:
     return "\n".join(lines)
 
 
-def plan_main(argv: list[str]) -> int:
-    """Command line of ``soda plan``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="soda plan", description=__doc__.splitlines()[0])
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """``soda plan``'s arguments."""
     parser.add_argument("--budget", type=float, required=True, help="training FLOPs (3 x forward), e.g. 1e21")
-    parser.add_argument("--fits", required=True, help="scaling_fits.json, or the analysis step's output directory")
-    parser.add_argument("--vocab-size", type=int, default=SODA_VOCAB_SIZE)
-    parser.add_argument("--seq-len", type=int, default=SODA_SEQ_LEN)
+    parser.add_argument("--fits", required=True, metavar="PATH", help="scaling_fits.json, or the analysis step's output directory")
+    parser.add_argument("--vocab-size", type=int, default=SODA_VOCAB_SIZE, help="vocabulary of the planned model")
+    parser.add_argument("--seq-len", type=int, default=SODA_SEQ_LEN, help="sequence length of the planned run")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    args = parser.parse_args(argv)
+
+
+def plan_main(argv: list[str]) -> int:
+    """Command line of ``soda plan`` on its own parser; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="soda plan", description=__doc__.splitlines()[0])
+    add_plan_arguments(parser)
+    return run_plan(parser.parse_args(argv))
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print the plan the parsed ``soda plan`` arguments ask for; returns the exit status."""
     from soda_jax.contracts import FITS_FILE
 
     url = args.fits if args.fits.endswith(".json") else fileio.join(args.fits, FITS_FILE)

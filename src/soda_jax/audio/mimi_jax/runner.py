@@ -9,6 +9,13 @@ rows, and Mimi is causal, so it never changes a real frame's code.
 Recordings longer than ``chunk_frames`` are encoded chunk by chunk with the streaming state (conv
 caches, KV cache, position) carried between chunks; the last chunk is padded to the chunk length,
 so every chunk runs the same compiled program.
+
+Float32 matmuls and convolutions run at ``matmul_precision`` (JAX's ``default_matmul_precision``,
+part of each compiled program): "highest" is full float32 everywhere, so a TPU's codes match the
+CPU reference; "default" lets a TPU multiply in one bfloat16 pass. A CPU computes float32 either way.
+
+One runner per process uses the host's local devices only (`default_devices`): on a TPU VM the one
+process of a step (`soda_jax.execution.tpu`) owns every local chip, and no other process may use them.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from jax.sharding import PartitionSpec as P
 from soda_jax.audio.mimi_jax.model import Mimi
 
 DATA_AXIS = "data"
+MATMUL_PRECISIONS = ("highest", "high", "default")
+"""``jax.default_matmul_precision`` values a runner takes: float32 ("highest"), bf16_3x / TF32
+("high"), the platform's default (one bfloat16 pass on TPU)."""
+DEFAULT_MATMUL_PRECISION = "highest"
+"""Full float32, as on CPU: the codes of the torch reference (docs/audio.md)."""
 
 
 def default_devices() -> list[jax.Device]:
@@ -59,7 +71,11 @@ class MimiRunner:
         devices: Sequence[jax.Device] | None = None,
         length_bucket_frames: int = 25,
         pad_batch_to_power_of_two: bool = True,
+        matmul_precision: str = DEFAULT_MATMUL_PRECISION,
     ):
+        if matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {matmul_precision!r}")
+        self.matmul_precision = matmul_precision
         self.config = model.config
         self.mesh = Mesh(np.array(list(devices or default_devices())), (DATA_AXIS,))
         self.graphdef, params = nnx.split(model)
@@ -96,7 +112,8 @@ class MimiRunner:
         pieces = []
         for start in range(0, total * per_frame, chunk * per_frame):
             piece = self._shard(padded[:, start : start + chunk * per_frame])
-            codes, state = _encode(self.graphdef, self.params, piece, state, num_codebooks)
+            with jax.default_matmul_precision(self.matmul_precision):
+                codes, state = _encode(self.graphdef, self.params, piece, state, num_codebooks)
             pieces.append(codes)
         return np.concatenate([np.asarray(c) for c in pieces], axis=-1)[:batch, :, :frames]
 
@@ -107,5 +124,6 @@ class MimiRunner:
             (self.padded_batch(batch), k, _round_up(frames, self.length_bucket_frames)), np.int32
         )
         padded[:batch, :, :frames] = codes
-        audio = _decode(self.graphdef, self.params, self._shard(padded))
+        with jax.default_matmul_precision(self.matmul_precision):
+            audio = _decode(self.graphdef, self.params, self._shard(padded))
         return np.asarray(audio)[:batch, : frames * self.config.samples_per_frame]

@@ -52,7 +52,7 @@ from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.sources import SkipCounter, Utterance, get_source
 from soda_jax.data.sources.utterance import OTHER_LANGUAGE
-from soda_jax.execution.parallel import parallel_map
+from soda_jax.execution.parallel import granted_gpu_ids, parallel_map
 from soda_jax.execution.tpu import SliceHost, current_host, host_share, wait_for_peers
 
 logger = logging.getLogger(__name__)
@@ -149,10 +149,7 @@ def shard_device(config: TokenizeAudioConfig) -> str:
     """The torch codec's device in this process: a GPU when the shard asked for one and got it."""
     if config.codec_backend != "torch" or config.num_gpus_per_shard <= 0:
         return "cpu"
-    import ray
-
-    granted = ray.get_gpu_ids() if ray.is_initialized() else []
-    return torch_device(config.num_gpus_per_shard, granted, torch.cuda.is_available())
+    return torch_device(config.num_gpus_per_shard, granted_gpu_ids(), torch.cuda.is_available())
 
 
 def shard_codec(config: TokenizeAudioConfig) -> MimiCodec:

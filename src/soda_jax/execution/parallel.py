@@ -78,6 +78,13 @@ def gpu_request(gpus: float, name: str) -> float:
     return gpus
 
 
+def granted_gpu_ids() -> list[Any]:
+    """The GPU ids Ray gave the task running here ([] outside a Ray task or without GPUs)."""
+    import ray
+
+    return list(ray.get_gpu_ids()) if ray.is_initialized() else []
+
+
 def task_options(resources: Resources, name: str) -> dict[str, Any]:
     """Ray task options for a step's `Resources` on the cluster we are connected to."""
     import ray

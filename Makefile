@@ -6,17 +6,29 @@ STAMP   = $(VENV)/.installed
 SYSTEM_TOOLS = flite espeak-ng sox dot chromium
 DEMO_PREFIX ?= $(CURDIR)/demo-output
 PYTEST_ARGS ?=
+# The project's extras to install (pyproject.toml): `make venv EXTRAS=tpu,cluster` on the cluster's hosts (infra/).
+EXTRAS ?= test,tpu-aot
+# Every pin is on public PyPI, whose Linux torch wheel is the CUDA build (GBs). For a CPU-only torch:
+#   make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# pip then also searches that index and takes its 2.13.0+cpu (a local label sorts after 2.13.0).
+TORCH_INDEX_URL ?=
+PIP_INDEX_OPTIONS = $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+comma := ,
 
-.PHONY: setup system-deps demo demo-full test test-all lint bench clean
+.PHONY: setup venv system-deps demo demo-full study-mini test test-all lint bench clean
 
 setup: $(STAMP) system-deps
 
-# Reinstall whenever the declared dependencies change.
+# The Python environment alone, without the Debian packages.
+venv: $(STAMP)
+
+# Reinstall whenever the declared dependencies change. With the test extra, pytest-audioeval's natural
+# test clips too, without its deps (they serve its HTTP plugin).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,tpu-aot]"
-	$(PY) -m pip install --quiet --no-deps -c constraints.txt "pytest-audioeval==0.1.3"  # natural test clips; its deps are for its HTTP plugin
+	$(PY) -m pip install --quiet $(PIP_INDEX_OPTIONS) -c constraints.txt -e ".[$(EXTRAS)]"
+	$(if $(filter test,$(subst $(comma), ,$(EXTRAS))),$(PY) -m pip install --quiet --no-deps -c constraints.txt "pytest-audioeval==0.1.3")
 	touch $@
 
 # Speech synthesis for the demo corpus and the audio tests; Graphviz (the dashboard's DAG) and
@@ -34,6 +46,10 @@ demo: setup
 
 demo-full: setup
 	$(PY) experiments/demo.py --prefix $(DEMO_PREFIX) --full
+
+# SODA's text-share study in miniature (docs/design-studies.md): five tiny models, 0-100% text.
+study-mini: setup
+	$(PY) experiments/study_text_share_mini.py --prefix $(DEMO_PREFIX)
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: setup

@@ -28,6 +28,9 @@ def test_slice_types_resolve_chips_topology_and_hosts():
     v5p32 = tpu_slice("v5p-32")
     assert (v5p32.num_chips, v5p32.topology, v5p32.num_hosts, v5p32.jax_topology_name) == (16, "2x2x4", 4, "v5p:2x2x4")
     assert tpu_slice("v5p-256").num_hosts == 32 and tpu_slice("v5p-8").num_hosts == 1
+    # v5e/v6e single-host types go up to 8 chips; larger slices have 4 chips a host
+    assert [(tpu_slice(t).num_hosts, tpu_slice(t).chips_per_host) for t in ("v6e-4", "v6e-8", "v6e-16", "v5e-8")] == [
+        (1, 4), (1, 8), (4, 4), (1, 8)]
     assert (tpu_slice("v6e-64").num_chips, tpu_slice("v6e-64").topology) == (64, "8x8")
     assert tpu_slice("v5p-16").head_resource == "TPU-v5p-16-head"
     for bad in ("v5p-33", "v9-8", "tpu"):

@@ -30,7 +30,7 @@ def experiment(tmp_path):
 
 
 def test_dashboard_command_prints_its_url_and_serves(experiment):
-    assert DEFAULT_PORT != 8265  # Ray's dashboard, forwarded by infra/launch.py
+    assert DEFAULT_PORT != 8265  # Ray's dashboard, forwarded by soda launch
     process = subprocess.Popen(
         [sys.executable, "-m", "soda_jax.cli", "dashboard", "--prefix", experiment["prefix"], "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -21,7 +21,10 @@ from hub_standin import HubStandin, forget_huggingface_hub_state, point_huggingf
 from experiments import soda_data
 from experiments.soda_data import SodaDataRoots, main, parse_roots, soda_data_caches
 from soda_jax import fileio
-from soda_jax.data.sources import SkipCounter, yodas2
+from soda_jax.audio.codec import MimiCodec
+from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
+from soda_jax.contracts import STATS_FILE
+from soda_jax.data.sources import SkipCounter, get_source, yodas2
 from soda_jax.data.synth import ShortUtterance, write_emilia_shard, write_yodas2_shard
 from soda_jax.execution import Executor
 from soda_jax.execution.executor import ExecutorError, topological_order
@@ -231,3 +234,29 @@ def test_tokenization_goes_where_the_setting_says(tmp_path, where, cpus, gpus, t
         assert (tokenize.config.num_cpus_per_shard, tokenize.config.num_gpus_per_shard) == (cpus, gpus)
     with pytest.raises(ValueError, match="unknown TPU type"):
         soda_data.SodaSteps(dataclasses.replace(roots, tokenize_on="a-laptop")).speech_cache("yodas2")
+
+
+
+def test_published_trees_become_a_soda_mix_cache(corpora, tmp_path):
+    """The four corpora in their published layouts, through `default_tokenize`, `default_interleave` and
+    `default_tokenize_text`, into the caches of SODA's final mix; the counts are the readers' own."""
+    export_tokenizer(ExportTokenizerConfig(output_path=str(tmp_path / "tokenizer"), name="mistral-v1"))
+    MimiCodec.random(seed=0).model.save_pretrained(tmp_path / "mimi")
+    prefix = str(tmp_path / "prefix")
+    main([*flags(corpora, tmp_path), "--prefix", prefix, "--local"])
+    roots = SodaDataRoots(**corpora, tokenizer=str(tmp_path / "tokenizer"), mimi=str(tmp_path / "mimi"))
+    caches = soda_data_caches(roots)
+    executor = Executor(prefix, use_ray=False)
+    executor.prepare(topological_order(list(caches.values())))
+    for component, step in caches.items():
+        stats = fileio.read_json(fileio.join(executor.output_path(step), STATS_FILE))
+        if component == "nemotron_cc":  # hq_actual only: one file of every sentence
+            assert sum(stats[split]["documents"] for split in ("train", "validation")) == len(SENTENCES), stats
+            continue
+        codes = fileio.read_json(fileio.join(executor.output_path(step.config.input_path), STATS_FILE))
+        source = get_source(soda_data.SPEECH_SOURCES[component])
+        root = corpora[soda_data.COMPONENT_ROOTS[component]]
+        read = [u for shard in source.list_shards(root, ("en",)) for u in source.read_shard(shard, SkipCounter())]
+        assert codes["utterances"] == len(read) > 0 and codes["shards"] == len(SHARDS[component]), (component, codes)
+    data = soda_data.soda_final_data(roots)
+    assert sorted(data.train_weights) == sorted(soda_data.FINAL_COMPONENTS)

@@ -42,8 +42,9 @@ from soda_jax.audio.mimi_jax.model import Mimi
 from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS, MimiRunner
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
 
-_GLOBAL_RNG_LOCK = threading.Lock()
-"""Held while a random codec is initialised from torch's (process-wide) RNG."""
+_MODEL_BUILD_LOCK = threading.Lock()
+"""Held while a torch Mimi is built: a random one draws from torch's process-wide RNG, a loaded one is
+made under transformers' process-wide meta-device context; threads building at once would share either."""
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,11 @@ class MimiCodec:
             with fileio.local_directory(name_or_path) as local:
                 return cls.from_pretrained(local, backend=backend, converted_dir=converted_dir, **kwargs)
         if backend == "torch":
-            return cls(MimiModel.from_pretrained(name_or_path), **kwargs)
+            # transformers builds the model under a process-wide meta-device context: two threads loading
+            # at once (steps of an in-process run) would leave each other's tensors on "meta"
+            with _MODEL_BUILD_LOCK:
+                model = MimiModel.from_pretrained(name_or_path)
+            return cls(model, **kwargs)
         if convert.read_manifest(name_or_path) is not None:
             return cls(convert.load_checkpoint(name_or_path), **kwargs)
         source = name_or_path if os.path.isdir(name_or_path) else _hub_snapshot(name_or_path)
@@ -203,7 +208,7 @@ class MimiCodec:
         config = config or tiny_mimi_config()
         # The init draws from torch's global RNG: two threads building codecs at once (two steps of
         # an in-process run) would interleave their draws and get different weights for one seed.
-        with _GLOBAL_RNG_LOCK, torch.random.fork_rng():  # seed the init without touching the caller's RNG
+        with _MODEL_BUILD_LOCK, torch.random.fork_rng():  # seed the init without touching the caller's RNG
             torch.manual_seed(seed)
             model = MimiModel(config)
         randomize_codebooks(model, torch.Generator().manual_seed(seed))

@@ -1,7 +1,7 @@
 """Serving the dashboard with uvicorn: ``soda dashboard --prefix PATH [--host H] [--port N]``.
 
 Binds to 127.0.0.1 by default (the pages show configs and paths; reach a cluster head through an
-SSH tunnel), on port 8365 (8265 is Ray's dashboard, which ``infra/launch.py`` forwards).
+SSH tunnel), on port 8365 (8265 is Ray's dashboard, which ``soda launch`` forwards).
 """
 
 from __future__ import annotations

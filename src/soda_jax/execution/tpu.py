@@ -204,7 +204,7 @@ def reserve_slices(tpu: TpuSlice, resources: Resources, name: str):
         handle = SlicePlacementGroup(
             topology=tpu.topology, accelerator_version=tpu.chip.version, num_slices=resources.slices,
             pg_per_slice=True, head_reservation_timeout_s=wait, name=f"soda-{name}"[:60],
-            resources_per_bundle={"CPU": resources.cpus, "TPU": tpu.chips_per_host},
+            resources_per_bundle={"CPU": 0, "TPU": tpu.chips_per_host},  # TPU hosts advertise no CPUs (infra/); Ray adds 1 unless 0 is given
         )  # fmt: skip
     except (TimeoutError, RuntimeError) as error:
         raise TpuUnavailableError(

@@ -32,13 +32,16 @@ class ChipSpec:
     """Chips attached to one host VM of a multi-host slice (one JAX process per host)."""
     jax_name: str
     """The generation as `jax.experimental.topologies` spells it (``v5p:2x2x4``)."""
+    single_host_chips: int
+    """The largest slice served by one host VM: v5e/v6e single-host types go up to 8 chips
+    (``v6e-8`` is one 8-chip VM, as Ray's TPU API counts it); v4/v5p hosts hold 4."""
 
 
 CHIPS: dict[str, ChipSpec] = {
-    "v4": ChipSpec("v4", 32 * GIB, 275e12, 1228e9, 2, 4, "v4"),
-    "v5p": ChipSpec("v5p", 95 * 10**9, 459e12, 2765e9, 2, 4, "v5p"),
-    "v5e": ChipSpec("v5e", 16 * GIB, 197e12, 819e9, 1, 4, "v5e"),
-    "v6e": ChipSpec("v6e", 32 * GIB, 918e12, 1640e9, 1, 4, "v6e"),
+    "v4": ChipSpec("v4", 32 * GIB, 275e12, 1228e9, 2, 4, "v4", 4),
+    "v5p": ChipSpec("v5p", 95 * 10**9, 459e12, 2765e9, 2, 4, "v5p", 4),
+    "v5e": ChipSpec("v5e", 16 * GIB, 197e12, 819e9, 1, 4, "v5e", 8),
+    "v6e": ChipSpec("v6e", 32 * GIB, 918e12, 1640e9, 1, 4, "v6e", 8),
 }
 
 _CUBE_TOPOLOGIES = {
@@ -66,11 +69,13 @@ class TpuSlice:
     @property
     def num_hosts(self) -> int:
         """Host VMs of one slice: one JAX process (one Ray task) runs on each."""
-        return max(1, self.num_chips // self.chip.chips_per_host)
+        return self.num_chips // self.chips_per_host
 
     @property
     def chips_per_host(self) -> int:
-        return min(self.num_chips, self.chip.chips_per_host)
+        if self.num_chips <= self.chip.single_host_chips:
+            return self.num_chips
+        return self.chip.chips_per_host
 
     @property
     def jax_topology_name(self) -> str:

@@ -32,6 +32,7 @@ from soda_jax.execution.main import PREFIX_ENV, normalize_argv
 from soda_jax.execution.status import read_status
 from soda_jax.scaling.adaptive import AdaptiveLimits
 from soda_jax.scaling.proposals import PROPOSALS_FILE, proposed_runs
+from soda_jax.scaling.runs import DEFAULT_FITTED_LOSS
 from soda_jax.scaling.sweep import SweepRules, SweepRun
 
 ROUNDS_FLAG = "--rounds"
@@ -59,6 +60,11 @@ class AdaptiveSweep:
     """The evaluation step of a run's training step (its results feed the capability fits); None: no evaluations."""
     capability_metrics: tuple[str, ...] = ()
     """Eval metrics the analysis fits against loss (empty: every numeric metric)."""
+    references: tuple[tuple[ExecutorStep, ExecutorStep | None], ...] = ()
+    """(training step, evaluation step or None) of runs outside the grid (larger or longer ones, as
+    SODA's final models were) that the analysis stars on its capability plots; they run with round 0."""
+    fitted_loss: str = DEFAULT_FITTED_LOSS
+    """The loss the analysis fits (`soda_jax.scaling.runs.fitted_loss_names`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +74,8 @@ class SweepState:
     runs: tuple[SweepRun, ...]
     """Every run to train now: the first grid plus all proposals read so far."""
     steps: tuple[ExecutorStep, ...]
-    """Their training steps, the current proposals step, their evaluation steps (if any) and the
-    analysis step (last, if any)."""
+    """Their training steps, the current proposals step, their evaluation steps (if any), the
+    reference runs' steps and the analysis step (last, if any)."""
     proposals_step: ExecutorStep
     """The proposals step over ``runs`` (not yet run, or run and proposing nothing)."""
     rounds_applied: int
@@ -88,15 +94,20 @@ def build_state(sweep: AdaptiveSweep, prefix: str) -> SweepState:
         train_steps = [sweep.train_step_for(run) for run in runs]
         eval_steps = [sweep.eval_step_for(step) for step in train_steps] if sweep.eval_step_for else []
         proposals = default_sweep_proposals(f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits)
+        references = [step for pair in sweep.references for step in pair if step is not None]
         analysis = [default_scaling_analysis(
             sweep.name, train_steps, eval_steps=eval_steps, num_bootstrap=sweep.num_bootstrap,
             capability_metrics=sweep.capability_metrics, bracket_limits=sweep.limits,
+            reference_train_steps=[train for train, _ in sweep.references],
+            reference_eval_steps=[evaluation for _, evaluation in sweep.references]
+            if any(evaluation is not None for _, evaluation in sweep.references) else [],
+            fitted_loss=sweep.fitted_loss,
         )] if sweep.with_analysis else []  # fmt: skip
         done = _read_finished(proposals, prefix)
         known = {run.name for run in runs}
         new = [run for run in proposed_runs(sweep.rules, done) if run.name not in known] if done else []
         if not new:
-            state_steps = (*train_steps, proposals, *eval_steps, *analysis)
+            state_steps = (*train_steps, proposals, *eval_steps, *references, *analysis)
             return SweepState(tuple(runs), state_steps, proposals, rounds, settled=done is not None, last_proposals=done or last)
         runs += new
         rounds, last = rounds + 1, done
@@ -139,6 +150,15 @@ def pop_rounds(argv: Sequence[str], default: int = 1) -> tuple[int, list[str]]:
     return rounds, args[:i] + args[i + 2 :]
 
 
+def executor_config(executor_args: Sequence[str]) -> ExecutorMainConfig:
+    """The executor's command line (``--prefix`` or ``$SODA_PREFIX`` required)."""
+    config = draccus.parse(ExecutorMainConfig, args=normalize_argv(list(executor_args)))
+    prefix = config.prefix or os.environ.get(PREFIX_ENV)
+    if not prefix:
+        raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
+    return dataclasses.replace(config, prefix=prefix)
+
+
 def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str,
                        with_steps: Sequence[ExecutorStep] = ()) -> tuple[SweepState, RunReport | None]:  # fmt: skip
     """Run up to ``--rounds`` executor runs of the sweep (each: train, then propose); ``--dry_run``
@@ -146,11 +166,8 @@ def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: s
     (the demo's model, say), so that they share the cores with the sweep's first round instead of
     running before it. Returns the sweep's state and the last executor run's report."""
     rounds, executor_args = pop_rounds(argv)
-    config = draccus.parse(ExecutorMainConfig, args=normalize_argv(executor_args))
-    prefix = config.prefix or os.environ.get(PREFIX_ENV)
-    if not prefix:
-        raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
-    config = dataclasses.replace(config, prefix=prefix)
+    config = executor_config(executor_args)
+    prefix = config.prefix
     state = build_state(sweep, prefix)
     report = None
     for _ in range(rounds):

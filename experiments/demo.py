@@ -14,7 +14,8 @@
 
 ``--full`` also runs the miniature isoFLOP sweep (up to 3 adaptive rounds, every run evaluated)
 and its scaling-law fits on a 16-times larger reading of the same sentences with a 512-id BPE
-(experiments/isoflop_mini.py; docs/scaling.md has the measured time).
+(experiments/isoflop_mini.py; docs/scaling.md has the measured time), and ends with its result:
+the fitted loss, the exponents with their intervals, each budget's bracket verdict, the plots.
 ``evaluation/demo-6m`` then scores the model on mini task sets synthesised from the demo voices
 (``raw/eval-mini``; experiments/demo_eval.py) and prints the results table: chance level expected.
 Re-running skips every finished step.
@@ -56,11 +57,30 @@ def report_training(step: ExecutorStep, output_path: str) -> None:
     summary = fileio.read_json_or_none(fileio.join(output_path, SUMMARY_FILE))
     if summary is None:
         return
+    speech = ((summary.get("heldout_nll") or {}).get("speech") or {}).get("loss")
     print(f"\n{step.name}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
-          f"final train loss {summary['final_train_loss']:.3f}, validation loss {summary['final_validation_loss']:.3f}")
+          f"final train loss {summary['final_train_loss']:.3f}, validation loss {summary['final_validation_loss']:.3f}"
+          + (f" (held-out speech NLL {speech:.3f} nats/token)" if speech is not None else ""))
     print(f"  model for transformers:  {fileio.join(output_path, HF_DIR)}")
     print(f"  metrics per step:        {fileio.join(output_path, METRICS_FILE)}")
     print(f"  provenance:              {fileio.join(output_path, PROVENANCE_FILE)}   (soda info {output_path})")
+
+
+def report_sweep(analysis_name: str, output_paths: dict[str, str]) -> None:
+    """The mini sweep's result, last: the fitted loss, exponents with intervals, each budget's bracket
+    verdict, and where the plots are (`soda_jax.scaling.analysis.describe_fits`)."""
+    from soda_jax.contracts import FITS_FILE, PROPOSALS_FILE
+    from soda_jax.scaling.analysis import describe_fits
+
+    path = output_paths.get(analysis_name)
+    fits = fileio.read_json_or_none(fileio.join(path, FITS_FILE)) if path else None
+    if fits is None:
+        print(f"\n{analysis_name}: no fits yet ({path or 'not run'})")
+        return
+    proposals_path = output_paths.get(f"{analysis_name}-proposals")
+    proposals = fileio.read_json_or_none(fileio.join(proposals_path, PROPOSALS_FILE)) if proposals_path else None
+    print(f"\n{analysis_name}: the isoFLOP mini sweep's result")
+    print(describe_fits(fits, path, proposals))
 
 
 def demo_generation(run_dir: str, out_dir: str) -> None:
@@ -100,7 +120,8 @@ def main(argv: list[str]) -> None:
         from experiments.adaptive_sweep import run_adaptive_sweep
         from experiments.isoflop_mini import mini_adaptive_sweep
 
-        _, report = run_adaptive_sweep(mini_adaptive_sweep(), [*executor_args, "--rounds", str(rounds)],
+        sweep = mini_adaptive_sweep()
+        _, report = run_adaptive_sweep(sweep, [*executor_args, "--rounds", str(rounds)],
                                        f"{description}, and the isoFLOP mini sweep", with_steps=[demo_model, demo_eval])  # fmt: skip
     else:
         report = executor_main([demo_model, demo_eval], description=description, args=executor_args)
@@ -111,6 +132,8 @@ def main(argv: list[str]) -> None:
             demo_generation(report.output_paths[demo_model.name], fileio.join(report.prefix, "generated"))
         report_evaluation(demo_eval, report.output_paths[demo_eval.name])
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
+        if full:
+            report_sweep(sweep.name, report.output_paths)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ from __future__ import annotations
 from experiments.defaults import DEMO_CODEC, default_eval, default_mini_tasksets, default_synth_demo_corpus
 from experiments.demo_data import DEMO_VALIDATION_FRACTION
 from soda_jax import fileio
-from soda_jax.eval.report import results_table
-from soda_jax.eval.store import RESULTS_FILE
+from soda_jax.eval.report import results_table_of
 from soda_jax.eval.tasks import mini_tasks
 from soda_jax.execution import ExecutorStep
 
@@ -28,9 +27,11 @@ def demo_evaluation(model: ExecutorStep) -> ExecutorStep:
 
 
 def report_evaluation(step: ExecutorStep, output_path: str) -> None:
-    results = fileio.read_json_or_none(fileio.join(output_path, RESULTS_FILE))
-    if results is None:
+    """The evaluation's table (`soda_jax.eval.report`: values rounded to their 95 % intervals; SODA's
+    numbers beside the tasks of the same name, which here are the demo's own small sets, not SODA's)."""
+    table = results_table_of(output_path)
+    if table is None:
         return
     print(f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)")
-    print(results_table(results))
+    print(table)
     print(f"  per-item scores and outputs:  {fileio.join(output_path, 'items')}/   generated speech: {fileio.join(output_path, 'audio')}/")

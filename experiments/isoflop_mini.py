@@ -11,7 +11,9 @@ demo mix over a larger reading of the demo corpus (its 40 sentences read 16 time
 voices: 0.6M training tokens, 155k held out), text by a 512-id BPE (vocabulary 16,900), every run
 validated on the same 64 held-out sequences per component and evaluated, then the proposals
 (`--rounds N`: up to N rounds that extend a budget whose minimum sits at an edge) and the scaling
-analysis. SODA's rules, rescaled, with one batch, one depth, one head count and one warmup (50
+analysis: SODA's fitted loss (held-out speech NLL, token-weighted), capability-vs-loss curves, and
+one reference run starred on them as SODA's final models are on theirs (`MINI_REFERENCE`: the
+prior's N* at sqrt(2) times the top budget, branched off its width's trunk: a few minutes). SODA's rules, rescaled, with one batch, one depth, one head count and one warmup (50
 steps) for every run (`fixed_batch_size`, `fixed_num_layers`, `fixed_num_heads`, `warmup_steps`:
 with SODA's batch and depth rules the third sweep's curves stepped where the batch or the depth
 jumped; the fourth sweep's 4-dim heads cost it 0.13-0.18 of loss). The fixed warmup lets a width's
@@ -39,9 +41,11 @@ from soda_jax.eval.tasks import ValidationNllTask, sblimp, swuggy, tblimp, twugg
 from soda_jax.execution import ExecutorStep, prefix_path
 from soda_jax.scaling.adaptive import AdaptiveLimits, centered_grid
 from soda_jax.scaling.fits import PowerLaw
-from soda_jax.scaling.sweep import SweepRules, format_grid
+from soda_jax.scaling.sweep import SweepRules, format_grid, run_for_shape
 from soda_jax.training import CheckpointPolicy
 
+MINI_ANALYSIS = "analysis/isoflop-mini"
+"""The mini sweep's analysis step (``{MINI_ANALYSIS}-proposals``: its proposals steps)."""
 MINI_TEXT_VOCAB = 512
 """Text ids of the sweep's BPE (256 bytes, 4 specials, 252 merges of the corpus's sentences)."""
 
@@ -124,7 +128,16 @@ MINI_CAPABILITY_METRICS = (
     "validation_nll/text/loss", "validation_nll/semantic/loss", "validation_nll/acoustic/loss",
     "swuggy/accuracy", "twuggy/accuracy", "sblimp/accuracy", "tblimp/accuracy",
 )  # fmt: skip
-"""Eval metrics the analysis fits against validation loss."""
+"""Eval metrics the analysis fits against the fitted loss (held-out speech NLL)."""
+
+
+MINI_REFERENCE_BUDGET = 2.83e12
+"""The reference run's forward budget: sqrt(2) past the grid's top (2e12), the next budget the grid would have."""
+MINI_REFERENCE_HIDDEN = 40
+"""The reference run's width: `MINI_PRIOR`'s N* at that budget (1.3M parameters) is nearest d=40 (1.43M)."""
+MINI_REFERENCE = run_for_shape(MINI_RULES, MINI_REFERENCE_BUDGET, MINI_RULES.shape_for_hidden(MINI_REFERENCE_HIDDEN))
+"""The mini sweep's "final model": trained and evaluated as every sweep run, left out of every fit and
+starred on the capability plots (1,692 steps, 736 of them past its width's d=40 trunk at 2e12)."""
 
 
 def mini_sweep_data():
@@ -146,29 +159,42 @@ def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
                         compilation_cache_dir=MINI_COMPILATION_CACHE)  # fmt: skip
 
 
+def mini_reference_steps(train_step: BranchedSweepSteps) -> tuple[ExecutorStep, ExecutorStep]:
+    """`MINI_REFERENCE`'s training and evaluation steps."""
+    if MINI_REFERENCE is None:
+        raise ValueError(f"the mini rules drop d={MINI_REFERENCE_HIDDEN} at {MINI_REFERENCE_BUDGET:.3g}")
+    reference = train_step(MINI_REFERENCE)
+    return reference, mini_eval_step(reference)
+
+
 def build_mini_sweep(data=None) -> list[ExecutorStep]:
     """The mini sweep's first-round training and evaluation steps on ``data`` (`mini_sweep_data()`
-    by default), then its analysis step (last)."""
+    by default), then its analysis step (last), which also reads the reference run (its steps are
+    the analysis's dependencies)."""
     train_step = mini_train_steps(mini_sweep_data() if data is None else data)
     train_steps = [train_step(run) for run in MINI_FIRST_GRID]
     eval_steps = [mini_eval_step(step) for step in train_steps]
-    analysis = default_scaling_analysis("analysis/isoflop-mini", train_steps, eval_steps=eval_steps, num_bootstrap=500,
-                                        capability_metrics=MINI_CAPABILITY_METRICS)  # fmt: skip
+    reference, reference_eval = mini_reference_steps(train_step)
+    analysis = default_scaling_analysis(MINI_ANALYSIS, train_steps, eval_steps=eval_steps, num_bootstrap=500,
+                                        capability_metrics=MINI_CAPABILITY_METRICS,
+                                        reference_train_steps=[reference], reference_eval_steps=[reference_eval])  # fmt: skip
     return [*train_steps, *eval_steps, analysis]
 
 
 def mini_adaptive_sweep(data=None) -> AdaptiveSweep:
     """The mini sweep as an adaptive sweep: `MINI_RULES`' grid first, then the runs that bracket each
-    budget; every run evaluated."""
+    budget; every run evaluated, and `MINI_REFERENCE` beside them."""
+    train_step = mini_train_steps(mini_sweep_data() if data is None else data)
     return AdaptiveSweep(
-        name="analysis/isoflop-mini",
+        name=MINI_ANALYSIS,
         rules=MINI_RULES,
         first_grid=MINI_FIRST_GRID,
-        train_step_for=mini_train_steps(mini_sweep_data() if data is None else data),
+        train_step_for=train_step,
         limits=MINI_LIMITS,
         num_bootstrap=500,
         eval_step_for=mini_eval_step,
         capability_metrics=MINI_CAPABILITY_METRICS,
+        references=(mini_reference_steps(train_step),),
     )
 
 

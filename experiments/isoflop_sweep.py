@@ -7,7 +7,10 @@
 Each run trains a catalogue-rule Qwen3 model (`SweepRules.shape_for_hidden`) on the SODA final mix
 with the project's training step (`experiments.defaults.default_train`) and the sweep's recipe
 (`soda_jax.scaling.sweep.sweep_recipe`: the run's own lr and beta2, Cautious, no z-loss); one
-analysis step fits the laws and draws the plots. The sweep is adaptive (`experiments.adaptive_sweep`):
+analysis step fits the laws and draws the plots. Every run is evaluated on SODA's benchmark set
+(``evaluation/isoflop/<run>``, `experiments.soda_eval_sets`: whichever sets ``$SODA_EVAL_ROOT`` holds,
+the others skipped by name), and the analysis fits each benchmark against the held-out speech NLL
+(SODA's capability curves; ``experiments/soda_final.py`` stars the final models on them). The sweep is adaptive (`experiments.adaptive_sweep`):
 a proposals step judges every budget and, where the optimum sits at the grid's edge (as it did at
 SODA's top budgets), the next run of this file adds the widths past that edge. The data steps (raw corpora under
 ``$SODA_RAW_ROOT`` -> Mimi codes -> token caches, `experiments.soda_data`) are the final runs' own,
@@ -21,15 +24,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.adaptive_sweep import AdaptiveSweep, run_adaptive_sweep
+from experiments.adaptive_sweep import AdaptiveSweep, build_state, run_adaptive_sweep
 from experiments.defaults import default_scaling_analysis, default_train
 from experiments.soda_data import soda_final_data
+from experiments.soda_eval_sets import SODA_CAPABILITY_METRICS, SodaEvalPlan, soda_eval_plan, soda_eval_step
 from soda_jax.execution import ExecutorStep, output_path_of, versioned
 from soda_jax.scaling.sweep import SweepRules, SweepRun, format_grid, isoflop_grid, stable_chain, sweep_recipe
 from soda_jax.training.branching import check_branch, stable_prefix_steps
 
 logger = logging.getLogger(__name__)
 
+SWEEP_ANALYSIS = "analysis/isoflop-soda"
+"""The sweep's analysis step (and, with ``-proposals``, its proposals steps)."""
 SWEEP_RULES = SweepRules()
 """SODA's rules and budgets (see soda_jax.scaling.sweep)."""
 SWEEP_SLICES = ("v5p-8", "v5p-16", "v5p-32", "v5p-64")
@@ -91,28 +97,55 @@ class BranchedSweepSteps:
         return self._segments[run.name]
 
 
+def sweep_eval_step(train_step: ExecutorStep, plan: SodaEvalPlan) -> ExecutorStep:
+    """``evaluation/isoflop/<run>``: SODA's benchmark set (``plan``) on a sweep run's final checkpoint."""
+    return soda_eval_step(train_step.name.removeprefix("checkpoints/"), train_step, plan)
+
+
 def build_sweep(
     data,
     rules: SweepRules = SWEEP_RULES,
-    name: str = "analysis/isoflop-soda",
+    name: str = SWEEP_ANALYSIS,
     *,
     tpu: str | Sequence[str] | None = SWEEP_SLICES,
     num_bootstrap: int = 1000,
+    plan: SodaEvalPlan | None = None,
     **options: Any,
 ) -> list[ExecutorStep]:
-    """Every training step of the sweep, then the analysis step over them (last)."""
+    """Every training step of the sweep, their evaluations (SODA's sets that ``plan``, by default
+    `soda_eval_plan()`, finds; none when it finds none), then the analysis step over them (last)."""
+    plan = plan or soda_eval_plan()
     train_steps = [sweep_train_step(run, data, tpu=tpu, **options) for run in isoflop_grid(rules)]
-    return [*train_steps, default_scaling_analysis(name, train_steps, num_bootstrap=num_bootstrap)]
+    eval_steps = [sweep_eval_step(step, plan) for step in train_steps] if plan.tasks else []
+    analysis = default_scaling_analysis(name, train_steps, eval_steps=eval_steps, num_bootstrap=num_bootstrap,
+                                        capability_metrics=SODA_CAPABILITY_METRICS)  # fmt: skip
+    return [*train_steps, *eval_steps, analysis]
 
 
-def soda_adaptive_sweep(data, rules: SweepRules = SWEEP_RULES, *, tpu: str | Sequence[str] | None = SWEEP_SLICES, **options: Any) -> AdaptiveSweep:
-    """SODA's grid as round 0 of an adaptive sweep, every run trained on ``data``."""
+def soda_adaptive_sweep(
+    data, rules: SweepRules = SWEEP_RULES, *, tpu: str | Sequence[str] | None = SWEEP_SLICES, plan: SodaEvalPlan | None = None,
+    **options: Any,
+) -> AdaptiveSweep:  # fmt: skip
+    """SODA's grid as round 0 of an adaptive sweep, every run trained on ``data`` and evaluated on
+    ``plan``'s tasks (default: `soda_eval_plan()`; no evaluations when it finds no set)."""
+    plan = plan or soda_eval_plan()
     return AdaptiveSweep(
-        name="analysis/isoflop-soda",
+        name=SWEEP_ANALYSIS,
         rules=rules,
         first_grid=tuple(isoflop_grid(rules)),
         train_step_for=lambda run: sweep_train_step(run, data, tpu=tpu, **options),
+        eval_step_for=(lambda step: sweep_eval_step(step, plan)) if plan.tasks else None,
+        capability_metrics=SODA_CAPABILITY_METRICS,
     )
+
+
+def sweep_runs_so_far(sweep: AdaptiveSweep, prefix: str | None) -> tuple[list[ExecutorStep], list[ExecutorStep]]:
+    """The training and evaluation steps of every run the sweep holds under ``prefix`` (its first grid
+    plus what its finished proposal rounds added; the first grid alone without a prefix)."""
+    runs = build_state(sweep, prefix).runs if prefix else sweep.first_grid
+    train_steps = [sweep.train_step_for(run) for run in runs]
+    eval_steps = [sweep.eval_step_for(step) for step in train_steps] if sweep.eval_step_for else []
+    return train_steps, eval_steps
 
 
 def soda_mix_data():
@@ -124,7 +157,9 @@ def main(argv: list[str]) -> None:
     print(format_grid(isoflop_grid(SWEEP_RULES)))
     if PRINT_GRID_FLAG in argv:
         return
-    run_adaptive_sweep(soda_adaptive_sweep(soda_mix_data()), argv, description="SODA isoFLOP sweep")
+    plan = soda_eval_plan()
+    print(plan.describe())
+    run_adaptive_sweep(soda_adaptive_sweep(soda_mix_data(), plan=plan), argv, description="SODA isoFLOP sweep")
 
 
 if __name__ == "__main__":

@@ -17,13 +17,26 @@ def accuracy_for_loss(loss):
     return ACCURACY_LOW + (ACCURACY_HIGH - ACCURACY_LOW) / (1 + np.exp(ACCURACY_SLOPE * (loss - ACCURACY_MIDPOINT)))
 
 
+def heldout_section(speech_loss, text_loss=None, tokens=1000):
+    """A summary's ``heldout_nll`` (training.validation.heldout_nll's layout): one speech component
+    with ``speech_loss`` and, with ``text_loss``, one text-only component."""
+    components = {"speech": {"loss": float(speech_loss), "tokens": tokens, "speech": True,
+                             "kinds": {"semantic": {"loss": float(speech_loss), "tokens": tokens}}}}
+    if text_loss is not None:
+        components["text"] = {"loss": float(text_loss), "tokens": tokens, "speech": False,
+                              "kinds": {"text": {"loss": float(text_loss), "tokens": tokens}}}
+    speech = {**components["speech"], "components": ["speech"]}
+    del speech["speech"]
+    return {"components": components, "speech": speech}
+
+
 def write_run(root, name, *, params, tokens, train_flops, loss, metrics=None):
     """One training output dir (summary.json) and, with metrics, an eval dir (results.json)."""
     run_dir = os.path.join(root, "checkpoints", name)
     os.makedirs(run_dir, exist_ok=True)
     summary = {
         "params": int(params), "tokens": int(tokens), "train_flops": float(train_flops),
-        "final_validation_loss": float(loss), "steps": 1,
+        "final_validation_loss": float(loss), "heldout_nll": heldout_section(loss), "steps": 1,
     }
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f)
@@ -34,6 +47,29 @@ def write_run(root, name, *, params, tokens, train_flops, loss, metrics=None):
         with open(os.path.join(eval_dir, "results.json"), "w") as f:
             json.dump({"metrics": metrics, "task": "synthetic"}, f)
     return run_dir, eval_dir
+
+
+TEXT_LOSS = 3.0
+"""The text-only component's loss in `sweep_with_text_component`: the old macro mean is (speech + 3) / 2."""
+
+
+def sweep_with_text_component(root, metrics=None):
+    """SODA's two lowest budgets: speech loss from TRUE_LAW, a text component at `TEXT_LOSS`; with
+    ``metrics`` (loss -> {name: value}) an evaluation per run. Returns (run paths, eval paths)."""
+    run_paths, eval_paths = [], []
+    for run in (r for r in sweep.isoflop_grid() if r.budget in (1e18, 3e18)):
+        speech = float(TRUE_LAW(run.params, run.tokens))
+        run_dir, eval_dir = write_run(root, run.name, params=run.params, tokens=run.tokens, train_flops=run.training_flops,
+                                      loss=speech, metrics=metrics(speech) if metrics else None)  # fmt: skip
+        summary_path = os.path.join(run_dir, "summary.json")
+        with open(summary_path) as f:
+            summary = json.load(f)
+        summary.update(final_validation_loss=(speech + TEXT_LOSS) / 2, heldout_nll=heldout_section(speech, TEXT_LOSS))
+        with open(summary_path, "w") as f:
+            json.dump(summary, f)
+        run_paths.append(run_dir)
+        eval_paths.append(eval_dir)
+    return tuple(run_paths), tuple(eval_paths)
 
 
 def write_synthetic_sweep(root, *, noise=0.001, seed=0):
@@ -98,7 +134,8 @@ def write_synthetic_run(config: SyntheticRunConfig) -> None:
     run = sweep.run_for_shape(sweep.SweepRules(), config.budget, sweep.SweepRules().shape_for_hidden(config.hidden))
     os.makedirs(config.output_path, exist_ok=True)
     summary = {"params": run.params, "tokens": run.tokens, "train_flops": float(run.training_flops),
-               "final_validation_loss": float(parabola_loss(run)), "steps": run.steps}
+               "final_validation_loss": float(parabola_loss(run)), "heldout_nll": heldout_section(parabola_loss(run)),
+               "steps": run.steps}
     with open(os.path.join(config.output_path, "summary.json"), "w") as f:
         json.dump(summary, f)
     with open(config.log_path, "a") as f:

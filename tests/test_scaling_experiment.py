@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experiments package
 
-from helpers_scaling import TRUE_LAW  # noqa: E402
+from helpers_scaling import TRUE_LAW, heldout_section  # noqa: E402
 
 from experiments.defaults import default_scaling_analysis  # noqa: E402
 from soda_jax.execution import ExecutorMainConfig, ExecutorStep, run_experiment, this_output_path, versioned  # noqa: E402
@@ -64,6 +64,7 @@ def write_law_summary(config: FakeTrainConfig) -> None:
     summary = {
         "params": config.params, "tokens": config.tokens, "train_flops": config.train_flops,
         "final_validation_loss": float(TRUE_LAW(config.params, config.tokens)),
+        "heldout_nll": heldout_section(TRUE_LAW(config.params, config.tokens)),
     }
     with open(os.path.join(config.output_path, "summary.json"), "w") as f:
         json.dump(summary, f)

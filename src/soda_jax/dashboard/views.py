@@ -14,6 +14,7 @@ from soda_jax.dashboard.metrics import CURVES, METRICS_FILE, CurveCache
 from soda_jax.dashboard.paths import OutsidePrefix, Resolved
 from soda_jax.dashboard.previews import AUDIO_SUFFIXES, parse_json_lines, preview
 from soda_jax.dashboard.store import ExperimentView, PrefixStore, StepView
+from soda_jax.eval.report import read_items, result_rows
 
 RESULT_FILES = ("summary.json", "stats.json", "results.json")
 """Small result files a step may leave; shown as tables on its page."""
@@ -207,6 +208,7 @@ def step_context(store: PrefixStore, resolved: Resolved, curves: CurveCache) -> 
         "attempts": [a for a in prov.get("previous_attempts") or [] if isinstance(a, dict)][::-1],  # newest first
         "results": {name: {"error": item.error, "rows": scalar_rows(item.value)} for name, item in results.items()},
         "eval_metrics": eval_metrics(results.get(EVAL_RESULTS)),
+        "eval_table": eval_table(resolved, results.get(EVAL_RESULTS)),
         "item_files": item_files(store, resolved),
         "has_metrics": has_metrics,
         "curves": CURVES,
@@ -234,6 +236,31 @@ def eval_metrics(item: Item | None) -> list[tuple[str, str]]:
         return []
     metrics = item.value.get("metrics", item.value)
     return scalar_rows(metrics)
+
+
+def eval_table(resolved: Resolved, item: Item | None) -> list[dict[str, Any]]:
+    """The evaluation table (`soda_jax.eval.report.result_rows`): per task and metric the value
+    rounded to its 95 % interval, the interval, items, skipped by reason, SODA's reported number, and
+    the task's per-item browser (``/items/...``) when it has an item file."""
+    if item is None or not item.ok or not isinstance(item.value, dict):
+        return []
+    results = item.value
+    tasks = list(results.get("tasks") or {})
+    items = read_items(resolved.url, tasks)
+    rows = []
+    previous = None
+    for row in result_rows(results, items):
+        first = row.task != previous
+        previous = row.task
+        rows.append({
+            "task": row.task if first else "", "metric": row.metric, "value": row.value_text, "interval": row.interval_text,
+            "scored": row.items if first and row.items is not None else "",
+            "skipped": ", ".join(f"{k} {v}" for k, v in sorted(row.skipped.items())) if first else "",
+            "reported": row.reported.label() if row.reported else "",
+            "reported_note": f"{row.reported.benchmark}: {row.reported.note}" if row.reported else "",
+            "items_href": f"/items/{resolved.rel}/{EVAL_ITEMS_DIR}/{row.task}.jsonl" if first and row.task in items else "",
+        })  # fmt: skip
+    return rows
 
 
 def item_files(store: PrefixStore, resolved: Resolved) -> list[str]:

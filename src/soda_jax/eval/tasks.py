@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from soda_jax.eval import pairs
 from soda_jax.eval.asr import AsrTask
 from soda_jax.eval.continuation import ContinuationTask
 from soda_jax.eval.lm_eval_adapter import LmEvalTask
@@ -31,6 +32,47 @@ def mini_tasks(root, *, num_shots: int = 1, max_new_tokens: int = 64) -> tuple:
     )
 
 
+SODA_ASR_SHOTS = 3
+"""Examples of SODA's N-shot LibriSpeech ASR (its evaluation script's default)."""
+SODA_HELLASWAG = ("hellaswag",)
+"""The lm-eval task of SODA's text benchmark (HellaSwag, run from a local task YAML)."""
+LM_EVAL_TASK = "lm_eval"
+"""The `LmEvalTask`'s name: its metrics are ``lm_eval/{lm-eval task}/{metric}``."""
+
+
+def soda_tasks(
+    *,
+    swuggy=None,
+    sblimp=None,
+    salmon=None,
+    librispeech=None,
+    seed_tts_meta=None,
+    lm_eval_include=None,
+    scorers: Scorers = Scorers(),
+    num_shots: int = SODA_ASR_SHOTS,
+) -> tuple:
+    """SODA's benchmark set over whichever of its sets are given (None: that set's tasks left out):
+    sWUGGY and tWUGGY (one table), sBLIMP and tBLIMP (one table), SALMon, LibriSpeech ASR 0-shot
+    (``librispeech``) and ``num_shots``-shot (``librispeech_{n}shot``: test-clean, shots from dev-clean),
+    Seed-TTS eval (``seed_tts``: WER and speaker similarity by ``scorers``) and HellaSwag through
+    lm-eval (``lm_eval``, task YAMLs in ``lm_eval_include``). Metric names match
+    `soda_jax.eval.report.SODA_REPORTED`."""
+    tasks: list = []
+    if swuggy is not None:
+        tasks += [pairs.swuggy(swuggy), pairs.twuggy(swuggy)]
+    if sblimp is not None:
+        tasks += [pairs.sblimp(sblimp), pairs.tblimp(sblimp)]
+    if salmon is not None:
+        tasks.append(pairs.salmon(salmon))
+    if librispeech is not None:
+        tasks += [AsrTask("librispeech", librispeech), AsrTask(f"librispeech_{num_shots}shot", librispeech, num_shots=num_shots)]
+    if seed_tts_meta is not None:
+        tasks.append(TtsTask("seed_tts", seed_tts_meta, scorers=scorers))
+    if lm_eval_include is not None:
+        tasks.append(LmEvalTask(LM_EVAL_TASK, tasks=SODA_HELLASWAG, include_path=lm_eval_include))
+    return tuple(tasks)
+
+
 def _sub(root, path: str):
     """``root/path`` for a directory or a step (`InputName`)."""
     return f"{root}/{path}" if isinstance(root, str) else root / path
@@ -38,5 +80,5 @@ def _sub(root, path: str):
 
 __all__ = [
     "AsrTask", "ContinuationTask", "LmEvalTask", "PairTask", "Sampling", "Scorers", "TranslationTask", "TtsTask",
-    "ValidationNllTask", "mini_tasks", "salmon", "sblimp", "swuggy", "tblimp", "twuggy",
+    "ValidationNllTask", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "twuggy",
 ]  # fmt: skip

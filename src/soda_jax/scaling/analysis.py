@@ -9,9 +9,16 @@ Output directory:
 {out}/compute_optimal.png        N* and D* vs C with fitted power laws
 {out}/parametric_profiles.png    profile likelihoods of L(N, D)'s alpha and beta
 {out}/parametric_residuals.png   L(N, D) vs observed loss, residuals vs C (only when identified)
-{out}/capability_{metric}.png    metric vs validation loss, reference models starred, SODA's
+{out}/capability_{metric}.png    metric vs the fitted loss, reference models starred, SODA's
                                  reported value drawn where the metric is one SODA reports
 ```
+
+**Which loss.** ``fitted_loss`` names the loss every fit and plot uses (`soda_jax.scaling.runs`):
+by default ``heldout_speech_nll``, SODA's: the token-weighted NLL on the held-out validation split
+of the speech components (text-only components such as Nemotron-CC left out); also its text,
+semantic and acoustic parts, the token-weighted NLL over every component (``heldout_nll``), and
+the old unweighted mean over components (``validation_macro``, text included). The JSON records it
+(``fitted_loss``), and each run's other losses beside the fitted one (``runs[i].losses``).
 
 With ``bracket_limits`` set (adaptive sweeps: the limits their proposals judge by), N* and D* are
 fitted through the budgets `judge_budget` calls bracketed only; the others (a minimum at an edge or at
@@ -49,7 +56,7 @@ from soda_jax.scaling.fits import (
     group_by_budget,
     profile_exponents,
 )
-from soda_jax.scaling.runs import RunRecord, read_runs
+from soda_jax.scaling.runs import DEFAULT_FITTED_LOSS, RunRecord, describe_loss, read_runs
 
 logger = logging.getLogger(__name__)
 
@@ -85,24 +92,30 @@ class ScalingAnalysisConfig:
     bracket_limits: AdaptiveLimits | None = None
     """Fit N* and D* through the budgets bracketed under these limits only (None: every budget with
     enough sizes for a parabola, whatever its shape)."""
+    fitted_loss: str = DEFAULT_FITTED_LOSS
+    """The loss every fit uses (`soda_jax.scaling.runs.fitted_loss_names`): SODA's held-out speech NLL
+    by default, ``validation_macro`` for the mean over components that sweeps fitted before."""
 
 
 def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
     """Fit everything the runs allow; write scaling_fits.json and the plots. Returns the JSON."""
-    loaded = read_runs(tuple(config.run_paths), tuple(config.eval_paths))
-    references = read_runs(tuple(config.reference_run_paths), tuple(config.reference_eval_paths))
+    loss_label = describe_loss(config.fitted_loss)  # an unknown name fails here, before any run is read
+    loaded = read_runs(tuple(config.run_paths), tuple(config.eval_paths), config.fitted_loss)
+    references = read_runs(tuple(config.reference_run_paths), tuple(config.reference_eval_paths), config.fitted_loss)
     runs = loaded.records
     logger.info("scaling analysis: %d runs read, skipped %s", len(runs), loaded.skipped or "none")
     if not runs:
         raise ValueError(f"no readable training runs among {len(config.run_paths)}: {loaded.skipped_paths}")
     columns = _columns(runs)
     result: dict[str, Any] = {
+        "fitted_loss": {"name": config.fitted_loss, "description": loss_label},
         "flop_convention": FLOP_CONVENTION,
         "runs": [dataclasses.asdict(r) for r in runs],
         "skipped": loaded.skipped,
         "skipped_paths": loaded.skipped_paths,
         "references": [dataclasses.asdict(r) for r in references.records],
         "references_skipped": references.skipped,
+        "references_skipped_paths": references.skipped_paths,
     }
     compute_optimal = _fit_compute_optimal(runs, columns, config)
     result["compute_optimal"] = _jsonable(compute_optimal)
@@ -122,7 +135,7 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
 
     fileio.makedirs(config.output_path)
     fileio.atomic_write_json(fileio.join(config.output_path, FITS_FILE), result)
-    _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records)
+    _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records, loss_label)
     if not _failed(identification):
         plots.save_png(plots.exponent_profiles(identification), fileio.join(config.output_path, "parametric_profiles.png"))
     return result
@@ -192,12 +205,18 @@ def _fit_parametric_with_bootstrap(columns, config: ScalingAnalysisConfig) -> di
 
 
 def _fit_capabilities(runs: list[RunRecord], wanted: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A fit per metric; a wanted metric that no run's results hold is recorded as an error (its
+    evaluation set missing, say), not left out."""
     metrics = sorted({name for r in runs for name in r.metrics if not wanted or name in wanted})
-    fits = {}
+    fits: dict[str, Any] = {}
     for metric in metrics:
         loss = [r.loss for r in runs]
         values = [r.metrics.get(metric, math.nan) for r in runs]
         fits[metric] = _attempt(f"capability {metric}", lambda: fit_capability(metric, loss, values))  # noqa: B023 (called at once)
+    for metric in wanted:
+        if metric not in fits:
+            logger.warning("capability %s: no run's evaluation results hold it", metric)
+            fits[metric] = {"error": "no run's evaluation results hold this metric (task not run, or its set missing)"}
     return fits
 
 
@@ -214,10 +233,10 @@ def _failed(fit) -> bool:
     return isinstance(fit, dict) and "error" in fit
 
 
-def _write_plots(output_path, columns, compute_optimal, parametric, capabilities, runs, references) -> None:
+def _write_plots(output_path, columns, compute_optimal, parametric, capabilities, runs, references, loss_label: str) -> None:
     compute, params, tokens, loss = columns["compute"], columns["params"], columns["tokens"], columns["loss"]
     plots.save_png(
-        plots.isoflop_curves(compute, params, loss, None if _failed(compute_optimal) else compute_optimal),
+        plots.isoflop_curves(compute, params, loss, None if _failed(compute_optimal) else compute_optimal, loss_label=loss_label),
         fileio.join(output_path, "isoflop_curves.png"),
     )
     if not _failed(compute_optimal):
@@ -230,10 +249,15 @@ def _write_plots(output_path, columns, compute_optimal, parametric, capabilities
     for metric, fit in capabilities.items():
         if _failed(fit):
             continue
-        marked = {r.name: (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
+        marked = {_display_name(r.name): (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
         figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked,
-                                          reported=SODA_REPORTED.get(metric))  # fmt: skip
+                                          reported=SODA_REPORTED.get(metric), loss_label=loss_label)  # fmt: skip
         plots.save_png(figure, fileio.join(output_path, f"capability_{_file_safe(metric)}.png"))
+
+
+def _display_name(run_name: str) -> str:
+    """A run directory's name without the executor's version hash (``soda-4b-1a2b3c4d`` -> ``soda-4b``)."""
+    return re.sub(r"-[0-9a-f]{8}$", "", run_name)
 
 
 def _file_safe(name: str) -> str:
@@ -255,3 +279,43 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def describe_fits(fits: dict[str, Any], output_path: str | None = None, proposals: dict[str, Any] | None = None) -> str:
+    """A scaling_fits.json (and the sweep's proposals.json) in words: the fitted loss, the exponents
+    with their 95% intervals, L(N, D), each budget's bracket verdict and where the plots are."""
+    fitted = fits.get("fitted_loss") or {"name": "validation_macro", "description": "final_validation_loss (older analysis)"}
+    lines = [f"scaling fits over {len(fits.get('runs') or [])} runs (skipped: {fits.get('skipped') or 'none'}); "
+             f"fitted loss: {fitted['name']} = {fitted['description']}"]  # fmt: skip
+    optimal = fits.get("compute_optimal") or {}
+    if "error" in optimal:
+        lines.append(f"  N*, D*: not fitted: {optimal['error']}")
+    elif optimal:
+        for symbol, law in (("N*", optimal["params_law"]), ("D*", optimal["tokens_law"])):
+            interval = law.get("exponent_interval")
+            span = f" (95% interval {interval['low']:.2f}..{interval['high']:.2f})" if interval else ""
+            lines.append(f"  {symbol} ~ C^{law['exponent']:.3f}{span}")
+        if optimal.get("tokens_faster_share") is not None:
+            lines.append(f"  D* grows faster than N* in {optimal['tokens_faster_share']:.0%} of the joint resamples")
+        for budget, why in optimal.get("skipped_budgets") or []:
+            lines.append(f"  C={budget:.2e} left out of N*, D*: {why}")
+    parametric = fits.get("parametric") or {}
+    if "error" in parametric:
+        lines.append(f"  L(N, D): {parametric['error']}")
+    elif parametric.get("law"):
+        law = parametric["law"]
+        lines.append(f"  L(N, D) = {law['E']:.3f} + {law['A']:.3g}/N^{law['alpha']:.3f} + {law['B']:.3g}/D^{law['beta']:.3f} "
+                     f"(log-RMSE {parametric['log_rmse']:.4f})")  # fmt: skip
+    for verdict in (proposals or {}).get("verdicts", []):
+        r2 = verdict.get("fit_r2")
+        lines.append(f"  forward budget {verdict['budget']:.2e}: {verdict['status']} (best d={verdict['best_hidden']}, "
+                     f"{verdict['runs_below']} below / {verdict['runs_above']} above"
+                     + (f", parabola R^2 {r2:.2f})" if isinstance(r2, (int, float)) else ")"))  # fmt: skip
+    capabilities = fits.get("capabilities") or {}
+    fitted_caps = [m for m, fit in capabilities.items() if "error" not in fit]
+    if capabilities:
+        lines.append(f"  capability fits: {len(fitted_caps)} of {len(capabilities)} metrics "
+                     f"({len(fits.get('references') or [])} reference runs starred)")  # fmt: skip
+    if output_path:
+        lines.append(f"  plots and fits: {output_path}/ (isoflop_curves.png, compute_optimal.png, capability_*.png, {FITS_FILE})")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Capability-vs-loss fits: an eval metric as a function of validation loss.
+"""Capability-vs-loss fits: an eval metric as a function of the fitted loss (held-out speech NLL by default).
 
 Two candidate curves per metric, chosen by leave-one-out error (the curve that predicts held-out
 models better wins, so a 4-parameter sigmoid has to earn its extra parameters):
@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from soda_jax.eval.report import SODA_REPORTED as REPORTED_SCORES
+
 logger = logging.getLogger(__name__)
 
 MIN_POINTS = 4
@@ -36,16 +38,10 @@ SIGMOID_MAX_EVALUATIONS = 500
 converges takes far fewer; one that cannot, because the data have no sigmoid shape, would otherwise
 run to scipy's 5,000 from each of its starts and each left-out point)."""
 
-SODA_REPORTED = {
-    "sblimp/accuracy": 0.524,
-    "swuggy/accuracy": 0.618,
-    "tblimp/accuracy": 0.713,
-    "twuggy/accuracy": 0.748,
-    "salmon/accuracy": 0.706,
-}
-"""SODA's reported scores (probably SODA-4B; soda-facts.md) under our eval metric names, drawn on the
-capability plots for reference. Their validation loss is on another vocabulary and corpus, so they
-are lines, not points: where our curves would have to climb to."""
+SODA_REPORTED = REPORTED_SCORES
+"""SODA's eight reported scores (`soda_jax.eval.report.SODA_REPORTED`: probably SODA-4B's, each marked
+so), drawn on the capability plots for reference. Their losses are on another vocabulary and corpus,
+so they are lines, not points: where our curves would have to climb to."""
 
 SIGMOID = "sigmoid"
 POWER_LAW = "power_law"

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator  # noqa: E402
 
 from soda_jax import fileio  # noqa: E402
+from soda_jax.eval.report import ReportedScore  # noqa: E402
 from soda_jax.scaling.capability import CapabilityFit  # noqa: E402
 from soda_jax.scaling.fits import (  # noqa: E402
     PROFILE_CHI2_95,
@@ -46,7 +47,7 @@ def _budget_colors(count: int):
     return plt.cm.viridis(np.linspace(0, 0.9, max(count, 1)))
 
 
-def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None) -> plt.Figure:
+def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None, loss_label: str = "final validation loss") -> plt.Figure:
     """Loss vs N per budget, with each fitted parabola and its minimum."""
     compute, params, loss = (np.asarray(v, float) for v in (compute, params, loss))
     labels = group_by_budget(compute)
@@ -65,7 +66,7 @@ def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None) -> plt.
             axes.scatter([optimum.params_opt], [optimum.loss_opt], color=colors[label], marker="*", s=120, edgecolor="k")
     _log_x(axes)
     axes.set_xlabel("parameters N")
-    axes.set_ylabel("final validation loss")
+    axes.set_ylabel(loss_label)
     axes.set_title("isoFLOP curves (stars: fitted minima)")
     axes.legend(fontsize=7)
     return figure
@@ -114,22 +115,25 @@ def parametric_residuals(law: ParametricLaw, params, tokens, loss, compute) -> p
 
 
 def capability_vs_loss(
-    fit: CapabilityFit, loss, values, references: dict[str, tuple[float, float]], reported: float | None = None
+    fit: CapabilityFit, loss, values, references: dict[str, tuple[float, float]], reported: ReportedScore | None = None,
+    loss_label: str = "validation loss",
 ) -> plt.Figure:
-    """Metric vs validation loss for the sweep, the fitted curve, the big models marked, and SODA's
-    ``reported`` score as a horizontal line."""
+    """Metric vs the fitted loss for the sweep, the fitted curve, the reference models (full-size runs)
+    as labelled stars, and SODA's ``reported`` score as a horizontal line naming its model."""
     loss, values = np.asarray(loss, float), np.asarray(values, float)
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.scatter(loss, values, s=16, label="sweep runs")
     all_losses = [*loss[np.isfinite(loss)], *(x for x, _ in references.values())]
     x = np.linspace(min(all_losses), max(all_losses), CURVE_POINTS)
     axes.plot(x, fit.predict(x), label=f"{fit.model} (held-out RMSE {fit.held_out_rmse[fit.model]:.3g})")
-    for name, (reference_loss, reference_value) in references.items():
-        axes.scatter([reference_loss], [reference_value], marker="*", s=150, edgecolor="k", zorder=3)
+    for i, (name, (reference_loss, reference_value)) in enumerate(references.items()):
+        axes.scatter([reference_loss], [reference_value], marker="*", s=180, edgecolor="k", zorder=3,
+                     color="gold", label="reference runs" if i == 0 else None)  # fmt: skip
         axes.annotate(name, (reference_loss, reference_value), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if reported is not None:
-        axes.axhline(reported, color="grey", linestyle="--", linewidth=1, label=f"SODA reported ({reported:.3g}; other vocab and loss scale)")
-    axes.set_xlabel("validation loss")
+        axes.axhline(reported.value, color="grey", linestyle="--", linewidth=1,
+                     label=f"{reported.model_label} reported {reported.as_reported} (other vocab and loss scale)")  # fmt: skip
+    axes.set_xlabel(loss_label)
     axes.set_ylabel(fit.metric)
     axes.invert_xaxis()  # better models to the right
     axes.legend(fontsize=8)

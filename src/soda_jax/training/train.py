@@ -2,7 +2,8 @@
 
 Layout under ``output_path`` (docs/data-contracts.md section 3): ``checkpoints/`` (levanter,
 tensorstore), ``hf/`` (transformers export), ``metrics.jsonl`` (one row per step), ``summary.json``
-(written last: its presence means the run finished). Calling ``train`` again on the same
+(written last: its presence means the run finished; its ``heldout_nll`` holds the final held-out NLL
+per component and token kind, pooled over the speech components: `soda_jax.training.validation`). Calling ``train`` again on the same
 ``output_path`` resumes from the latest checkpoint with the same data order, so a killed or
 preempted run simply re-runs; a finished run only re-validates and re-exports.
 """
@@ -57,7 +58,13 @@ from soda_jax.training.loss import default_vocab_block, next_token_loss_fn
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
-from soda_jax.training.validation import VALIDATION_LOSS, ValidationLoss
+from soda_jax.training.validation import (
+    HELDOUT_NLL,
+    VALIDATION_LOSS,
+    TokenKindLayout,
+    ValidationLoss,
+    heldout_nll,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,6 +141,12 @@ def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
     if tokenizer_size != size:
         raise ValueError(f"tokenizer {spec.tokenizer_path} has {tokenizer_size} ids but the caches' vocabulary has {size}")
     return size
+
+
+def token_kind_layout(spec: MixtureSpec) -> TokenKindLayout:
+    """Where text, marker and audio ids lie in the caches' shared vocabulary (`data_vocab_size` checks
+    they share one): the first component's record."""
+    return TokenKindLayout.from_cache(next(iter(spec.cache_roots().values())))
 
 
 def trainer_config(config: TrainConfig, run_id: str, backend: str | None = None) -> TrainerConfig:
@@ -231,8 +244,8 @@ def train(config: TrainConfig) -> dict:
             Vocab = initial_vocab_axis(init_source, vocab_size, Vocab)
         train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
-            trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches,
-            loss_fn=next_token_loss_fn(config.cross_entropy, z_loss_weight=None, vocab_block=default_vocab_block()),
+            trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches, layout=token_kind_layout(config.data),
+            cross_entropy=config.cross_entropy, vocab_block=default_vocab_block(),
         )  # fmt: skip
         state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
         resume_step = int(state.step)
@@ -350,6 +363,7 @@ def _summary(config: TrainConfig, vocab_size: int, padded_vocab: int, rows: list
         "final_train_loss": last.get("loss"),
         "final_validation_loss": last.get(VALIDATION_LOSS),
         "validation": {k: v for k, v in last.items() if k.startswith("validation/")},
+        HELDOUT_NLL: heldout_nll(last),
         "steps": steps,
         "vocab_size": vocab_size,
         "padded_vocab_size": padded_vocab,

@@ -97,7 +97,10 @@ def test_walk_through_an_experiment_in_chromium(built, tmp_path):
             screenshot(page, "scaling")
 
             page.goto(f"{base}/step/{built.rel('eval/tiny')}")
-            expect(page.locator("#eval")).to_contain_text("speech/accuracy")
+            # the results table: task, metric, value rounded to its interval, the interval, items
+            row = page.locator("#eval tr", has_text="speech")
+            expect(row).to_contain_text("accuracy")
+            expect(row).to_contain_text("0.6667")
             page.get_by_role("link", name="speech.jsonl").click()
             audio = page.locator("audio").first
             expect(audio).to_be_attached()

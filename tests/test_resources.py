@@ -14,7 +14,7 @@ import sys
 import pytest
 import ray
 
-from soda_jax.execution.parallel import parallel_map, run_as_task, task_options
+from soda_jax.execution.parallel import parallel_map, run_as_task, shutdown_workers, task_options
 from soda_jax.execution.step import Resources
 
 # Ray workers import this module to run `placement`: what the tests need beyond it (torch, the codec,
@@ -57,8 +57,9 @@ def test_the_installed_torch_without_cuda_refuses_a_granted_gpu():
 
 # ------------------------------------------------------------------------------------- Ray
 def start_local_ray(num_gpus: int) -> None:
-    """A local Ray like `ensure_ray`'s (workers import what this process imports), with ``num_gpus``."""
-    ray.shutdown()
+    """A local Ray like `ensure_ray`'s (workers import what this process imports), with ``num_gpus``.
+    An earlier test's cluster (and the executor's memory of it) is forgotten first."""
+    shutdown_workers()
     path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
     ray.init(address="local", num_cpus=2, num_gpus=num_gpus, include_dashboard=False, configure_logging=False,
              runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip

@@ -183,8 +183,10 @@ def parallel_map(
 
 
 def shutdown_workers() -> None:
-    """Stop the Ray workers this process started (flushing their logs), if any."""
+    """Stop the Ray workers this process started (flushing their logs), if any, and forget the cluster:
+    the next `ensure_ray` decides afresh whether it runs against one."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    _ON_CLUSTER["value"] = False

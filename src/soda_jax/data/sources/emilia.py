@@ -198,17 +198,7 @@ def utterance_from_group(
     if audio is None or not audio_checks.plausible_utterance(text, audio, where + audio_suffix, skips):
         return None
     utterance_id = str(meta.get("id") or key)
-    return Utterance(
-        recording_id=utterance_id,
-        segment_id=utterance_id,
-        segment_index=0,
-        start=0.0,
-        end=len(audio) / MIMI_SAMPLE_RATE,
-        text=text,
-        language=language,
-        speaker=str(meta.get("speaker", "")),
-        audio=audio,
-    )
+    return Utterance.whole(utterance_id, audio, text, language, str(meta.get("speaker", "")), MIMI_SAMPLE_RATE)
 
 
 def read_shard(shard: Shard, skips: SkipCounter) -> Iterator[Utterance]:

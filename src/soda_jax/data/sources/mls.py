@@ -269,17 +269,7 @@ def _utterance(
     audio = audio_checks.decode_checked(data, where, skips)
     if audio is None or not audio_checks.plausible_utterance(text, audio, where, skips):
         return None
-    return Utterance(
-        recording_id=utterance_id,
-        segment_id=utterance_id,
-        segment_index=0,
-        start=0.0,
-        end=len(audio) / MIMI_SAMPLE_RATE,
-        text=text,
-        language=LANGUAGE,
-        speaker=speaker,
-        audio=audio,
-    )
+    return Utterance.whole(utterance_id, audio, text, LANGUAGE, speaker, MIMI_SAMPLE_RATE)
 
 
 PARQUET_REQUIRED = ("audio", "transcript")

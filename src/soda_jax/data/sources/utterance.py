@@ -56,6 +56,12 @@ class Utterance:
     speaker: str
     """Speaker id as given by the source ("" when unknown)."""
     audio: np.ndarray = field(repr=False)
+
+    @classmethod
+    def whole(cls, utterance_id: str, audio: np.ndarray, text: str, language: str, speaker: str, sample_rate: int) -> Utterance:
+        """An utterance that is its own recording (Emilia, MLS): segment 0, spanning all of ``audio``."""
+        return cls(recording_id=utterance_id, segment_id=utterance_id, segment_index=0, start=0.0,
+                   end=len(audio) / sample_rate, text=text, language=language, speaker=speaker, audio=audio)  # fmt: skip
     """Mono float32 samples at 24 kHz covering [start, end)."""
 
 

@@ -117,11 +117,11 @@ def train_step(config):
 
 
 data = ExecutorStep(name="rehearsal/data", fn=data_step, config=DataConfig(this_output_path()), resources=Resources(cpus=1))
-# cpus=0: the slice's hosts advertise no CPUs (infra/). With the default (1) this launched step was
-# seen waiting for {'CPU': 1, 'TPU': 4} although the slice's bundles ask for CPU 0: not yet explained.
+# The default Resources (cpus=1): the step's host processes ask the slice's bundles for TPU chips only,
+# since the slice's hosts advertise no CPUs (infra/).
 train = ExecutorStep(
     name="rehearsal/train", fn=train_step, config=TrainConfig(data / "placement.json", this_output_path()),
-    resources=Resources(cpus=0, tpu="__SLICE__", tpu_wait_s=TPU_WAIT_S),
+    resources=Resources(tpu="__SLICE__", tpu_wait_s=TPU_WAIT_S),
 )
 
 if __name__ == "__main__":

@@ -66,3 +66,42 @@ def test_levanter_optimizer_state_carries_the_learning_rate():
 
 def test_levanter_data_config_builds_datasets_through_the_hook_the_mixture_overrides():
     assert list(inspect.signature(LmDataConfig.build_token_datasets).parameters) == ["self", "caches", "Pos", "split"]
+
+
+def test_the_decoder_finds_the_qwen3_parts_it_calls_where_it_calls_them():
+    import haliax.nn as hnn
+    import jax
+    from haliax import Axis
+
+    from soda_jax.models import TEST_TINY, qwen3_config
+    from soda_jax.training.levanter_compat import QWEN3_ATTENTION_PARTS, QWEN3_LAYER_PARTS
+
+    for scanned in (True, False):
+        config = qwen3_config(TEST_TINY, 64, gradient_checkpointing=False, scan_layers=scanned)
+        model = jax.eval_shape(lambda key, c=config: c.build(Axis("vocab", 128), key=key), jax.random.PRNGKey(0))
+        layers = model.transformer.layers
+        assert isinstance(layers, hnn.Stacked) == scanned
+        if scanned:
+            assert isinstance(layers.Block, Axis) and layers.stacked is not None
+        layer = layers.stacked if scanned else layers.unstacked()[0]  # one layer's module, stacked or not
+        missing = [part for part in QWEN3_LAYER_PARTS if not hasattr(layer, part)]
+        missing += [part for part in QWEN3_ATTENTION_PARTS if not hasattr(layer.self_attn, part)]
+        assert not missing, f"levanter's Qwen3 no longer has {missing}: revisit soda_jax.inference.decoder"
+        assert callable(model.transformer.config.attention_config) and hasattr(model.transformer, "norm")
+        assert hasattr(model.embeddings, "embed") and hasattr(model.embeddings, "unembed") and hasattr(model, "lm_head")
+
+
+def test_jax_keeps_its_distributed_client_where_we_read_it():
+    from jax._src import distributed
+
+    from soda_jax.training.train import jax_distributed_initialized
+
+    assert hasattr(distributed.global_state, "client")
+    assert jax_distributed_initialized() is False  # this test process never joined a jax.distributed job
+
+
+def test_fray_still_names_peak_flops_by_device_kind():
+    from fray.device_flops import device_flops_for_jax_device
+
+    assert device_flops_for_jax_device("TPU v5p") or device_flops_for_jax_device("TPU v5")
+    assert not device_flops_for_jax_device("definitely not a device")

@@ -1,9 +1,9 @@
 """A training step dispatched through its array leaves: one C++ jit call per step.
 
 haliax's ``named_jit`` re-partitions its arguments on every call (equinox filtering, sharding
-inference, a cached ``eval_shape`` lookup): ~44 ms of Python per call on levanter's trainer state for
-a mini-sweep model (profiled), as much as the step's compute on 2 CPU cores; 17-27 ms for a bare
-model-and-optimizer state (benchmarks/bench_dispatch.py). `FlatJit` wraps such a
+inference, a cached ``eval_shape`` lookup): tens of milliseconds of Python per call on levanter's
+trainer state, as much as a small model's step on a CPU (docs/training.md has the figures,
+benchmarks/bench_dispatch.py measures them). `FlatJit` wraps such a
 function once more in a plain ``jax.jit`` over the flat list of array leaves, so a call is a tree
 flatten, one C++ dispatch and a tree unflatten. The wrapped function still runs (inside the trace)
 with every sharding annotation it had; non-array leaves (static fields, axis names) are constants

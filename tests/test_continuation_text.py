@@ -12,14 +12,9 @@ import pytest
 from helpers_inference import make_vocab, random_model
 
 from soda_jax.audio.codec import MimiCodec, tiny_mimi_config
+from soda_jax.data.parse import AUDIO, TEXT, span_codes
 from soda_jax.inference.generate import FINISH_STOP, generate
-from soda_jax.inference.parse import (
-    AudioSpan,
-    TextSpan,
-    generated_audio,
-    generated_spans,
-    generated_text_spans,
-)
+from soda_jax.inference.parse import generated_audio, generated_spans, generated_text_spans
 from soda_jax.inference.prompts import (
     CONTINUATION_TEXT,
     DEFAULT_CONTINUATION_TEXT,
@@ -92,11 +87,11 @@ def test_conversion_joins_the_audio_spans_and_drops_the_text(vocab):
     text = vocab.encode_text("hello world")
     tokens = np.concatenate([ids1, [vocab.audio_end_id, vocab.text_start_id], text, [vocab.text_end_id, vocab.audio_start_id],
                              ids2, frames(vocab, 1, 9)[0][:3]]).astype(np.int32)  # fmt: skip
-    spans = generated_spans(vocab, prompt, tokens, 8)
-    assert [type(s) for s in spans] == [AudioSpan, TextSpan, AudioSpan]
-    assert spans[2].dropped_tokens == 3 and not spans[2].terminated
+    spans = generated_spans(vocab, prompt, tokens)
+    assert [s.kind for s in spans] == [AUDIO, TEXT, AUDIO]
+    assert span_codes(spans[2], vocab, 8, repair=True)[1] == 3 and not spans[2].terminated
     np.testing.assert_array_equal(generated_audio(vocab, prompt, tokens, 8), np.concatenate([codes1, codes2], axis=1))
-    assert generated_text_spans(vocab, prompt, tokens, 8) == [vocab.decode_text(text)]
+    assert generated_text_spans(vocab, prompt, tokens) == [vocab.decode_text(text)]
 
 
 def test_stop_ends_at_the_first_audio_end_and_drop_goes_on_past_it(vocab, loaded):
@@ -115,14 +110,14 @@ def test_stop_ends_at_the_first_audio_end_and_drop_goes_on_past_it(vocab, loaded
             assert stopped.finish_reason == FINISH_STOP
             np.testing.assert_array_equal(stopped.tokens, soda.tokens[: first + 1])
             assert soda.tokens.size > first + 1  # SODA's goes on (EOS or the budget)
-        spans = generated_spans(vocab, soda.prompt, soda.tokens, 8)  # raises on any layout error
-        assert len([s for s in generated_spans(vocab, stopped.prompt, stopped.tokens, 8) if isinstance(s, TextSpan)]) == 0
-        audio = [s for s in spans if isinstance(s, AudioSpan)]
+        spans = generated_spans(vocab, soda.prompt, soda.tokens)  # raises on any layout error
+        assert len([s for s in generated_spans(vocab, stopped.prompt, stopped.tokens) if s.kind == TEXT]) == 0
+        audio = [span_codes(s, vocab, 8, repair=True)[0] for s in spans if s.kind == AUDIO]  # raises on an id out of its codebook
         joined = generated_audio(vocab, soda.prompt, soda.tokens, 8)
-        np.testing.assert_array_equal(joined, np.concatenate([s.codes for s in audio], axis=1))
-        assert generated_text_spans(vocab, soda.prompt, soda.tokens, 8) == [s.text for s in spans if isinstance(s, TextSpan)]
+        np.testing.assert_array_equal(joined, np.concatenate(audio, axis=1))
+        assert generated_text_spans(vocab, soda.prompt, soda.tokens) == [vocab.decode_text(s.ids) for s in spans if s.kind == TEXT]
         if joined.shape[1]:
             [wave] = codec.decode([joined])
             assert wave.shape == (joined.shape[1] * codec.samples_per_frame,) and np.isfinite(wave).all()
     assert closed >= 2, "too few generations closed their audio span to compare the options"
-    assert any(generated_text_spans(vocab, g.prompt, g.tokens, 8) for g in runs["drop"]), "no SODA continuation wrote text"
+    assert any(generated_text_spans(vocab, g.prompt, g.tokens) for g in runs["drop"]), "no SODA continuation wrote text"

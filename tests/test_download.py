@@ -16,7 +16,8 @@ from hub_standin import HubStandin, forget_huggingface_hub_state, git_blob_id, p
 
 from experiments.defaults import default_download
 from soda_jax import fileio
-from soda_jax.data.download import MANIFEST_FILE, DownloadConfig, DownloadError, download, included
+from soda_jax.contracts import DOWNLOAD_MANIFEST_FILE as MANIFEST_FILE
+from soda_jax.data.download import DownloadConfig, DownloadError, download, included
 from soda_jax.execution import Executor
 from soda_jax.execution.executor import ExecutorError
 from soda_jax.execution.provenance import INPUTS_FILE

@@ -24,9 +24,8 @@ from soda_jax import fileio
 from soda_jax.contracts import INFO_FILE, PROVENANCE_FILE
 from soda_jax.dashboard import DEFAULT_PORT
 from soda_jax.dashboard.files import load_json
-from soda_jax.dashboard.store import STATUS_WAITING, read_status
 from soda_jax.execution.main import PREFIX_ENV
-from soda_jax.execution.status import STATUS_DEP_FAILED, STATUS_FAILED
+from soda_jax.execution.status import STATUS_DEP_FAILED, STATUS_FAILED, STATUS_WAITING, read_status
 
 FAILED_STATUSES = (STATUS_FAILED, STATUS_DEP_FAILED)
 
@@ -41,14 +40,14 @@ def describe_step(path: str) -> list[str]:
     """What ``soda info`` prints for one step; a malformed file is named, never a traceback."""
     info_item, prov_item = load_json(fileio.join(path, INFO_FILE)), load_json(fileio.join(path, PROVENANCE_FILE))
     info, prov = info_item.value or {}, prov_item.value or {}
-    status, _, status_error = read_status(path)
+    status, _, status_error = read_status(path, tolerant=True)
     lines = [f"{info.get('name', '?')}  [{'not run' if status == STATUS_WAITING else status}]  {path}"]
     lines += [f"  problem:   {e}" for e in (status_error, info_item.error, prov_item.error) if e]
     if info:
         lines.append(f"  fn:        {info.get('fn')}")
         lines.append(f"  version:   {field(info, 'version').get('config')}")
         for dep in info.get("dependencies", []):
-            dep_status = read_status(dep)[0] if status == STATUS_DEP_FAILED else None
+            dep_status = read_status(dep, tolerant=True).status if status == STATUS_DEP_FAILED else None
             lines.append(f"  input:     {dep}" + (f"  [{dep_status}]" if dep_status else ""))
     if prov:
         git = field(prov, "git")
@@ -72,7 +71,7 @@ def describe_step(path: str) -> list[str]:
 
 
 def failed(path: str) -> bool:
-    return read_status(path)[0] in FAILED_STATUSES
+    return read_status(path, tolerant=True).status in FAILED_STATUSES
 
 
 def info(path: str) -> int:

@@ -41,6 +41,7 @@ from soda_jax.audio.mimi_jax import convert
 from soda_jax.audio.mimi_jax.model import Mimi
 from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS, MimiRunner
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
+from soda_jax.contracts import HF_CONFIG_FILE
 
 _MODEL_BUILD_LOCK = threading.Lock()
 """Held while a torch Mimi is built: a random one draws from torch's process-wide RNG, a loaded one is
@@ -385,7 +386,7 @@ def _hub_snapshot(repo_id: str) -> str:
     """The local snapshot directory of a hub id (set HF_HUB_OFFLINE=1 to never download)."""
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors"])
+    return snapshot_download(repo_id, allow_patterns=[HF_CONFIG_FILE, "*.safetensors"])
 
 
 def batches_by_length(lengths: Sequence[int], max_batch_samples: int) -> list[list[int]]:

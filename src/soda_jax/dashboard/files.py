@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.execution.status import describe_read_error as describe_error
 
 MAX_JSON_BYTES = 20 * 1024 * 1024
 """JSON files larger than this are not parsed for display (a link to the raw file is shown)."""
@@ -29,17 +30,6 @@ class Item:
     @property
     def ok(self) -> bool:
         return self.error is None and self.value is not None
-
-
-def describe_error(name: str, error: BaseException) -> str:
-    """A one-line, user-facing description of why ``name`` could not be read."""
-    if isinstance(error, UnicodeDecodeError):
-        return f"{name}: not UTF-8 (byte {error.start})"
-    if isinstance(error, json.JSONDecodeError):
-        if not error.doc.strip():
-            return f"{name}: empty (half-written?)"
-        return f"{name}: not JSON ({error.msg}, line {error.lineno} column {error.colno})"
-    return f"{name}: {type(error).__name__}: {str(error)[:200]}"
 
 
 def load_json(url: str, expect: type = dict) -> Item:

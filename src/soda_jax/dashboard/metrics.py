@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.contracts import METRICS_FILE
 from soda_jax.dashboard.files import describe_error
 
-METRICS_FILE = "metrics.jsonl"
-"""As `soda_jax.training.metrics` writes it (not imported from there: that would load levanter)."""
 MAX_POINTS = 2000
 """Rows kept per curve for plotting."""
 CURVES = ("loss", "validation_loss", "tokens_per_second", "lr", "grad_norm")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.contracts import PROVENANCE_FILE
 from soda_jax.dashboard.files import describe_error, load_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
@@ -73,7 +74,7 @@ def preview(url: str) -> Preview:
             return Preview("image")
         if lower.endswith(AUDIO_SUFFIXES):
             return Preview("audio")
-        if lower.endswith(".json") or name.startswith(".executor_") or name == ".provenance.json":
+        if lower.endswith(".json") or name.startswith(".executor_") or name == PROVENANCE_FILE:
             item = load_json(url, object)
             if item.error:
                 return Preview("json", errors=[item.error])

@@ -13,16 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE, LEASE_FILE, PROVENANCE_FILE, STATUS_FILE
 from soda_jax.dashboard.files import Item, load_json
 from soda_jax.dashboard.paths import OutsidePrefix, PrefixPaths, Resolved
-from soda_jax.execution.executor import EXPERIMENTS_DIR, INFO_FILE
-from soda_jax.execution.provenance import PROVENANCE_FILE
-from soda_jax.execution.status import LEASE_FILE, STATUS_FILE, LeaseTiming
+from soda_jax.execution.status import STATUS_UNKNOWN, STATUS_WAITING, LeaseTiming, read_status
 
-STATUS_WAITING = "WAITING"
-"""No status file yet: the step has not started (or its experiment never reached it)."""
-STATUS_UNKNOWN = "UNKNOWN"
-"""The status file exists but cannot be read."""
 STATUSES = ("WAITING", "RUNNING", "SUCCESS", "FAILED", "DEP_FAILED", "UNKNOWN")
 
 
@@ -107,21 +102,6 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-def read_status(url: str) -> tuple[str, float | None, str | None]:
-    """(status, time, error) of a step directory's ``.executor_status``."""
-    item = load_json(fileio.join(url, STATUS_FILE))
-    if item.error:
-        return STATUS_UNKNOWN, None, item.error
-    if item.value is None:
-        return STATUS_WAITING, None, None
-    status, when = item.value.get("status"), item.value.get("time")
-    if not isinstance(status, str):
-        return STATUS_UNKNOWN, None, f"{STATUS_FILE}: no 'status'"
-    if not isinstance(when, (int, float)) or isinstance(when, bool):
-        return status, None, f"{STATUS_FILE}: no numeric 'time'"
-    return status, float(when), None
-
-
 def read_lease(url: str) -> tuple[LeaseView | None, str | None]:
     item = load_json(fileio.join(url, LEASE_FILE))
     if item.error and item.error.endswith("empty (half-written?)"):
@@ -147,7 +127,7 @@ class PrefixStore:
             view.errors.append("output path is outside this dashboard's prefix")
             return view
         url = self.paths.resolve(rel).url
-        view.status, view.status_time, error = read_status(url)
+        view.status, view.status_time, error = read_status(url, tolerant=True)
         view.info = load_json(fileio.join(url, INFO_FILE))
         view.provenance = load_json(fileio.join(url, PROVENANCE_FILE))
         view.lease, lease_error = read_lease(url)

@@ -8,20 +8,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.contracts import (
+    EVAL_ITEMS_DIR,
+    EVAL_RESULTS_FILE,
+    FITS_FILE,
+    METRICS_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+)
 from soda_jax.dashboard.dag import dag_svg, dot_available
 from soda_jax.dashboard.files import Item, list_directory, load_json
-from soda_jax.dashboard.metrics import CURVES, METRICS_FILE, CurveCache
+from soda_jax.dashboard.metrics import CURVES, CurveCache
 from soda_jax.dashboard.paths import OutsidePrefix, Resolved
 from soda_jax.dashboard.previews import AUDIO_SUFFIXES, parse_json_lines, preview
 from soda_jax.dashboard.store import ExperimentView, PrefixStore, StepView
 from soda_jax.eval.report import read_items, result_rows
 
-RESULT_FILES = ("summary.json", "stats.json", "results.json")
+RESULT_FILES = (SUMMARY_FILE, STATS_FILE, EVAL_RESULTS_FILE)
 """Small result files a step may leave; shown as tables on its page."""
-EVAL_RESULTS = "results.json"
-EVAL_ITEMS_DIR = "items"
-"""Per-item eval records: ``items/{task}.jsonl``."""
-SCALING_FITS = "scaling_fits.json"
 ITEMS_PAGE = 25
 FILES_PAGE = 500
 CONFIG_VALUE_CHARS = 300
@@ -207,12 +211,12 @@ def step_context(store: PrefixStore, resolved: Resolved, curves: CurveCache) -> 
         "prov_rows": provenance_rows(prov),
         "attempts": [a for a in prov.get("previous_attempts") or [] if isinstance(a, dict)][::-1],  # newest first
         "results": {name: {"error": item.error, "rows": scalar_rows(item.value)} for name, item in results.items()},
-        "eval_metrics": eval_metrics(results.get(EVAL_RESULTS)),
-        "eval_table": eval_table(resolved, results.get(EVAL_RESULTS)),
+        "eval_metrics": eval_metrics(results.get(EVAL_RESULTS_FILE)),
+        "eval_table": eval_table(resolved, results.get(EVAL_RESULTS_FILE)),
         "item_files": item_files(store, resolved),
         "has_metrics": has_metrics,
         "curves": CURVES,
-        "scaling": load_json(fileio.join(resolved.url, SCALING_FITS)),
+        "scaling": load_json(fileio.join(resolved.url, FITS_FILE)),
         "listing": listing_context(store, resolved, 0, limit=200),
         "experiments": store.experiments_of_step(resolved.rel),
     }
@@ -357,7 +361,7 @@ def compare_runs(store: PrefixStore, requested: list[str]) -> list[Resolved]:
 
 def compare_json(store: PrefixStore, run: Resolved, curves: CurveCache) -> dict[str, Any]:
     data = curves.get(run.url).as_json()
-    summary = load_json(fileio.join(run.url, "summary.json"))
+    summary = load_json(fileio.join(run.url, SUMMARY_FILE))
     per_token = summary.value.get("training_flops_per_token") if summary.ok else None
     series = data["series"]
     if not isinstance(per_token, (int, float)):  # a run still going: FLOPs/token from its throughput

@@ -13,7 +13,7 @@ import json
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS, AudioTextVocab
-from soda_jax.contracts import LEVANTER_TOKENIZER_DIR, VOCAB_DIR
+from soda_jax.contracts import HF_TOKENIZER_FILE, LEVANTER_TOKENIZER_DIR, VOCAB_DIR
 
 
 def audio_token(codebook: int, code: int) -> str:
@@ -51,7 +51,7 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     if got != expected or tokenizer.get_vocab_size() != vocab.size:
         raise ValueError(f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match the vocab {expected} (size {vocab.size})")
     directory = levanter_tokenizer_path(cache_root)
-    fileio.atomic_write_text(fileio.join(directory, "tokenizer.json"), tokenizer.to_str())
+    fileio.atomic_write_text(fileio.join(directory, HF_TOKENIZER_FILE), tokenizer.to_str())
     config = {
         "bos_token": vocab.text_tokenizer.bos_token,
         "eos_token": vocab.text_tokenizer.eos_token,

@@ -28,11 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 from soda_jax import fileio
+from soda_jax.contracts import DOWNLOAD_MANIFEST_FILE
 from soda_jax.execution.provenance import now_iso
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FILE = "download_manifest.json"
 """The copy's provenance, in the step's output beside the files."""
 DEFAULT_WORKERS = 8
 """Files copied at once (each a streamed HTTP download)."""
@@ -149,7 +149,7 @@ def present_sizes(output_path: str) -> dict[str, int]:
 
 
 def write_manifest(config: DownloadConfig, record: dict[str, Any]) -> None:
-    fileio.atomic_write_json(fileio.join(config.output_path, MANIFEST_FILE), record)
+    fileio.atomic_write_json(fileio.join(config.output_path, DOWNLOAD_MANIFEST_FILE), record)
 
 
 def download(config: DownloadConfig) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def download(config: DownloadConfig) -> dict[str, Any]:
     if location is None:
         raise ValueError(f"{config.input_path}: the download step copies a hub repository (hf://...)")
     commit = fileio.check_hub_access(config.input_path)
-    previous = fileio.read_json_or_none(fileio.join(config.output_path, MANIFEST_FILE))
+    previous = fileio.read_json_or_none(fileio.join(config.output_path, DOWNLOAD_MANIFEST_FILE))
     if previous is not None and previous.get("commit") != commit:
         raise DownloadError(
             f"{config.input_path}: revision {location.revision or 'main'} now resolves to commit {commit}, but "

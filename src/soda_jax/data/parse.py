@@ -1,9 +1,11 @@
-"""Split a token document (or a model's output) back into its text and audio spans.
+"""Split a token document (or a model's output) back into its text and audio spans: the one parser
+of the interleaved layout.
 
 The inverse of `soda_jax.data.interleave`: `parse_document` walks the four markers and returns the
-spans in order; `document_contents` turns them into transcripts (text ids) and code matrices
-``[K, frames]``. Evaluation and inference use the same parser on generated tokens, where the
-last span may be unterminated and the last audio frame incomplete (``partial=True``).
+spans in order; `span_codes` turns an audio span into a code matrix ``[K, frames]`` and
+`document_contents` a whole document into transcripts (text ids) and code matrices. Evaluation and
+inference use the same parser on generated tokens, where the last span may be unterminated and the
+last audio frame incomplete (``partial=True``), and only the part after a prompt is wanted (``start``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Span:
     """Position of the span's first token in the document."""
     terminated: bool = True
     """False for a span the document ends inside (only with ``partial=True``)."""
+    clipped: int = 0
+    """Tokens of the span before ``start`` left out (a span a prompt opened; only with ``start``)."""
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,30 @@ class DocumentContents:
     """Tokens of incomplete trailing frames removed (``partial=True`` only)."""
 
 
-def parse_document(ids: Sequence[int] | np.ndarray, vocab: AudioTextVocab, *, partial: bool = False) -> list[Span]:
+def parse_document(
+    ids: Sequence[int] | np.ndarray, vocab: AudioTextVocab, *, partial: bool = False, start: int = 0
+) -> list[Span]:
     """The text and audio spans of ``ids``, in order.
 
     Layout: an optional <bos>, then spans ``<|text_start|> .. <|text_end|>`` and
     ``<|audio_start|> .. <|audio_end|>``, then an optional <eos>. Text outside any span (a
     ``text_only`` document) is one text span. Errors name the position: a stray end marker, a
     nested start, audio ids outside an audio span, text ids inside one, or (unless ``partial``)
-    a span left open at the end.
+    a span left open at the end. With ``start`` only what lies at or after that position is
+    returned (the generated part of ``prompt + generated``): a span opened before it is clipped.
     """
-    ids = np.asarray(ids)
+    spans = _spans(np.asarray(ids), vocab, partial)
+    if start:
+        spans = [_clipped(span, start) for span in spans if span.start >= start or span.start + span.ids.shape[0] > start]
+    return spans
+
+
+def _clipped(span: Span, start: int) -> Span:
+    skip = max(0, start - span.start)
+    return Span(span.kind, span.ids[skip:], span.start + skip, span.terminated, skip) if skip else span
+
+
+def _spans(ids: np.ndarray, vocab: AudioTextVocab, partial: bool) -> list[Span]:
     n = ids.shape[0]
     begin = 1 if n and ids[0] == vocab.bos_id else 0
     end = n - 1 if n > begin and ids[-1] == vocab.eos_id else n
@@ -106,6 +124,17 @@ def _checked(span: Span, vocab: AudioTextVocab) -> Span:
     return span
 
 
+def span_codes(span: Span, vocab: AudioTextVocab, num_codebooks: int, *, repair: bool = False) -> tuple[np.ndarray, int]:
+    """Codes ``[K, frames]`` (int16) of an audio span and the tokens cut to make whole frames.
+
+    A span clipped by ``start`` begins at its next frame boundary (the leading tokens of a frame
+    the prompt began are cut). ``repair`` cuts an incomplete trailing frame instead of raising.
+    """
+    lead = (-span.clipped) % num_codebooks
+    codes, report = vocab.ids_to_codes(span.ids[lead:], codebooks_for(num_codebooks), repair=repair)
+    return codes, report.dropped_tokens + lead
+
+
 def document_contents(
     ids: Sequence[int] | np.ndarray,
     vocab: AudioTextVocab,
@@ -118,7 +147,7 @@ def document_contents(
     ``partial`` accepts an unterminated final span and trims an incomplete final audio frame
     (reported in ``dropped_audio_tokens``), as model output needs.
     """
-    books = codebooks_for(num_codebooks)
+    codebooks_for(num_codebooks)  # an unknown layout is an error even for a document without audio
     texts: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     order: list[str] = []
@@ -128,7 +157,7 @@ def document_contents(
         if span.kind == TEXT:
             texts.append(np.asarray(span.ids, dtype=np.int32))
         else:
-            matrix, report = vocab.ids_to_codes(span.ids, books, repair=partial and not span.terminated)
+            matrix, cut = span_codes(span, vocab, num_codebooks, repair=partial and not span.terminated)
             codes.append(matrix)
-            dropped += report.dropped_tokens
+            dropped += cut
     return DocumentContents(texts, codes, order, dropped)

@@ -26,6 +26,7 @@ from typing import Any
 from soda_jax import fileio
 from soda_jax.audio.audio_io import AudioReadError, load_audio
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import CODEC_FILE, SHARDS_DIR
 from soda_jax.data.interleave import audio_ids
 from soda_jax.data.sft_prompts import (
     AUDIO,
@@ -67,13 +68,13 @@ class TokenizedTaskSource:
             raise ValueError(f"task must be one of {TOKENIZED_TASKS}, got {self.task!r}")
 
     def codebook_size(self) -> int:
-        return int(fileio.read_json(fileio.join(self.input_path, "codec.json"))["codebook_size"])
+        return int(fileio.read_json(fileio.join(self.input_path, CODEC_FILE))["codebook_size"])
 
     def pairs(self, vocab: AudioTextVocab, codec=None) -> Iterator[Yielded]:
         del codec  # already tokenized
-        codec_info = fileio.read_json(fileio.join(self.input_path, "codec.json"))
+        codec_info = fileio.read_json(fileio.join(self.input_path, CODEC_FILE))
         num_codebooks = int(codec_info["num_codebooks"])
-        fs, shards_dir = fileio.filesystem(fileio.join(self.input_path, "shards"))
+        fs, shards_dir = fileio.filesystem(fileio.join(self.input_path, SHARDS_DIR))
         protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
         for path in sorted(fs.glob(f"{shards_dir}/*.parquet")):
             url = path if fileio.is_local(self.input_path) else f"{protocol}://{path}"

@@ -18,14 +18,13 @@ from tqdm.auto import tqdm
 from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig, MimiCodec
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import STATS_FILE
 from soda_jax.data import caches
 from soda_jax.data.cache_vocab import save_cache_vocab
 from soda_jax.data.sft import TRUNCATED, SftCacheWriter, fit_pair
 from soda_jax.data.sft_sources import TaskSource, TokenizedTaskSource, source_needs_codec
 
 logger = logging.getLogger(__name__)
-
-STATS_FILE = "stats.json"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,12 @@ from tqdm.auto import tqdm
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import AudioTextVocab
+from soda_jax.contracts import TRAINING_MANIFEST_FILE, VALIDATION_SPLIT
 from soda_jax.data.caches import open_cache
 from soda_jax.eval.context import EvalContext
 from soda_jax.eval.store import TaskStore
-from soda_jax.inference.loader import recorded_cache_roots
-
-KINDS = ("text", "semantic", "acoustic", "marker")
-VALIDATION_SPLIT = "validation"
-EXECUTOR_INFO_FILE = ".executor_info"
+from soda_jax.training.manifest import read_manifest
+from soda_jax.training.validation import KINDS, TokenKindLayout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,29 +31,24 @@ class ValidationNllTask:
     name: str = "validation_nll"
     caches: tuple[str, ...] = ()
     """Token cache roots (each holding ``validation/``); empty: the caches the run trained on,
-    as its executor record names them."""
+    as its training manifest names them."""
     max_documents: int | None = 256
     """Documents per cache at most (None: all)."""
 
 
-def token_kinds(vocab: AudioTextVocab, ids: np.ndarray, num_codebooks: int = 8) -> np.ndarray:
-    """Index into `KINDS` for each id: text (BOS/EOS included), semantic, acoustic, marker."""
-    ids = np.asarray(ids)
-    kinds = np.zeros(ids.shape, np.int8)
-    audio = vocab.is_audio(ids)
-    codebook = np.where(audio, (ids - vocab.audio_offset) // vocab.codebook_size, -1)
-    kinds[audio & (codebook == 0)] = 1
-    kinds[audio & (codebook > 0)] = 2
-    kinds[np.isin(ids, vocab.special_ids)] = 3
-    return kinds
+def token_kinds(vocab: AudioTextVocab, ids: np.ndarray) -> np.ndarray:
+    """Index into `KINDS` for each id: text (BOS/EOS included), semantic, acoustic, marker (as the
+    training step's validation counts them, `soda_jax.training.validation.TokenKindLayout`)."""
+    return TokenKindLayout.of_vocab(vocab).kind_of(np.asarray(ids))
 
 
 def recorded_caches(run_dir: str) -> tuple[str, ...]:
-    """The token cache roots a training run read (`soda_jax.inference.loader.recorded_cache_roots`)."""
-    roots = recorded_cache_roots(run_dir)
-    if not roots:
-        raise FileNotFoundError(f"{run_dir}: no recorded data caches in {EXECUTOR_INFO_FILE}; pass caches=... explicitly")
-    return roots
+    """The token cache roots a training run read, by component name (its training manifest,
+    `soda_jax.training.manifest.read_manifest`)."""
+    manifest = read_manifest(run_dir)
+    if manifest is None or not manifest.caches:
+        raise FileNotFoundError(f"{run_dir}: no recorded data caches ({TRAINING_MANIFEST_FILE}); pass caches=... explicitly")
+    return tuple(manifest.caches[name] for name in sorted(manifest.caches))
 
 
 def windows(document: np.ndarray, length: int) -> list[np.ndarray]:
@@ -84,7 +77,7 @@ def run_validation_nll(ctx: EvalContext, task: ValidationNllTask, store: TaskSto
             sums = {i: np.zeros(len(KINDS)) for i in indices}
             counts = {i: np.zeros(len(KINDS), np.int64) for i in indices}
             for i, piece, logp in zip(owners, pieces, logprobs):
-                kinds = token_kinds(ctx.vocab, piece[1:], ctx.num_codebooks)
+                kinds = token_kinds(ctx.vocab, piece[1:])
                 np.add.at(sums[i], kinds, -logp.astype(np.float64))
                 np.add.at(counts[i], kinds, 1)
             store.add(

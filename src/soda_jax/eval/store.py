@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from soda_jax import fileio
+from soda_jax.contracts import EVAL_AUDIO_DIR as AUDIO_DIR
+from soda_jax.contracts import EVAL_ITEMS_DIR as ITEMS_DIR
+from soda_jax.contracts import EVAL_RESULTS_FILE as RESULTS_FILE
+from soda_jax.contracts import EVAL_TASKS_DIR as TASKS_DIR
 
 logger = logging.getLogger(__name__)
 
-ITEMS_DIR = "items"
-TASKS_DIR = "tasks"
-AUDIO_DIR = "audio"
-RESULTS_FILE = "results.json"
 SKIPPED = "skipped"
 MAX_EXAMPLES_PER_REASON = 5
 """Bad-input examples kept per reason in a summary (all of them are in the item file)."""

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soda_jax import fileio
-from soda_jax.contracts import PROVENANCE_FILE
+from soda_jax.contracts import INPUTS_FILE, PROVENANCE_FILE
 from soda_jax.execution.failures import Failure, describe_failure
 
 logger = logging.getLogger(__name__)
@@ -172,10 +172,9 @@ def mark_died(output_path: str, failure: Failure, *, over_failed: bool = False) 
     fileio.atomic_write_json(url, record)
 
 
-# -- what a step read ---------------------------------------------------------------------------
+# -- what a step read (`INPUTS_FILE`, beside ``.provenance.json``: every fixed input's file listing,
+# as the step's latest attempt found it) ---------------------------------------------------------
 
-INPUTS_FILE = ".inputs.json"
-"""Beside ``.provenance.json``: every fixed input's file listing, as the step's latest attempt found it."""
 CONTENT_KEYS = ("sha256", "blob_id", "md5Hash", "crc32c", "ETag", "etag", "generation", "mtime")
 """Facts of a file listing that change with its content, as the filesystems name them (hub LFS
 sha256 and git blob id, GCS md5/crc32c/etag/generation, S3 ETag, local mtime): all present are kept."""

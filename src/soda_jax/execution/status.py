@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Protocol, TypeGuard
+from typing import Literal, NamedTuple, Protocol, TypeGuard, overload
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -43,6 +43,10 @@ STATUS_RUNNING = "RUNNING"
 STATUS_SUCCESS = "SUCCESS"
 STATUS_FAILED = "FAILED"
 STATUS_DEP_FAILED = "DEP_FAILED"
+STATUS_WAITING = "WAITING"
+"""No status file yet: the step has not started (a tolerant `read_status`'s reading)."""
+STATUS_UNKNOWN = "UNKNOWN"
+"""The status file exists but cannot be read (a tolerant `read_status`'s reading)."""
 
 
 @dataclass(frozen=True)
@@ -290,9 +294,68 @@ class StepStatus:
     """Unix time it was written (tells a failure of this run from an older one)."""
 
 
-def read_status(output_path: str) -> StepStatus | None:
-    data = fileio.read_json_or_none(fileio.join(output_path, STATUS_FILE))
-    return StepStatus(data["status"], float(data["time"])) if data else None
+class StatusFileError(ValueError):
+    """A status file that is not ``{"status": str, "time": number}`` (the message names it)."""
+
+
+class StatusReading(NamedTuple):
+    """A status file as far as it could be read (a tolerant `read_status`)."""
+
+    status: str
+    """A step status, `STATUS_WAITING` (no file) or `STATUS_UNKNOWN` (no readable status)."""
+    time: float | None
+    error: str | None
+    """What is wrong with the file, naming it (``.executor_status: not JSON ...``); None: nothing."""
+
+
+def describe_read_error(name: str, error: BaseException) -> str:
+    """A one-line description of why the file ``name`` could not be read or parsed."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"{name}: not UTF-8 (byte {error.start})"
+    if isinstance(error, json.JSONDecodeError):
+        if not error.doc.strip():
+            return f"{name}: empty (half-written?)"
+        return f"{name}: not JSON ({error.msg}, line {error.lineno} column {error.colno})"
+    return f"{name}: {type(error).__name__}: {str(error)[:200]}"
+
+
+@overload
+def read_status(output_path: str, *, tolerant: Literal[False] = False) -> StepStatus | None: ...
+@overload
+def read_status(output_path: str, *, tolerant: Literal[True]) -> StatusReading: ...
+def read_status(output_path: str, *, tolerant: bool = False) -> StepStatus | StatusReading | None:
+    """The step's ``.executor_status``, read one of two ways.
+
+    Strict (the executor, which acts on it): None when there is no file, a `StatusFileError` naming
+    the file when it is malformed. ``tolerant`` (the dashboard and ``soda info``, which show it):
+    never raises; a `StatusReading` with what could be read and what is wrong with the rest.
+    """
+    url = fileio.join(output_path, STATUS_FILE)
+    reading = _read_status_file(url)
+    if tolerant:
+        return reading
+    if reading.status == STATUS_WAITING:
+        return None
+    if reading.error is not None or reading.time is None:
+        raise StatusFileError(f"{url}: {reading.error}")
+    return StepStatus(reading.status, reading.time)
+
+
+def _read_status_file(url: str) -> StatusReading:
+    try:
+        data = json.loads(fileio.read_bytes(url).decode("utf-8"))
+    except FileNotFoundError:
+        return StatusReading(STATUS_WAITING, None, None)
+    except (OSError, ValueError) as error:  # JSON and UTF-8 errors are ValueErrors
+        return StatusReading(STATUS_UNKNOWN, None, describe_read_error(STATUS_FILE, error))
+    if not isinstance(data, dict):
+        return StatusReading(STATUS_UNKNOWN, None, f"{STATUS_FILE}: expected a JSON dict, found {type(data).__name__}")
+    status, when = data.get("status"), data.get("time")
+    if not isinstance(status, str):
+        return StatusReading(STATUS_UNKNOWN, None, f"{STATUS_FILE}: no 'status'")
+    if not isinstance(when, (int, float)) or isinstance(when, bool):
+        return StatusReading(status, None, f"{STATUS_FILE}: no numeric 'time'")
+    return StatusReading(status, float(when), None)
 
 
 def write_status(output_path: str, status: str) -> None:

@@ -16,8 +16,10 @@ Public API (docs/inference.md):
 - `soda_jax.inference.generate.generate(loaded, prompts, params) -> list[Generation]` (prompt, tokens,
   finish_reason, logprobs); `score(loaded, sequences) -> list of per-token log-probs` (full forward:
   entry j is log p(seq[j+1] | seq[:j+1])); `full_logits(loaded, tokens)`.
-- `soda_jax.inference.parse`: ``parse_document(vocab, ids, num_codebooks, start=0)`` -> TextSpan/AudioSpan
-  list; ``generated_spans``, ``generated_text``, ``generated_audio``; ``write_wav``, ``codes_to_wav``.
+- `soda_jax.inference.parse`: ``generated_spans(vocab, prompt, tokens)`` -> the generated part's
+  `soda_jax.data.parse.Span` list (the one parser: ``parse_document(ids, vocab, partial=, start=)``,
+  ``span_codes``); ``generated_text``, ``generated_audio``, ``generated_text_spans``; ``write_wav``,
+  ``codes_to_wav``.
 - `soda_jax.inference.tasks`: one call per task from raw inputs (text, waveforms) to files, used by
   ``soda generate``.
 """

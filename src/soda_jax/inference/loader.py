@@ -3,16 +3,15 @@
 Accepted paths:
 
 * a training output (docs/data-contracts.md section 3): its latest committed levanter checkpoint
-  under ``checkpoints/`` (shape from ``summary.json``), else its ``hf/`` export;
+  under ``checkpoints/`` (shape and layer loop from its training manifest), else its ``hf/`` export;
 * an HF directory of a Qwen3 model (``config.json`` + safetensors + tokenizer) whose vocabulary
   has SODA's layout: our ``hf/`` export, or a downloaded SODA base model.
 
-The vocabulary comes from the run's data caches when the executor recorded them
-(``.executor_info``: ``data.tokenizer`` is ``{cache}/vocab/tokenizer``, beside the cache's
-``vocab.json``), else from the HF directory's full-vocabulary tokenizer, whose
-``<|text_start|>`` id gives the text tokenizer's size. The cache's ``stats.json`` also tells how
-many codebooks the documents used and which codec made them (``codec.json`` of the
-speech-to-tokens step), so generated audio decodes with the same Mimi.
+A training output describes itself in its manifest (`soda_jax.training.manifest`, written when
+the run starts; rebuilt from the executor's record and ``summary.json`` for older runs): the
+vocabulary of its data caches, how many codebooks the documents used and which codec made them,
+so generated audio decodes with the same Mimi. Without a recorded vocabulary it comes from the HF
+directory's full-vocabulary tokenizer, whose ``<|text_start|>`` id gives the text tokenizer's size.
 """
 
 from __future__ import annotations
@@ -32,17 +31,21 @@ from levanter.models.qwen import Qwen3Config, Qwen3LMHeadModel
 
 from soda_jax import fileio
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS, AudioTextVocab, codebooks_for
-from soda_jax.data.cache_vocab import LEVANTER_TOKENIZER_DIR, VOCAB_DIR
-from soda_jax.models.shapes import ModelShape, qwen3_config
+from soda_jax.contracts import (
+    CHECKPOINTS_DIR,
+    HF_CONFIG_FILE,
+    HF_DIR,
+    HF_TOKENIZER_FILE,
+    SUMMARY_FILE,
+    TRAINING_MANIFEST_FILE,
+)
+from soda_jax.models.shapes import qwen3_config
+from soda_jax.training.checkpoints import latest_checkpoint
+from soda_jax.training.manifest import SCAN, TrainingManifest, read_manifest
 from soda_jax.training.parallelism import ParallelismConfig
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
-HF_DIR = "hf"
-SUMMARY_FILE = "summary.json"
-EXECUTOR_INFO_FILE = ".executor_info"
-CACHE_STATS_FILE = "stats.json"
 MAX_VOCAB_PADDING = 1024
 """A model's vocabulary may exceed the tokenizer's by levanter's partition padding (< this); the
 padded ids are never sampled. A larger difference is a mismatch."""
@@ -152,66 +155,22 @@ def vocab_from_full_tokenizer(directory: str) -> AudioTextVocab:
     return vocab
 
 
-def recorded_cache_roots(run_dir: str) -> tuple[str, ...]:
-    """The token cache roots a training run read, from the executor's record of its config: a
-    `MixtureSpec`'s ``components`` (name -> cache root), or an older levanter data config's."""
-    info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE)) or {}
-    data = (info.get("config") or {}).get("data") or {}
-    roots = []
-    for name, component in sorted((data.get("components") or {}).items()):
-        if isinstance(component, str):
-            roots.append(component)
-        elif isinstance(component, dict) and component.get("cache_dir"):
-            roots.append(component["cache_dir"])
-        elif data.get("cache_dir"):
-            roots.append(fileio.join(data["cache_dir"], name))
-    return tuple(roots)
-
-
-def recorded_cache_root(run_dir: str) -> str | None:
-    """The data cache whose vocabulary a training run used (its tokenizer's cache, else the first)."""
-    info = fileio.read_json_or_none(fileio.join(run_dir, EXECUTOR_INFO_FILE))
-    tokenizer = ((info or {}).get("config") or {}).get("data", {}) or {}
-    tokenizer = tokenizer.get("tokenizer") if isinstance(tokenizer, dict) else None
-    suffix = f"/{VOCAB_DIR}/{LEVANTER_TOKENIZER_DIR}"
-    candidates = list(recorded_cache_roots(run_dir))
-    if isinstance(tokenizer, str) and tokenizer.rstrip("/").endswith(suffix):
-        candidates.insert(0, tokenizer.rstrip("/").removesuffix(suffix))
-    for root in candidates:
-        if fileio.exists(fileio.join(root, VOCAB_DIR, "vocab.json")):
-            return root
-    return None
-
-
-def cache_layout(cache_root: str) -> tuple[int | None, dict | None]:
-    """(codebooks per frame, codec facts) recorded in a cache's ``stats.json`` (None when absent)."""
-    stats = fileio.read_json_or_none(fileio.join(cache_root, CACHE_STATS_FILE)) or {}
-    layout = stats.get("layout", stats)
-    books = layout.get("num_codebooks")
-    if isinstance(books, dict):
-        values = sorted(set(books.values()))
-        books = values[0] if len(values) == 1 else (MIMI_CODEBOOKS if MIMI_CODEBOOKS in values else max(values))
-    return (int(books) if books else None), layout.get("codec")
-
-
 # -------------------------------------------------------------------------------------- model
 def check_vocab_size(vocab: AudioTextVocab, model_vocab: int, where: str) -> None:
     if not vocab.size <= model_vocab < vocab.size + MAX_VOCAB_PADDING:
         raise ModelLoadError(f"{where}: the model has {model_vocab} vocabulary rows but the vocabulary has {vocab.size} ids")
 
 
-def _load_checkpoint(run_dir: str, checkpoint: str, mesh, param_mapping) -> tuple[Qwen3LMHeadModel, Qwen3Config]:
+def _load_checkpoint(manifest: TrainingManifest | None, checkpoint: str, mesh, param_mapping) -> tuple[Qwen3LMHeadModel, Qwen3Config]:
     from levanter.checkpoint import load_checkpoint
 
-    summary_path = fileio.join(run_dir, SUMMARY_FILE)
-    summary = fileio.read_json_or_none(summary_path)
-    if summary is None:
-        raise ModelLoadError(f"{summary_path}: missing; the model shape of {checkpoint} is recorded there when a run finishes")
+    if manifest is None or manifest.model is None or manifest.seq_len is None or manifest.padded_vocab_size is None:
+        raise ModelLoadError(f"{checkpoint}: its run records no model shape (no {TRAINING_MANIFEST_FILE}, no {SUMMARY_FILE})")
     config = qwen3_config(
-        ModelShape(**summary["model"]), int(summary["seq_len"]),
-        gradient_checkpointing=False, scan_layers=summary.get("layer_loop", "scan") == "scan",
+        manifest.model, manifest.seq_len,
+        gradient_checkpointing=False, scan_layers=(manifest.layer_loop or SCAN) == SCAN,
     )  # fmt: skip
-    Vocab = Axis("vocab", int(summary["padded_vocab_size"]))
+    Vocab = Axis("vocab", manifest.padded_vocab_size)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(param_mapping):
         abstract = eqx.filter_eval_shape(config.build, Vocab, key=jax.random.PRNGKey(0))
         model = load_checkpoint(abstract, checkpoint, subpath="model", axis_mapping=param_mapping, mesh=mesh)
@@ -225,11 +184,16 @@ def _load_hf(directory: str, mesh, param_mapping) -> tuple[Qwen3LMHeadModel, Qwe
     converter = HFCheckpointConverter(Qwen3Config, reference_checkpoint=directory, HfConfigClass=HfQwen3Config, tokenizer=directory)
     hf_config = converter.hf_config_from_hf_checkpoint(directory)
     if getattr(hf_config, "model_type", None) != "qwen3":
-        raise ModelLoadError(f"{fileio.join(directory, 'config.json')}: model_type {hf_config.model_type!r}, expected 'qwen3'")
+        raise ModelLoadError(f"{fileio.join(directory, HF_CONFIG_FILE)}: model_type {hf_config.model_type!r}, expected 'qwen3'")
     config = dataclasses.replace(converter.config_from_hf_config(hf_config), gradient_checkpointing=False)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(param_mapping):
         model = converter.load_pretrained(Qwen3LMHeadModel, ref=directory, config=config, axis_mapping=param_mapping, dtype=jnp.float32)
     return model, config
+
+
+def is_run_dir(path: str) -> bool:
+    """Whether ``path`` is a training output: it has checkpoints, a training manifest or a summary."""
+    return any(fileio.exists(fileio.join(path, name)) for name in (CHECKPOINTS_DIR, TRAINING_MANIFEST_FILE, SUMMARY_FILE))
 
 
 def load_model(
@@ -244,39 +208,36 @@ def load_model(
     ``num_codebooks`` overrides the recorded layout (default: the data's, else 8). ``prefer``
     ``"hf"`` loads a training output's ``hf/`` export even when checkpoints exist.
     """
-    from levanter.checkpoint import discover_latest_checkpoint
-
     path = path.rstrip("/")
     if not fileio.exists(path):
         raise ModelLoadError(f"{path}: no such directory")
     mesh, compute_mapping, param_mapping = build_mesh(parallelism or ParallelismConfig())
-    run_dir = path if fileio.exists(fileio.join(path, CHECKPOINTS_DIR)) or fileio.exists(fileio.join(path, SUMMARY_FILE)) else None
+    run_dir = path if is_run_dir(path) else None
     if run_dir is None and path.endswith(f"/{HF_DIR}"):
         parent = path.rsplit("/", 1)[0]
-        run_dir = parent if fileio.exists(fileio.join(parent, SUMMARY_FILE)) else None
+        run_dir = parent if is_run_dir(parent) else None
+    manifest = read_manifest(run_dir) if run_dir else None
 
-    is_hf_dir = fileio.exists(fileio.join(path, "config.json"))  # named explicitly: load it, not the run's checkpoint
+    is_hf_dir = fileio.exists(fileio.join(path, HF_CONFIG_FILE))  # named explicitly: load it, not the run's checkpoint
     checkpoint = None
-    if not is_hf_dir and run_dir is not None and prefer != "hf" and fileio.exists(fileio.join(run_dir, CHECKPOINTS_DIR)) and fileio.exists(fileio.join(run_dir, SUMMARY_FILE)):
-        checkpoint = discover_latest_checkpoint(fileio.join(run_dir, CHECKPOINTS_DIR))
+    if not is_hf_dir and run_dir is not None and prefer != "hf":
+        checkpoint = latest_checkpoint(fileio.join(run_dir, CHECKPOINTS_DIR))
     hf_dir = path if is_hf_dir else (fileio.join(run_dir, HF_DIR) if run_dir else None)
-    if checkpoint is None and (hf_dir is None or not fileio.exists(fileio.join(hf_dir, "config.json"))):
-        raise ModelLoadError(f"{path}: neither a committed checkpoint under {CHECKPOINTS_DIR}/ nor an HF directory (config.json)")
+    if checkpoint is None and (hf_dir is None or not fileio.exists(fileio.join(hf_dir, HF_CONFIG_FILE))):
+        raise ModelLoadError(f"{path}: neither a committed checkpoint under {CHECKPOINTS_DIR}/ nor an HF directory ({HF_CONFIG_FILE})")
 
-    cache_root = recorded_cache_root(run_dir) if run_dir else None
-    if cache_root is not None:
-        vocab = AudioTextVocab.load(fileio.join(cache_root, VOCAB_DIR))
-        recorded_books, codec = cache_layout(cache_root)
+    if manifest is not None and manifest.vocabulary is not None:
+        vocab = AudioTextVocab.load(manifest.vocabulary)
+        recorded_books, codec = manifest.num_codebooks, manifest.codec
     else:
-        tokenizer_dir = hf_dir if hf_dir and fileio.exists(fileio.join(hf_dir, "tokenizer.json")) else None
+        tokenizer_dir = hf_dir if hf_dir and fileio.exists(fileio.join(hf_dir, HF_TOKENIZER_FILE)) else None
         if tokenizer_dir is None:
-            raise ModelLoadError(f"{path}: no recorded data vocabulary ({EXECUTOR_INFO_FILE}) and no tokenizer.json")
+            raise ModelLoadError(f"{path}: no recorded data vocabulary ({TRAINING_MANIFEST_FILE}) and no {HF_TOKENIZER_FILE}")
         vocab = vocab_from_full_tokenizer(tokenizer_dir)
         recorded_books, codec = None, None
 
     if checkpoint is not None:
-        assert run_dir is not None  # a checkpoint is only looked for in a run directory
-        model, config = _load_checkpoint(run_dir, checkpoint, mesh, param_mapping)
+        model, config = _load_checkpoint(manifest, checkpoint, mesh, param_mapping)
         source = checkpoint
     else:
         assert hf_dir is not None  # checked above: no checkpoint means an HF directory

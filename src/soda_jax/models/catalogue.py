@@ -6,6 +6,7 @@ Vocabulary sizes are never part of a shape: `vocab_size_of` reads them from a to
 from __future__ import annotations
 
 from soda_jax import fileio
+from soda_jax.contracts import VOCAB_DIR, VOCAB_FILE
 from soda_jax.models.shapes import ModelShape
 
 SODA_135M = ModelShape(hidden_dim=512, intermediate_dim=1792, num_layers=15, num_heads=8, num_kv_heads=8, head_dim=64)
@@ -57,10 +58,6 @@ def named_size(shape: ModelShape, vocab_size: int) -> int:
     return counts.non_embedding + SODA_NAMED_EMBEDDINGS * counts.token_embedding
 
 
-VOCAB_JSON = "vocab/vocab.json"
-"""Where a token cache records its vocabulary (docs/data-contracts.md section 2)."""
-
-
 def model_shape(name: str) -> ModelShape:
     """A catalogue entry by name (error lists the known names)."""
     try:
@@ -71,7 +68,7 @@ def model_shape(name: str) -> ModelShape:
 
 def vocab_size_of(cache_root: str) -> int:
     """The vocabulary size recorded by a token cache (``{cache_root}/vocab/vocab.json``)."""
-    path = fileio.join(cache_root, VOCAB_JSON)
+    path = fileio.join(cache_root, VOCAB_DIR, VOCAB_FILE)
     recorded = fileio.read_json_or_none(path)
     if recorded is None:
         raise FileNotFoundError(f"{path}: no vocabulary recorded; is {cache_root} a token cache?")

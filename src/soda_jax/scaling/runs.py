@@ -11,6 +11,7 @@ import os
 from soda_jax import fileio
 from soda_jax.contracts import EVAL_RESULTS_FILE, SUMMARY_FILE
 from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER
+from soda_jax.training.validation import HELDOUT_NLL
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ VALIDATION_MACRO = "validation_macro"
 DEFAULT_FITTED_LOSS = HELDOUT_SPEECH_NLL
 LOSS_KEY = "final_validation_loss"
 """The summary's macro validation loss (`VALIDATION_MACRO`)."""
-HELDOUT_KEY = "heldout_nll"
-"""The summary's held-out NLL section (`soda_jax.training.validation.heldout_nll`)."""
 KIND_LOSSES = ("text", "semantic", "acoustic")
 """Token kinds a fitted loss may be restricted to (``heldout_speech_nll/{kind}``)."""
 
@@ -31,7 +30,7 @@ KIND_LOSSES = ("text", "semantic", "acoustic")
 def fitted_loss_names() -> tuple[str, ...]:
     """Every loss the analysis can fit: `HELDOUT_SPEECH_NLL`, its per-kind parts, all components
     token-weighted (``heldout_nll``), and `VALIDATION_MACRO`."""
-    return (HELDOUT_SPEECH_NLL, *(f"{HELDOUT_SPEECH_NLL}/{kind}" for kind in KIND_LOSSES), "heldout_nll", VALIDATION_MACRO)
+    return (HELDOUT_SPEECH_NLL, *(f"{HELDOUT_SPEECH_NLL}/{kind}" for kind in KIND_LOSSES), HELDOUT_NLL, VALIDATION_MACRO)
 
 
 def describe_loss(name: str) -> str:
@@ -56,16 +55,16 @@ def run_loss(summary: dict, name: str, where: str) -> float:
         if value is None:
             raise MissingLossError(f"{where}: no {LOSS_KEY}")
         return float(value)
-    section = summary.get(HELDOUT_KEY)
+    section = summary.get(HELDOUT_NLL)
     if not isinstance(section, dict):
-        raise MissingLossError(f"{where}: no {HELDOUT_KEY} section (a summary written before per-kind validation, "
+        raise MissingLossError(f"{where}: no {HELDOUT_NLL} section (a summary written before per-kind validation, "
                              f"or a run never validated at its end): re-run its training, or fit {VALIDATION_MACRO!r}")  # fmt: skip
     pool = section.get("all" if name == "heldout_nll" else "speech") or {}
     if name.startswith(f"{HELDOUT_SPEECH_NLL}/"):
         pool = (pool.get("kinds") or {}).get(name.rsplit("/", 1)[1]) or {}
     value = pool.get("loss")
     if value is None:
-        raise MissingLossError(f"{where}: {HELDOUT_KEY} has no {name} (no validation component holds audio?)")
+        raise MissingLossError(f"{where}: {HELDOUT_NLL} has no {name} (no validation component holds audio?)")
     return float(value)
 
 

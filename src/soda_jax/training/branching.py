@@ -10,7 +10,8 @@ checkpoint (``resume_from``: weights, optimizer state and step) and train on. Re
 
 The rule that makes it exact is checked here, not assumed: the source's recipe must equal this
 run's apart from ``num_train_steps``, its model must be this run's, and the two learning-rate
-schedules must agree on every step before the branch point (`check_branch`). A fractional warmup
+schedules must agree on every step before the branch point (`check_branch`); and its checkpoints
+must store the layers as this run does (its manifest's ``layer_loop``, `soda_jax.training.manifest`). A fractional warmup
 (SODA's 10%) fails that check, since the warmup length moves with the run's length.
 """
 
@@ -26,6 +27,7 @@ from soda_jax.contracts import CHECKPOINTS_DIR, METRICS_FILE, SUMMARY_FILE
 from soda_jax.models.shapes import ModelShape
 from soda_jax.training.checkpoints import latest_checkpoint
 from soda_jax.training.levanter_compat import CHECKPOINT_DIR_PREFIX, checkpoint_dir
+from soda_jax.training.manifest import check_layer_loop, read_manifest
 from soda_jax.training.recipe import OptimizerRecipe, TrainRecipe
 
 logger = logging.getLogger(__name__)
@@ -76,9 +78,9 @@ def recipe_from_json(data: dict) -> TrainRecipe:
     return TrainRecipe(**{**data, "optimizer": OptimizerRecipe(**data["optimizer"])})
 
 
-def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape) -> int | None:
+def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape, layer_loop: str) -> int | None:
     """Copy the final checkpoint and metrics of the finished run at ``source_path`` into the run at
-    ``output_path`` when it has no committed checkpoint of its own; returns the number of steps
+    ``output_path`` (whose checkpoints store the layers with ``layer_loop``) when it has no committed checkpoint of its own; returns the number of steps
     copied (None when the run already had its own checkpoint: it resumes from that).
 
     The checkpoint is staged next to its final name and renamed into place, so a copy cut short is
@@ -97,8 +99,10 @@ def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, mo
         raise ValueError(f"resume_from {source_path}: no committed checkpoint under {source_checkpoints}")
     last = int(source_checkpoint.rstrip("/").rsplit("/", 1)[-1].removeprefix(CHECKPOINT_DIR_PREFIX))
     at_step = last + 1  # the checkpoint of 0-based step s holds the state after s + 1 steps
-    check_branch(recipe_from_json(summary["recipe"]), ModelShape(**summary["model"]), recipe, model, at_step,
-                 where=f"resume_from {source_path} into {output_path}")  # fmt: skip
+    where = f"resume_from {source_path} into {output_path}"
+    check_branch(recipe_from_json(summary["recipe"]), ModelShape(**summary["model"]), recipe, model, at_step, where=where)
+    source_manifest = read_manifest(source_path)  # the layer loop its checkpoints were stored with
+    check_layer_loop(source_manifest.layer_loop if source_manifest else None, layer_loop, where=where)
 
     fileio.makedirs(own_checkpoints)
     final = checkpoint_dir(own_checkpoints, last)

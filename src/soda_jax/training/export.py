@@ -10,10 +10,11 @@ from levanter.models.qwen import Qwen3Config
 from transformers.models.qwen3 import Qwen3Config as HfQwen3Config
 
 from soda_jax import fileio
+from soda_jax.contracts import HF_TOKENIZER_FILE
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+TOKENIZER_FILES = (HF_TOKENIZER_FILE, "tokenizer_config.json", "special_tokens_map.json")
 """Files of the data's tokenizer directory copied next to the weights (those that exist)."""
 
 

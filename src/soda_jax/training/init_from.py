@@ -19,18 +19,20 @@ import jax.random as jrandom
 from haliax import Axis
 from haliax.nn.scan import BlockSeq, Stacked
 from haliax.partitioning import named_jit
-from levanter.checkpoint import latest_checkpoint_path, load_checkpoint
+from levanter.checkpoint import load_checkpoint
 from levanter.compat.hf_checkpoints import HFCheckpointConverter
 from levanter.models.qwen import Qwen3Config
 from transformers.models.qwen3 import Qwen3Config as HfQwen3Config
 
 from soda_jax import fileio
+from soda_jax.contracts import CHECKPOINTS_DIR, HF_CONFIG_FILE
+from soda_jax.training.checkpoints import latest_checkpoint
+from soda_jax.training.manifest import check_layer_loop, layer_loop_name, read_manifest
 
 logger = logging.getLogger(__name__)
 
-HF_CONFIG = "config.json"
-RUN_CHECKPOINTS = "checkpoints"
-RUN_SUMMARY = "summary.json"
+HF_KIND, CHECKPOINT_KIND = "hf", "checkpoint"
+"""`InitSource.kind`: a transformers directory, or a soda-jax training run."""
 SHAPE_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim")
 """transformers config fields that must match the run's model shape."""
 
@@ -41,22 +43,25 @@ class InitSource:
 
     path: str
     kind: str
-    """``hf`` (a transformers directory) or ``checkpoint`` (a training step's output)."""
+    """`HF_KIND` (a transformers directory) or `CHECKPOINT_KIND` (a training step's output)."""
     vocab_size: int | None
     """Rows of the source's embedding matrix (None when the source does not record it)."""
     layer_loop: str | None = None
-    """``scan`` or ``unrolled``: how a soda-jax checkpoint stores its layers."""
+    """``scan`` or ``unrolled``: how a soda-jax checkpoint stores its layers (its training manifest's)."""
 
 
 def resolve_source(path: str) -> InitSource:
-    """Classify ``path`` and read its vocabulary size; an error when it is neither kind."""
-    if fileio.exists(fileio.join(path, HF_CONFIG)):
-        return InitSource(path, "hf", int(fileio.read_json(fileio.join(path, HF_CONFIG))["vocab_size"]))
-    if fileio.exists(fileio.join(path, RUN_CHECKPOINTS)):
-        summary = fileio.read_json_or_none(fileio.join(path, RUN_SUMMARY)) or {}
-        return InitSource(path, "checkpoint", summary.get("padded_vocab_size"), summary.get("layer_loop"))
+    """Classify ``path`` and read its vocabulary size (a run's from its training manifest); an error
+    when it is neither kind."""
+    if fileio.exists(fileio.join(path, HF_CONFIG_FILE)):
+        return InitSource(path, HF_KIND, int(fileio.read_json(fileio.join(path, HF_CONFIG_FILE))["vocab_size"]))
+    if fileio.exists(fileio.join(path, CHECKPOINTS_DIR)):
+        manifest = read_manifest(path)
+        if manifest is None:
+            return InitSource(path, CHECKPOINT_KIND, None)
+        return InitSource(path, CHECKPOINT_KIND, manifest.padded_vocab_size, manifest.layer_loop)
     raise FileNotFoundError(
-        f"init_from {path}: neither a transformers directory ({HF_CONFIG}) nor a training run ({RUN_CHECKPOINTS}/)"
+        f"init_from {path}: neither a transformers directory ({HF_CONFIG_FILE}) nor a training run ({CHECKPOINTS_DIR}/)"
     )
 
 
@@ -75,7 +80,7 @@ def initial_vocab_axis(source: InitSource, data_vocab_size: int, padded: Axis) -
 
 def check_hf_shape(source: InitSource, model_config: Qwen3Config, Vocab: Axis) -> None:
     """The transformers config's shape fields must equal the run's model shape."""
-    theirs = fileio.read_json(fileio.join(source.path, HF_CONFIG))
+    theirs = fileio.read_json(fileio.join(source.path, HF_CONFIG_FILE))
     ours = model_config.to_hf_config(Vocab.size).to_dict()
     different = {f: (theirs.get(f), ours.get(f)) for f in SHAPE_FIELDS if theirs.get(f) != ours.get(f)}
     if different:
@@ -102,7 +107,7 @@ def unstack_layers(model, *, like):
 def load_initial_model(source: InitSource, model_config: Qwen3Config, Vocab: Axis, trainer, *, tokenizer: str | None):
     """The source's weights as a levanter model sharded like the run's parameters, in param dtype."""
     mapping = trainer.parameter_axis_mapping
-    if source.kind == "hf":
+    if source.kind == HF_KIND:
         check_hf_shape(source, model_config, Vocab)
         converter = HFCheckpointConverter(
             Qwen3Config, reference_checkpoint=source.path, HfConfigClass=HfQwen3Config, tokenizer=tokenizer
@@ -116,13 +121,10 @@ def load_initial_model(source: InitSource, model_config: Qwen3Config, Vocab: Axi
         if not model_config.scan_layers:
             model = unstack_layers(model, like=eqx.filter_eval_shape(model_config.build, Vocab, key=jrandom.PRNGKey(0)))
     else:
-        run_loop = "scan" if model_config.scan_layers else "unrolled"
-        if source.layer_loop is not None and source.layer_loop != run_loop:
-            raise ValueError(
-                f"init_from {source.path}: its checkpoints store layers {source.layer_loop} but this run uses "
-                f"{run_loop}; set layer_loop={source.layer_loop!r} or start from its hf/ export"
-            )
-        checkpoint = latest_checkpoint_path(fileio.join(source.path, RUN_CHECKPOINTS))
+        check_layer_loop(source.layer_loop, layer_loop_name(model_config.scan_layers), where=f"init_from {source.path}")
+        checkpoint = latest_checkpoint(fileio.join(source.path, CHECKPOINTS_DIR))
+        if checkpoint is None:
+            raise FileNotFoundError(f"init_from {source.path}: no committed checkpoint under {CHECKPOINTS_DIR}/")
         template = eqx.filter_eval_shape(model_config.build, Vocab, key=jrandom.PRNGKey(0))
         model = load_checkpoint(template, checkpoint, subpath="model", axis_mapping=mapping, mesh=trainer.device_mesh)
         logger.info("init_from: model weights of %s", checkpoint)

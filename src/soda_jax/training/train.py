@@ -1,6 +1,7 @@
 """The training step: ``train(TrainConfig)`` drives levanter's `Trainer` over token caches.
 
-Layout under ``output_path`` (docs/data-contracts.md section 3): ``checkpoints/`` (levanter,
+Layout under ``output_path`` (docs/data-contracts.md section 3): ``training_manifest.json`` (written
+when the run starts: what it reads and how it is laid out, `soda_jax.training.manifest`), ``checkpoints/`` (levanter,
 tensorstore), ``hf/`` (transformers export), ``metrics.jsonl`` (one row per step), ``summary.json``
 (written last: its presence means the run finished; its ``heldout_nll`` holds the final held-out NLL
 per component and token kind, pooled over the speech components: `soda_jax.training.validation`). Calling ``train`` again on the same
@@ -55,6 +56,7 @@ from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
 from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
 from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
 from soda_jax.training.loss import default_vocab_block, next_token_loss_fn
+from soda_jax.training.manifest import check_resume, inputs_manifest, layer_loop_name, write_manifest
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import stop_on_nonfinite
 from soda_jax.training.sharding_report import parameter_sharding
@@ -123,13 +125,13 @@ def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
     return on_first_host(lambda: discard_uncommitted_checkpoints(checkpoint_root), "soda_jax.discard_uncommitted_checkpoints", [])
 
 
-def branch_once(config: TrainConfig) -> int | None:
+def branch_once(config: TrainConfig, layer_loop: str) -> int | None:
     """Seed a ``resume_from`` run with its source's final checkpoint (first host); the steps copied,
     or None (no source, or the run has a checkpoint of its own)."""
     if config.resume_from is None:
         return None
     source = config.resume_from
-    return on_first_host(lambda: seed_from_source(source, config.output_path, config.recipe, config.model), "soda_jax.branch_once", None)
+    return on_first_host(lambda: seed_from_source(source, config.output_path, config.recipe, config.model, layer_loop), "soda_jax.branch_once", None)
 
 
 def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
@@ -222,7 +224,9 @@ def train(config: TrainConfig) -> dict:
     # prune the checkpointer when the loss stops being finite.
     trainer = FastDispatchTrainer(tconfig, optimizer, loss_fn, add_default_hooks=False)
     discarded_checkpoints = discard_torn_checkpoints_once(fileio.join(config.output_path, CHECKPOINTS_DIR))
-    branched_at = branch_once(config)
+    layer_loop = layer_loop_name(model_config.scan_layers)  # the checkpoints' layout
+    check_resume(config.output_path, layer_loop)
+    branched_at = branch_once(config, layer_loop)
     checkpointer = tconfig.checkpointer.create(run_id)
     # a checkpointer with no step or time policy saves only the final state: not consulted (nor the
     # saveable state built for it, ~10 ms of Python) every step
@@ -242,6 +246,10 @@ def train(config: TrainConfig) -> dict:
         init_source = resolve_source(config.init_from) if config.init_from else None  # fine-tuning
         if init_source is not None:
             Vocab = initial_vocab_axis(init_source, vocab_size, Vocab)
+        if jax.process_index() == 0:  # what the run reads and how it is laid out, before its first step
+            manifest = inputs_manifest(config.data.cache_roots(), config.data.tokenizer_path, model=config.model,
+                                       seq_len=recipe.seq_len, padded_vocab_size=Vocab.size, layer_loop=layer_loop)  # fmt: skip
+            write_manifest(config.output_path, manifest)
         train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
             trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches, layout=token_kind_layout(config.data),
@@ -298,7 +306,7 @@ def train(config: TrainConfig) -> dict:
 
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding
-    summary["layer_loop"] = "scan" if model_config.scan_layers else "unrolled"  # the checkpoints' layout
+    summary["layer_loop"] = layer_loop
     summary["cross_entropy"] = config.cross_entropy
     summary["discarded_checkpoints"] = discarded_checkpoints
     summary["init_from"] = config.init_from

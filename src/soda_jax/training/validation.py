@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 VALIDATION_LOSS = "validation_loss"
 KINDS = ("text", "semantic", "acoustic", "marker")
-"""Token kinds, in the order of `kind_sums`' columns (`soda_jax.eval.nll.KINDS` names the same four)."""
+"""Token kinds, in the order of `kind_sums`' columns (the evaluation's validation NLL counts the same)."""
 TEXT, SEMANTIC, ACOUSTIC, MARKER = range(len(KINDS))
 AUDIO_KINDS = ("semantic", "acoustic")
 """A component whose validation targets include these is a speech component."""
@@ -75,6 +75,11 @@ class TokenKindLayout:
         if missing:
             raise ValueError(f"{path}: no integer {', '.join(missing)}: not an audio-text vocabulary record")
         return cls(recorded["text_size"], recorded["audio_offset"], recorded["codebook_size"])
+
+    @classmethod
+    def of_vocab(cls, vocab) -> TokenKindLayout:
+        """The layout of an `AudioTextVocab`."""
+        return cls(vocab.text_size, vocab.audio_offset, vocab.codebook_size)
 
     def kind_of(self, ids):
         """Index into `KINDS` of each id (a jax or numpy array)."""

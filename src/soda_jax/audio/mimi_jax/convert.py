@@ -24,6 +24,7 @@ from soda_jax.audio.mimi_jax.convs import CausalConv, CausalConvTranspose, Resid
 from soda_jax.audio.mimi_jax.model import Mimi
 from soda_jax.audio.mimi_jax.quantizer import ResidualVQ
 from soda_jax.audio.mimi_jax.transformer import Transformer
+from soda_jax.contracts import HF_CONFIG_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def from_transformers(model: Any, *, windowed_attention: bool = False) -> Mimi:
 # ---------------------------------------------------------------------------------- safetensors
 def safetensors_files(source_dir: str) -> list[str]:
     names = sorted(n for n in os.listdir(source_dir) if n.endswith(".safetensors"))
-    if not names or not os.path.exists(os.path.join(source_dir, "config.json")):
+    if not names or not os.path.exists(os.path.join(source_dir, HF_CONFIG_FILE)):
         raise FileNotFoundError(
             f"{source_dir}: no config.json + *.safetensors (a kyutai/mimi-layout directory)"
         )
@@ -167,7 +168,7 @@ def safetensors_files(source_dir: str) -> list[str]:
 def source_hash(source_dir: str) -> str:
     """sha256 over the source's config.json and safetensors files (names and bytes, sorted)."""
     digest = hashlib.sha256()
-    for path in [os.path.join(source_dir, "config.json"), *safetensors_files(source_dir)]:
+    for path in [os.path.join(source_dir, HF_CONFIG_FILE), *safetensors_files(source_dir)]:
         digest.update(os.path.basename(path).encode() + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -179,7 +180,7 @@ def from_safetensors(source_dir: str, *, windowed_attention: bool = False) -> Mi
     """The flax Mimi from a local ``config.json`` + ``*.safetensors`` directory (no torch needed)."""
     from safetensors.numpy import load_file
 
-    with open(os.path.join(source_dir, "config.json")) as f:
+    with open(os.path.join(source_dir, HF_CONFIG_FILE)) as f:
         config = MimiJaxConfig.from_transformers(json.load(f), windowed_attention=windowed_attention)
     state: dict[str, np.ndarray] = {}
     for path in safetensors_files(source_dir):

@@ -1,6 +1,8 @@
 """The executor on real temp dirs, real Ray, real subprocesses."""
 
+import dataclasses
 import json
+import logging
 import os
 import re
 import signal
@@ -10,6 +12,7 @@ import textwrap
 import time
 
 import pytest
+import ray
 from executor_steps import RecordConfig, WhereConfig, race_in_threads, record, runs, where
 
 from soda_jax import fileio
@@ -23,6 +26,7 @@ from soda_jax.execution import (
     this_output_path,
     versioned,
 )
+from soda_jax.execution.parallel import fan_out_reason, parallel_map, shutdown_workers
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import read_status
 
@@ -94,6 +98,76 @@ def test_same_version_runs_once(tmp_path):
     ex.run([both, step1, step2])
     assert ex.output_path(step1) == ex.output_path(step2)
     assert sorted(runs(log)) == sorted([ex.output_path(step1), ex.output_path(both)])
+
+
+def experiment_record(prefix) -> dict:
+    (name,) = os.listdir(os.path.join(prefix, "experiments"))
+    return json.loads(open(os.path.join(prefix, "experiments", name)).read())
+
+
+def test_a_step_built_twice_is_one_node_listed_once_and_never_waited_for(tmp_path, caplog):
+    """Two calls of one builder (the demo's ``raw/demo-speech``, built for its data and its evaluation):
+    one node of the graph, run once by one executor, listed once in the experiment and the report."""
+    log = str(tmp_path / "log")
+
+    def speech():
+        return ExecutorStep("test/speech", record, RecordConfig(this_output_path(), log, value=versioned(1), sleep_s=0.5))
+
+    data = ExecutorStep("test/data", record, RecordConfig(this_output_path(), log, value=versioned(2), inputs=(speech(),)))
+    evals = ExecutorStep("test/eval", record, RecordConfig(this_output_path(), log, value=versioned(3), inputs=(speech(),)))
+    both = ExecutorStep("test/both", record, RecordConfig(this_output_path(), log, inputs=(data, evals)))
+    ex = local(tmp_path, poll_s=0.05)
+    with caplog.at_level(logging.INFO, logger="soda_jax.execution.executor"):
+        report = ex.run([both])
+    speech_path = ex.output_path(data.config.inputs[0])
+    assert ex.output_path(evals.config.inputs[0]) == speech_path
+    assert runs(log).count(speech_path) == 1 and len(runs(log)) == 4
+    assert "another executor is running it" not in caplog.text
+    assert caplog.text.count("running test/speech ->") == 1
+    steps = experiment_record(tmp_path)["steps"]
+    assert [s["name"] for s in steps] == ["test/speech", "test/data", "test/eval", "test/both"]
+    assert list(report.output_paths) == ["test/speech", "test/data", "test/eval", "test/both"]
+    assert set(report.statuses.values()) == {"SUCCESS"} and sorted(report.timings) == sorted(report.output_paths)
+    assert [s["name"] for s in steps if s["output_path"] == speech_path] == ["test/speech"]
+    # the dry run too plans it once
+    decisions = local(tmp_path / "dry").dry_run([both])
+    assert [d.step.name for d in decisions] == ["test/speech", "test/data", "test/eval", "test/both"]
+
+
+def test_one_name_with_two_versions_is_two_steps(tmp_path):
+    log = str(tmp_path / "log")
+    v1 = ExecutorStep("test/same-name", record, RecordConfig(this_output_path(), log, value=versioned(1)))
+    v2 = ExecutorStep("test/same-name", record, RecordConfig(this_output_path(), log, value=versioned(2)))
+    both = ExecutorStep("test/both", record, RecordConfig(this_output_path(), log, inputs=(v1, v2)))
+    ex = local(tmp_path)
+    ex.run([both])
+    assert ex.output_path(v1) != ex.output_path(v2)
+    assert sorted(runs(log)) == sorted([ex.output_path(v1), ex.output_path(v2), ex.output_path(both)])
+    assert fileio.read_json(fileio.join(ex.output_path(both), "out.json"))["upstream"] == [1, 2]
+    steps = experiment_record(tmp_path)["steps"]
+    assert [s["output_path"] for s in steps if s["name"] == "test/same-name"] == [ex.output_path(v1), ex.output_path(v2)]
+    both_info = fileio.read_json(fileio.join(ex.output_path(both), ".executor_info"))
+    assert both_info["dependencies"] == [ex.output_path(v1), ex.output_path(v2)]
+
+
+def test_two_functions_on_one_output_path_are_refused(tmp_path):
+    log = str(tmp_path / "log")
+    first = ExecutorStep("test/clash", record, RecordConfig(this_output_path(), log, value=versioned(1)))
+    other = ExecutorStep("test/clash", where, RecordConfig(this_output_path(), log, value=versioned(1)))
+    with pytest.raises(ValueError, match=r"steps 'test/clash' and 'test/clash' share output path .* with different functions"):
+        local(tmp_path).run([first, other])
+    assert runs(log) == []
+
+
+def test_copies_differing_only_in_unversioned_settings_run_the_first_and_say_so(tmp_path, caplog):
+    log = str(tmp_path / "log")
+    first = ExecutorStep("test/copy", record, RecordConfig(this_output_path(), log, value=versioned(1)))
+    second = ExecutorStep("test/copy", record, RecordConfig(this_output_path(), log, value=versioned(1), sleep_s=0.1))
+    ex = local(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="soda_jax.execution.executor"):
+        ex.run([first, second])
+    assert runs(log) == [ex.output_path(first)]
+    assert "test/copy is built twice with the same version but different unversioned settings (sleep_s)" in caplog.text
 
 
 def test_run_only_pulls_in_dependencies(tmp_path):
@@ -232,10 +306,68 @@ def test_killed_step_leaves_stale_lease_that_is_taken_over(tmp_path):
 def test_steps_run_as_ray_tasks(tmp_path):
     step = ExecutorStep("test/where", where, WhereConfig(this_output_path()))
     ex = Executor(str(tmp_path), use_ray=True)
-    ex.run([step])
+    report = ex.run([step])
     where_json = fileio.read_json(fileio.join(ex.output_path(step), "where.json"))
     assert where_json["ray_worker"] is True and where_json["pid"] != os.getpid()
-    assert fileio.read_json(fileio.join(ex.output_path(step), PROVENANCE_FILE))["runner"] == "ray worker"
+    provenance = fileio.read_json(fileio.join(ex.output_path(step), PROVENANCE_FILE))
+    assert provenance["runner"] == "ray worker"
+    # where the step's time went: the worker's start-up and its import of the step's module, apart from the work
+    timing = report.timings["test/where"]
+    assert provenance["timing"] == {"startup_s": timing.startup_s, "import_s": timing.import_s}
+    assert timing.startup_s > 0 and timing.import_s >= 0 and timing.work_s > 0
+    assert timing.wall_s >= timing.startup_s + timing.import_s + timing.work_s
+    assert timing.fixed_s == pytest.approx(timing.wall_s - timing.work_s)
+
+
+def test_step_timing_separates_the_work_from_the_rest(tmp_path):
+    step = ExecutorStep("test/slow", record, RecordConfig(this_output_path(), str(tmp_path / "log"), sleep_s=0.4))
+    timing = local(tmp_path).run([step]).timings["test/slow"]
+    assert 0.4 <= timing.work_s <= timing.wall_s and timing.import_s < 0.4
+    assert local(tmp_path).run([step]).timings == {}  # a step skipped as done is not timed
+
+
+def pid_of(_: object) -> int:
+    return os.getpid()
+
+
+@dataclasses.dataclass(frozen=True)
+class MapConfig:
+    output_path: str
+
+
+def map_in_step(config: MapConfig) -> None:
+    """Map over three items from inside a step's task; record the step's pid and the items' pids."""
+    pids = parallel_map(pid_of, [0, 1, 2], desc="items")
+    fileio.atomic_write_json(fileio.join(config.output_path, "pids.json"), {"step": os.getpid(), "items": pids})
+
+
+@pytest.fixture
+def two_cpu_ray():
+    """A local Ray of two CPUs, as `ensure_ray` starts on a 2-core machine (workers import what we import)."""
+    shutdown_workers()
+    path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    yield
+    shutdown_workers()
+
+
+def test_a_map_runs_in_the_step_s_worker_unless_two_tasks_fit_in_the_free_cpus(tmp_path, two_cpu_ray, caplog):
+    """Inside a step's task (1 of 2 CPUs taken) a map runs in that worker: its imports are paid, and fresh
+    workers (seconds of imports each) would buy at most one task of parallelism. From the driver (2 free)
+    it fans out to Ray tasks."""
+    with caplog.at_level(logging.INFO, logger="soda_jax.execution.parallel"):
+        driver_pids = parallel_map(pid_of, [0, 1, 2], desc="from the driver")
+    assert os.getpid() not in driver_pids
+    assert "from the driver: 3 Ray tasks (2 free CPUs)" in caplog.text
+    step = ExecutorStep("test/map", map_in_step, MapConfig(this_output_path()))
+    ex = Executor(str(tmp_path), use_ray=True)
+    ex.run([step])
+    pids = fileio.read_json(fileio.join(ex.output_path(step), "pids.json"))
+    assert pids["items"] == [pids["step"]] * 3
+    assert fan_out_reason(3, 1, 0, {"SODA_BENCH_ONLY": "x"}) == "a worker started with ['SODA_BENCH_ONLY']"
+    assert fan_out_reason(3, 2, 0, None) is None  # one 2-CPU task fits: run here
+    assert fan_out_reason(1, 1, 0, None) is None
 
 
 def test_provenance_files_are_complete(tmp_path):

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
 from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure, root_cause
 from soda_jax.execution.fencing import Fence
-from soda_jax.execution.parallel import ensure_ray, on_cluster, run_as_task
+from soda_jax.execution.parallel import ensure_ray, on_cluster, pickled, run_as_task, unpickled
 from soda_jax.execution.provenance import (
     StepRecorder,
     changed_inputs,
@@ -64,23 +65,64 @@ from soda_jax.execution.versioning import (
 logger = logging.getLogger(__name__)
 
 
-
 class ExecutorError(RuntimeError):
     """Some steps failed; the message names each one and the steps that could not run."""
 
 
 def run_step_here(
-    fn: Any, config: Any, output_path: str, name: str, fence: Fence | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Run one step in this process, recording its provenance next to its output.
+    fn: Callable[..., Any], config: Any, output_path: str, name: str, fence: Fence | None = None,
+    extra: dict[str, Any] | None = None, *, startup_s: float = 0.0, import_s: float = 0.0,
+) -> dict[str, float]:
+    """Run one step in this process, recording its provenance next to its output; returns where its time
+    went (the fields of `StepTiming` but the wall time, which the executor measures).
 
     With a ``fence`` every commit into the output (provenance included) first checks that the
     lease is still this attempt's, so an attempt that was taken over stops at its next commit.
-    ``extra``: further provenance fields (what the step's raw inputs held).
+    ``extra``: further provenance fields (what the step's raw inputs held). ``startup_s``, ``import_s``:
+    what `run_step_task` measured before this call (recorded in the provenance's ``timing``).
     """
-    with fencing.holding(() if fence is None else fence), StepRecorder(output_path, name, extra=extra):
+    timing = {"startup_s": round(startup_s, 3), "import_s": round(import_s, 3)}
+    recorder = StepRecorder(output_path, name, extra={**(extra or {}), "timing": timing})
+    with fencing.holding(() if fence is None else fence), recorder:
+        started = time.time()
         fn(config)
+    return {**timing, "work_s": round(time.time() - started, 3)}
+
+
+def run_step_task(
+    call: bytes, output_path: str, name: str, fence: Fence, extra: dict[str, Any] | None, submitted_at: float
+) -> dict[str, float]:
+    """`run_step_here` in a Ray worker. ``call`` is the pickled ``(fn, config)``, unpickled here so that the
+    imports it triggers (the step's module and everything it imports) are timed apart from the worker's
+    start-up; ``submitted_at``: when the executor handed the task to Ray."""
+    entered = time.time()
+    fn, config = unpickled(call)
+    startup_s, import_s = max(0.0, entered - submitted_at), time.time() - entered
+    return run_step_here(fn, config, output_path, name, fence, extra, startup_s=startup_s, import_s=import_s)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Where one step's wall time went, as this run's executor saw it (`RunReport.timings`)."""
+
+    wall_s: float
+    """From handing the step over (a Ray task, or a call here) to its end."""
+    startup_s: float
+    """Before the step's code was unpickled in the worker: waiting for a CPU, a worker's start (0 here)."""
+    import_s: float
+    """Unpickling the step's function and config in the worker: importing their modules (0 where an earlier
+    step in the same worker imported them, and in this process)."""
+    work_s: float
+    """The step function itself (its provenance's ``duration_s`` less the provenance's own writes)."""
+
+    @property
+    def fixed_s(self) -> float:
+        """Everything but the work: start-up, imports, and the executor's own bookkeeping around the task."""
+        return max(0.0, self.wall_s - self.work_s)
+
+    def describe(self) -> str:
+        return (f"{self.wall_s:.1f}s (start-up {self.startup_s:.1f}s, imports {self.import_s:.1f}s, "
+                f"work {self.work_s:.1f}s)")
 
 
 def unreadable_input(location: str) -> str | None:
@@ -116,6 +158,8 @@ class RunReport:
     """step name -> output path, for every step of the experiment"""
     prefix: str = ""
     """The output prefix the experiment ran under."""
+    timings: dict[str, StepTiming] = field(default_factory=dict)
+    """step name -> where its time went, for the steps this run executed (not those skipped or waited for)"""
 
 
 def topological_order(roots: list[ExecutorStep]) -> list[ExecutorStep]:
@@ -162,44 +206,80 @@ class Executor:
         self.poll_s = poll_s if poll_s is not None else min(5.0, lease_timing.heartbeat_s / 2)
         self.started_at = time.time()
         self.identities: dict[int, StepIdentity] = {}
+        self._canonical: dict[int, ExecutorStep] = {}
+        """id of every step of the graph -> the node standing for it (copies of one step share one)."""
 
     # --------------------------------------------------------------------------------- planning
     def output_path(self, step: ExecutorStep) -> str:
         return self.identities[id(step)].output_path
 
     def prepare(self, steps: list[ExecutorStep], run_only: list[str] | None = None) -> list[ExecutorStep]:
-        """Compute identities; return the steps to run (``run_only`` matches + their dependencies)."""
+        """Compute identities; return the steps to run (``run_only`` matches + their dependencies), each
+        output path once (`graph`)."""
         import re
 
-        everything = topological_order(steps)
-        self.identities = compute_identities(everything, self.prefix)
-        self._check_unique_paths(everything)
+        everything = self.graph(steps)
         if run_only:
             patterns = [re.compile(p) for p in run_only]
             wanted = [s for s in everything if any(p.search(s.name) for p in patterns)]
             if not wanted:
                 raise ValueError(f"--run_only {run_only} matches none of: {[s.name for s in everything]}")
         else:
-            wanted = list(steps)
+            wanted = [self.canonical(s) for s in steps]
         needed: dict[int, ExecutorStep] = {}
 
         def pull(step: ExecutorStep) -> None:
             if id(step) not in needed:
                 needed[id(step)] = step
-                for dep in dependencies(step, blocking_only=True):
+                for dep in self.dependencies(step, blocking_only=True):
                     pull(dep)
 
         for step in wanted:
             pull(step)
         return [s for s in everything if id(s) in needed]
 
-    def _check_unique_paths(self, steps: list[ExecutorStep]) -> None:
-        by_path: dict[str, ExecutorStep] = {}
-        for step in steps:
+    def graph(self, steps: list[ExecutorStep]) -> list[ExecutorStep]:
+        """Every step reachable from ``steps``, dependencies first, one node per output path.
+
+        An experiment may build the same step twice (two calls of one ``default_*`` builder: same name,
+        same version): the copies are one node, run once, listed once. Steps of one name but different
+        versions have different output paths and stay apart; two different functions writing one output
+        path are refused.
+        """
+        everything = topological_order(steps)
+        self.identities = compute_identities(everything, self.prefix)
+        first: dict[str, ExecutorStep] = {}
+        self._canonical = {}
+        for step in everything:
             path = self.output_path(step)
-            other = by_path.setdefault(path, step)
-            if other is not step and other.fn is not step.fn:
-                raise ValueError(f"steps {other.name!r} and {step.name!r} share output path {path} with different functions")
+            other = first.setdefault(path, step)
+            if other is not step:
+                if other.fn is not step.fn:
+                    raise ValueError(
+                        f"steps {other.name!r} and {step.name!r} share output path {path} with different functions"
+                    )
+                self._warn_if_settings_differ(other, step)
+            self._canonical[id(step)] = other
+        return list(first.values())
+
+    def canonical(self, step: ExecutorStep) -> ExecutorStep:
+        """The one node standing for ``step`` (itself, or the first copy of it in the graph)."""
+        return self._canonical.get(id(step), step)
+
+    def dependencies(self, step: ExecutorStep, *, blocking_only: bool = False) -> list[ExecutorStep]:
+        """``step``'s dependencies as nodes of the graph (`canonical`), each once."""
+        nodes = [self.canonical(dep) for dep in dependencies(step, blocking_only=blocking_only)]
+        return list({id(d): d for d in nodes}.values())
+
+    def _warn_if_settings_differ(self, kept: ExecutorStep, copy: ExecutorStep) -> None:
+        path = self.output_path(kept)
+        kept_config, copy_config = (
+            config_as_json(instantiate(s.config, path, self.output_path, self.prefix)) for s in (kept, copy)
+        )
+        if kept_config != copy_config:
+            fields = sorted(k for k in {*kept_config, *copy_config} if kept_config.get(k) != copy_config.get(k))
+            logger.warning("step %s is built twice with the same version but different unversioned settings (%s): "
+                           "running the first", kept.name, ", ".join(fields))  # fmt: skip
 
     def decide(self, step: ExecutorStep) -> Decision:
         """What running ``step`` now would do, judged from its status file and lease."""
@@ -267,7 +347,7 @@ class Executor:
         decisions: dict[int, Decision] = {}
         for step in to_run:
             decision = self.judge_inputs(self.decide(step))
-            blocking = [d for d in dependencies(step, blocking_only=True) if decisions[id(d)].action != "skip"]
+            blocking = [d for d in self.dependencies(step, blocking_only=True) if decisions[id(d)].action != "skip"]
             if decision.action == "run" and blocking:
                 failed = [d.name for d in blocking if decisions[id(d)].action in ("fail", "blocked")]
                 if failed:
@@ -281,18 +361,16 @@ class Executor:
     def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
         to_run = self.prepare(steps, run_only)
         self.preflight(to_run)
-        self.write_experiment(steps, description)
+        everything = self.write_experiment(steps, description)
         # Decide before starting Ray (seconds): a re-run whose steps all succeeded before starts none.
         if self.use_ray and any(not self._succeeded(step) for step in to_run):
             ensure_ray(self.ray_address)
         slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
-        report = RunReport(
-            output_paths={step.name: self.output_path(step) for step in topological_order(steps)}, prefix=self.prefix
-        )
+        report = RunReport(output_paths={step.name: self.output_path(step) for step in everything}, prefix=self.prefix)
         futures: dict[int, Future[str]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(to_run)), thread_name_prefix="step") as pool:
             for step in to_run:
-                deps = [futures[id(d)] for d in dependencies(step, blocking_only=True)]
+                deps = [futures[id(d)] for d in self.dependencies(step, blocking_only=True)]
                 futures[id(step)] = pool.submit(self._run_step, step, deps, slots, report)
             for step in to_run:
                 futures[id(step)].result()
@@ -374,17 +452,20 @@ class Executor:
         config = instantiate(step.config, path, self.output_path, self.prefix)
         logger.info("running %s -> %s", step.name, path)
         started = time.time()
+        timing: dict[str, float] | None = None
         try:
             inputs = fixed_inputs(step.config)
             extra = record_inputs(path, inputs) if inputs else None
             if self.use_ray and step.resources.tpu is not None and on_cluster():
                 run_on_tpu_slices(step.fn, config, path, step.name, step.resources, fence=fence)
             elif self.use_ray:
-                run_as_task(run_step_here, step.fn, config, path, step.name, fence, extra, resources=step.resources)
+                call = pickled((step.fn, config))
+                submitted = time.time()
+                timing = run_as_task(run_step_task, call, path, step.name, fence, extra, submitted, resources=step.resources)
             else:
                 if step.resources.tpu is not None:
                     logger.warning("step %s asks for %s: --local run, training it on this machine's CPU", step.name, step.resources.tpu)
-                run_step_here(step.fn, config, path, step.name, fence, extra)
+                timing = run_step_here(step.fn, config, path, step.name, fence, extra)
         except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
             if isinstance(root_cause(e), LeaseLost):
                 raise root_cause(e) from None
@@ -395,7 +476,12 @@ class Executor:
                 "step %s failed after %.1fs: %s\n%s", step.name, time.time() - started, failure.summary(), failure.traceback
             )
             return STATUS_FAILED
-        logger.info("step %s succeeded in %.1fs", step.name, time.time() - started)
+        wall = time.time() - started
+        if timing is None:  # on a TPU slice: one process per host, timed by each host's own provenance
+            logger.info("step %s succeeded in %.1fs", step.name, wall)
+        else:
+            report.timings[step.name] = StepTiming(wall_s=round(wall, 3), **timing)
+            logger.info("step %s succeeded in %s", step.name, report.timings[step.name].describe())
         return STATUS_SUCCESS
 
     # ------------------------------------------------------------------------------- metadata
@@ -407,7 +493,7 @@ class Executor:
             "description": step.description,
             "output_path": path,
             "version": self.identities[id(step)].version,
-            "dependencies": [self.output_path(d) for d in dependencies(step)],
+            "dependencies": [self.output_path(d) for d in self.dependencies(step)],
             "config": config_as_json(instantiate(step.config, path, self.output_path, self.prefix)),
             "resources": config_as_json(step.resources),
         }
@@ -417,12 +503,13 @@ class Executor:
 
     def experiment_path(self, steps: list[ExecutorStep]) -> str:
         script = os.path.splitext(os.path.basename(sys.argv[0] or "interactive"))[0] or "interactive"
-        digest = hash_version({"steps": sorted(self.output_path(s) for s in steps)})
+        digest = hash_version({"steps": sorted({self.output_path(s) for s in steps})})
         return fileio.join(self.prefix, EXPERIMENTS_DIR, f"{script}-{digest}.json")
 
-    def write_experiment(self, steps: list[ExecutorStep], description: str) -> str:
-        """Record the whole experiment (every step, with dependencies) for the dashboard."""
-        everything = topological_order(steps)
+    def write_experiment(self, steps: list[ExecutorStep], description: str) -> list[ExecutorStep]:
+        """Record the whole experiment (every step once, with its dependencies) for the dashboard; returns
+        its steps (`graph`)."""
+        everything = self.graph(steps)
         path = self.experiment_path(steps)
         fileio.atomic_write_json(
             path,
@@ -436,4 +523,4 @@ class Executor:
                 "steps": [self.step_info(s) for s in everything],
             },
         )
-        return path
+        return everything

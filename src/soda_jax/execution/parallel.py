@@ -121,11 +121,57 @@ def run_as_task(fn: Callable[..., R], *args: Any, resources: Resources, name: st
         raise e.as_instanceof_cause() from None
 
 
+def pickled(obj: Any) -> bytes:
+    """``obj`` pickled as Ray pickles a task's arguments (cloudpickle: functions of importable modules by
+    reference, local ones by value); `unpickled` reads it back, importing what it refers to."""
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(obj)
+
+
+def unpickled(data: bytes) -> Any:
+    from ray import cloudpickle
+
+    return cloudpickle.loads(data)
+
+
 def _call_fenced(fences: tuple, fn: Callable[[T], R], item: T) -> R:
     from soda_jax.execution import fencing
 
     with fencing.holding(fences):
         return fn(item)
+
+
+MIN_FAN_OUT = 2
+"""Tasks that must fit in a local Ray's free CPUs for a map to fan out (`fan_out_reason`): each task
+starts a worker that imports its function's module (jax, levanter, torch, transformers: seconds),
+which one task's worth of parallelism beside the caller does not repay."""
+
+
+def fan_out_reason(items: int, num_cpus: float, gpus: float, env: dict[str, str] | None) -> str | None:
+    """Why a map of ``items`` goes to Ray tasks, or None when the calling process runs it (`parallel_map`).
+    ``gpus``: each task's GPU request as `gpu_request` made it.
+
+    The caller (a step's task, or the driver) has its modules imported and its CPU reserved: it runs
+    the items itself unless a task can get what the caller lacks: more machines (a cluster, whose
+    autoscaler may add nodes), a GPU, an environment that must hold before imports (``env``), or at
+    least `MIN_FAN_OUT` tasks' worth of CPUs that are free now on a local Ray.
+    """
+    import ray
+
+    if items < 2:
+        return None
+    if on_cluster():
+        return "a cluster"
+    if gpus > 0:
+        return "a GPU per task"
+    if env and any(os.environ.get(k) != v for k, v in env.items()):
+        return f"a worker started with {sorted(env)}"
+    free = ray.available_resources().get("CPU", 0.0)
+    fit = int(free // num_cpus) if num_cpus > 0 else items
+    if fit >= MIN_FAN_OUT:
+        return f"{free:g} free CPUs"
+    return None
 
 
 def parallel_map(
@@ -137,7 +183,8 @@ def parallel_map(
     env: dict[str, str] | None = None,
     desc: str = "tasks",
 ) -> list[R]:
-    """``[fn(x) for x in items]``, as Ray tasks when Ray is running, else in this process.
+    """``[fn(x) for x in items]``, as Ray tasks when Ray is running and they pay (`fan_out_reason`), else in
+    this process.
 
     Each task reserves ``num_cpus`` and ``num_gpus`` (`gpu_request`: dropped on a local Ray without
     GPUs) and runs in a worker with ``env`` added to its environment (e.g. ``JAX_PLATFORMS``: such
@@ -149,16 +196,19 @@ def parallel_map(
     try:
         import ray
 
-        use_ray = ray.is_initialized() and len(items) > 1
+        gpus = gpu_request(num_gpus, desc) if ray.is_initialized() and len(items) > 1 else 0
+        reason = fan_out_reason(len(items), num_cpus, gpus, env) if ray.is_initialized() else None
     except ImportError:
-        use_ray = False
-    if not use_ray:
+        reason = None
+    if reason is None:
+        if len(items) > 1:
+            logger.info("%s: %d items in this process", desc, len(items))
         return [fn(item) for item in tqdm(items, desc=desc, unit="item")]
+    logger.info("%s: %d Ray tasks (%s)", desc, len(items), reason)
     from soda_jax.execution import fencing
 
     # The tasks commit into the step's output: they carry the step's fence (see fencing.py).
     options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": 0}
-    gpus = gpu_request(num_gpus, desc)
     if gpus:
         options["num_gpus"] = gpus
     if env:

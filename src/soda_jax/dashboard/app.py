@@ -3,6 +3,7 @@
 Every path parameter goes through `PrefixPaths` (anything outside the prefix is a 404); every
 file through `load_json`/`previews` (a malformed file is an error on its item); any other
 exception is a short 500 page, never a dropped connection.
+The one page that writes is ``/play`` (`soda_jax.dashboard.play`): its results, under ``{prefix}/play/``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 import mimetypes
 import os
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
 
@@ -27,6 +29,7 @@ from soda_jax import fileio
 from soda_jax.dashboard import previews, views
 from soda_jax.dashboard.metrics import CurveCache
 from soda_jax.dashboard.paths import OutsidePrefix
+from soda_jax.dashboard.play import Playground
 from soda_jax.dashboard.store import PrefixStore
 
 logger = logging.getLogger(__name__)
@@ -47,11 +50,14 @@ def plotly_js_path() -> str:
     return os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
 
 
-def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
+def create_app(prefix: str, poll_s: float = POLL_S, model_roots: Sequence[str] = ()) -> Starlette:
+    """The dashboard of ``prefix``; ``model_roots``: directories outside it whose HF models ``/play``
+    may load too (docs/dashboard.md)."""
     # Endpoints are plain functions: Starlette runs them in its thread pool, so blocking file
     # and object-store reads never stall the event loop (or each other).
     store = PrefixStore(prefix)
     curves = CurveCache()
+    playground = Playground(store, model_roots)
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     templates.env.globals.update(prefix=store.prefix, poll_ms=int(poll_s * 1000), status_class=views.status_class)
     templates.env.filters.update(duration=views.duration, when=views.when, size=views.size)
@@ -169,8 +175,15 @@ def create_app(prefix: str, poll_s: float = POLL_S) -> Starlette:
         Route("/files/{rel:path}", files_page),
         Route("/items/{rel:path}", items_page),
         Route("/raw/{rel:path}", raw_file),
+        *playground.routes(render),
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
     ]
     handlers: dict[Any, Callable[..., Any]] = {OutsidePrefix: not_found, HTTPException: http_error, Exception: server_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        playground.shutdown()
+
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

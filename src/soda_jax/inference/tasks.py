@@ -59,8 +59,13 @@ def audio_ids(loaded: LoadedModel, codec, path: str, *, max_seconds: float | Non
     return loaded.vocab.codes_to_ids(codes)
 
 
-def build_prompt(task: str, loaded: LoadedModel, codec, *, text=None, audio=None, ref_text=None, ref_audio=None, prompt_seconds=DEFAULT_PROMPT_SECONDS) -> np.ndarray:
-    """The prompt ids of a `TASK_DEFAULTS` task from raw inputs (errors name the missing/bad input)."""
+def build_prompt(
+    task: str, loaded: LoadedModel, codec, *,
+    text=None, audio=None, ref_text=None, ref_audio=None, shots=None, prompt_seconds=DEFAULT_PROMPT_SECONDS,
+) -> np.ndarray:  # fmt: skip
+    """The prompt ids of a `TASK_DEFAULTS` task from raw inputs (errors name the missing/bad input).
+
+    ``shots`` (``asr_nshot``): the in-context examples as (audio file, transcript) pairs, in order."""
     vocab = loaded.vocab
 
     def need(value, flag):
@@ -81,6 +86,9 @@ def build_prompt(task: str, loaded: LoadedModel, codec, *, text=None, audio=None
         return prompts.voice_tts_prompt(vocab, text_ids(ref_text, "--ref-text"), ref, text_ids(text, "--text"))
     if task == "asr":
         return prompts.asr_prompt(vocab, audio_ids(loaded, codec, need(audio, "--audio")))
+    if task == "asr_nshot":
+        examples = [(audio_ids(loaded, codec, a), text_ids(t, f"the transcript of {a}")) for a, t in need(shots, "shots")]
+        return prompts.asr_nshot_prompt(vocab, examples, audio_ids(loaded, codec, need(audio, "--audio")))
     if task == "continuation":
         return prompts.continuation_prompt(vocab, audio_ids(loaded, codec, need(audio, "--audio"), max_seconds=prompt_seconds))
     raise TaskInputError(f"unknown task {task!r}; known: {sorted(prompts.TASK_DEFAULTS)}")
@@ -97,7 +105,7 @@ def run_task(
     inputs: dict[str, Any] | None = None,
     prompt_seconds: float = DEFAULT_PROMPT_SECONDS,
 ) -> TaskResult:
-    """Build the prompt from ``inputs`` (text, audio, ref_text, ref_audio), generate, write the files."""
+    """Build the prompt from ``inputs`` (text, audio, ref_text, ref_audio, shots), generate, write the files."""
     inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
     defaults = prompts.TASK_DEFAULTS[task]
     needs_codec = defaults.output == "audio" or "audio" in inputs or "ref_audio" in inputs

@@ -15,7 +15,7 @@ TORCH_INDEX_URL ?=
 PIP_INDEX_OPTIONS = $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 comma := ,
 
-.PHONY: setup venv system-deps demo demo-full study-mini test test-all lint bench clean
+.PHONY: setup venv system-deps demo demo-full demo-learn study-mini test test-all lint bench clean
 
 setup: $(STAMP) system-deps
 
@@ -46,6 +46,12 @@ demo: setup
 
 demo-full: setup
 	$(PY) experiments/demo.py --prefix $(DEMO_PREFIX) --full
+
+# A model that learns, on CPU (docs/demo.md): spoken commands -> a model that transcribes combinations
+# of words it never heard. MIMI=DIR: a local pretrained Mimi instead of the random tiny one.
+MIMI ?=
+demo-learn: setup
+	$(PY) experiments/demo_learn.py --prefix $(DEMO_PREFIX) $(if $(MIMI),--mimi $(MIMI))
 
 # SODA's text-share study in miniature (docs/design-studies.md): five tiny models, 0-100% text.
 study-mini: setup

@@ -100,11 +100,24 @@ DEMO_RECIPE = TrainRecipe(
 """CPU demo: ~0.25M tokens on `DEMO_6M` in about a minute on 2 cores (docs/training.md); the loss
 falls visibly. Same schedule shape as SODA (warmup 10%, linear decay over the last 20%)."""
 
+DEMO_LEARN_MODEL = ModelShape(hidden_dim=128, intermediate_dim=384, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32)
+"""The learning demo's model (experiments/demo_learn.py): 0.8M non-embedding parameters, 5.1M with the
+commands' 16,900-id vocabulary (512 BPE text ids + 4 markers + 16,384 audio ids)."""
+DEMO_LEARN_STEPS = 900
+DEMO_LEARN_RECIPE = TrainRecipe(
+    seq_len=DEMO_SEQ_LEN,
+    batch_size=DEMO_BATCH_SIZE,
+    num_train_steps=DEMO_LEARN_STEPS,
+    optimizer=OptimizerRecipe(learning_rate=3e-3, beta1=0.9, beta2=0.98, epsilon=1e-8),
+)
+"""The learning demo's recipe: `DEMO_RECIPE`'s optimizer and schedule for longer (docs/demo.md has
+the learning curve it was chosen from)."""
+
 BENCH_MODEL = BENCH_20M
 """The model benchmarks/bench_train.py times (~22M parameters with a 16k vocabulary)."""
 
 __all__ = [
-    "BENCH_MODEL", "DEMO_6M", "DEMO_RECIPE", "SODA_135M", "SODA_150M", "SODA_1_7B", "SODA_4B", "SODA_600M",
+    "BENCH_MODEL", "DEMO_6M", "DEMO_LEARN_MODEL", "DEMO_LEARN_RECIPE", "DEMO_RECIPE", "SODA_135M", "SODA_150M", "SODA_1_7B", "SODA_4B", "SODA_600M",
     "SODA_DATA_SOURCES_RECIPE", "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_STUDY_MODEL",
     "SODA_STUDY_TPU", "SODA_TEXT_SHARE_RECIPE", "SODA_TOKEN_TYPES_MODEL", "SODA_TOKEN_TYPES_RECIPE",
     "SODA_TOKEN_TYPES_TPUS", "SODA_TPU_SLICES", "soda_study_recipe",

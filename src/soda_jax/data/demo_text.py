@@ -113,3 +113,39 @@ def write_demo_text_corpus(config: DemoTextConfig) -> dict:
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info("demo text corpus: %s documents, %s characters, skipped %s (%s)", dict(by_source), dict(characters), skipped, config.output_path)
     return stats
+
+
+# -- the learning demo's commands (experiments/demo_learn.py) -------------------------------------------
+COMMAND_VERBS = ("set", "turn", "move", "dim")
+COMMAND_COLOURS = ("red", "green", "blue", "yellow", "white", "black")
+COMMAND_THINGS = ("lamp", "door", "fan", "screen", "light")
+COMMAND_NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+COMMAND_TEMPLATE = "{verb} the {colour} {thing} to {number}"
+"""Every command: six words from a closed vocabulary of 28 (4 x 6 x 5 x 10 = 1,200 combinations)."""
+HELD_OUT_SALT = "soda-demo-commands"
+"""Salt of the hash that holds combinations out of training (`command_split`)."""
+
+
+def command_sentences() -> tuple[str, ...]:
+    """Every command of the closed vocabulary, in a fixed order (verb, colour, thing, number)."""
+    return tuple(
+        COMMAND_TEMPLATE.format(verb=v, colour=c, thing=t, number=n)
+        for v in COMMAND_VERBS for c in COMMAND_COLOURS for t in COMMAND_THINGS for n in COMMAND_NUMBERS
+    )  # fmt: skip
+
+
+def command_split(held_out_fraction: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(training, held-out) commands: a salted hash of the sentence holds ``held_out_fraction`` of the
+    combinations out, so a held-out command is a combination of words the training corpus never reads
+    together (every word itself is read in training: checked)."""
+    if not 0.0 < held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction}")
+    train: list[str] = []
+    held_out: list[str] = []
+    for sentence in command_sentences():
+        digest = hashlib.sha256(f"{HELD_OUT_SALT}:{sentence}".encode()).digest()
+        (held_out if int.from_bytes(digest[:8], "big") / 2**64 < held_out_fraction else train).append(sentence)
+    unseen = {w for s in held_out for w in s.split()} - {w for s in train for w in s.split()}
+    if unseen:
+        raise ValueError(f"held_out_fraction {held_out_fraction}: words {sorted(unseen)} are never read in training")
+    return tuple(train), tuple(held_out)

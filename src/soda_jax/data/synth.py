@@ -49,7 +49,7 @@ import soxr
 from tqdm.auto import tqdm
 
 from soda_jax import fileio
-from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio
+from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, load_audio, resample
 from soda_jax.contracts import STATS_FILE
 from soda_jax.data.sources import yodas2
 
@@ -123,6 +123,26 @@ class Voice:
         return f"{self.engine}-{self.name}"
 
 
+ESPEAK_WORDS_PER_MINUTE = 175
+"""espeak-ng's default speaking rate (its ``-s``)."""
+
+
+@dataclass(frozen=True)
+class StyledVoice(Voice):
+    """A voice read faster or slower and higher or lower: the same speaker (`Voice.speaker`)."""
+
+    rate: float = 1.0
+    """Speaking rate, a factor (1.2: 20% faster): flite's ``duration_stretch``, espeak-ng's ``-s``."""
+    pitch: float = 1.0
+    """Pitch, a factor: the speech is synthesised ``pitch`` times slower, then resampled to be
+    ``pitch`` times shorter (every frequency times ``pitch``, the duration as ``rate`` alone makes it)."""
+
+
+def styled(voices: Sequence[Voice], styles: Sequence[tuple[float, float]]) -> tuple[StyledVoice, ...]:
+    """Every voice in every (rate, pitch) style, style by style."""
+    return tuple(StyledVoice(v.engine, v.name, rate, pitch) for rate, pitch in styles for v in voices)
+
+
 # kal16 is flite's kal voice at 16 kHz (plain "kal" is 8 kHz).
 FLITE_VOICES = tuple(Voice("flite", v) for v in ("kal16", "awb", "rms", "slt"))
 # espeak-ng voices are {language}+{variant}; "en" is British English ("en-gb" is not a voice name
@@ -144,13 +164,16 @@ many times."""
 
 
 def synthesize(text: str, voice: Voice) -> np.ndarray:
-    """Speak ``text`` with ``voice``: mono float32 at 24 kHz."""
+    """Speak ``text`` with ``voice``: mono float32 at 24 kHz (a `StyledVoice` at its rate and pitch)."""
+    rate, pitch = (voice.rate, voice.pitch) if isinstance(voice, StyledVoice) else (1.0, 1.0)
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "speech.wav")
         if voice.engine == "flite":
-            command = ["flite", "-voice", voice.name, "-t", text, "-o", wav]
+            stretch = [] if rate == pitch == 1.0 else ["--setf", f"duration_stretch={pitch / rate:.4f}"]
+            command = ["flite", "-voice", voice.name, *stretch, "-t", text, "-o", wav]
         elif voice.engine == "espeak-ng":
-            command = ["espeak-ng", "-v", voice.name, "-w", wav, text]
+            speed = [] if rate == pitch == 1.0 else ["-s", str(round(ESPEAK_WORDS_PER_MINUTE * rate / pitch))]
+            command = ["espeak-ng", "-v", voice.name, *speed, "-w", wav, text]
         else:
             raise ValueError(f"unknown speech engine {voice.engine!r}")
         # A private runtime dir: libpulse then draws no rand() that would shift espeak-ng's noise.
@@ -161,7 +184,10 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
             raise RuntimeError(
                 f"{voice.engine} is not installed (Debian: apt-get install flite espeak-ng)"
             ) from None
-        return load_audio(wav)
+        audio = load_audio(wav)
+    if pitch != 1.0:  # played back at the Mimi rate: pitch times higher, pitch times shorter
+        audio = resample(audio, MIMI_SAMPLE_RATE, round(MIMI_SAMPLE_RATE / pitch)).astype(np.float32)
+    return audio
 
 
 @functools.cache
@@ -314,11 +340,17 @@ class SynthDemoConfig:
     readings: int = 1
     """How many times each layout reads the sentence list; reading k shifts every voice by k, so no
     sentence is read twice by one voice (at most ``len(voices) // 2``)."""
+    text_shift: int = 0
+    """Tests only: caption sentence i with the speech of sentence i + ``text_shift`` (cyclically), a
+    corpus whose text and speech do not match (tests/test_learning_demo.py). 0: every caption is what
+    is spoken."""
 
 
 def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
     """Synthesise the demo corpus in both layouts; returns {"yodas2": root, "emilia": root}."""
     per_recording, sentences = config.sentences_per_recording, config.sentences
+    shift = config.text_shift % len(sentences) if sentences else 0
+    spoken = dict(zip(sentences, sentences[shift:] + sentences[:shift]))  # caption -> what is read aloud
     yodas_voices, emilia_voices = config.voices[0::2], config.voices[1::2]
     if not 1 <= config.readings <= len(emilia_voices):
         raise ValueError(
@@ -329,7 +361,7 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
 
     def speak(text: str, voice: Voice) -> np.ndarray:
         progress.update()
-        return synthesize(text, voice)
+        return synthesize(spoken[text], voice)
 
     recordings: list[Recording] = []
     utterances: list[ShortUtterance] = []

@@ -75,11 +75,11 @@ class MiniTaskSetConfig:
     """Who reads the pairs (rotating over items; both members of a pair share a voice)."""
 
 
-def _audio_struct(wave, name: str) -> dict:
+def audio_struct(wave, name: str) -> dict:
     return {"bytes": audio_bytes_of(wave, MIMI_SAMPLE_RATE), "path": name}
 
 
-def _write_pairs(path: str, rows: list[dict]) -> None:
+def write_pairs(path: str, rows: list[dict]) -> None:
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows), buffer)
     fileio.atomic_write_bytes(path, buffer.getvalue().to_pybytes())
@@ -102,8 +102,8 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
         for i, (positive, negative) in enumerate(pairs):
             voice, item = voices[i % len(voices)], f"{id_prefix}{i:03d}"
             rows.append({
-                "id": item, "positive": _audio_struct(speak(positive, voice), f"{item}-pos.wav"),
-                "negative": _audio_struct(speak(negative, voice), f"{item}-neg.wav"),
+                "id": item, "positive": audio_struct(speak(positive, voice), f"{item}-pos.wav"),
+                "negative": audio_struct(speak(negative, voice), f"{item}-neg.wav"),
                 f"positive_{text_field}": positive, f"negative_{text_field}": negative,
             })  # fmt: skip
         return rows
@@ -111,8 +111,8 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
     swuggy = spoken_pairs(WORD_PAIRS, "w", "word")
     sblimp = spoken_pairs(SENTENCE_PAIRS, "s", "transcription")
     root = config.output_path
-    _write_pairs(fileio.join(root, "swuggy", "test.parquet"), swuggy)
-    _write_pairs(fileio.join(root, "sblimp", "test.parquet"), sblimp)
+    write_pairs(fileio.join(root, "swuggy", "test.parquet"), swuggy)
+    write_pairs(fileio.join(root, "sblimp", "test.parquet"), sblimp)
 
     progress.close()
     heldout = write_heldout_sets(config.heldout, root)

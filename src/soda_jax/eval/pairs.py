@@ -1,9 +1,18 @@
-"""Likelihood pairs: sWUGGY, sBLIMP, SALMon (speech) and tWUGGY, tBLIMP (text).
+"""Likelihood pairs: sWUGGY, sBLIMP, SALMon (speech), tWUGGY, tBLIMP (text) and text-speech alignment.
 
 Each item is a (positive, negative) pair. Speech is scored as ``<bos> <|audio_start|> A
 <|audio_end|>``, text as ``<bos> <|text_start|> T <|text_end|>``; an utterance's score is the
 **mean** log-prob of its content tokens only (the predictions of the markers are dropped, as in
 SODA), and the item is correct when positive > negative strictly (a tie is wrong, and counted).
+
+**Text-speech alignment** (``tts_alignment``, on a LibriSpeech-layout split): an utterance's audio A
+is scored after SODA's TTS prompt of its own transcript, ``<bos> <|text_start|> T <|text_end|>
+<|audio_start|> A <|audio_end|>`` (positive), and after the transcript of another utterance with the
+same number of words (negative: the next one in id order, cyclically, whose normalised text differs);
+the score is the mean log-prob of A. Transcripts are normalised as N-shot ASR's (`soda_normalize`:
+lower case, no punctuation), the form training text has. An utterance with no such other is skipped
+(``no_other_transcript``). Chance is 0.5; a model that reads the text it is given before the speech
+scores near 1.
 
 ``num_codebooks=k`` scores the first k codebooks of every frame (`codebooks.codebook_mask`), not the
 first k/8 of the time span as SODA's script did.
@@ -14,6 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import posixpath
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,11 +31,26 @@ from tqdm.auto import tqdm
 
 from soda_jax.eval.codebooks import codebook_mask
 from soda_jax.eval.context import EvalContext
-from soda_jax.eval.layouts import TOO_LONG, BadInput, audio_cell, read_table_rows, table_base_dir, text_cell
+from soda_jax.eval.layouts import (
+    TOO_LONG,
+    BadInput,
+    audio_cell,
+    read_librispeech,
+    read_table_rows,
+    table_base_dir,
+    text_cell,
+)
+from soda_jax.eval.normalize import soda_normalize
+from soda_jax.eval.report import wilson_interval
 from soda_jax.eval.store import TaskStore
+from soda_jax.inference.prompts import tts_prompt
 
 SPEECH = "speech"
 TEXT = "text"
+ALIGNMENT = "alignment"
+"""Modalities: audio cells, text cells, or a LibriSpeech-layout split's audio after transcripts."""
+NO_OTHER_TRANSCRIPT = "no_other_transcript"
+"""Skip reason of an alignment item: no other utterance of the split has as many words and another text."""
 CONTENT_START = 2
 """Content starts after <bos> and the opening marker."""
 
@@ -39,7 +64,8 @@ class PairTask:
     path: str
     """The table: a file, or a directory of parquet/arrow files."""
     modality: str = SPEECH
-    """``speech`` (audio cells) or ``text`` (string cells)."""
+    """``speech`` (audio cells), ``text`` (string cells) or ``alignment`` (``path`` is a LibriSpeech
+    split directory, ``{root}/test-clean``)."""
     positive_field: str = "positive"
     negative_field: str = "negative"
     group_field: str | None = None
@@ -76,6 +102,12 @@ def tblimp(path: str, **kw) -> PairTask:
     return PairTask("tblimp", path, TEXT, "positive_transcription", "negative_transcription", lowercase=True, **kw)
 
 
+def tts_alignment(path: str, **kw) -> PairTask:
+    """Text-speech alignment on the LibriSpeech-layout split directory ``path`` (``{root}/test-clean``):
+    each utterance's audio after its own transcript against after another's of as many words."""
+    return PairTask("tts_alignment", path, ALIGNMENT, "own_transcript", "other_transcript", **kw)
+
+
 @dataclasses.dataclass
 class _Pending:
     id: str
@@ -83,7 +115,49 @@ class _Pending:
     content: list  # positive, negative: waves (speech) or texts
 
 
+def other_transcript(texts: list[str], index: int) -> int | None:
+    """The index of the negative transcript of item ``index``: the next text (cyclically) with as
+    many words as ``texts[index]`` and another wording; None when there is none."""
+    words = len(texts[index].split())
+    for step in range(1, len(texts)):
+        j = (index + step) % len(texts)
+        if len(texts[j].split()) == words and texts[j] != texts[index]:
+            return j
+    return None
+
+
+def _alignment_items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
+    """Each readable utterance of the split with (own transcript, wave) and (another's, the same wave)."""
+    root, split = posixpath.split(task.path.rstrip("/"))
+    utterances = []
+    for utterance in read_librispeech(root, split):
+        if isinstance(utterance, BadInput):
+            if not store.done(utterance.item_id):
+                store.skip(utterance.item_id, utterance.reason, utterance.detail)
+            continue
+        utterances.append(utterance)
+    texts = [soda_normalize(u.text) for u in utterances]
+    for index, utterance in enumerate(utterances):
+        if task.max_items is not None and index >= task.max_items:
+            return
+        if store.done(utterance.id):
+            continue
+        other = other_transcript(texts, index)
+        if other is None:
+            store.skip(utterance.id, NO_OTHER_TRANSCRIPT, f"{task.path}: no other transcript of {len(texts[index].split())} words")
+            continue
+        try:
+            wave = utterance.audio.load()
+        except BadInput as error:
+            store.skip(utterance.id, error.reason, error.detail)
+            continue
+        yield _Pending(utterance.id, None, [(texts[index], wave), (texts[other], wave)])
+
+
 def _items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
+    if task.modality == ALIGNMENT:
+        yield from _alignment_items(task, store)
+        return
     base = table_base_dir(task.path)
     for index, (where, row) in enumerate(read_table_rows(task.path)):
         if task.max_items is not None and index >= task.max_items:
@@ -104,9 +178,30 @@ def _items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
         yield _Pending(item_id, str(row.get(task.group_field)) if task.group_field else None, content)
 
 
-def bodies_of(ctx: EvalContext, task: PairTask, contents: list) -> list[np.ndarray]:
-    """Content token ids: audio ids of speech waves, or text ids."""
-    return ctx.audio_ids(contents) if task.modality == SPEECH else ctx.vocab.encode_texts(contents)
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """A sequence to score and where its content lies in it."""
+
+    tokens: np.ndarray
+    start: int
+    """Index of the first content token."""
+    size: int
+    """Content tokens."""
+
+
+def scored_sequences(ctx: EvalContext, task: PairTask, contents: list) -> list[Scored]:
+    """The sequence of every side of every pair: `wrap` of its audio or text ids, or (alignment) SODA's
+    TTS prompt of the text followed by the audio and ``<|audio_end|>``."""
+    vocab = ctx.vocab
+    if task.modality == ALIGNMENT:
+        audio = ctx.audio_ids([wave for _, wave in contents])
+        prompts = [tts_prompt(vocab, text) for text, _ in contents]
+        return [
+            Scored(np.concatenate([prompt, body, [vocab.audio_end_id]]).astype(np.int32), prompt.size, body.size)
+            for prompt, body in zip(prompts, audio)
+        ]
+    bodies = ctx.audio_ids(contents) if task.modality == SPEECH else vocab.encode_texts(contents)
+    return [Scored(wrap(ctx, task.modality, body), CONTENT_START, body.size) for body in bodies]
 
 
 def wrap(ctx: EvalContext, modality: str, body: np.ndarray) -> np.ndarray:
@@ -117,15 +212,20 @@ def wrap(ctx: EvalContext, modality: str, body: np.ndarray) -> np.ndarray:
 
 
 def content_logprobs(ctx: EvalContext, modality: str, bodies: list[np.ndarray]) -> list[np.ndarray]:
-    """Per body, the log-probs of its content tokens only (the markers' predictions dropped)."""
-    logprobs = ctx.score([wrap(ctx, modality, body) for body in bodies])
-    # log-prob j scores token j + 1; content tokens sit at CONTENT_START .. CONTENT_START + n - 1
-    return [lp[CONTENT_START - 1 : CONTENT_START - 1 + body.size] for lp, body in zip(logprobs, bodies)]
+    """Per body (audio or text ids), the log-probs of its content tokens only (the markers' predictions dropped)."""
+    return sequence_logprobs(ctx, [Scored(wrap(ctx, modality, body), CONTENT_START, body.size) for body in bodies])
+
+
+def sequence_logprobs(ctx: EvalContext, sequences: list[Scored]) -> list[np.ndarray]:
+    """Per sequence, the log-probs of its content tokens only (the markers' and prompt's predictions dropped)."""
+    logprobs = ctx.score([s.tokens for s in sequences])
+    # log-prob j scores token j + 1; content tokens sit at start .. start + size - 1
+    return [lp[s.start - 1 : s.start - 1 + s.size] for lp, s in zip(logprobs, sequences)]
 
 
 def utterance_score(content: np.ndarray, modality: str, num_codebooks: int | None, frame_size: int) -> float:
     """An utterance's score: the mean of its (selected) content log-probs."""
-    if modality == SPEECH and num_codebooks is not None:
+    if modality != TEXT and num_codebooks is not None:
         content = content[codebook_mask(content.size, num_codebooks, frame_size=frame_size)]
     return float(np.mean(content)) if content.size else math.nan
 
@@ -137,15 +237,15 @@ def run_pairs(ctx: EvalContext, task: PairTask, store: TaskStore) -> dict:
     def flush():
         if not batch:
             return
-        bodies = bodies_of(ctx, task, [c for item in batch for c in item.content])
+        sequences = scored_sequences(ctx, task, [c for item in batch for c in item.content])
         records, scorable = [], []
         for i, item in enumerate(batch):
-            longest = max(bodies[2 * i].size, bodies[2 * i + 1].size) + CONTENT_START + 1
+            longest = max(sequences[2 * i].tokens.size, sequences[2 * i + 1].tokens.size)
             if longest > ctx.context_length:
                 store.skip(item.id, TOO_LONG, f"{longest} tokens; the model's context is {ctx.context_length}")
             else:
                 scorable.append(i)
-        contents = content_logprobs(ctx, task.modality, [bodies[2 * i + k] for i in scorable for k in (0, 1)])
+        contents = sequence_logprobs(ctx, [sequences[2 * i + k] for i in scorable for k in (0, 1)])
         for j, i in enumerate(scorable):
             positive, negative = (utterance_score(contents[2 * j + k], task.modality, task.num_codebooks, ctx.num_codebooks) for k in (0, 1))
             records.append({
@@ -163,16 +263,6 @@ def run_pairs(ctx: EvalContext, task: PairTask, store: TaskStore) -> dict:
     flush()
     progress.close()
     return summarize_pairs(task, store.scored())
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of an accuracy (well behaved at 0, 1 and small counts)."""
-    if total == 0:
-        return (math.nan, math.nan)
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (centre - half, centre + half)
 
 
 def summarize_pairs(task: PairTask, records: list[dict]) -> dict:

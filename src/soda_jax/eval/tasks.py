@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from soda_jax.eval import pairs
 from soda_jax.eval.asr import AsrTask
 from soda_jax.eval.continuation import ContinuationTask
 from soda_jax.eval.lm_eval_adapter import LmEvalTask
 from soda_jax.eval.nll import ValidationNllTask
-from soda_jax.eval.pairs import PairTask, salmon, sblimp, swuggy, tblimp, twuggy
+from soda_jax.eval.pairs import PairTask, salmon, sblimp, swuggy, tblimp, tts_alignment, twuggy
 from soda_jax.eval.sampling_choice import Sampling
 from soda_jax.eval.translation import TranslationTask
 from soda_jax.eval.tts import Scorers, TtsTask
@@ -29,6 +31,31 @@ def mini_tasks(root, *, num_shots: int = 1, max_new_tokens: int = 64) -> tuple:
         AsrTask(f"asr_{num_shots}shot", _sub(root, "librispeech"), num_shots=num_shots, sampling=Sampling(max_new_tokens=32)),
         TtsTask("tts", _sub(root, "seed-tts/en/meta.lst"), sampling=short),
         ContinuationTask("continuation", _sub(root, "librispeech"), prompt_seconds=0.5, max_items=4, sampling=short),
+    )
+
+
+UNSEEN_VOICE_SPLIT = "test-other"
+"""The learning demo's split read by a voice never heard in training (`eval.commandset`)."""
+
+
+def learn_tasks(root, *, max_new_tokens: int = 96, max_items: int | None = None) -> tuple:
+    """What `make demo-learn` runs over the `commandset` sets under ``root``: ASR 0-shot on held-out
+    combinations (training voices; and ``asr_unseen_voice``), text-speech alignment on both splits,
+    word vs non-word pairs (speech and text), TTS and continuation (frame validity, speaker similarity)."""
+    librispeech = _sub(root, "librispeech")
+    short = Sampling(max_new_tokens=max_new_tokens)
+    asr = Sampling(max_new_tokens=16)
+    return (
+        ValidationNllTask(),
+        AsrTask("asr", librispeech, sampling=asr, max_items=max_items),
+        AsrTask("asr_unseen_voice", librispeech, split=UNSEEN_VOICE_SPLIT, sampling=asr, max_items=max_items),
+        tts_alignment(_sub(root, "librispeech/test-clean"), max_items=max_items),
+        dataclasses.replace(tts_alignment(_sub(root, f"librispeech/{UNSEEN_VOICE_SPLIT}"), max_items=max_items),
+                            name="tts_alignment_unseen_voice"),  # fmt: skip
+        swuggy(_sub(root, "swuggy"), max_items=max_items),
+        twuggy(_sub(root, "swuggy"), max_items=max_items),
+        TtsTask("tts", _sub(root, "seed-tts/en/meta.lst"), sampling=short, max_items=8),
+        ContinuationTask("continuation", librispeech, prompt_seconds=0.8, max_items=8, sampling=short),
     )
 
 
@@ -80,5 +107,5 @@ def _sub(root, path: str):
 
 __all__ = [
     "AsrTask", "ContinuationTask", "LmEvalTask", "PairTask", "Sampling", "Scorers", "TranslationTask", "TtsTask",
-    "ValidationNllTask", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "twuggy",
+    "ValidationNllTask", "learn_tasks", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "tts_alignment", "twuggy",
 ]  # fmt: skip

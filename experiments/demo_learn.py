@@ -1,0 +1,80 @@
+"""`make demo-learn`: a model that learns, shown on CPU (docs/demo.md).
+
+    python experiments/demo_learn.py --prefix ./demo-output [--mimi DIR] [--seed N] [executor flags: --dry_run, ...]
+
+Spoken commands from a closed vocabulary (experiments/demo_learn_data.py) -> Mimi codes (2 codebooks)
+-> interleaved text-first and audio-first documents -> `DEMO_LEARN_MODEL` trained by the project's
+training step -> evaluated by the project's tasks and SODA's prompts on combinations of words never
+heard in training (experiments/demo_learn_eval.py). ``--mimi DIR``: a local pretrained Mimi
+(``config.json`` + ``model.safetensors``) instead of the seeded random tiny one; its steps are
+other steps (other output paths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from experiments.defaults import default_train
+from experiments.demo import report_training
+from experiments.demo_learn_data import learn_data
+from experiments.demo_learn_eval import learn_curve, learn_evaluation, report_curve, report_learn_evaluation
+from experiments.soda_models import DEMO_LEARN_MODEL, DEMO_LEARN_RECIPE
+from soda_jax.execution import executor_main
+from soda_jax.execution.parallel import shutdown_workers
+from soda_jax.training import CheckpointPolicy
+
+MIMI_FLAG = "--mimi"
+SEED_FLAG = "--seed"
+"""The training recipe's seed (default 0): tests/test_learning_demo.py's thresholds hold over seeds."""
+TEXT_SHIFT_FLAG = "--text_shift"
+"""Tests only: train on captions paired with the speech of the command N places later (a broken corpus;
+367 changes every word slot of the sorted command list)."""
+CURVE_EVERY_STEPS = 300
+"""A permanent checkpoint every this many steps: the points of the learning curve."""
+
+
+def learn_model(mimi: str | None = None, seed: int = 0, text_shift: int = 0):
+    """``checkpoints/demo-learn``: `DEMO_LEARN_MODEL` on the commands (``seed``: the recipe's;
+    ``text_shift``: tests only, captions paired with other commands' speech)."""
+    name = "demo-learn" + ("-mimi" if mimi else "") + (f"-seed{seed}" if seed else "") + (f"-shifted{text_shift}" if text_shift else "")
+    return default_train(
+        name,
+        learn_data(mimi, text_shift),
+        DEMO_LEARN_MODEL,
+        dataclasses.replace(DEMO_LEARN_RECIPE, seed=seed),
+        gradient_checkpointing=False,
+        steps_per_eval=100,
+        max_eval_batches=4,
+        checkpoints=CheckpointPolicy(every_steps=CURVE_EVERY_STEPS, every_minutes=None),
+    )
+
+
+def pop_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """``flag VALUE`` out of the arguments: (VALUE or None, the rest)."""
+    if flag not in argv:
+        return None, argv
+    i = argv.index(flag)
+    if i + 1 >= len(argv):
+        raise SystemExit(f"{flag} needs a value")
+    return argv[i + 1], argv[:i] + argv[i + 2 :]
+
+
+def main(argv: list[str]) -> None:
+    mimi, argv = pop_option(argv, MIMI_FLAG)
+    seed, argv = pop_option(argv, SEED_FLAG)
+    shift, executor_args = pop_option(argv, TEXT_SHIFT_FLAG)
+    model = learn_model(mimi, int(seed or 0), int(shift or 0))
+    evaluation, curve = learn_evaluation(model, mimi), learn_curve(model, mimi)
+    report = executor_main([model, evaluation, curve], args=executor_args,
+                           description="soda-jax learning demo: spoken commands -> a model that transcribes them")  # fmt: skip
+    if report is not None:
+        shutdown_workers()  # flush the workers' logs before the summary
+        report_training(model, report.output_paths[model.name])
+        report_learn_evaluation(evaluation, report.output_paths[evaluation.name])
+        report_curve(curve, report.output_paths[curve.name])
+        print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

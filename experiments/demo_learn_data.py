@@ -1,0 +1,101 @@
+"""The learning demo's data steps (experiments/demo_learn.py): spoken commands -> Mimi codes -> token caches.
+
+A closed vocabulary (`soda_jax.data.demo_text.command_sentences`: "set the red lamp to seven", 1,200
+combinations of 28 words) read by five training speakers (flite kal16, awb, slt; espeak-ng en-us+f2,
+en+m3), each at four (rate, pitch) styles, in YODAS2 and Emilia layouts; a tenth of the combinations
+is held out of training (`command_split`) for the evaluation sets (experiments/demo_learn_eval.py),
+and a sixth speaker (flite rms) never speaks in training. Text by a 512-id BPE of the commands;
+audio as the first `LEARN_CODEBOOKS` codebooks of the demo's seeded random tiny Mimi, or of a
+pretrained Mimi given with ``--mimi DIR`` (`learn_codec`).
+
+Importing this module defines steps only: it builds no model and starts nothing.
+"""
+
+from __future__ import annotations
+
+from experiments.data_mixes import EMILIA, YODAS2, mixture_config
+from experiments.defaults import DEMO_CODEC, default_bpe_tokenizer, default_interleave, default_tokenize
+from soda_jax.audio.codec import CodecConfig
+from soda_jax.data.demo_text import command_sentences, command_split
+from soda_jax.data.mixture import MixtureSpec
+from soda_jax.data.synth import SynthDemoConfig, Voice, styled, synthesize_demo_corpus
+from soda_jax.execution import ExecutorStep, this_output_path, versioned
+
+LEARN_HELD_OUT_FRACTION = 0.1
+"""Combinations of words held out of training (never read in training, by any voice)."""
+LEARN_VALIDATION_FRACTION = 0.05
+"""Training recordings the interleave steps hold out for the validation loss."""
+LEARN_CODEBOOKS = 2
+"""Mimi codebooks kept: 25 audio tokens a second instead of 100, and still two, so that a wrong
+codebook order changes every frame."""
+LEARN_TEXT_VOCAB = 512
+"""Text ids of the commands' BPE (as the mini sweep's): the LM head stays small."""
+LEARN_SPEAKERS = (
+    Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "slt"),
+    Voice("espeak-ng", "en-us+f2"), Voice("espeak-ng", "en+m3"),
+)  # fmt: skip
+"""Who reads the training corpus (and the held-out combinations of the main evaluation split)."""
+UNSEEN_SPEAKER = Voice("flite", "rms")
+"""The harder split's speaker: never heard in training."""
+LEARN_STYLES = ((1.0, 1.0), (1.12, 0.92))
+"""(rate, pitch) of each reading style (`StyledVoice`)."""
+LEARN_VOICES = styled(LEARN_SPEAKERS, LEARN_STYLES)
+"""10 styled voices: YODAS2 takes the even ones and Emilia the odd ones (every speaker in both layouts)."""
+LEARN_READINGS = 2
+"""Each layout reads the training commands twice, by two voices (4 readings of every command in all)."""
+
+TRAIN_COMMANDS, HELD_OUT_COMMANDS = command_split(LEARN_HELD_OUT_FRACTION)
+
+
+def learn_codec(mimi: str | None = None) -> CodecConfig:
+    """The learning demo's codec: the demo's random tiny Mimi, or the pretrained one in ``mimi``."""
+    import dataclasses
+
+    codec = DEMO_CODEC if mimi is None else CodecConfig(pretrained=mimi)
+    return dataclasses.replace(codec, num_codebooks=LEARN_CODEBOOKS)
+
+
+def learn_speech(text_shift: int = 0) -> ExecutorStep:
+    """``raw/demo-commands``: the training commands read once per layout (`default_synth_demo_corpus`
+    reads the demo sentences only: this is its config with other sentences and voices).
+    ``text_shift`` (tests only): each caption paired with the speech of the command that many places
+    later (`SynthDemoConfig.text_shift`), a corpus the model cannot learn to transcribe."""
+    return ExecutorStep(
+        name="raw/demo-commands" if not text_shift else f"raw/demo-commands-shifted{text_shift}",
+        fn=synthesize_demo_corpus,
+        config=SynthDemoConfig(
+            output_path=this_output_path(),
+            sentences=versioned(TRAIN_COMMANDS),  # type: ignore[arg-type]
+            voices=versioned(LEARN_VOICES),  # type: ignore[arg-type]
+            sentences_per_recording=4,
+            recordings_per_shard=16,
+            utterances_per_shard=64,
+            # versioned only when given: the real corpus keeps its version
+            readings=versioned(LEARN_READINGS),  # type: ignore[arg-type]
+            text_shift=versioned(text_shift) if text_shift else 0,  # type: ignore[arg-type]
+        ),
+        description=f"synthesise {len(TRAIN_COMMANDS)} commands x 2 layouts ({len(LEARN_VOICES)} styled voices)",
+    )
+
+
+learn_tokenizer = default_bpe_tokenizer(f"demo-commands-bpe-{LEARN_TEXT_VOCAB}", command_sentences(), LEARN_TEXT_VOCAB)
+
+
+def learn_caches(mimi: str | None = None, text_shift: int = 0) -> dict[str, ExecutorStep]:
+    """Component name -> the interleaved commands in that layout (text-first and audio-first documents)."""
+    codec, speech = learn_codec(mimi), learn_speech(text_shift)
+    corpus = ("demo-commands" if mimi is None else "demo-commands-mimi") + (f"-shifted{text_shift}" if text_shift else "")
+    return {
+        source: default_interleave(
+            f"{corpus}-{source}",
+            default_tokenize(f"{corpus}-{source}", speech / source, source=source, codec=codec),
+            tokenizer=learn_tokenizer,
+            validation_fraction=LEARN_VALIDATION_FRACTION,
+        )
+        for source in (YODAS2, EMILIA)
+    }
+
+
+def learn_data(mimi: str | None = None, text_shift: int = 0) -> MixtureSpec:
+    """The demo mix (YODAS2 and Emilia layouts 50/50) over `learn_caches`."""
+    return mixture_config("demo", learn_caches(mimi, text_shift))

@@ -1,22 +1,31 @@
-"""Decode throughput of `soda_jax.inference.generate` on this CPU, against recomputation and HF transformers.
+"""Decode throughput of `soda_jax.inference.generate` on this CPU, against its rooflines and its peers.
 
-    .venv/bin/python benchmarks/bench_generate.py [--new-tokens 64] [--contexts 256,1024,4096]
+    .venv/bin/python benchmarks/bench_generate.py [--new-tokens 64] [--contexts 256,1024,4096] [--no-levanter]
 
 One CPU device. Model: `BENCH_20M` (d 384, ff 1024, 6 layers, 6/2 heads x 64) with random weights
-and the 16,688-id test vocabulary (300 BPE ids + 4 markers + 8 x 2048 audio ids), f32. Greedy,
-no stop id, a fixed number of new tokens per sequence, prompts of 32 tokens. Measured in the same run:
+and the 16,688-id test vocabulary (300 BPE ids + 4 markers + 8 x 2048 audio ids), f32, unrolled
+layers (the CPU default). Prompts of 32 tokens, a fixed number of new tokens, no stop id.
+Measured in the same run, after compilation (median of ``--repeats``):
 
-* ours: the dense KV cache decode loop (one jit per bucket, ``lax.while_loop``), after compilation;
-* recompute: the same model recomputing the whole (bucket-padded) prefix for every new token, one
-  jit-compiled full forward per step (what generation costs without a cache);
-* levanter_engine: levanter's paged ``InferenceEngine`` on the same weights (greedy; on CPU its
-  ragged paged attention is the reference implementation);
-* hf: transformers' ``Qwen3ForCausalLM.generate`` (KV cache, greedy) on our ``hf/`` export of the
-  same weights, torch on CPU.
+* the machine's limits (`roofline`): matmul FLOP/s and copy bandwidth; every figure of ours is also
+  given as a fraction of its roofline: per decode step, the bytes it must read (every weight but the
+  embedding table, the filled KV cache) over the bandwidth or its FLOPs over the matmul peak,
+  whichever is longer; for a prefill, its FLOPs over the peak;
+* greedy at batch 1 and 8: ours; recompute (the same model recomputing the whole prefix per token,
+  what generation costs without a cache); HF transformers' ``Qwen3ForCausalLM.generate`` (KV cache)
+  on our ``hf/`` export of the same weights, torch on CPU; levanter's paged ``InferenceEngine`` on a
+  scanned-layer build of the model (the layout it supports; its own random weights);
+* sampling at SODA's TTS defaults (temperature 0.9, top-p 0.8, frame constraint, prompts ending in
+  ``<|audio_start|>``) and continuation defaults (1.0, 0.9) at batch 1 and 8, ours against
+  transformers' sampling with the same temperature and top-p (top-k off, no constraint);
+* greedy with top-p 0.8 set against greedy without (top-p must cost nothing at temperature 0);
+* context sweep at batch 1 (prompt of C - new tokens, new tokens at least C / `SWEEP_NEW_FRACTION`):
+  prefill timed alone (one new token), decode ms/token from the difference with one new token.
 
-Then ours at growing context (prompt of C - 64 tokens, 64 new tokens): decode tokens/s from the
-difference between 64 and 16 new tokens, so the prefill is not counted. Goals: ours >= 2x hf at
-batch 1 and 8, and a per-token cost that stays flat as the context grows.
+Goals: greedy batch 1 >= 70% of the memory roofline and >= 2x hf; batch 8 >= 3x hf; sampling >= 2x
+transformers'; top-p at temperature 0 within 1.1x of greedy; ms/token at 1024 within 1.15x of 256
+and at 4096 within 1.4x; prefill >= 40% of the matmul peak. The load average before and after is
+recorded; a run that started above `roofline.COMPARABLE_LOAD` is marked not comparable.
 Writes benchmarks/results/bench_generate.json.
 """
 
@@ -34,12 +43,15 @@ import time
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the test BPE
+sys.path.insert(0, os.path.dirname(__file__))  # roofline
 
+import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from haliax import Axis  # noqa: E402
+from roofline import Load, machine_limits  # noqa: E402
 
 from soda_jax.audio.vocab import AudioTextVocab  # noqa: E402
 from soda_jax.inference.generate import _full_logits, generate  # noqa: E402
@@ -49,20 +61,30 @@ from soda_jax.models import BENCH_20M, qwen3_config  # noqa: E402
 from soda_jax.training.parallelism import ParallelismConfig  # noqa: E402
 
 PROMPT_TOKENS = 32
+SAMPLING = {"tts": (0.9, 0.8, True), "continuation": (1.0, 0.9, True)}
+"""SODA's defaults (`soda_jax.inference.prompts.TASK_DEFAULTS`): temperature, top-p, frame constraint."""
+SWEEP_NEW_FRACTION = 16
+"""The context sweep generates at least context / this many tokens (256 at 4096), so the decode time
+is well above the run-to-run noise of the prefill it is separated from."""
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_generate.json")
 
 
-def bench_model(vocab: AudioTextVocab, context: int) -> LoadedModel:
+def bench_model(vocab: AudioTextVocab, context: int, scan_layers: bool = False) -> LoadedModel:
     mesh, compute, params = build_mesh(ParallelismConfig(data=1))
-    config = qwen3_config(BENCH_20M, context, gradient_checkpointing=False, scan_layers=False)
+    config = qwen3_config(BENCH_20M, context, gradient_checkpointing=False, scan_layers=scan_layers)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(params):
         model = hax.named_jit(lambda key: config.build(Axis("vocab", vocab.size), key=key), axis_resources=params)(jax.random.PRNGKey(0))
     return LoadedModel(model, config, vocab, 8, mesh, compute, params, source="random BENCH_20M")
 
 
-def prompts_of(vocab: AudioTextVocab, batch: int, length: int) -> list[np.ndarray]:
+def prompts_of(vocab: AudioTextVocab, batch: int, length: int, audio: bool = False) -> list[np.ndarray]:
+    """Random text prompts; ``audio``: ending in ``<|audio_start|>`` (the TTS prompt's end)."""
     rng = np.random.default_rng(batch)
-    return [np.concatenate([[vocab.bos_id], rng.integers(4, vocab.text_size, length - 1)]).astype(np.int32) for _ in range(batch)]
+    prompts = [np.concatenate([[vocab.bos_id], rng.integers(4, vocab.text_size, length - 1)]).astype(np.int32) for _ in range(batch)]
+    if audio:
+        for p in prompts:
+            p[-1] = vocab.audio_start_id
+    return prompts
 
 
 def timed(fn, repeats: int) -> float:
@@ -75,8 +97,38 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def ours(loaded, prompts, new_tokens: int, repeats: int) -> float:
-    params = SamplingParams(temperature=0.0, max_new_tokens=new_tokens, audio_constraint=False)
+class Roofline:
+    """Seconds the machine cannot beat for the benchmark model's prefill and decode steps."""
+
+    def __init__(self, loaded: LoadedModel, limits: dict):
+        arrays = [x for x in jax.tree.leaves(eqx.filter(loaded.model, eqx.is_array))]
+        embedding = loaded.model.embeddings.token_embeddings.weight.size
+        self.weight_bytes = 4 * (sum(x.size for x in arrays) - embedding)  # a step gathers one embedding row
+        self.kv_bytes_per_column = 4 * 2 * BENCH_20M.num_layers * BENCH_20M.num_kv_heads * BENCH_20M.head_dim
+        self.vocab = loaded.vocab.size
+        self.limits = limits
+
+    def step(self, batch: int, filled: int) -> float:
+        """One decode step of ``batch`` sequences over ``filled`` cache columns."""
+        bytes_read = self.weight_bytes + batch * filled * self.kv_bytes_per_column
+        flops = batch * BENCH_20M.forward_flops_per_token(self.vocab, filled)
+        return max(bytes_read / self.limits["memory_bytes_per_s"], flops / self.limits["matmul_flops"])
+
+    def bound_by(self, batch: int, filled: int) -> str:
+        """Which limit sets `step`: ``memory`` or ``flops``."""
+        flops = batch * BENCH_20M.forward_flops_per_token(self.vocab, filled) / self.limits["matmul_flops"]
+        return "flops" if flops >= self.step(batch, filled) else "memory"
+
+    def prefill(self, batch: int, tokens: int) -> float:
+        return batch * tokens * BENCH_20M.forward_flops_per_token(self.vocab, tokens) / self.limits["matmul_flops"]
+
+    def generation(self, batch: int, prompt: int, new: int) -> float:
+        return self.prefill(batch, prompt) + sum(self.step(batch, prompt + t) for t in range(new))
+
+
+def ours(loaded, prompts, new_tokens: int, repeats: int, **sampling) -> float:
+    sampling = {"temperature": 0.0, "audio_constraint": False, **sampling}
+    params = [SamplingParams(max_new_tokens=new_tokens, seed=i, **sampling) for i in range(len(prompts))]
     return timed(lambda: generate(loaded, prompts, params), repeats)
 
 
@@ -97,7 +149,7 @@ def recompute(loaded, prompts, new_tokens: int, repeats: int) -> float:
 
 
 def levanter_engine(loaded, prompts, new_tokens: int, repeats: int) -> float:
-    """levanter's paged-KV `InferenceEngine` (greedy), f32 cache, pages of 64 tokens."""
+    """levanter's paged-KV `InferenceEngine` (greedy) on a scanned-layer model, f32 cache, pages of 64 tokens."""
     from levanter.inference.engine import InferenceEngine, InferenceEngineConfig, Request
     from levanter.inference.jit_scheduler import SeqDecodingParams
 
@@ -127,17 +179,24 @@ def levanter_engine(loaded, prompts, new_tokens: int, repeats: int) -> float:
         return timed(run, repeats)
 
 
-def hf_generate(loaded, prompts, new_tokens: int, repeats: int, hf_dir: str) -> float:
+def hf_model(hf_dir: str):
     import torch
     from transformers import Qwen3ForCausalLM
 
-    model = Qwen3ForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    return Qwen3ForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+
+
+def hf_generate(model, prompts, new_tokens: int, repeats: int, temperature: float = 0.0, top_p: float = 1.0) -> float:
+    """transformers' ``generate`` (KV cache): greedy, or sampling with ``temperature`` and ``top_p`` (top-k off)."""
+    import torch
+
     ids = torch.tensor(np.stack(prompts), dtype=torch.long)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
 
     def run():
         with torch.inference_mode():
             model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                           do_sample=False, use_cache=True, pad_token_id=0)  # fmt: skip
+                           use_cache=True, pad_token_id=0, **sampling)  # fmt: skip
 
     return timed(run, repeats)
 
@@ -147,45 +206,88 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--contexts", default="256,1024,4096")
+    parser.add_argument("--no-levanter", action="store_true", help="skip levanter's InferenceEngine (its compile is slow)")
     args = parser.parse_args()
     from helpers_data import save_test_tokenizer
 
     from soda_jax.data.cache_vocab import levanter_tokenizer_path, save_cache_vocab
     from soda_jax.training.export import export_hf
 
+    load = Load()
     contexts = [int(c) for c in args.contexts.split(",")]
     n = args.new_tokens
-    rows: dict = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "new_tokens": n,
-                  "prompt_tokens": PROMPT_TOKENS, "model": "BENCH_20M", "batches": {}, "context": {}}  # fmt: skip
+    limits = machine_limits()
+    print(f"matmul peak {limits['matmul_flops'] / 1e9:.1f} GFLOP/s, copy bandwidth {limits['memory_bytes_per_s'] / 1e9:.1f} GB/s", flush=True)
+    rows: dict = {"machine": platform.processor() or platform.machine(), "new_tokens": n, "prompt_tokens": PROMPT_TOKENS,
+                  "model": "BENCH_20M", "limits": limits, "batches": {}, "sampling": {}, "context": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         vocab = AudioTextVocab(AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(tmp, "tok"))).text_tokenizer)
         rows["vocab"] = vocab.size
         loaded = bench_model(vocab, max(contexts) + 128)
+        roof = Roofline(loaded, limits)
+        rows["decode_step_weight_bytes"] = roof.weight_bytes
         hf_dir = os.path.join(tmp, "hf")
         save_cache_vocab(vocab, os.path.join(tmp, "cache"))  # the full-vocabulary tokenizer the export carries
         with hax.partitioning.set_mesh(loaded.mesh):
             export_hf(loaded.model, loaded.model_config, hf_dir, tokenizer_dir=levanter_tokenizer_path(os.path.join(tmp, "cache")))
+        hf = hf_model(hf_dir)
+        scanned = None if args.no_levanter else bench_model(vocab, PROMPT_TOKENS + n + 128, scan_layers=True)
         for batch in (1, 8):
             prompts = prompts_of(vocab, batch, PROMPT_TOKENS)
             seconds = {
                 "ours": ours(loaded, prompts, n, args.repeats),
+                "ours_top_p_0.8_at_temperature_0": ours(loaded, prompts, n, args.repeats, top_p=0.8),
                 "recompute": recompute(loaded, prompts, n, args.repeats),
-                "hf": hf_generate(loaded, prompts, n, args.repeats, hf_dir),
+                "hf": hf_generate(hf, prompts, n, args.repeats),
             }
-            try:
-                seconds["levanter_engine"] = levanter_engine(loaded, prompts, n, args.repeats)
-            except Exception as error:  # recorded, not fatal: the comparison that chose our engine
-                rows.setdefault("levanter_engine_errors", []).append(f"batch {batch}: {type(error).__name__}: {error}"[:500])
+            if scanned is not None:
+                try:
+                    seconds["levanter_engine_scanned"] = levanter_engine(scanned, prompts, n, args.repeats)
+                except Exception as error:  # recorded, not fatal
+                    rows.setdefault("levanter_engine_errors", []).append(f"batch {batch}: {type(error).__name__}: {error}"[:500])
             tps = {k: batch * n / v for k, v in seconds.items()}
-            rows["batches"][str(batch)] = {"tokens_per_second": tps, "ours_vs_hf": tps["ours"] / tps["hf"], "ours_vs_recompute": tps["ours"] / tps["recompute"]}
-            print(f"batch {batch}: " + ", ".join(f"{k} {v:,.0f} tok/s" for k, v in tps.items()) + f"; ours / hf = {tps['ours'] / tps['hf']:.2f}x", flush=True)
-        short = 16
+            roofline_seconds = roof.generation(batch, PROMPT_TOKENS, n)
+            rows["batches"][str(batch)] = {
+                "tokens_per_second": tps, "ours_vs_hf": tps["ours"] / tps["hf"], "ours_vs_recompute": tps["ours"] / tps["recompute"],
+                "top_p_cost_at_temperature_0": seconds["ours_top_p_0.8_at_temperature_0"] / seconds["ours"],
+                "ours_fraction_of_roofline": roofline_seconds / seconds["ours"],
+                "decode_step_bound_by": roof.bound_by(batch, PROMPT_TOKENS),
+            }  # fmt: skip
+            r = rows["batches"][str(batch)]
+            print(f"batch {batch} greedy: " + ", ".join(f"{k} {v:,.0f} tok/s" for k, v in tps.items())
+                  + f"; ours / hf = {r['ours_vs_hf']:.2f}x; ours at {100 * r['ours_fraction_of_roofline']:.0f}% of the roofline;"
+                  f" top-p at T=0 costs {r['top_p_cost_at_temperature_0']:.2f}x", flush=True)  # fmt: skip
+            for task, (temperature, top_p, constrained) in SAMPLING.items():
+                audio_prompts = prompts_of(vocab, batch, PROMPT_TOKENS, audio=True)
+                mine = ours(loaded, audio_prompts, n, args.repeats, temperature=temperature, top_p=top_p, audio_constraint=constrained)
+                theirs = hf_generate(hf, audio_prompts, n, args.repeats, temperature=temperature, top_p=top_p)
+                rows["sampling"][f"{task}_batch{batch}"] = {"temperature": temperature, "top_p": top_p, "frame_constraint": constrained,
+                    "ours_tokens_per_second": batch * n / mine, "hf_tokens_per_second": batch * n / theirs, "ours_vs_hf": theirs / mine}  # fmt: skip
+                print(f"batch {batch} sampling ({task}: T {temperature}, top-p {top_p}): ours {batch * n / mine:,.0f} tok/s, "
+                      f"hf {batch * n / theirs:,.0f} tok/s; ours / hf = {theirs / mine:.2f}x", flush=True)  # fmt: skip
         for context in contexts:
-            prompts = prompts_of(vocab, 1, context - n)
-            long_run, short_run = ours(loaded, prompts, n, args.repeats), ours(loaded, prompts, short, args.repeats)
-            per_token = max(long_run - short_run, 1e-9) / (n - short)
-            rows["context"][str(context)] = {"decode_tokens_per_second": 1 / per_token, "ms_per_token": 1e3 * per_token, "seconds_with_prefill": long_run}
-            print(f"context {context}: {1 / per_token:,.0f} decode tok/s at batch 1 ({1e3 * per_token:.2f} ms/token)", flush=True)
+            new = max(n, context // SWEEP_NEW_FRACTION)  # enough decode steps to stand out of the prefill's noise
+            prompts = prompts_of(vocab, 1, context - new)
+            with_decode, prefill = ours(loaded, prompts, new, args.repeats), ours(loaded, prompts, 1, args.repeats)
+            if with_decode <= prefill:
+                rows["context"][str(context)] = {"error": f"decode not measurable: {new} tokens took no longer than the prefill"}
+                print(f"context {context}: {rows['context'][str(context)]['error']}", flush=True)
+                continue
+            per_token = (with_decode - prefill) / (new - 1)
+            rows["context"][str(context)] = {
+                "ms_per_token": 1e3 * per_token, "decode_tokens_per_second": 1 / per_token,
+                "decode_fraction_of_roofline": roof.step(1, context) / per_token,
+                "prefill_seconds": prefill, "prefill_fraction_of_matmul_peak": roof.prefill(1, context - new) / prefill,
+            }  # fmt: skip
+            c = rows["context"][str(context)]
+            print(f"context {context}: decode {1e3 * per_token:.2f} ms/token ({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
+                  f"prefill of {context - new} tokens {prefill:.2f} s ({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)", flush=True)  # fmt: skip
+        base = rows["context"].get("256", {}).get("ms_per_token")
+        if base:
+            rows["ms_per_token_vs_256"] = {k: v["ms_per_token"] / base for k, v in rows["context"].items() if "ms_per_token" in v}
+            print("ms/token relative to 256: " + ", ".join(f"{k}: {v:.2f}x" for k, v in rows["ms_per_token_vs_256"].items()))
+    rows["load"] = load.finish().record()
+    print(load.banner())
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(rows, f, indent=2)

@@ -33,10 +33,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the training tests' cache writer
+sys.path.insert(0, os.path.dirname(__file__))  # roofline
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from roofline import matmul_peak  # noqa: E402
 
 from soda_jax.contracts import METRICS_FILE  # noqa: E402
 from soda_jax.models import BENCH_20M, qwen3_config  # noqa: E402
@@ -44,23 +45,8 @@ from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
 
 SEQ_LEN = 256
 BATCH_SIZE = 8
-MATMUL_SIZE = 4096
-MATMUL_REPEATS = 10
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_train.json")
 TRAIN_DOCUMENTS = 400
-
-
-def matmul_peak() -> float:
-    """Best f32 FLOP/s of a jit-compiled square matmul."""
-    a = jnp.ones((MATMUL_SIZE, MATMUL_SIZE), jnp.float32)
-    dot = jax.jit(jnp.dot)
-    dot(a, a).block_until_ready()
-    best = float("inf")
-    for _ in range(MATMUL_REPEATS):
-        start = time.perf_counter()
-        dot(a, a).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2 * MATMUL_SIZE**3 / best
 
 
 def write_cache(root: str) -> int:

@@ -11,14 +11,27 @@ import pytest
 from helpers_inference import MESH_4X2, UNSHARDED, make_vocab, random_model
 
 from soda_jax.audio.codec import MimiCodec, tiny_mimi_config
-from soda_jax.inference.generate import FINISH_LENGTH, FINISH_STOP, full_logits, generate, score
-from soda_jax.inference.parse import AudioSpan, generated_audio, generated_spans
+from soda_jax.data.parse import AUDIO, span_codes
+from soda_jax.inference.generate import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    MIN_NEW_BUCKET,
+    MIN_SEGMENT,
+    bucket,
+    full_logits,
+    generate,
+    score,
+    segment_ends,
+)
+from soda_jax.inference.parse import generated_audio, generated_spans
 from soda_jax.inference.prompts import tts_prompt
 from soda_jax.inference.sampling import SamplingParams
 
 LOGIT_ATOL = 2e-4
 """Cached decode vs full forward, float32: the two sum attention in different orders and shapes
 (measured max difference ~1e-5 on these models); far below any gap between competing tokens."""
+SCORE_ATOL = 1e-5
+"""`score` (packed rows, blockwise log-sum-exp) vs the log-softmax of the full forward's logits."""
 NEW_TOKENS = 12
 REFERENCE_WIDTH = 32
 """Full forwards run on rows right-padded to this width (one compile; causal, so padding after a
@@ -133,13 +146,14 @@ def test_frame_constrained_sampling_gives_whole_decodable_frames(vocab, num_code
     codec = MimiCodec.random(tiny_mimi_config(), num_codebooks=num_codebooks)
     frames_total = 0
     for g in generate(loaded, [prompt] * len(params), params):
-        spans = generated_spans(vocab, g.prompt, g.tokens, num_codebooks)  # raises on any layout error
-        assert len(spans) == 1 and isinstance(spans[0], AudioSpan)
+        spans = generated_spans(vocab, g.prompt, g.tokens)  # raises on any layout error
+        assert len(spans) == 1 and spans[0].kind == AUDIO
+        _, cut = span_codes(spans[0], vocab, num_codebooks, repair=True)  # raises on an id out of its codebook
         audio = g.tokens[vocab.is_audio(g.tokens)]
         slots = (audio - vocab.audio_offset) // vocab.codebook_size
         np.testing.assert_array_equal(slots, np.arange(audio.size) % num_codebooks)  # codebook k at slot k
         if g.finish_reason == FINISH_STOP:
-            assert audio.size % num_codebooks == 0 and spans[0].dropped_tokens == 0  # <|audio_end|> only after whole frames
+            assert audio.size % num_codebooks == 0 and cut == 0  # <|audio_end|> only after whole frames
         codes = generated_audio(vocab, g.prompt, g.tokens, num_codebooks)
         frames_total += codes.shape[1]
         if codes.shape[1]:
@@ -155,3 +169,33 @@ def test_text_spans_hold_no_audio_under_the_constraint(vocab):
     for g in generate(loaded, [prompt] * 4, params):
         body = g.tokens[:-1] if g.finish_reason == FINISH_STOP else g.tokens
         assert (body < vocab.text_size).all(), g.tokens
+
+
+@pytest.mark.parametrize("scan_layers", [True, False])
+def test_cached_logits_equal_full_forward_across_loop_segments(vocab, scan_layers):
+    """Enough new tokens for two segments of the decode loop (the cache grows between them)."""
+    loaded = random_model(vocab, scan_layers=scan_layers, seed=4)
+    new = MIN_SEGMENT + 20
+    params = SamplingParams(temperature=1.0, max_new_tokens=new, seed=5, audio_constraint=False)
+    [g] = generate(loaded, [mixed_prompts(vocab)[1]], params, keep_logits=True)
+    assert len(segment_ends(bucket(new, MIN_NEW_BUCKET))) == 2 and g.tokens.shape == (new,)
+    sequence = np.concatenate([g.prompt, g.tokens])
+    reference = full_logits(loaded, sequence[None])[0]
+    np.testing.assert_allclose(g.logits, reference[g.prompt.size - 1 : -1], atol=LOGIT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("mesh", ["unsharded", "mesh4x2"])
+def test_score_equals_the_log_softmax_of_the_full_forward(models, mesh):
+    """Packed rows (several sequences per row, a smaller last forward) against the materialised logits."""
+    loaded = models[mesh]
+    rng = np.random.default_rng(1)
+    lengths = [2, 5, 17, 31, 32, 12, 3, 9, 24, 2, 30]
+    sequences = [rng.integers(0, loaded.vocab.size, n).astype(np.int32) for n in lengths]
+    scored = score(loaded, sequences, max_batch=2)
+    for s, got, logits in zip(sequences, scored, reference_logits(loaded, sequences)):
+        logits = logits.astype(np.float64)
+        top = logits.max(-1, keepdims=True)
+        logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+        expected = logp[np.arange(s.size - 1), s[1:]]
+        assert got.shape == (s.size - 1,) and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=SCORE_ATOL, rtol=0)

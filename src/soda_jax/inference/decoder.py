@@ -25,6 +25,8 @@ from haliax import Axis, NamedArray
 BATCH = "batch"
 POSITION = "position"
 KEY_POSITION = "key_position"
+CHUNK_KEY = "chunk_key"
+"""The key axis of a chunk's own keys (its queries' position axis, renamed)."""
 MASKED = -1e9
 """Score of a masked key (finite: a pad query with no valid key gives a uniform row, not NaN)."""
 
@@ -54,8 +56,28 @@ def empty_cache(model, batch: int, columns: int, dtype=jnp.float32) -> LayerCach
     ]
 
 
-def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, start, key_mask: NamedArray):
-    """Self-attention of the chunk ``x`` [batch, position, embed] written at columns ``start..``."""
+def grow_cache(caches, columns: int):
+    """The caches with their ``key_position`` axis padded (zeros, at the end) to ``columns``."""
+
+    def grow(store: NamedArray) -> NamedArray:
+        index = store.axes.index(store.resolve_axis(KEY_POSITION))
+        widths = [(0, 0)] * store.ndim
+        widths[index] = (0, columns - store.axes[index].size)
+        axes = tuple(Axis(KEY_POSITION, columns) if i == index else a for i, a in enumerate(store.axes))
+        return hax.shard(hax.named(jnp.pad(store.array, widths), axes))
+
+    if isinstance(caches, LayerCache):
+        return LayerCache(grow(caches.k), grow(caches.v))
+    return [LayerCache(grow(c.k), grow(c.v)) for c in caches]
+
+
+def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, start, key_valid: NamedArray):
+    """Self-attention of the chunk ``x`` [batch, position, embed] written at columns ``start..``.
+
+    The chunk attends to the cache's columns before ``start`` and to its own keys (causally), one
+    softmax over both; it never reads back the columns it writes, so the write is the cache's only
+    use after it and XLA updates the cache in place (a read of the updated cache made it copy every
+    layer's cache at every step). A chunk at the static column 0 (the prefill) reads no cache."""
     attn = layer.self_attn
     q = attn.q_proj(x)
     k = attn.k_proj(x)
@@ -71,14 +93,28 @@ def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, s
         new = new.rearrange((BATCH, "kv_head", POSITION, "head_size")).astype(store.dtype).array
         return hax.named(jax.lax.dynamic_update_slice(store.array, new, (0, 0, start, 0)), store.axes)
 
-    cache = LayerCache(hax.shard(write(cache.k, k)), hax.shard(write(cache.v, v)))
     head_size = attn.config.HeadSize.size
     scale = attn.config.scaling_factor if attn.config.scaling_factor is not None else 1.0 / math.sqrt(head_size)
-    scores = hax.dot(q.astype(jnp.float32), cache.k.astype(jnp.float32), axis="head_size") * scale
-    scores = hax.where(key_mask, scores, MASKED)
-    probs = hax.nn.softmax(scores, axis=KEY_POSITION)
-    out = hax.dot(probs, cache.v.astype(jnp.float32), axis=KEY_POSITION).astype(x.dtype)
-    out = out.flatten_axes(("kv_head", "q_heads_per_group"), "heads")
+    q = q.astype(jnp.float32) * scale
+    Pos = x.resolve_axis(POSITION)
+    Chunk = Axis(CHUNK_KEY, Pos.size)
+    valid = key_valid.rearrange((BATCH, KEY_POSITION))
+    chunk_valid = hax.named(jax.lax.dynamic_slice_in_dim(valid.array, start, Pos.size, axis=1), (valid.axes[0], Chunk))
+    own = (hax.arange(Chunk).broadcast_axis(Pos) <= hax.arange(Pos)).broadcast_axis(valid.axes[0]) & chunk_valid
+    parts = [(hax.where(own, hax.dot(q, k.rename({POSITION: CHUNK_KEY}).astype(jnp.float32), axis="head_size"), MASKED),
+              v.rename({POSITION: CHUNK_KEY}).astype(jnp.float32), CHUNK_KEY)]  # fmt: skip
+    if not (isinstance(start, int) and start == 0):
+        before = (hax.arange(cache.k.resolve_axis(KEY_POSITION)) < start).broadcast_axis(valid.axes[0]) & valid
+        scores = hax.dot(q, cache.k.astype(jnp.float32), axis="head_size")
+        parts.append((hax.where(before, scores, MASKED), cache.v.astype(jnp.float32), KEY_POSITION))
+    top = parts[0][0].max(CHUNK_KEY)
+    for scores, _, axis in parts[1:]:
+        top = hax.maximum(top, scores.max(axis))
+    weights = [(hax.exp(scores - top), values, axis) for scores, values, axis in parts]
+    total = sum((w.sum(axis) for w, _, axis in weights[1:]), weights[0][0].sum(weights[0][2]))
+    out = sum((hax.dot(w, values, axis=axis) for w, values, axis in weights[1:]), hax.dot(weights[0][0], weights[0][1], axis=weights[0][2]))
+    out = (out / total).astype(x.dtype).flatten_axes(("kv_head", "q_heads_per_group"), "heads")
+    cache = LayerCache(hax.shard(write(cache.k, k)), hax.shard(write(cache.v, v)))
     return attn.o_proj(out), cache
 
 
@@ -89,14 +125,8 @@ def forward(model, tokens: NamedArray, positions: NamedArray, caches, start, key
     ``key_valid`` [batch, key_position]: columns holding real tokens (pads are False). A query at
     column ``start + p`` sees the valid columns up to itself.
     """
-    Pos = tokens.resolve_axis(POSITION)
-    columns = (caches if isinstance(caches, LayerCache) else caches[0]).k.resolve_axis(KEY_POSITION)
-    query_column = hax.arange(Pos) + start
-    causal = hax.arange(columns).broadcast_axis(Pos) <= query_column
-    key_mask = causal.broadcast_axis(key_valid.resolve_axis(BATCH)) & key_valid
-
     def block(x, layer, cache):
-        attn_out, cache = _attention(layer, layer.input_layernorm(x), positions, cache, start, key_mask)
+        attn_out, cache = _attention(layer, layer.input_layernorm(x), positions, cache, start, key_valid)
         if layer.post_attn_layernorm is not None:
             attn_out = layer.post_attn_layernorm(attn_out)
         x = x + attn_out

@@ -6,8 +6,9 @@ token per sequence per iteration, the logits processor of `soda_jax.inference.sa
 length checks), leaving the loop when every sequence is done. Batch, prompt length and generation
 length are rounded up to powers of two, so a handful of compiled programs serve a whole evaluation.
 
-`score` is the plain full forward of the levanter model (causal mask): the log-probability of every
-token given its prefix. Likelihood evaluations use it, and tests compare the cached decode with it.
+`score` is the levanter model's full forward over packed rows with a blockwise log-sum-exp over the
+vocabulary: the log-probability of every token given its prefix, without the full logits.
+Likelihood evaluations use it, and tests compare the cached decode with it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from haliax import Axis
 
-from soda_jax.inference.decoder import BATCH, KEY_POSITION, POSITION, empty_cache, forward
+from soda_jax.inference.decoder import BATCH, KEY_POSITION, POSITION, empty_cache, forward, grow_cache
 from soda_jax.inference.loader import LoadedModel
 from soda_jax.inference.sampling import (
     SamplingParams,
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 MIN_PROMPT_BUCKET = 16
 MIN_NEW_BUCKET = 16
+MIN_SEGMENT = 64
+"""New tokens of the decode loop's first segment at least (`segment_ends`)."""
+MAX_SEGMENTS = 4
+"""Segments of the decode loop at most: each is one more compiled copy of the decode step."""
 FINISH_STOP = "stop"
 """Ended on one of its stop ids (kept as the last new token)."""
 FINISH_LENGTH = "length"
@@ -84,17 +89,36 @@ def _seed_keys(seeds: np.ndarray) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, dtype=jnp.uint32))
 
 
+def segment_ends(new_bucket: int) -> list[int]:
+    """Where the decode loop's segments end (new-token counts, the last ``new_bucket``): each ends
+    at twice the one before, the first at ``new_bucket`` halved until `MIN_SEGMENT` or `MAX_SEGMENTS`.
+
+    A segment's steps attend over the prompt's columns and its own end's: never more than twice the
+    filled columns of the generated part, where one loop over the whole bucket would attend over all
+    of it from the first token (``new_bucket`` 2048 for 1500 TTS tokens)."""
+    ends = [new_bucket]
+    while len(ends) < MAX_SEGMENTS and ends[0] // 2 >= MIN_SEGMENT:
+        ends.insert(0, ends[0] // 2)
+    return ends
+
+
 @functools.partial(eqx.filter_jit, donate="none")
 def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, layout: VocabLayout, new_bucket: int, keep_logits: bool = False):
     """Prefill + decode loop for one bucket. Arrays are [B] or [B, P]; returns new tokens [B, N],
-    their log-probs [B, N], lengths [B] and whether each stopped on a stop id."""
+    their log-probs [B, N], lengths [B] and whether each stopped on a stop id.
+
+    The cache holds exactly the prompt's columns for the prefill, then grows at the start of each
+    segment of the loop (`segment_ends`) to the columns that segment can fill; inside a segment
+    every step writes its token's keys and values in place."""
     Batch = Axis(BATCH, tokens.shape[0])
     Prompt = Axis(POSITION, tokens.shape[1])
-    columns = tokens.shape[1] + new_bucket
-    caches = empty_cache(model, Batch.size, columns)
-    key_valid = hax.shard(hax.named(jnp.arange(columns)[None, :] >= pad[:, None], (Batch, Axis(KEY_POSITION, columns))))
+
+    def key_valid(columns: int):
+        return hax.shard(hax.named(jnp.arange(columns)[None, :] >= pad[:, None], (Batch, Axis(KEY_POSITION, columns))))
+
+    caches = empty_cache(model, Batch.size, Prompt.size)
     positions = hax.named(jnp.maximum(jnp.arange(Prompt.size)[None, :] - pad[:, None], 0), (Batch, Prompt))
-    logits, caches = forward(model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid)
+    logits, caches = forward(model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid(Prompt.size))
     last = logits[POSITION, -1].array.astype(jnp.float32)
     vocab_rows = last.shape[-1]
 
@@ -105,35 +129,41 @@ def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, lay
     lengths = jnp.zeros(Batch.size, jnp.int32)
     stopped = jnp.zeros(Batch.size, bool)
 
-    def cond(state):
-        t, done = state[0], state[6]
-        return (t < new_bucket) & ~jnp.all(done)
+    def segment(state, end: int, valid):
+        def cond(state):
+            t, done = state[0], state[6]
+            return (t < end) & ~jnp.all(done)
 
-    def body(state):
-        t, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot = state
-        allowed = allowed_mask(span, slot, params["constrained"], vocab_rows, layout)
-        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
-        token = sample_tokens(last, allowed, params["temperature"], params["top_p"], params["top_k"], step_keys)
-        token = jnp.where(done, 0, token)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(last, axis=-1), token[:, None], axis=-1)[:, 0]
-        out = out.at[:, t].set(token)
-        out_logp = out_logp.at[:, t].set(jnp.where(done, 0.0, logp))
-        if keep_logits:
-            out_logits = out_logits.at[:, t].set(last)
-        hit_stop = jnp.any(token[:, None] == stops, axis=-1) & ~done
-        lengths = jnp.where(done, lengths, t + 1)
-        stopped = stopped | hit_stop
-        done = done | hit_stop | (t + 1 >= params["max_new"])
-        span, slot = next_frame_state(token, span, slot, layout)
-        column = Prompt.size + t
-        step_positions = hax.named((column - pad)[:, None], (Batch, Axis(POSITION, 1)))
-        step_tokens = hax.shard(hax.named(token[:, None], (Batch, Axis(POSITION, 1))))
-        logits, caches = forward(model, step_tokens, step_positions, caches, column, key_valid)
-        last = logits[POSITION, 0].array.astype(jnp.float32)
-        return t + 1, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot
+        def body(state):
+            t, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot = state
+            allowed = allowed_mask(span, slot, params["constrained"], vocab_rows, layout)
+            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
+            token = sample_tokens(last, allowed, params["temperature"], params["top_p"], params["top_k"], step_keys)
+            token = jnp.where(done, 0, token)
+            logp = jnp.take_along_axis(jax.nn.log_softmax(last, axis=-1), token[:, None], axis=-1)[:, 0]
+            out = out.at[:, t].set(token)
+            out_logp = out_logp.at[:, t].set(jnp.where(done, 0.0, logp))
+            if keep_logits:
+                out_logits = out_logits.at[:, t].set(last)
+            hit_stop = jnp.any(token[:, None] == stops, axis=-1) & ~done
+            lengths = jnp.where(done, lengths, t + 1)
+            stopped = stopped | hit_stop
+            done = done | hit_stop | (t + 1 >= params["max_new"])
+            span, slot = next_frame_state(token, span, slot, layout)
+            column = Prompt.size + t
+            step_positions = hax.named((column - pad)[:, None], (Batch, Axis(POSITION, 1)))
+            step_tokens = hax.shard(hax.named(token[:, None], (Batch, Axis(POSITION, 1))))
+            logits, caches = forward(model, step_tokens, step_positions, caches, column, valid)
+            last = logits[POSITION, 0].array.astype(jnp.float32)
+            return t + 1, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot
+
+        return jax.lax.while_loop(cond, body, state)
 
     state = (jnp.int32(0), last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot)
-    state = jax.lax.while_loop(cond, body, state)
+    for end in segment_ends(new_bucket):
+        columns = Prompt.size + end
+        state = (*state[:2], grow_cache(state[2], columns), *state[3:])
+        state = segment(state, end, key_valid(columns))
     return state[3], state[4], state[7], state[8], state[5]
 
 
@@ -216,15 +246,24 @@ def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list
 
 
 # --------------------------------------------------------------------------------------- score
-@eqx.filter_jit
-def _score_bucket(model, tokens):
+@functools.partial(eqx.filter_jit, donate="none")
+def _score_rows(model, tokens, segments, positions, *, vocab_block: int | None):
+    """Log-probability of each row's next token at every position [rows, width] (the last position's,
+    and a segment's last token's, are of the next segment's first token: ignored by the caller)."""
     from levanter.layers.attention import AttentionMask
+    from levanter.models.loss import fused_cross_entropy_loss_and_logsumexp_penalty
 
     Batch, Pos = Axis(BATCH, tokens.shape[0]), Axis(POSITION, tokens.shape[1])
     ids = hax.shard(hax.named(tokens, (Batch, Pos)))
-    logits = model(ids, attn_mask=AttentionMask.causal()).array.astype(jnp.float32)
-    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
-    return jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+    segment_ids = hax.named(segments, (Batch, Pos))
+    mask = AttentionMask.causal(segment_ids=(segment_ids, segment_ids))
+    activations = model.activations(ids, attn_mask=mask, pos_ids=hax.named(positions, (Batch, Pos)))
+    activations = activations[0] if isinstance(activations, tuple) else activations
+    loss = fused_cross_entropy_loss_and_logsumexp_penalty(
+        activations, model.get_lm_head(), Contract=model.Embed, Label=model.Vocab, target_y=hax.roll(ids, -1, Pos),
+        reduction=None, logsumexp_weight=0.0, block_size=vocab_block, dtype=jnp.float32,
+    )  # fmt: skip
+    return -loss.array
 
 
 @eqx.filter_jit
@@ -246,30 +285,67 @@ def full_logits(loaded: LoadedModel, tokens: np.ndarray) -> np.ndarray:
         return np.asarray(jax.device_get(_full_logits(loaded.model, jnp.asarray(padded))))[: tokens.shape[0]]
 
 
+def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """Sequence indices packed into rows of ``width`` tokens, first fit by decreasing length."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if row is None:
+            rows.append([])
+            room.append(width)
+            row = len(rows) - 1
+        rows[row].append(i)
+        room[row] -= lengths[i]
+    return rows
+
+
 def score(loaded: LoadedModel, sequences: Sequence[np.ndarray], *, max_batch: int = 32) -> list[np.ndarray]:
-    """Log-probability of each token of each sequence given the tokens before it (full forward).
+    """Log-probability of each token of each sequence given the tokens before it.
 
     Returns, per sequence of length T, a float32 array of T - 1 values: entry j is
-    ``log p(seq[j + 1] | seq[: j + 1])``. Sequences are right-padded into length buckets (padding
-    after a sequence cannot change its causal log-probs).
+    ``log p(seq[j + 1] | seq[: j + 1])``.
+
+    Sequences are packed (`pack_rows`) into rows as wide as the longest one's length bucket, each
+    sequence its own attention segment with positions from 0, so it sees exactly its own prefix;
+    ``max_batch`` rows per forward. The log-probs come from a blockwise log-sum-exp over the
+    vocabulary (levanter's fused cross-entropy, training's kernel and CPU block,
+    `soda_jax.training.loss.default_vocab_block`): the [rows, width, vocabulary] logits are never
+    materialised. One call compiles one (rows, width) program, and one more for a smaller last forward.
     """
+    from soda_jax.training.loss import default_vocab_block
+
     sequences = [np.asarray(s, dtype=np.int32) for s in sequences]
     for i, s in enumerate(sequences):
         if s.ndim != 1 or s.size < 2:
             raise ValueError(f"sequence {i} needs at least 2 tokens, got shape {s.shape}")
         if s.size > loaded.context_length:
             raise PromptTooLongError(f"sequence {i} has {s.size} tokens; the model's context is {loaded.context_length}")
-    order = sorted(range(len(sequences)), key=lambda i: sequences[i].size)
+    if not sequences:
+        return []
+    width = min(bucket(max(s.size for s in sequences), MIN_PROMPT_BUCKET), max(loaded.context_length, 2))
+    rows = pack_rows([s.size for s in sequences], width)
+    per_forward = batch_bucket(min(max_batch, len(rows)), loaded.data_parallel_size)
     results: list[np.ndarray | None] = [None] * len(sequences)
-    for start in range(0, len(order), max_batch):
-        group = order[start : start + max_batch]
-        length = min(bucket(max(sequences[i].size for i in group), MIN_PROMPT_BUCKET), max(loaded.context_length, 2))
-        batch = batch_bucket(len(group), loaded.data_parallel_size)
-        tokens = np.zeros((batch, length), np.int32)
-        for row, i in enumerate(group):
-            tokens[row, : sequences[i].size] = sequences[i]
+    for start in range(0, len(rows), per_forward):
+        chunk = rows[start : start + per_forward]
+        count = batch_bucket(len(chunk), loaded.data_parallel_size)
+        tokens = np.zeros((count, width), np.int32)
+        segments = np.full((count, width), -1, np.int32)  # padding: a segment of its own
+        positions = np.zeros((count, width), np.int32)
+        placed = []
+        for row, members in enumerate(chunk):
+            offset = 0
+            for segment, i in enumerate(members):
+                size = sequences[i].size
+                tokens[row, offset : offset + size] = sequences[i]
+                segments[row, offset : offset + size] = segment
+                positions[row, offset : offset + size] = np.arange(size)
+                placed.append((i, row, offset))
+                offset += size
         with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-            logp = np.asarray(jax.device_get(_score_bucket(loaded.model, jnp.asarray(tokens))))
-        for row, i in enumerate(group):
-            results[i] = logp[row, : sequences[i].size - 1].copy()
+            logp = _score_rows(loaded.model, *(jnp.asarray(a) for a in (tokens, segments, positions)), vocab_block=default_vocab_block())
+        logp = np.asarray(jax.device_get(logp))
+        for i, row, offset in placed:
+            results[i] = logp[row, offset : offset + sequences[i].size - 1].copy()
     return results  # type: ignore[return-value]

@@ -129,6 +129,89 @@ def allowed_mask(span: jax.Array, slot: jax.Array, constrained: jax.Array, padde
     return jnp.where(constrained[:, None], rule, real)
 
 
+SAMPLE_BLOCK = 128
+"""Vocabulary ids per block of the inverse-CDF draw (`draw_from`): a cumulative sum over the block
+sums picks the block, one over the block's ids the token."""
+
+
+def _sortable_bits(x: jax.Array) -> jax.Array:
+    """float32 -> uint32 keys in the same order (the radix-sort mapping: sign bit flipped for
+    non-negative numbers, every bit flipped for negative ones)."""
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    return jnp.where(bits >> 31 == 0, bits | jnp.uint32(0x80000000), ~bits)
+
+
+def top_k_cut(scaled: jax.Array, top_k: jax.Array) -> jax.Array:
+    """Keep, per row of ``scaled`` [B, V], the ids whose value is at least the row's ``top_k``-th
+    largest (ties at the edge kept; ``top_k`` 0 keeps all); the rest become `NEG_INF`.
+
+    The k-th largest value is found without sorting: a bisection over the 2^32 order-preserving
+    integer keys of the values (32 counting passes over the row), so it is exact."""
+    keys = _sortable_bits(scaled)
+    k = jnp.minimum(top_k, scaled.shape[-1]).astype(jnp.int32)
+
+    def halve(_, bounds):  # invariant: count(keys >= lo) >= k; the answer is in [lo, hi]
+        lo, hi = bounds
+        mid = hi - (hi - lo) // 2  # upper middle, so lo == hi - 1 moves on
+        enough = jnp.sum(keys >= mid[:, None], axis=-1) >= k
+        return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid - 1)
+
+    rows = scaled.shape[0]
+    kth, _ = jax.lax.fori_loop(0, 32, halve, (jnp.zeros(rows, jnp.uint32), jnp.full(rows, 0xFFFFFFFF, jnp.uint32)))
+    keep = (keys >= kth[:, None]) | (top_k[:, None] <= 0)
+    return jnp.where(keep, scaled, NEG_INF)
+
+
+FLOAT_ONE_BITS = 0x3F800000
+"""The bits of float32 1.0: every probability's bits lie in [0, FLOAT_ONE_BITS]."""
+
+
+def top_p_cut(probs: jax.Array, top_p: jax.Array) -> jax.Array:
+    """Nucleus cut of ``probs`` [B, V] (rows summing to 1): keep id i iff the mass of the ids strictly
+    more likely than it is below the row's ``top_p`` (the smallest set reaching ``top_p``, ties at
+    the edge kept, as a descending sort with a cumulative sum keeps it); the rest become 0.
+
+    No sort: that mass falls as the probability rises, so the kept ids are those at or above a
+    threshold, found by a bisection over the bits of non-negative float32 (31 summing passes)."""
+
+    def mass_above(threshold_bits):
+        threshold = jax.lax.bitcast_convert_type(threshold_bits, jnp.float32)[:, None]
+        return jnp.sum(jnp.where(probs > threshold, probs, 0.0), axis=-1)
+
+    def halve(_, bounds):  # the answer: the smallest threshold whose mass above is below top_p
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        below = mass_above(mid) < top_p
+        return jnp.where(below, lo, mid + 1), jnp.where(below, mid, hi)
+
+    rows = probs.shape[0]
+    lo, _ = jax.lax.fori_loop(0, 31, halve, (jnp.zeros(rows, jnp.int32), jnp.full(rows, FLOAT_ONE_BITS, jnp.int32)))
+    threshold = jax.lax.bitcast_convert_type(lo, jnp.float32)[:, None]
+    return jnp.where((probs >= threshold) | (top_p[:, None] >= 1.0), probs, 0.0)
+
+
+def draw_from(weights: jax.Array, uniform: jax.Array) -> jax.Array:
+    """One id per row of ``weights`` [B, V] (non-negative, not necessarily normalised) with
+    probability proportional to its weight, by inverse CDF from ``uniform`` [B] in [0, 1).
+
+    Two cumulative sums of `SAMPLE_BLOCK`-id blocks instead of one over the whole row (and one
+    uniform per row instead of one Gumbel per id); never an id of weight 0."""
+    rows, vocab = weights.shape
+    blocks = -(-vocab // SAMPLE_BLOCK)
+    grouped = jnp.pad(weights, ((0, 0), (0, blocks * SAMPLE_BLOCK - vocab))).reshape(rows, blocks, SAMPLE_BLOCK)
+    block_mass = grouped.sum(axis=-1)
+    through = jnp.cumsum(block_mass, axis=-1)
+    target = uniform * through[:, -1]
+    live_blocks = jnp.where(block_mass > 0, jnp.arange(blocks), -1)
+    block = jnp.minimum(jnp.sum(through <= target[:, None], axis=-1), jnp.max(live_blocks, axis=-1))
+    row = jnp.take_along_axis(grouped, block[:, None, None], axis=1)[:, 0]
+    within = target - (jnp.take_along_axis(through, block[:, None], axis=-1)[:, 0] - jnp.take_along_axis(block_mass, block[:, None], axis=-1)[:, 0])
+    ids = jnp.arange(SAMPLE_BLOCK)
+    first, last = jnp.min(jnp.where(row > 0, ids, SAMPLE_BLOCK), axis=-1), jnp.max(jnp.where(row > 0, ids, -1), axis=-1)
+    index = jnp.clip(jnp.sum(jnp.cumsum(row, axis=-1) <= within[:, None], axis=-1), first, last)  # rounding never picks a 0
+    return (block * SAMPLE_BLOCK + index).astype(jnp.int32)
+
+
 def sample_tokens(
     logits: jax.Array,
     allowed: jax.Array,
@@ -137,28 +220,24 @@ def sample_tokens(
     top_k: jax.Array,
     keys: jax.Array,
 ) -> jax.Array:
-    """One token per row of ``logits`` [B, V] (float32) under the per-row parameters."""
+    """One token per row of ``logits`` [B, V] (float32) under the per-row parameters.
+
+    Work no row needs is skipped for the whole batch (``lax.cond``): no sampling at all when every
+    row is greedy, no top-k pass when no sampled row sets top-k, no nucleus pass when none sets top-p."""
     masked = jnp.where(allowed, logits, NEG_INF)
-    greedy = jnp.argmax(masked, axis=-1)
-    scaled = masked / jnp.maximum(temperature, 1e-6)[:, None]
+    greedy = jnp.argmax(masked, axis=-1).astype(jnp.int32)
+    sampled_rows = temperature > 0
 
-    def cut(scaled):
-        # One descending sort serves both cuts; thresholds are values, so ties at the edge are kept.
-        ordered = -jnp.sort(-scaled, axis=-1)
-        vocab = scaled.shape[-1]
-        k = jnp.where(top_k > 0, jnp.minimum(top_k, vocab), vocab)
-        kth = jnp.take_along_axis(ordered, (k - 1)[:, None], axis=-1)
-        ordered = jnp.where(ordered >= kth, ordered, NEG_INF)
-        probs = jax.nn.softmax(ordered, axis=-1)
-        before = jnp.cumsum(probs, axis=-1) - probs  # mass of strictly more likely tokens
-        keep = before < top_p[:, None]
-        pth = jnp.min(jnp.where(keep, ordered, jnp.inf), axis=-1, keepdims=True)
-        return jnp.where((scaled >= kth) & (scaled >= pth), scaled, NEG_INF)
+    def sample(masked):
+        scaled = masked / jnp.maximum(temperature, 1e-6)[:, None]
+        scaled = jax.lax.cond(jnp.any(sampled_rows & (top_k > 0)), top_k_cut, lambda s, _: s, scaled, top_k)
+        probs = jax.nn.softmax(scaled, axis=-1)
+        probs = jax.lax.cond(jnp.any(sampled_rows & (top_p < 1.0)), top_p_cut, lambda p, _: p, probs, top_p)
+        uniform = jax.vmap(jax.random.uniform)(keys)
+        return draw_from(probs, uniform)
 
-    needs_cut = jnp.any((top_k > 0) | (top_p < 1.0))
-    scaled = jax.lax.cond(needs_cut, cut, lambda s: s, scaled)
-    sampled = jax.vmap(jax.random.categorical)(keys, scaled)
-    return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
+    sampled = jax.lax.cond(jnp.any(sampled_rows), sample, lambda _: greedy, masked)
+    return jnp.where(sampled_rows, sampled, greedy)
 
 
 def stacked(params: Sequence[SamplingParams]) -> dict[str, np.ndarray]:

@@ -11,10 +11,10 @@ from experiments.defaults import default_eval
 from experiments.demo_learn_data import HELD_OUT_COMMANDS, LEARN_VOICES, UNSEEN_SPEAKER, learn_codec
 from soda_jax import fileio
 from soda_jax.eval.commandset import CommandTaskSetConfig, build_command_tasksets
-from soda_jax.scaling.curve import CURVE_FILE, CURVE_PLOT, LearningCurveConfig, learning_curve
 from soda_jax.eval.report import results_table_of
 from soda_jax.eval.tasks import learn_tasks
 from soda_jax.execution import ExecutorStep, this_output_path, versioned
+from soda_jax.scaling.curve import CURVE_FILE, CURVE_PLOT, LearningCurveConfig, learning_curve
 
 LEARN_EVAL_BATCH = 16
 """Sequences per batch (a multiple of the 8-way data axis)."""

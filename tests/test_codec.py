@@ -54,6 +54,31 @@ def test_fresh_mimi_is_degenerate_and_random_codec_is_not(backend, utterances):
     assert all(len(np.unique(row)) > 5 for row in codes)  # every codebook varies
 
 
+def test_frames_codebook_init_uses_codebook_0_and_is_reproducible(codec, utterances):
+    # Standard-normal centroids sit far from the latents, so a few dozen codebook-0 codes take every frame;
+    # centroids on sampled babble latents spread the same speech over many more codes.
+    frames_codec = MimiCodec.random(seed=0, backend=codec.backend, codebook_init="frames")
+    frames = frames_codec.encode(utterances)
+    default_0 = np.concatenate([c[0] for c in codec.encode(utterances)])
+    frames_0 = np.concatenate([c[0] for c in frames])
+    assert perplexity(frames_0) > 3 * perplexity(default_0)
+    assert len(np.unique(frames_0)) > 2 * len(np.unique(default_0))
+    # A second build (on torch, the reference, for either backend) gives the same codes.
+    for again, codes in zip(MimiCodec.random(seed=0, codebook_init="frames").encode(utterances), frames):
+        np.testing.assert_array_equal(again, codes)
+    assert frames_codec.describe()["weights"] == "random-seed0-frames"
+    assert codec.describe()["weights"] == "random-seed0"  # the default's name (and codes) do not move
+    with pytest.raises(ValueError, match="codebook_init"):
+        MimiCodec.random(codebook_init="kmeans")
+
+
+def perplexity(codes: np.ndarray) -> float:
+    """2 ** entropy of the codes' distribution: how many codes a frame effectively chooses from."""
+    _, counts = np.unique(codes, return_counts=True)
+    p = counts / counts.sum()
+    return float(2 ** -(p * np.log2(p)).sum())
+
+
 def test_random_codec_is_deterministic_per_seed(codec, utterances):
     again = MimiCodec.random(seed=0, backend=codec.backend).encode(utterances[:1])[0]
     other = MimiCodec.random(seed=1, backend=codec.backend).encode(utterances[:1])[0]

@@ -94,6 +94,104 @@ def randomize_codebooks(model: MimiModel, generator: torch.Generator) -> None:
                 module._embed = None
 
 
+CODEBOOK_INITS = ("normal", "frames")
+"""How `MimiCodec.random` draws its centroids: "normal" (standard-normal, `randomize_codebooks`: the
+default, and the codes of every random-codec output made so far) or "frames" (`codebooks_from_frames`:
+k-means' initialisation, each codebook's centroids are the latents it sees at frames sampled from
+`calibration_babble`, so the centroids lie where the latents are; docs/audio.md)."""
+DEFAULT_CODEBOOK_INIT = "normal"
+"""The init of every random codec unless one is chosen (its weights name has no init suffix)."""
+CALIBRATION_SECONDS = 200.0
+"""Babble `codebooks_from_frames` encodes: 2,500 frames, more than a codebook's 2,048 centroids."""
+CALIBRATION_PIECE_SECONDS = 10.0
+"""Length of each babble recording encoded (whole frames, within the encoder's attention window)."""
+FRAME_JITTER = 0.1
+"""Noise added to each sampled centroid, in units of the latents' per-dimension spread: a frame sampled
+twice gives two centroids, not two tied ones."""
+BABBLE_SEGMENT_SECONDS = (0.05, 0.4)
+"""Range of the length of a babble segment (a vowel-like, a fricative-like or a silent stretch)."""
+BABBLE_KIND_WEIGHTS = (0.6, 0.25, 0.15)
+"""Chance of a segment being voiced (harmonics), noise or silence."""
+BABBLE_F0_HZ = (80.0, 280.0)
+"""Range of a voiced segment's starting pitch (it glides by up to `BABBLE_F0_GLIDE` over the segment)."""
+BABBLE_F0_GLIDE = 0.2
+"""Largest relative pitch change over a voiced segment."""
+BABBLE_HARMONICS = 30
+"""Harmonics of a voiced segment (amplitude 1/k), those below the Nyquist frequency."""
+BABBLE_FORMANTS_HZ = ((250.0, 900.0), (800.0, 2500.0), (2000.0, 4000.0))
+"""Ranges of the three spectral peaks (formants) that shape every segment."""
+BABBLE_FORMANT_WIDTH_HZ = (80.0, 300.0)
+"""Range of a formant's width (the standard deviation of its Gaussian peak)."""
+BABBLE_PEAK = (0.02, 0.3)
+"""Range of a segment's peak amplitude (loud and quiet stretches, as in speech)."""
+
+
+def calibration_babble(seed: int, seconds: float, sample_rate: int) -> np.ndarray:
+    """Seeded speech-like sound made in numpy (no synthesiser): segments that are voiced (a gliding
+    harmonic series), noise or silence, each shaped by three random formant peaks, at random loudness."""
+    rng = np.random.default_rng(seed)
+    pieces: list[np.ndarray] = []
+    total = 0
+    while total < seconds * sample_rate:
+        n = int(rng.uniform(*BABBLE_SEGMENT_SECONDS) * sample_rate)
+        kind = rng.choice(len(BABBLE_KIND_WEIGHTS), p=BABBLE_KIND_WEIGHTS)
+        if kind == 0:
+            glide = 1 + rng.uniform(-BABBLE_F0_GLIDE, BABBLE_F0_GLIDE) * np.linspace(0.0, 1.0, n)
+            f0 = rng.uniform(*BABBLE_F0_HZ) * glide
+            phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+            ks = [k for k in range(1, BABBLE_HARMONICS + 1) if k * f0.max() < sample_rate / 2]
+            source = sum(np.sin(k * phase) / k for k in ks)
+        elif kind == 1:
+            source = rng.standard_normal(n)
+        else:
+            source = np.zeros(n)
+        freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+        formants = [(rng.uniform(*band), rng.uniform(*BABBLE_FORMANT_WIDTH_HZ)) for band in BABBLE_FORMANTS_HZ]
+        envelope = sum(np.exp(-0.5 * ((freqs - f) / width) ** 2) for f, width in formants)
+        shaped = np.fft.irfft(np.fft.rfft(source) * envelope, n)
+        pieces.append(shaped * rng.uniform(*BABBLE_PEAK) / max(float(np.abs(shaped).max()), 1e-9))
+        total += n
+    return np.concatenate(pieces)[: round(seconds * sample_rate)].astype(np.float32)
+
+
+def quantizer_inputs(model: MimiModel, wave: np.ndarray) -> torch.Tensor:
+    """The latents Mimi's quantizer sees for a waveform of whole frames: ``[frames, hidden_size]``
+    (the steps of transformers' ``MimiModel._encode_frame`` before ``quantizer.encode``)."""
+    embeddings = model.encoder(torch.from_numpy(wave)[None, None])
+    hidden = model.encoder_transformer(embeddings.transpose(1, 2), return_dict=True).last_hidden_state
+    return model.downsample(hidden.transpose(1, 2))[0].T
+
+
+def codebooks_from_frames(model: MimiModel, generator: torch.Generator, seed: int) -> None:
+    """k-means' initialisation of every codebook: centroids = latents of sampled babble frames.
+
+    The babble (`calibration_babble`, seeded by ``seed``) is encoded to the quantizer's input; each
+    residual quantizer (the semantic one, then the acoustic one) projects it with its own
+    ``input_proj``, and layer by layer takes ``codebook_size`` frames of its input at random (with a
+    little `FRAME_JITTER`) as centroids, then passes on the residual to the next layer, as encoding does.
+    """
+    rate = int(model.config.sampling_rate)
+    pieces = round(CALIBRATION_SECONDS / CALIBRATION_PIECE_SECONDS)
+    with torch.no_grad():
+        model.eval()
+        latents = torch.cat([
+            quantizer_inputs(model, calibration_babble(seed * pieces + i, CALIBRATION_PIECE_SECONDS, rate))
+            for i in range(pieces)
+        ])  # fmt: skip
+        quantizer = model.quantizer
+        for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
+            residual = latents if rvq.input_proj is None else rvq.input_proj(latents.T[None])[0].T
+            for layer in rvq.layers:
+                book = layer.codebook
+                picks = torch.randint(len(residual), (book.codebook_size,), generator=generator)
+                noise = torch.randn(book.embed_sum.shape, generator=generator)
+                centroids = residual[picks] + FRAME_JITTER * residual.std(dim=0) * noise
+                book.embed_sum.copy_(centroids)
+                book.cluster_usage.fill_(1.0)
+                book._embed = None
+                residual = residual - centroids[torch.cdist(residual, centroids).argmin(dim=-1)]
+
+
 @dataclass(frozen=True)
 class CodecConfig:
     """Which Mimi to build, as plain data (for step configs)."""
@@ -199,21 +297,33 @@ class MimiCodec:
 
     @classmethod
     def random(
-        cls, config: MimiConfig | None = None, *, seed: int = 0, backend: str = "torch", **kwargs: Any
+        cls,
+        config: MimiConfig | None = None,
+        *,
+        seed: int = 0,
+        backend: str = "torch",
+        codebook_init: str = DEFAULT_CODEBOOK_INIT,
+        **kwargs: Any,
     ) -> MimiCodec:
         """A randomly initialised Mimi (default: `tiny_mimi_config`) with random codebooks.
 
-        Both backends get the same weights for the same config and seed (the jax one converts them).
+        ``codebook_init`` (`CODEBOOK_INITS`): "normal" centroids, or "frames", centroids placed on the
+        latents of seeded babble (`codebooks_from_frames`: codes spread over many more centroids; docs/audio.md).
+        Both backends get the same weights for the same config, seed and init (the jax one converts them).
         """
         check_backend(backend)
+        check_codebook_init(codebook_init)
         config = config or tiny_mimi_config()
         # The init draws from torch's global RNG: two threads building codecs at once (two steps of
         # an in-process run) would interleave their draws and get different weights for one seed.
         with _MODEL_BUILD_LOCK, torch.random.fork_rng():  # seed the init without touching the caller's RNG
             torch.manual_seed(seed)
             model = MimiModel(config)
-        randomize_codebooks(model, torch.Generator().manual_seed(seed))
-        kwargs.setdefault("weights", f"random-seed{seed}")
+        if codebook_init == "frames":
+            codebooks_from_frames(model, torch.Generator().manual_seed(seed), seed)
+        else:
+            randomize_codebooks(model, torch.Generator().manual_seed(seed))
+        kwargs.setdefault("weights", f"random-seed{seed}{codebook_init_suffix(codebook_init)}")
         return cls(model if backend == "torch" else convert.from_transformers(model), **kwargs)
 
     @classmethod
@@ -342,6 +452,17 @@ def backend_facts(backend: str, matmul_precision: str) -> dict[str, str]:
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"codec backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def check_codebook_init(codebook_init: str) -> None:
+    if codebook_init not in CODEBOOK_INITS:
+        raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}")
+
+
+def codebook_init_suffix(codebook_init: str) -> str:
+    """What a random codec's weights name gains for its codebook init: nothing for the default (names
+    recorded before the option existed stay as they were), ``-{init}`` otherwise."""
+    return "" if codebook_init == DEFAULT_CODEBOOK_INIT else f"-{codebook_init}"
 
 
 def check_precision(precision: str) -> None:

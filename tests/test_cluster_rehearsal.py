@@ -24,7 +24,7 @@ import yaml
 from helpers_cluster import add_node, emulated_host, local_cluster
 
 from soda_jax.execution.launch import build_job, dashboard_answers, launch_main, parser
-from soda_jax.execution.parallel import parallel_map, run_as_task
+from soda_jax.execution.parallel import ensure_ray, parallel_map, run_as_task, shutdown_workers
 from soda_jax.execution.step import Resources
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,10 +153,13 @@ def test_steps_land_by_what_they_ask_for_with_the_launch_environment(tmp_path, m
         monkeypatch.syspath_prepend(str(tmp_path / "project"))
         from rehearsal_probe import probe
 
-        ray.init(address=cluster.address, runtime_env=job.runtime_env())
-        step = run_as_task(probe, "step", resources=Resources(cpus=1))
-        shards = parallel_map(probe, ["shard-0", "shard-1", "shard-2"], num_cpus=1)
-        tpu_host = ray.get(ray.remote(probe).options(num_cpus=0, resources={"TPU": host_resources["TPU"]}).remote("host"))
+        ensure_ray(cluster.address, runtime_env=job.runtime_env())  # as the launched driver connects
+        try:
+            step = run_as_task(probe, "step", resources=Resources(cpus=1))
+            shards = parallel_map(probe, ["shard-0", "shard-1", "shard-2"], num_cpus=1)
+            tpu_host = ray.get(ray.remote(probe).options(num_cpus=0, resources={"TPU": host_resources["TPU"]}).remote("host"))
+        finally:
+            shutdown_workers()  # forget the cluster for the tests after this one
         for record in (step, *shards):
             assert record["node"] == cpu_node.node_id, record["tag"]
         assert tpu_host["node"] == host.node_id

@@ -37,8 +37,11 @@ def on_cluster() -> bool:
     return _ON_CLUSTER["value"]
 
 
-def ensure_ray(address: str | None = None) -> None:
-    """Connect to the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray once."""
+def ensure_ray(address: str | None = None, runtime_env: dict[str, Any] | None = None) -> None:
+    """Connect to the cluster at ``address`` (or RAY_ADDRESS), else start a local Ray once.
+
+    ``runtime_env``: a Ray runtime environment to add to the driver's module path and forwarded
+    variables (its ``env_vars`` merged, its other keys as given), e.g. a `soda launch` job's."""
     import ray
 
     if ray.is_initialized():
@@ -49,15 +52,17 @@ def ensure_ray(address: str | None = None) -> None:
     # the driver's module search path.
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
     env |= {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    extra = dict(runtime_env or {})
+    runtime = {**extra, "env_vars": {**env, **extra.pop("env_vars", {})}}
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+        ray.init(address=address, runtime_env=runtime, log_to_driver=True)
     else:
         # "local": start our own. A bare ray.init() would join the last cluster started on this host
         # (/tmp/ray/ray_current_cluster): another experiment's, or a dead one it then waits for.
         ray.init(
             address="local",
             include_dashboard=False,
-            runtime_env={"env_vars": env},
+            runtime_env=runtime,
             log_to_driver=True,
             configure_logging=False,
         )

@@ -96,14 +96,33 @@ def default_download(
 # -- speech to tokens ---------------------------------------------------------------------------
 
 
-def default_synth_demo_corpus(readings: int = 1, voices: Sequence[Voice] = DEMO_VOICES) -> ExecutorStep[SynthDemoConfig]:
+def default_synth_demo_corpus(
+    readings: int = 1,
+    voices: Sequence[Voice] = DEMO_VOICES,
+    *,
+    name: str | None = None,
+    sentences: Sequence[str] | None = None,
+    text_shift: int = 0,
+    **layout: int,
+) -> ExecutorStep[SynthDemoConfig]:
     """``raw/demo-speech``: 40 sentences read by 6 voices (flite, espeak-ng) in YODAS2 and Emilia
-    layouts; ``raw/demo-speech-x{k}`` reads them k times, each time by other ``voices``."""
+    layouts; ``raw/demo-speech-x{k}`` reads them k times, each time by other ``voices``.
+
+    ``name`` and ``sentences``: another corpus read the same way (``raw/{name}``; the sentences are then
+    versioned); ``text_shift`` (tests only, versioned when set): each caption paired with the speech of
+    the sentence that many places later; ``layout``: `SynthDemoConfig`'s recording and shard sizes."""
+    if name is None:
+        name = "demo-speech" if readings == 1 else f"demo-speech-x{readings}"
+    given = {"sentences": versioned(tuple(sentences))} if sentences is not None else {}
+    if text_shift:
+        given["text_shift"] = versioned(text_shift)
     return ExecutorStep(
-        name="raw/demo-speech" if readings == 1 else f"raw/demo-speech-x{readings}",
+        name=f"raw/{name}",
         fn=synthesize_demo_corpus,
-        config=SynthDemoConfig(output_path=this_output_path(), voices=versioned(tuple(voices)), readings=versioned(readings)),
-        description="synthesise the demo speech corpus (flite + espeak-ng)",
+        config=SynthDemoConfig(
+            output_path=this_output_path(), voices=versioned(tuple(voices)), readings=versioned(readings), **given, **layout
+        ),  # type: ignore[arg-type]
+        description=f"synthesise the {name} speech corpus (flite + espeak-ng)",
     )
 
 

@@ -14,12 +14,18 @@ Importing this module defines steps only: it builds no model and starts nothing.
 from __future__ import annotations
 
 from experiments.data_mixes import EMILIA, YODAS2, mixture_config
-from experiments.defaults import DEMO_CODEC, default_bpe_tokenizer, default_interleave, default_tokenize
+from experiments.defaults import (
+    DEMO_CODEC,
+    default_bpe_tokenizer,
+    default_interleave,
+    default_synth_demo_corpus,
+    default_tokenize,
+)
 from soda_jax.audio.codec import CodecConfig
 from soda_jax.data.demo_text import command_sentences, command_split
 from soda_jax.data.mixture import MixtureSpec
-from soda_jax.data.synth import SynthDemoConfig, Voice, styled, synthesize_demo_corpus
-from soda_jax.execution import ExecutorStep, this_output_path, versioned
+from soda_jax.data.synth import Voice, styled
+from soda_jax.execution import ExecutorStep
 
 LEARN_HELD_OUT_FRACTION = 0.1
 """Combinations of words held out of training (never read in training, by any voice)."""
@@ -56,26 +62,14 @@ def learn_codec(mimi: str | None = None) -> CodecConfig:
 
 
 def learn_speech(text_shift: int = 0) -> ExecutorStep:
-    """``raw/demo-commands``: the training commands read once per layout (`default_synth_demo_corpus`
-    reads the demo sentences only: this is its config with other sentences and voices).
+    """``raw/demo-commands``: the training commands read by the styled voices in both layouts.
     ``text_shift`` (tests only): each caption paired with the speech of the command that many places
     later (`SynthDemoConfig.text_shift`), a corpus the model cannot learn to transcribe."""
-    return ExecutorStep(
-        name="raw/demo-commands" if not text_shift else f"raw/demo-commands-shifted{text_shift}",
-        fn=synthesize_demo_corpus,
-        config=SynthDemoConfig(
-            output_path=this_output_path(),
-            sentences=versioned(TRAIN_COMMANDS),  # type: ignore[arg-type]
-            voices=versioned(LEARN_VOICES),  # type: ignore[arg-type]
-            sentences_per_recording=4,
-            recordings_per_shard=16,
-            utterances_per_shard=64,
-            # versioned only when given: the real corpus keeps its version
-            readings=versioned(LEARN_READINGS),  # type: ignore[arg-type]
-            text_shift=versioned(text_shift) if text_shift else 0,  # type: ignore[arg-type]
-        ),
-        description=f"synthesise {len(TRAIN_COMMANDS)} commands x 2 layouts ({len(LEARN_VOICES)} styled voices)",
-    )
+    return default_synth_demo_corpus(
+        LEARN_READINGS, LEARN_VOICES, name="demo-commands" + (f"-shifted{text_shift}" if text_shift else ""),
+        sentences=TRAIN_COMMANDS, text_shift=text_shift,
+        sentences_per_recording=4, recordings_per_shard=16, utterances_per_shard=64,
+    )  # fmt: skip
 
 
 learn_tokenizer = default_bpe_tokenizer(f"demo-commands-bpe-{LEARN_TEXT_VOCAB}", command_sentences(), LEARN_TEXT_VOCAB)

@@ -58,10 +58,8 @@ def pending_utterances(path: str, split: str, max_items: int | None, store: Task
             continue
         if store.done(utterance.id):
             continue
-        try:
-            wave = utterance.audio.load()
-        except BadInput as error:
-            store.skip(utterance.id, error.reason, error.detail)
+        wave = store.load_or_skip(utterance.id, utterance.audio)
+        if wave is None:
             continue
         yield index, utterance, wave
 

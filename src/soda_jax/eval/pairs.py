@@ -146,10 +146,8 @@ def _alignment_items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
         if other is None:
             store.skip(utterance.id, NO_OTHER_TRANSCRIPT, f"{task.path}: no other transcript of {len(texts[index].split())} words")
             continue
-        try:
-            wave = utterance.audio.load()
-        except BadInput as error:
-            store.skip(utterance.id, error.reason, error.detail)
+        wave = store.load_or_skip(utterance.id, utterance.audio)
+        if wave is None:
             continue
         yield _Pending(utterance.id, None, [(texts[index], wave), (texts[other], wave)])
 

@@ -71,6 +71,17 @@ class TaskStore:
         logger.warning("%s: skipped %s (%s): %s", self.task, item_id, reason, detail)
         self.add([{"id": item_id, SKIPPED: reason, "detail": detail}])
 
+    def load_or_skip(self, item_id: str, audio: Any) -> Any:
+        """``audio.load()`` (an `eval.layouts` audio reference), or None with the item recorded as
+        skipped for the `BadInput` that loading raised."""
+        from soda_jax.eval.layouts import BadInput  # the readers' module: not needed by the store's readers
+
+        try:
+            return audio.load()
+        except BadInput as error:
+            self.skip(item_id, error.reason, error.detail)
+            return None
+
     def scored(self) -> list[dict]:
         """Records of the items that were scored (not skipped), in the order they were added."""
         return [r for r in self._items.values() if SKIPPED not in r]

@@ -121,10 +121,8 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
             continue
         if store.done(item.id):
             continue
-        try:
-            wave = item.prompt_audio.load()
-        except BadInput as error:
-            store.skip(item.id, error.reason, error.detail)
+        wave = store.load_or_skip(item.id, item.prompt_audio)
+        if wave is None:
             continue
         batch.append((index, item, wave))
         if len(batch) >= ctx.batch_size:

@@ -25,20 +25,18 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # experiments/
 
 import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
 import jax  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
 
-from experiments.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
 from soda_jax import fileio  # noqa: E402
 from soda_jax.models import DEMO_6M, qwen3_config  # noqa: E402
+from soda_jax.recipes.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
 from soda_jax.training.loss import CPU_VOCAB_BLOCK, next_token_loss_fn  # noqa: E402
 
 SEQ_LEN = 256

@@ -24,7 +24,6 @@ import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # experiments/
 sys.path.insert(0, os.path.dirname(__file__))  # bench_cross_entropy
 
 import equinox as eqx  # noqa: E402

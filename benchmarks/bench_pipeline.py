@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--repeats 3] [--keep]
 
-Each repeat runs the steps of `experiments.demo_data.demo_caches` (synthesis, text tokenizer, two
+Each repeat runs the steps of `soda_jax.recipes.demo_data.demo_caches` (synthesis, text tokenizer, two
 tokenize and two interleave steps) from nothing into a fresh temporary prefix, on a fresh local Ray,
 as `make demo` does, and reads the executor's `RunReport.timings`: per step its wall time, the
 worker's start-up before any code of ours ran, the import of the step's module, and the step's own
@@ -38,9 +38,9 @@ def machine() -> dict:
 
 def run_once(keep: bool) -> dict:
     """One cold run of the data steps into a fresh prefix; its wall time and per-step timings."""
-    from experiments.demo_data import demo_caches
     from soda_jax.execution import Executor
     from soda_jax.execution.parallel import shutdown_workers
+    from soda_jax.recipes.demo_data import demo_caches
 
     prefix = tempfile.mkdtemp(prefix="bench-pipeline-")
     load_before = os.getloadavg()
@@ -85,7 +85,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started = time.perf_counter()
-    import experiments.demo_data  # noqa: F401  (the driver's own imports, as `make demo` pays them)
+    import soda_jax.recipes.demo_data  # noqa: F401  (the driver's own imports, as `make demo` pays them)
     from soda_jax.execution.provenance import git_state
     from soda_jax.fileio import atomic_write_json
 

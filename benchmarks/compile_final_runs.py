@@ -23,10 +23,10 @@ import subprocess
 import sys
 import time
 
-from experiments.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 from soda_jax import fileio
 from soda_jax.aot.layouts import Layout, best_layout, headroom_gib
 from soda_jax.models.catalogue import CATALOGUE
+from soda_jax.recipes.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.parallelism import ParallelismConfig
 

@@ -2,10 +2,10 @@
 
     python experiments/demo_learn.py --prefix ./demo-output [--mimi DIR] [--seed N] [executor flags: --dry_run, ...]
 
-Spoken commands from a closed vocabulary (experiments/demo_learn_data.py) -> Mimi codes (2 codebooks)
+Spoken commands from a closed vocabulary (src/soda_jax/recipes/demo_learn_data.py) -> Mimi codes (2 codebooks)
 -> interleaved text-first and audio-first documents -> `DEMO_LEARN_MODEL` trained by the project's
 training step -> evaluated by the project's tasks and SODA's prompts on combinations of words never
-heard in training (experiments/demo_learn_eval.py). ``--mimi DIR``: a local pretrained Mimi
+heard in training (src/soda_jax/recipes/demo_learn_eval.py). ``--mimi DIR``: a local pretrained Mimi
 (``config.json`` + ``model.safetensors``) instead of the seeded random tiny one; its steps are
 other steps (other output paths).
 """
@@ -15,13 +15,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from experiments.defaults import default_train
-from experiments.demo import report_training
-from experiments.demo_learn_data import learn_data
-from experiments.demo_learn_eval import learn_curve, learn_evaluation, report_curve, report_learn_evaluation
-from experiments.soda_models import DEMO_LEARN_MODEL, DEMO_LEARN_RECIPE
 from soda_jax.execution import executor_main
 from soda_jax.execution.parallel import shutdown_workers
+from soda_jax.recipes.defaults import default_train
+from soda_jax.recipes.demo import report_training
+from soda_jax.recipes.demo_learn_data import learn_data
+from soda_jax.recipes.demo_learn_eval import (
+    learn_curve,
+    learn_evaluation,
+    report_curve,
+    report_learn_evaluation,
+)
+from soda_jax.recipes.soda_models import DEMO_LEARN_MODEL, DEMO_LEARN_RECIPE
 from soda_jax.training import CheckpointPolicy
 
 MIMI_FLAG = "--mimi"

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import sys
 
-from experiments.defaults import default_sft, default_sft_data, default_synth_demo_corpus, default_tokenize
-from experiments.demo import demo_model
-from experiments.demo_data import DEMO_VALIDATION_FRACTION, text_tokenizer
 from soda_jax import fileio
 from soda_jax.data.sft_sources import TokenizedTaskSource
 from soda_jax.execution import executor_main
 from soda_jax.execution.parallel import shutdown_workers
+from soda_jax.recipes.defaults import (
+    default_sft,
+    default_sft_data,
+    default_synth_demo_corpus,
+    default_tokenize,
+)
+from soda_jax.recipes.demo import demo_model
+from soda_jax.recipes.demo_data import DEMO_VALIDATION_FRACTION, text_tokenizer
 from soda_jax.training import CheckpointPolicy
 from soda_jax.training.sft_recipe import SFT_DEMO_RECIPE
 from soda_jax.training.validation import VALIDATION_LOSS

@@ -5,8 +5,8 @@
 
 import sys
 
-from experiments.soda_final import soda_final_run
 from soda_jax.execution import executor_main
+from soda_jax.recipes.soda_final import soda_final_run
 
 soda_135m = soda_final_run("135m")
 

@@ -10,7 +10,7 @@ Every cluster has the same three kinds of machine:
 - a **CPU pool** (on-demand VMs, at least one up) that every step asking only for CPUs lands on
   (data steps and their shard tasks);
 - one node type per **TPU slice** size the experiments ask for (``Resources.tpu``; the sizes come
-  from `experiments.soda_models.SODA_TPU_SLICES`, `experiments.isoflop_sweep.SWEEP_SLICES` and every
+  from `soda_jax.recipes.soda_models.SODA_TPU_SLICES`, `soda_jax.recipes.isoflop_sweep.SWEEP_SLICES` and every
   v5p type an experiment file names; v4 and v6e get the same chip counts).
   A worker of such a type is a whole preemptible slice; each host advertises its chips and no
   CPUs, so only a step's per-host processes (`soda_jax.execution.tpu`) run there. Ray's GCP
@@ -89,8 +89,8 @@ GENERATIONS = (
 def experiment_slices() -> list[str]:
     """Every slice type the experiments' TPU steps ask for: the final runs', the sweep's choices, and
     any slice type an experiment file spells out (``tpu="v5p-16"``)."""
-    from experiments.isoflop_sweep import SWEEP_SLICES
-    from experiments.soda_models import SODA_TPU_SLICES
+    from soda_jax.recipes.isoflop_sweep import SWEEP_SLICES
+    from soda_jax.recipes.soda_models import SODA_TPU_SLICES
 
     named = {*SODA_TPU_SLICES.values(), *SWEEP_SLICES}
     for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "*.py"))):

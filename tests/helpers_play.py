@@ -43,7 +43,7 @@ class ShotSetConfig:
 
 def write_shot_set(config: ShotSetConfig) -> None:
     """A LibriSpeech-layout dev-clean split of three short tones with transcripts (the layout
-    `soda_jax.eval.layouts.read_librispeech` reads)."""
+    `soda_jax.eval.readers.read_librispeech` reads)."""
     directory = os.path.join(config.output_path, "librispeech", "dev-clean", "1", "10")
     os.makedirs(directory, exist_ok=True)
     for i, item in enumerate(SHOT_TRANSCRIPTS):

@@ -107,8 +107,8 @@ def test_branching_refuses_what_would_not_be_the_same_run(runs, tmp_path):
 
 
 def test_a_sweep_width_chains_through_every_budget_below_its_run():
-    from experiments.isoflop_mini import MINI_RULES, MINI_WARMUP_STEPS
-    from experiments.isoflop_sweep import BranchedSweepSteps
+    from soda_jax.recipes.isoflop_mini import MINI_RULES, MINI_WARMUP_STEPS
+    from soda_jax.recipes.isoflop_sweep import BranchedSweepSteps
 
     run = _run(MINI_RULES, max(MINI_RULES.budgets), 24)
     chain = stable_chain(MINI_RULES, run)

@@ -22,7 +22,7 @@ from soda_jax.data.cache_vocab import levanter_tokenizer_path, load_cache_vocab
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.parse import document_contents
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
-from soda_jax.data.utterances import SKIP_CODES_LENGTH, SKIP_CODES_RANGE, ShardFormatError
+from soda_jax.data.utterance_shards import SKIP_CODES_LENGTH, SKIP_CODES_RANGE, ShardFormatError
 
 RECORDINGS_PER_SHARD = 12
 SEGMENTS_PER_RECORDING = 3

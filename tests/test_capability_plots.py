@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import matplotlib
 import numpy as np
@@ -17,8 +16,6 @@ from soda_jax.scaling import plots, runs, sweep
 from soda_jax.scaling.analysis import ScalingAnalysisConfig, analyze_scaling, describe_fits
 from soda_jax.scaling.capability import SODA_REPORTED as CAPABILITY_REPORTED
 from soda_jax.scaling.capability import fit_capability
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experiments package
 
 METRIC = "swuggy/accuracy"
 """A metric SODA reports, so its plot also draws SODA's line."""
@@ -107,15 +104,15 @@ def test_describe_fits_states_the_bracket_verdicts():
 
 
 def test_mini_sweep_fits_speech_nll_and_stars_a_reference_run():
-    from experiments.isoflop_mini import MINI_ANALYSIS, MINI_REFERENCE, MINI_RULES, mini_adaptive_sweep
     from soda_jax.eval.step import run_eval
+    from soda_jax.recipes.isoflop_mini import MINI_ANALYSIS, MINI_REFERENCE, MINI_RULES, mini_adaptive_sweep
 
     sweep_ = mini_adaptive_sweep()
     ((reference, reference_eval),) = sweep_.references
     assert reference.name == f"checkpoints/isoflop/{MINI_REFERENCE.name}" and MINI_REFERENCE.budget > max(MINI_RULES.budgets)
     assert reference_eval.fn is run_eval and reference_eval.config.model_path is reference
     assert reference.config.resume_from.step.name.startswith("checkpoints/isoflop-stable/")  # branched off its width's trunk
-    from experiments.adaptive_sweep import build_state
+    from soda_jax.recipes.adaptive_sweep import build_state
 
     state = build_state(sweep_, "/nonexistent-prefix")
     analysis = state.steps[-1]

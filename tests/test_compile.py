@@ -111,7 +111,7 @@ def test_soda_4b_batch_512_does_not_fit_a_v5p_8(tmp_path, capsys):
 def test_final_runs_fit_their_slices(model):
     """SODA's four final runs on their published slices with the catalogue's mesh, FLOPs counted
     (measured: 193 / 304 / 338 / 349 s for 135M / 600M / 1.7B / 4B on 2 cores beside a CPU sweep)."""
-    from experiments.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
+    from soda_jax.recipes.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 
     shape = model_shape(model)
     tpu = SODA_TPU_SLICES[shape]
@@ -167,8 +167,8 @@ def test_a_run_goes_on_the_smallest_slice_its_compiled_step_fits():
 
 def test_slice_choice_is_wired_into_training_steps():
     """``default_train(tpu=(...))`` requests the smallest candidate and lets the pre-flight move it."""
-    from experiments.defaults import train_resources
-    from experiments.isoflop_sweep import SWEEP_SLICES
+    from soda_jax.recipes.defaults import train_resources
+    from soda_jax.recipes.isoflop_sweep import SWEEP_SLICES
 
     resources = train_resources(SWEEP_SLICES[::-1], slices=1, preflight=True)
     assert resources.tpu == "v5p-8" and resources.preflight == SmallestFittingSlice(SWEEP_SLICES[::-1])

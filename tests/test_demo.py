@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from experiments.demo_data import DEMO_VALIDATION_FRACTION
 from soda_jax import fileio
 from soda_jax.contracts import VALIDATION_SPLIT
 from soda_jax.data.caches import split_of
 from soda_jax.execution.provenance import PROVENANCE_FILE
+from soda_jax.recipes.demo_data import DEMO_VALIDATION_FRACTION
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,13 +14,13 @@ import tarfile
 import pytest
 from hub_standin import HubStandin, forget_huggingface_hub_state, git_blob_id, point_huggingface_hub_at
 
-from experiments.defaults import default_download
 from soda_jax import fileio
 from soda_jax.contracts import DOWNLOAD_MANIFEST_FILE as MANIFEST_FILE
 from soda_jax.data.download import DownloadConfig, DownloadError, download, included
 from soda_jax.execution import Executor
 from soda_jax.execution.executor import ExecutorError
 from soda_jax.execution.provenance import INPUTS_FILE
+from soda_jax.recipes.defaults import default_download
 
 GRANTED, NOT_GRANTED, UNKNOWN = "hf_granted", "hf_not_granted", "hf_unknown"
 DATASET = "standin/yodas2"

@@ -34,8 +34,8 @@ from soda_jax.eval.heldout import (
     HeldOutSpec,
     write_heldout_sets,
 )
-from soda_jax.eval.layouts import BadInput, audio_cell, read_librispeech, read_seed_tts, read_table_rows
 from soda_jax.eval.miniset import SENTENCE_PAIRS, WORD_PAIRS
+from soda_jax.eval.readers import BadInput, audio_cell, read_librispeech, read_seed_tts, read_table_rows
 from soda_jax.execution import Executor, ExecutorStep, this_output_path, versioned
 
 WORDS = ("garden", "window", "coffee", "river")
@@ -123,7 +123,7 @@ def test_held_out_speech_is_cut_at_word_boundaries_deterministically_and_bad_rec
 
 
 def test_mini_task_set_step_takes_only_held_out_recordings(tmp_path):
-    from experiments.defaults import default_mini_tasksets
+    from soda_jax.recipes.defaults import default_mini_tasksets
 
     fraction = 0.35  # holds out Emilia utterances 7, 9 and 11 (all slt) and YODAS2 recording 2 (kal16)
     corpus = ExecutorStep(

@@ -15,7 +15,9 @@ from helpers_data import save_test_tokenizer
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.eval.codebooks import codebook_mask, select_codebooks, soda_reshape_selection
-from soda_jax.eval.layouts import (
+from soda_jax.eval.normalize import seed_tts_normalize, soda_normalize, whisper_normalize
+from soda_jax.eval.pairs import PairTask, summarize_pairs, wilson_interval
+from soda_jax.eval.readers import (
     EMPTY_TEXT,
     MALFORMED_RECORD,
     MISSING_AUDIO,
@@ -26,8 +28,6 @@ from soda_jax.eval.layouts import (
     read_seed_tts,
     read_table_rows,
 )  # fmt: skip
-from soda_jax.eval.normalize import seed_tts_normalize, soda_normalize, whisper_normalize
-from soda_jax.eval.pairs import PairTask, summarize_pairs, wilson_interval
 from soda_jax.eval.wer import word_error_rate
 from soda_jax.inference.prompts import asr_nshot_prompt, choose_shots
 
@@ -203,7 +203,7 @@ def test_pair_tasks_read_the_public_releases_fields(tmp_path):
     """SALMon's ``positive_audio`` / ``negative_audio`` / ``task``, sWUGGY's and sBLIMP's fields
     (speech and text versions); a row without its negative is counted, not fatal."""
     from soda_jax.eval.pairs import _items, salmon, sblimp, swuggy, tblimp, twuggy
-    from soda_jax.eval.store import TaskStore
+    from soda_jax.eval.results import TaskStore
 
     def audio(seconds):
         return {"bytes": _wav_bytes(seconds), "path": None}

@@ -33,9 +33,9 @@ from soda_jax.audio.codec import CodecConfig
 from soda_jax.data.synth import FLITE_VOICES, synthesize
 from soda_jax.eval.codebooks import soda_reshape_selection
 from soda_jax.eval.context import EvalContext
-from soda_jax.eval.layouts import audio_bytes_of
 from soda_jax.eval.nll import KINDS, token_kinds
 from soda_jax.eval.pairs import SPEECH, content_logprobs, utterance_score
+from soda_jax.eval.readers import audio_bytes_of
 from soda_jax.eval.step import EvalConfig, run_eval
 from soda_jax.eval.tasks import (
     AsrTask,

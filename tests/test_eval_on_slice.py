@@ -17,10 +17,10 @@ import textwrap
 
 import pytest
 
-from experiments.defaults import default_eval
 from soda_jax.eval.nll import ValidationNllTask
+from soda_jax.eval.results import RESULTS_FILE, TASKS_DIR
 from soda_jax.eval.step import EvalConfig, run_eval
-from soda_jax.eval.store import RESULTS_FILE, TASKS_DIR
+from soda_jax.recipes.defaults import default_eval
 
 HOST_SCRIPT = textwrap.dedent(
     """

@@ -22,7 +22,7 @@ from soda_jax.eval.report import (
     result_rows,
     results_table,
 )
-from soda_jax.eval.store import TaskStore, write_results
+from soda_jax.eval.results import TaskStore, write_results
 from soda_jax.execution import ExecutorStep, InputName, this_output_path, versioned
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experiments package
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experim
 
 # ----------------------------------------------------------------------------------- the settings
 def fixture_sets(root, *, with_shots=True, with_scorers=False) -> None:
-    """Local copies as `experiments.soda_eval_sets` looks for them (the layouts' entry points only):
+    """Local copies as `soda_jax.recipes.soda_eval_sets` looks for them (the layouts' entry points only):
     sWUGGY, sBLIMP, LibriSpeech and lm-eval's HellaSwag are there; SALMon and Seed-TTS are not."""
     for name in ("sWUGGY", "sBLIMP", "LibriSpeech/test-clean", "lm-eval-tasks"):
         os.makedirs(os.path.join(root, name), exist_ok=True)
@@ -56,7 +56,7 @@ def eval_root(tmp_path, monkeypatch):
 
 
 def test_missing_sets_are_skipped_by_name_with_the_path_they_were_looked_for_at(eval_root):
-    from experiments.soda_eval_sets import soda_eval_plan
+    from soda_jax.recipes.soda_eval_sets import soda_eval_plan
 
     plan = soda_eval_plan()
     assert [t.name for t in plan.tasks] == ["swuggy", "twuggy", "sblimp", "tblimp", "librispeech", "librispeech_3shot", "lm_eval"]
@@ -72,7 +72,7 @@ def test_missing_sets_are_skipped_by_name_with_the_path_they_were_looked_for_at(
 
 
 def test_an_override_a_missing_shot_split_and_local_scorers(tmp_path, monkeypatch):
-    from experiments.soda_eval_sets import SodaEvalRoots, soda_eval_plan
+    from soda_jax.recipes.soda_eval_sets import SodaEvalRoots, soda_eval_plan
 
     root = str(tmp_path / "sets")
     fixture_sets(root, with_shots=False, with_scorers=True)
@@ -103,10 +103,10 @@ def _model_step(eval_step: ExecutorStep):
 
 
 def test_every_sweep_run_is_evaluated_and_the_analysis_reads_every_evaluation(eval_root, tmp_path):
-    from experiments.adaptive_sweep import build_state
-    from experiments.isoflop_sweep import soda_adaptive_sweep, soda_mix_data
-    from experiments.soda_eval_sets import SODA_CAPABILITY_METRICS
     from soda_jax.eval.step import run_eval
+    from soda_jax.recipes.adaptive_sweep import build_state
+    from soda_jax.recipes.isoflop_sweep import soda_adaptive_sweep, soda_mix_data
+    from soda_jax.recipes.soda_eval_sets import SODA_CAPABILITY_METRICS
     from soda_jax.scaling.sweep import isoflop_grid
     from soda_jax.training.train import train
 
@@ -125,7 +125,7 @@ def test_every_sweep_run_is_evaluated_and_the_analysis_reads_every_evaluation(ev
 
 
 def test_sweep_dry_run_shows_an_evaluation_per_run(eval_root, tmp_path, capsys):
-    from experiments import isoflop_sweep
+    from soda_jax.recipes import isoflop_sweep
     from soda_jax.scaling.sweep import isoflop_grid
 
     isoflop_sweep.main(["--prefix", str(tmp_path / "prefix"), "--dry_run"])
@@ -138,9 +138,9 @@ def test_sweep_dry_run_shows_an_evaluation_per_run(eval_root, tmp_path, capsys):
 
 
 def test_final_runs_are_evaluated_and_starred_on_the_sweep_analysis(eval_root, tmp_path, capsys):
-    from experiments import soda_final
-    from experiments.soda_models import SODA_MODELS
     from soda_jax.eval.step import run_eval
+    from soda_jax.recipes import soda_final
+    from soda_jax.recipes.soda_models import SODA_MODELS
     from soda_jax.scaling.sweep import isoflop_grid
 
     steps = soda_final.soda_final_steps(str(tmp_path / "prefix"))
@@ -163,8 +163,8 @@ def test_final_runs_are_evaluated_and_starred_on_the_sweep_analysis(eval_root, t
 
 
 def test_soda_eval_dry_run_of_a_checkpoint(eval_root, tmp_path, capsys):
-    from experiments import soda_eval
-    from experiments.soda_eval_sets import SodaEvalRoots, soda_eval_plan
+    from soda_jax.recipes import soda_eval
+    from soda_jax.recipes.soda_eval_sets import SodaEvalRoots, soda_eval_plan
 
     model = str(tmp_path / "SODA-4B-base")
     (step,) = soda_eval.soda_eval_steps(model)
@@ -178,9 +178,9 @@ def test_soda_eval_dry_run_of_a_checkpoint(eval_root, tmp_path, capsys):
 
 
 def test_without_any_set_the_sweep_has_no_evaluations_and_says_what_it_would_fit(tmp_path, monkeypatch):
-    from experiments.isoflop_sweep import build_sweep, soda_mix_data
-    from experiments.soda_eval_sets import SodaEvalRoots, soda_eval_plan
     from soda_jax.eval.step import run_eval
+    from soda_jax.recipes.isoflop_sweep import build_sweep, soda_mix_data
+    from soda_jax.recipes.soda_eval_sets import SodaEvalRoots, soda_eval_plan
 
     steps = build_sweep(soda_mix_data(), plan=soda_eval_plan(SodaEvalRoots()))
     assert not [s for s in steps if s.fn is run_eval] and steps[-1].config.eval_paths == ()

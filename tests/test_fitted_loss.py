@@ -177,8 +177,8 @@ def test_an_unknown_fitted_loss_fails_before_any_run_is_read(tmp_path):
 
 
 def test_the_fitted_loss_is_part_of_the_analysis_version():
-    from experiments.defaults import default_scaling_analysis
     from soda_jax.execution.versioning import compute_identities
+    from soda_jax.recipes.defaults import default_scaling_analysis
 
     steps = [default_scaling_analysis("analysis/x", [], fitted_loss=name) for name in ("heldout_speech_nll", "validation_macro")]
     identities = compute_identities(steps, "/prefix")

@@ -59,8 +59,8 @@ def test_configs_are_the_generators_output():
 
 def test_every_slice_an_experiment_asks_for_has_a_node_type():
     """The final runs' and the sweep's slices, and any slice type an experiment file spells out."""
-    from experiments.isoflop_sweep import SWEEP_SLICES
-    from experiments.soda_models import SODA_TPU_SLICES
+    from soda_jax.recipes.isoflop_sweep import SWEEP_SLICES
+    from soda_jax.recipes.soda_models import SODA_TPU_SLICES
 
     wanted = {*SODA_TPU_SLICES.values(), *SWEEP_SLICES}
     for name in sorted(os.listdir(os.path.join(ROOT, "experiments"))):

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 import pytest
 from hub_standin import HubStandin, forget_huggingface_hub_state, point_huggingface_hub_at
 
-from experiments.defaults import (
-    default_interleave,
-    default_synth_demo_corpus,
-    default_tokenize,
-    default_tokenize_text,
-)
 from soda_jax import fileio
 from soda_jax.execution import Executor, ExecutorStep, this_output_path
 from soda_jax.execution.executor import ExecutorError
 from soda_jax.execution.provenance import INPUTS_FILE
 from soda_jax.execution.versioning import compute_identities, fixed_inputs
+from soda_jax.recipes.defaults import (
+    default_interleave,
+    default_synth_demo_corpus,
+    default_tokenize,
+    default_tokenize_text,
+)
 
 
 @dataclass(frozen=True)

@@ -266,8 +266,8 @@ def test_unsupported_configs_and_missing_weights_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------ tokenize step
 def test_tokenize_step_versions_the_backend_only_when_chosen():
-    from experiments.defaults import default_synth_demo_corpus, default_tokenize
     from soda_jax.execution.versioning import compute_identities
+    from soda_jax.recipes.defaults import default_synth_demo_corpus, default_tokenize
 
     speech_step = default_synth_demo_corpus()
     default = default_tokenize("demo-yodas2", speech_step / "yodas2", source="yodas2")

@@ -12,12 +12,12 @@ from helpers_data import save_test_tokenizer
 from levanter.data.text.datasets import CausalLmDataset, PackedTokenDataset, TokenSeqDataset
 from levanter.schedule import BatchSchedule
 
-from experiments.data_mixes import MIXES, SODA_FINAL_TEXT_SHARE, SODA_SPEECH_TOKENS_B, mixture_config
 from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.data import caches
 from soda_jax.data.cache_vocab import save_cache_vocab
 from soda_jax.data.mixture import soda_mixture
 from soda_jax.data.packing import document_lm_dataset
+from soda_jax.recipes.data_mixes import MIXES, SODA_FINAL_TEXT_SHARE, SODA_SPEECH_TOKENS_B, mixture_config
 
 SEQ_LEN = 32
 SAMPLED_SEQUENCES = 10_000

@@ -19,12 +19,12 @@ import pytest
 from helpers_cluster import emulated_host, local_cluster
 from helpers_training import tiny_config, write_test_cache
 
-from experiments.defaults import default_train
 from soda_jax.execution.executor import Executor
 from soda_jax.execution.parallel import ensure_ray
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.step import Resources
 from soda_jax.execution.tpu import TpuUnavailableError, run_on_tpu_slices
+from soda_jax.recipes.defaults import default_train
 from soda_jax.training.train import train
 
 SLICE = "v5p-16"

@@ -106,8 +106,8 @@ def test_tokenize_with_a_gpu_reaches_the_codec(ray_with_a_gpu, tmp_path):
     and the torch codec moves to CUDA, which this CPU-only torch cannot: the step fails saying so."""
     from helpers_audio import write_yodas2_corpus
 
-    from experiments.defaults import default_tokenize
     from soda_jax.execution import Executor, ExecutorError
+    from soda_jax.recipes.defaults import default_tokenize
 
     write_yodas2_corpus(str(tmp_path / "raw"), num_shards=2)
     step = default_tokenize("gpu", str(tmp_path / "raw"), source="yodas2", resources=Resources(cpus=1, gpu=1))
@@ -117,7 +117,7 @@ def test_tokenize_with_a_gpu_reaches_the_codec(ray_with_a_gpu, tmp_path):
 
 
 def test_default_tokenize_takes_cpus_or_resources_and_a_slice_runs_jax():
-    from experiments.defaults import default_tokenize
+    from soda_jax.recipes.defaults import default_tokenize
 
     step = default_tokenize("c", "raw", source="yodas2", cpus=4)
     assert step.config.num_cpus_per_shard == 4 and step.resources == Resources()

@@ -156,7 +156,7 @@ def synthetic_train_step(run, log_path):
 
 
 def test_rerunning_the_experiment_adds_exactly_the_proposed_runs(tmp_path):
-    from experiments.adaptive_sweep import AdaptiveSweep, build_state, run_adaptive_sweep
+    from soda_jax.recipes.adaptive_sweep import AdaptiveSweep, build_state, run_adaptive_sweep
 
     rules = sweep.SweepRules(budgets=(6e19,), min_hidden=1536)  # 3 widths, the best at the upper edge
     log = tmp_path / "ran.txt"

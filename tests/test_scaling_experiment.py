@@ -12,9 +12,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the experim
 
 from helpers_scaling import TRUE_LAW, heldout_section  # noqa: E402
 
-from experiments.defaults import default_scaling_analysis  # noqa: E402
 from soda_jax.execution import ExecutorMainConfig, ExecutorStep, run_experiment, this_output_path, versioned  # noqa: E402
 from soda_jax.models import flops, qwen3_config  # noqa: E402
+from soda_jax.recipes.defaults import default_scaling_analysis  # noqa: E402
 from soda_jax.scaling import sweep  # noqa: E402
 from soda_jax.scaling.analysis import FITS_FILE  # noqa: E402
 
@@ -37,7 +37,7 @@ def test_sweep_runs_map_to_the_training_step_configs():
 
 
 def test_sweep_train_step_is_the_project_training_step():
-    from experiments.isoflop_sweep import sweep_train_step
+    from soda_jax.recipes.isoflop_sweep import sweep_train_step
     from soda_jax.training.train import train
 
     run = next(r for r in sweep.isoflop_grid() if r.shape.hidden_dim == 768)
@@ -100,7 +100,8 @@ def test_eval_steps_must_pair_with_train_steps():
 
 
 def test_mini_sweep_grid_follows_its_rules():
-    from experiments.isoflop_mini import (
+    from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS
+    from soda_jax.recipes.isoflop_mini import (
         MINI_FIRST_GRID,
         MINI_LIMITS,
         MINI_PRIOR,
@@ -109,7 +110,6 @@ def test_mini_sweep_grid_follows_its_rules():
         MINI_VOCAB_SIZE,
         mini_text_tokenizer,
     )
-    from soda_jax.audio.vocab import MIMI_CODEBOOKS, SPECIAL_TOKENS
 
     assert mini_text_tokenizer.config.vocab_size.value == MINI_TEXT_VOCAB
     assert MINI_RULES.vocab_size == MINI_VOCAB_SIZE == MINI_TEXT_VOCAB + len(SPECIAL_TOKENS) + MIMI_CODEBOOKS * 2048
@@ -138,8 +138,8 @@ def test_mini_sweep_grid_follows_its_rules():
 
 
 def test_mini_sweep_evaluates_every_run_and_fits_capabilities():
-    from experiments.isoflop_mini import MINI_CAPABILITY_METRICS, MINI_FIRST_GRID, build_mini_sweep
     from soda_jax.eval.step import run_eval
+    from soda_jax.recipes.isoflop_mini import MINI_CAPABILITY_METRICS, MINI_FIRST_GRID, build_mini_sweep
     from soda_jax.training.train import train
 
     steps = build_mini_sweep()
@@ -153,9 +153,9 @@ def test_mini_sweep_evaluates_every_run_and_fits_capabilities():
 
 
 def test_mini_sweep_tokenizer_gives_the_vocabulary_its_rules_count(tmp_path):
-    from experiments.isoflop_mini import MINI_VOCAB_SIZE, mini_text_tokenizer
-    from soda_jax.audio.text_tokenizers import TrainBpeConfig, train_bpe_tokenizer
     from soda_jax.audio.vocab import AudioTextVocab
+    from soda_jax.data.tokenizer_steps import TrainBpeConfig, train_bpe_tokenizer
+    from soda_jax.recipes.isoflop_mini import MINI_VOCAB_SIZE, mini_text_tokenizer
 
     config = mini_text_tokenizer.config
     train_bpe_tokenizer(TrainBpeConfig(str(tmp_path / "bpe"), config.texts.value, config.vocab_size.value))

@@ -89,7 +89,7 @@ def test_format_grid_lists_every_run():
 
 
 def test_fixed_batch_changes_only_the_width_along_a_budget():
-    from experiments.isoflop_mini import MINI_RULES
+    from soda_jax.recipes.isoflop_mini import MINI_RULES
 
     rules = dataclasses.replace(MINI_RULES, fixed_batch_size=4, min_batch_size=4, min_hidden=16, hidden_step=8, wide_hidden_step=8)
     for budget in rules.budgets:

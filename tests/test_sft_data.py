@@ -175,9 +175,9 @@ def test_tokenized_corpus_gives_one_pair_per_segment(asr_cache, tmp_path, tokeni
 
 
 def test_default_sft_starts_from_its_base_step_and_versions_the_source():
-    from experiments.defaults import default_sft, default_sft_data, default_train
     from soda_jax.data.mixture import soda_mixture
     from soda_jax.execution.versioning import compute_identities, dependencies
+    from soda_jax.recipes.defaults import default_sft, default_sft_data, default_train
     from soda_jax.training import TrainRecipe
 
     base = default_train("base", soda_mixture({"speech": "/caches/speech"}, {"speech": 1.0}), TEST_TINY, TrainRecipe(seq_len=64, batch_size=8, num_train_steps=4))

@@ -53,8 +53,8 @@ def test_adamc_weight_decay_follows_the_schedule():
 
 def test_the_cvss_experiment_fine_tunes_marins_base_on_marins_slice(monkeypatch):
     monkeypatch.delenv("SODA_BASE_MODEL", raising=False)
-    from experiments.soda_sft_cvss import pop_base_size, soda_cvss_sft
     from soda_jax.models import SODA_4B, SODA_600M
+    from soda_jax.recipes.soda_sft_cvss import pop_base_size, soda_cvss_sft
 
     step = soda_cvss_sft()
     assert step.name == "checkpoints/soda-600m-cvss-s2st" and step.resources.tpu == "v5p-8"

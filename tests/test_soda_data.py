@@ -18,16 +18,16 @@ import zstandard
 from helpers_audio import SENTENCES, needs_espeak, recording, speech
 from hub_standin import HubStandin, forget_huggingface_hub_state, point_huggingface_hub_at
 
-from experiments import soda_data
-from experiments.soda_data import SodaDataRoots, main, parse_roots, soda_data_caches
 from soda_jax import fileio
 from soda_jax.audio.codec import MimiCodec
-from soda_jax.audio.text_tokenizers import ExportTokenizerConfig, export_tokenizer
 from soda_jax.contracts import STATS_FILE
 from soda_jax.data.sources import SkipCounter, get_source, yodas2
 from soda_jax.data.synth import ShortUtterance, write_emilia_shard, write_yodas2_shard
+from soda_jax.data.tokenizer_steps import ExportTokenizerConfig, export_tokenizer
 from soda_jax.execution import Executor
 from soda_jax.execution.executor import ExecutorError, topological_order
+from soda_jax.recipes import soda_data
+from soda_jax.recipes.soda_data import SodaDataRoots, main, parse_roots, soda_data_caches
 
 pytestmark = needs_espeak
 

@@ -144,7 +144,7 @@ def test_the_demo_text_corpus_is_a_tokenize_text_input(tmp_path):
 
 
 def test_the_mini_study_arms_differ_in_the_text_share_only(tmp_path):
-    from experiments.study_text_share_mini import STUDY, TEXT_SHARES, build_mini_study
+    from soda_jax.recipes.study_text_share_mini import STUDY, TEXT_SHARES, build_mini_study
 
     steps = build_mini_study()
     train = [s for s in steps if s.name.startswith(f"checkpoints/{STUDY}/")]
@@ -181,8 +181,8 @@ def test_arms_are_never_confused_with_each_other_in_the_plot_order(tmp_path):
 def soda_setup(tmp_path):
     """Local roots for SODA's corpora and assets (nothing read: the steps are only built), and an
     evaluation plan over local sWUGGY, sBLIMP and LibriSpeech directories."""
-    from experiments.soda_data import SodaDataRoots
-    from experiments.soda_eval_sets import SodaEvalRoots, soda_eval_plan
+    from soda_jax.recipes.soda_data import SodaDataRoots
+    from soda_jax.recipes.soda_eval_sets import SodaEvalRoots, soda_eval_plan
 
     roots = SodaDataRoots(**{name: str(tmp_path / name) for name in
                              ("yodas2_root", "emilia_root", "nemotron_cc_root", "mls_root", "tokenizer", "mimi")})  # fmt: skip
@@ -201,9 +201,9 @@ def study_parts(steps, study):
 
 
 def test_the_text_share_study_is_sodas_nemotron_sweep(soda_setup):
-    from experiments.soda_models import SODA_TEXT_SHARE_RECIPE
-    from experiments.study_text_share import STUDY, TEXT_SHARES, text_share_study
     from soda_jax.models.catalogue import SODA_150M
+    from soda_jax.recipes.soda_models import SODA_TEXT_SHARE_RECIPE
+    from soda_jax.recipes.study_text_share import STUDY, TEXT_SHARES, text_share_study
 
     roots, plan = soda_setup
     train, evaluations = study_parts(text_share_study(roots, plan), STUDY)
@@ -219,9 +219,9 @@ def test_the_text_share_study_is_sodas_nemotron_sweep(soda_setup):
 
 
 def test_the_data_source_study_validates_every_arm_on_every_corpus(soda_setup):
-    from experiments.data_mixes import MIXES
-    from experiments.soda_models import SODA_DATA_SOURCES_RECIPE
-    from experiments.study_data_sources import ARMS, STUDY, data_sources_study
+    from soda_jax.recipes.data_mixes import MIXES
+    from soda_jax.recipes.soda_models import SODA_DATA_SOURCES_RECIPE
+    from soda_jax.recipes.study_data_sources import ARMS, STUDY, data_sources_study
 
     roots, plan = soda_setup
     train, evaluations = study_parts(data_sources_study(roots, plan), STUDY)
@@ -236,10 +236,10 @@ def test_the_data_source_study_validates_every_arm_on_every_corpus(soda_setup):
 
 
 def test_the_token_type_study_reads_one_corpus_in_three_layouts_and_scores_pairs_only(soda_setup, tmp_path):
-    from experiments.soda_data import soda_final_caches
-    from experiments.soda_models import SODA_TOKEN_TYPES_RECIPE
-    from experiments.study_token_types import STUDY, token_types_study
     from soda_jax.models import SODA_1_7B
+    from soda_jax.recipes.soda_data import soda_final_caches
+    from soda_jax.recipes.soda_models import SODA_TOKEN_TYPES_RECIPE
+    from soda_jax.recipes.study_token_types import STUDY, token_types_study
 
     roots, plan = soda_setup
     steps = token_types_study(roots, plan)

@@ -83,8 +83,8 @@ def test_a_host_refuses_to_add_to_an_output_of_another_codec(tmp_path):
 
 # ------------------------------------------------------------------------ matmul precision
 def test_a_lower_matmul_precision_is_versioned_and_highest_keeps_every_path():
-    from experiments.defaults import default_synth_demo_corpus, default_tokenize
     from soda_jax.execution.versioning import compute_identities
+    from soda_jax.recipes.defaults import default_synth_demo_corpus, default_tokenize
 
     speech = default_synth_demo_corpus()
     plain = default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2")
@@ -149,11 +149,11 @@ def tpu_cluster():
 def test_a_tokenize_step_on_a_two_host_slice_splits_the_shards(tpu_cluster, tmp_path):
     import ray
 
-    from experiments.defaults import default_tokenize
     from soda_jax.execution import Executor, Resources
     from soda_jax.execution.provenance import PROVENANCE_FILE
     from soda_jax.execution.tpu import run_on_tpu_slices
     from soda_jax.execution.versioning import instantiate
+    from soda_jax.recipes.defaults import default_tokenize
 
     raw, reference = str(tmp_path / "raw"), str(tmp_path / "reference")
     write_yodas2_corpus(raw, num_shards=5)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.data_mixes import mixture_config
-from experiments.defaults import default_interleave, default_train
 from soda_jax.data import mixture
 from soda_jax.execution import Executor, ExecutorStep
 from soda_jax.models import TEST_TINY
+from soda_jax.recipes.data_mixes import mixture_config
+from soda_jax.recipes.defaults import default_interleave, default_train
 from soda_jax.training import TrainRecipe
 
 RECIPE = TrainRecipe(seq_len=32, batch_size=8, num_train_steps=4)

@@ -10,7 +10,7 @@ slice (`compile_report`); the choice, in order:
 3. among those, the most HBM left per chip (budget less peak), which is what a longer sequence,
    a bigger batch or the runtime's own buffers can use.
 
-``benchmarks/compile_final_runs.py`` applies it to SODA's final runs; `experiments.soda_models`
+``benchmarks/compile_final_runs.py`` applies it to SODA's final runs; `soda_jax.recipes.soda_models`
 records the result as the catalogue default (README's TPU section has the table).
 """
 

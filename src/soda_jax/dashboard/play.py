@@ -2,7 +2,7 @@
 
 A submitted form is checked (`play_inputs`), queued (`play_jobs`) and answered at once with a job
 id; the worker loads the model once per checkpoint (`play_models.ModelCache`), writes the uploads
-under ``{prefix}/play/{id}/inputs/`` and calls `soda_jax.inference.tasks.run_task`, which writes the
+under ``{prefix}/play/{id}/inputs/`` and calls `soda_jax.inference.requests.run_task`, which writes the
 same ``{task}.json`` and WAV/text ``soda generate`` writes (`play_results`). Routes:
 
 - ``GET /play``: the page; ``GET /play/results``: its results table (HTML, the page reloads it);
@@ -29,7 +29,7 @@ from soda_jax.dashboard.play_jobs import GENERATING, LOADING, Job, JobQueue
 from soda_jax.dashboard.play_models import ModelCache, ModelDirectories
 from soda_jax.dashboard.store import PrefixStore
 from soda_jax.inference.prompts import sampling_params
-from soda_jax.inference.tasks import run_task
+from soda_jax.inference.requests import run_task
 
 MAX_FORM_FIELDS = 40
 """Form fields a request may carry (the page sends about a dozen)."""

@@ -21,8 +21,8 @@ from soda_jax.audio.audio_io import AudioReadError, decode_native
 from soda_jax.dashboard.play_models import ModelChoice
 from soda_jax.dashboard.play_shots import MAX_SHOTS
 from soda_jax.inference.prompts import TASK_DEFAULTS
+from soda_jax.inference.requests import DEFAULT_PROMPT_SECONDS
 from soda_jax.inference.sampling import SamplingParams
-from soda_jax.inference.tasks import DEFAULT_PROMPT_SECONDS
 
 PLAY_TASKS = {
     "tts": "text to speech",
@@ -38,7 +38,7 @@ TASK_FIELDS = {
     "asr": ("audio",),
     "continuation": ("audio",),
 }
-"""The inputs each task needs (form field names, as `soda_jax.inference.tasks.run_task` names them)."""
+"""The inputs each task needs (form field names, as `soda_jax.inference.requests.run_task` names them)."""
 AUDIO_FIELDS = ("audio", "ref_audio")
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 """Largest audio file accepted (about 90 s of 16-bit 48 kHz stereo WAV, far more than a context holds)."""

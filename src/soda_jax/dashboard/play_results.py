@@ -1,6 +1,6 @@
 """Playground results under ``{prefix}/play/{id}/``: what one request leaves, and the list the page shows.
 
-Each request writes what ``soda generate`` writes (`soda_jax.inference.tasks.run_task`):
+Each request writes what ``soda generate`` writes (`soda_jax.inference.requests.run_task`):
 ``{task}.json`` (task, checkpoint, inputs, prompt and generated ids, sampling, seed, finish reason,
 output) and ``{task}.wav`` or ``{task}.txt``, with its uploads under ``inputs/`` (the JSON's inputs
 name them). A request that fails removes its directory: bad input changes nothing.

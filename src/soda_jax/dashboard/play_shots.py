@@ -14,8 +14,8 @@ from soda_jax.dashboard.paths import OutsidePrefix
 from soda_jax.dashboard.play_models import subdirectories
 from soda_jax.dashboard.store import PrefixStore
 from soda_jax.eval.asr import AsrTask
-from soda_jax.eval.layouts import BadInput, read_librispeech
 from soda_jax.eval.normalize import soda_normalize
+from soda_jax.eval.readers import BadInput, read_librispeech
 from soda_jax.inference.prompts import choose_shots
 
 LIBRISPEECH_DIR = "librispeech"

@@ -36,7 +36,7 @@ from soda_jax.data.interleave import (
     split_segments,
 )
 from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
-from soda_jax.data.utterances import read_utterance_shard
+from soda_jax.data.utterance_shards import read_utterance_shard
 
 logger = logging.getLogger(__name__)
 

@@ -90,7 +90,7 @@ class MixtureSpec:
     train_weights: Mapping[str, float]
     """Name -> sampling weight, normalised; 0 for a validation-only component."""
     name: str = ""
-    """The named mix this came from (``experiments.data_mixes.MIXES``), for people reading versions."""
+    """The named mix this came from (``soda_jax.recipes.data_mixes.MIXES``), for people reading versions."""
     tokenizer: str | None = None
     """Full-vocabulary tokenizer directory; None: the first component's ``vocab/tokenizer``."""
     mixture_block_size: int = DEFAULT_MIXTURE_BLOCK_SIZE

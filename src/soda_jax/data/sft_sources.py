@@ -38,7 +38,7 @@ from soda_jax.data.sft_prompts import (
     prompt_response,
     tts_pair,
 )
-from soda_jax.data.utterances import read_utterance_shard
+from soda_jax.data.utterance_shards import read_utterance_shard
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from soda_jax.eval.context import EvalContext, text_until_marker
-from soda_jax.eval.layouts import TOO_LONG, BadInput, Utterance, read_librispeech
 from soda_jax.eval.normalize import normalizer, soda_normalize
+from soda_jax.eval.readers import TOO_LONG, BadInput, Utterance, read_librispeech
+from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
-from soda_jax.eval.store import TaskStore
 from soda_jax.eval.wer import word_error_rate
 from soda_jax.inference.prompts import asr_nshot_prompt, asr_prompt, choose_shots
 

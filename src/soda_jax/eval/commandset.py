@@ -16,7 +16,7 @@ is synthesised afresh, so no item's audio was trained on:
 
 LibriSpeech's layout (`eval.heldout.write_librispeech`: speaker directories, transcripts in upper
 case) and Seed-TTS's (`eval.heldout.write_seed_tts`); the same readers as for the real releases read
-them (`soda_jax.eval.layouts`).
+them (`soda_jax.eval.readers`).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.asr import generate_for_utterances, pending_utterances
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
+from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe
 from soda_jax.eval.speaker import cosine_similarities
-from soda_jax.eval.store import TaskStore
 from soda_jax.eval.tts import Scorers, write_wav
 from soda_jax.inference.prompts import continuation_prompt
 

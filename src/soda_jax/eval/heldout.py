@@ -39,8 +39,8 @@ from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, resample
 from soda_jax.data import caches
 from soda_jax.data.sources import SOURCES, SkipCounter, Utterance
 from soda_jax.eval.asr_backends import ASR_SAMPLE_RATE, PocketSphinxAsr
-from soda_jax.eval.layouts import audio_bytes_of
 from soda_jax.eval.normalize import seed_tts_normalize
+from soda_jax.eval.readers import audio_bytes_of
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from soda_jax.eval.context import EvalContext, text_until_marker
-from soda_jax.eval.store import TaskStore
+from soda_jax.eval.results import TaskStore
 from soda_jax.inference.generate import MIN_PROMPT_BUCKET, bucket, full_logits
 from soda_jax.inference.sampling import SamplingParams
 

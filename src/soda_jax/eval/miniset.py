@@ -12,7 +12,7 @@ Real words against pronounceable non-words (sWUGGY-style) and grammatical agains
 sentences (sBLIMP/tBLIMP-style) are synthesised with flite/espeak-ng. ASR, TTS and continuation
 items are word-aligned excerpts of the recordings the interleave step held out (`eval.heldout`), so
 no item's audio was trained on. Everything is short, so prompts fit the demo model's 256-token
-context. The same readers as for the real releases read them (`soda_jax.eval.layouts`).
+context. The same readers as for the real releases read them (`soda_jax.eval.readers`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.contracts import STATS_FILE
 from soda_jax.data.synth import DEMO_VOICES, Voice, synthesize
 from soda_jax.eval.heldout import HeldOutSpec, write_heldout_sets
-from soda_jax.eval.layouts import audio_bytes_of
+from soda_jax.eval.readers import audio_bytes_of
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from soda_jax.audio.vocab import AudioTextVocab
 from soda_jax.contracts import TRAINING_MANIFEST_FILE, VALIDATION_SPLIT
 from soda_jax.data.caches import open_cache
 from soda_jax.eval.context import EvalContext
-from soda_jax.eval.store import TaskStore
+from soda_jax.eval.results import TaskStore
 from soda_jax.training.manifest import read_manifest
 from soda_jax.training.validation import KINDS, TokenKindLayout
 

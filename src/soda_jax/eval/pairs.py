@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from soda_jax.eval.codebooks import codebook_mask
 from soda_jax.eval.context import EvalContext
-from soda_jax.eval.layouts import (
+from soda_jax.eval.normalize import soda_normalize
+from soda_jax.eval.readers import (
     TOO_LONG,
     BadInput,
     audio_cell,
@@ -40,9 +41,8 @@ from soda_jax.eval.layouts import (
     table_base_dir,
     text_cell,
 )
-from soda_jax.eval.normalize import soda_normalize
 from soda_jax.eval.report import wilson_interval
-from soda_jax.eval.store import TaskStore
+from soda_jax.eval.results import TaskStore
 from soda_jax.inference.prompts import tts_prompt
 
 SPEECH = "speech"

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from soda_jax import fileio
-from soda_jax.eval.store import ITEMS_DIR, RESULTS_FILE, SKIPPED
+from soda_jax.eval.results import ITEMS_DIR, RESULTS_FILE, SKIPPED
 
 CONFIDENCE = 0.95
 Z_95 = 1.959963984540054

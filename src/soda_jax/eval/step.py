@@ -1,7 +1,7 @@
 """The evaluation executor step: load a checkpoint once, run its tasks, write results.json.
 
 A task whose summary exists (``tasks/{task}.json``) is read back, not recomputed; an unfinished
-task resumes after its last written item (`soda_jax.eval.store`). The results list every task's
+task resumes after its last written item (`soda_jax.eval.results`). The results list every task's
 headline numbers under ``metrics`` (what the scaling analysis and the dashboard read) and its
 details (counts, intervals, bad-input counts by reason, the settings used) under ``tasks``.
 
@@ -28,7 +28,7 @@ from soda_jax.eval.continuation import ContinuationTask, run_continuation
 from soda_jax.eval.nll import ValidationNllTask, run_validation_nll
 from soda_jax.eval.pairs import PairTask, run_pairs
 from soda_jax.eval.report import results_table
-from soda_jax.eval.store import TaskStore, write_results
+from soda_jax.eval.results import TaskStore, write_results
 from soda_jax.eval.translation import TranslationTask, run_translation
 from soda_jax.eval.tts import TtsTask, run_tts
 from soda_jax.training.parallelism import ParallelismConfig

@@ -23,14 +23,22 @@ def mini_tasks(root, *, num_shots: int = 1, max_new_tokens: int = 64) -> tuple:
     short = Sampling(max_new_tokens=max_new_tokens)
     return (
         ValidationNllTask(),
-        swuggy(_sub(root, "swuggy")),
-        twuggy(_sub(root, "swuggy")),
-        sblimp(_sub(root, "sblimp")),
-        tblimp(_sub(root, "sblimp")),
+        *mini_pair_tasks(root),
         AsrTask("asr", _sub(root, "librispeech"), sampling=Sampling(max_new_tokens=32)),
         AsrTask(f"asr_{num_shots}shot", _sub(root, "librispeech"), num_shots=num_shots, sampling=Sampling(max_new_tokens=32)),
         TtsTask("tts", _sub(root, "seed-tts/en/meta.lst"), sampling=short),
         ContinuationTask("continuation", _sub(root, "librispeech"), prompt_seconds=0.5, max_items=4, sampling=short),
+    )
+
+
+def mini_pair_tasks(root) -> tuple[PairTask, ...]:
+    """The four likelihood-pair tasks over the `miniset` sets under ``root`` (a path or ``step``):
+    word vs non-word and grammatical vs not, each as speech and as text."""
+    return (
+        swuggy(_sub(root, "swuggy")),
+        twuggy(_sub(root, "swuggy")),
+        sblimp(_sub(root, "sblimp")),
+        tblimp(_sub(root, "sblimp")),
     )
 
 
@@ -107,5 +115,5 @@ def _sub(root, path: str):
 
 __all__ = [
     "AsrTask", "ContinuationTask", "LmEvalTask", "PairTask", "Sampling", "Scorers", "TranslationTask", "TtsTask",
-    "ValidationNllTask", "learn_tasks", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "tts_alignment", "twuggy",
+    "ValidationNllTask", "learn_tasks", "mini_pair_tasks", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "tts_alignment", "twuggy",
 ]  # fmt: skip

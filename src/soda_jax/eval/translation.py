@@ -15,9 +15,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from soda_jax.eval.context import EvalContext, text_until_marker
-from soda_jax.eval.layouts import TOO_LONG, BadInput, audio_cell, read_table_rows, table_base_dir, text_cell
+from soda_jax.eval.readers import TOO_LONG, BadInput, audio_cell, read_table_rows, table_base_dir, text_cell
+from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
-from soda_jax.eval.store import TaskStore
 from soda_jax.inference.prompts import choose_shots, translation_prompt
 
 

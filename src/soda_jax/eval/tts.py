@@ -23,11 +23,11 @@ from tqdm.auto import tqdm
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
-from soda_jax.eval.layouts import TOO_LONG, BadInput, TtsItem, audio_bytes_of, read_seed_tts
 from soda_jax.eval.normalize import normalizer
+from soda_jax.eval.readers import TOO_LONG, BadInput, TtsItem, audio_bytes_of, read_seed_tts
+from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
 from soda_jax.eval.speaker import cosine_similarities
-from soda_jax.eval.store import TaskStore
 from soda_jax.eval.wer import utterance_errors, word_error_rate
 from soda_jax.inference.prompts import voice_tts_prompt
 

@@ -46,6 +46,13 @@ class ExecutorMainConfig:
     stale_after_s: float = LeaseTiming.stale_after_s
     """Seconds after which a step's silent lease is taken over."""
 
+    def output_prefix(self) -> str:
+        """``prefix``, else ``$SODA_PREFIX``; exits with a message when neither is set."""
+        prefix = self.prefix or os.environ.get(PREFIX_ENV)
+        if not prefix:
+            raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
+        return prefix
+
 
 def normalize_argv(argv: list[str]) -> list[str]:
     """Accept ``--dry_run`` bare and ``--run_only A B`` as a list, in draccus' syntax."""
@@ -79,11 +86,8 @@ def executor_main(
 
 def run_experiment(steps: list[ExecutorStep], config: ExecutorMainConfig, description: str = "") -> RunReport | None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    prefix = config.prefix or os.environ.get(PREFIX_ENV)
-    if not prefix:
-        raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
     executor = Executor(
-        prefix,
+        config.output_prefix(),
         use_ray=not config.local,
         ray_address=config.ray_address,
         max_concurrent=config.max_concurrent,

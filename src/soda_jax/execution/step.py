@@ -131,8 +131,11 @@ class VersionedValue(Generic[T]):
     value: T
 
 
-def versioned(value: T) -> VersionedValue[T]:
-    """Mark ``value`` as defining the step: changing it changes the output path."""
+def versioned(value: T) -> Any:
+    """Mark ``value`` as defining the step: changing it changes the output path.
+
+    Typed ``Any`` like `this_output_path`: the `VersionedValue` stands in a config field typed as
+    ``value``'s type and is replaced by ``value`` before the step runs."""
     if isinstance(value, (VersionedValue, InputName, OutputName, PrefixPath)):
         raise TypeError(f"cannot version a {type(value).__name__}: it is already part of the version")
     return VersionedValue(value)

@@ -20,6 +20,6 @@ Public API (docs/inference.md):
   `soda_jax.data.parse.Span` list (the one parser: ``parse_document(ids, vocab, partial=, start=)``,
   ``span_codes``); ``generated_text``, ``generated_audio``, ``generated_text_spans``; ``write_wav``,
   ``codes_to_wav``.
-- `soda_jax.inference.tasks`: one call per task from raw inputs (text, waveforms) to files, used by
+- `soda_jax.inference.requests`: one call per task from raw inputs (text, waveforms) to files, used by
   ``soda generate``.
 """

@@ -9,7 +9,7 @@ import sys
 from soda_jax.audio.audio_io import AudioReadError
 from soda_jax.inference.loader import ModelLoadError, codec_config_from_facts, load_model
 from soda_jax.inference.prompts import TASK_DEFAULTS, sampling_params
-from soda_jax.inference.tasks import CLI_TASKS, DEFAULT_PROMPT_SECONDS, TaskInputError, run_task
+from soda_jax.inference.requests import CLI_TASKS, DEFAULT_PROMPT_SECONDS, TaskInputError, run_task
 
 DESCRIPTION = "Generate speech or text with a soda-jax or SODA checkpoint (docs/inference.md)."
 

@@ -78,7 +78,7 @@ def tokens_by_step(run_path: str) -> dict[int, int]:
     return out
 
 
-def learning_curve(config: LearningCurveConfig) -> dict:
+def evaluate_learning_curve(config: LearningCurveConfig) -> dict:
     """Evaluate every checkpoint; write curve.json and curve.png; returns the curve."""
     from soda_jax.eval.step import EvalConfig, run_eval
 

@@ -290,7 +290,7 @@ def stable_chain(rules: SweepRules, run: SweepRun) -> list[SweepRun]:
     """The runs of ``run``'s shape at each of the rules' budgets up to ``run``'s own, ascending (the
     ones the rules keep; ``run`` last). With a fixed warmup (``warmup_steps``) their schedules agree
     until each one's decay starts, so ``run`` can be trained as a chain of stable segments, one per
-    budget, each continuing the last, and then its own decay (`experiments.isoflop_sweep`). The
+    budget, each continuing the last, and then its own decay (`soda_jax.recipes.isoflop_sweep`). The
     chain depends on the rules and the run alone, not on which other runs a grid holds, so runs
     added later share the segments already trained."""
     chain = [run_for_shape(rules, budget, run.shape) for budget in sorted(rules.budgets) if budget < run.budget]

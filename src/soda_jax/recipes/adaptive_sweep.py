@@ -1,7 +1,7 @@
 """Adaptive isoFLOP sweeps as experiment files: a first grid, then the runs each proposals step asks for.
 
 Each executor run of a sweep trains its current runs and runs one proposals step over them
-(`experiments.defaults.default_sweep_proposals`). Building the sweep again reads that step's
+(`soda_jax.recipes.defaults.default_sweep_proposals`). Building the sweep again reads that step's
 ``proposals.json`` (when it has succeeded) and adds the proposed runs as new training steps, then a
 new proposals step over all of them, and so on through every finished round: so re-running the
 experiment file continues the sweep, and the executor skips whatever already succeeded.
@@ -13,12 +13,10 @@ experiment file continues the sweep, and the executor skips whatever already suc
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 
 import draccus
 
-from experiments.defaults import default_scaling_analysis, default_sweep_proposals
 from soda_jax import fileio
 from soda_jax.execution import (
     STATUS_SUCCESS,
@@ -28,8 +26,9 @@ from soda_jax.execution import (
     RunReport,
     run_experiment,
 )
-from soda_jax.execution.main import PREFIX_ENV, normalize_argv
+from soda_jax.execution.main import normalize_argv
 from soda_jax.execution.status import read_status
+from soda_jax.recipes.defaults import default_scaling_analysis, default_sweep_proposals
 from soda_jax.scaling.adaptive import AdaptiveLimits
 from soda_jax.scaling.proposals import PROPOSALS_FILE, proposed_runs
 from soda_jax.scaling.runs import DEFAULT_FITTED_LOSS
@@ -153,10 +152,7 @@ def pop_rounds(argv: Sequence[str], default: int = 1) -> tuple[int, list[str]]:
 def executor_config(executor_args: Sequence[str]) -> ExecutorMainConfig:
     """The executor's command line (``--prefix`` or ``$SODA_PREFIX`` required)."""
     config = draccus.parse(ExecutorMainConfig, args=normalize_argv(list(executor_args)))
-    prefix = config.prefix or os.environ.get(PREFIX_ENV)
-    if not prefix:
-        raise SystemExit(f"no output prefix: pass --prefix or set ${PREFIX_ENV}")
-    return dataclasses.replace(config, prefix=prefix)
+    return dataclasses.replace(config, prefix=config.output_prefix())
 
 
 def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str,
@@ -167,7 +163,7 @@ def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: s
     running before it. Returns the sweep's state and the last executor run's report."""
     rounds, executor_args = pop_rounds(argv)
     config = executor_config(executor_args)
-    prefix = config.prefix
+    prefix = config.output_prefix()
     state = build_state(sweep, prefix)
     report = None
     for _ in range(rounds):

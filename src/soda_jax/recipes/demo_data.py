@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from experiments.data_mixes import EMILIA, YODAS2, mixture_config
-from experiments.defaults import (
+from soda_jax.data.mixture import MixtureSpec
+from soda_jax.data.synth import DEMO_VOICES, Voice
+from soda_jax.execution import ExecutorStep
+from soda_jax.recipes.data_mixes import EMILIA, YODAS2, mixture_config
+from soda_jax.recipes.defaults import (
     default_interleave,
     default_synth_demo_corpus,
     default_text_tokenizer,
     default_tokenize,
 )
-from soda_jax.data.mixture import MixtureSpec
-from soda_jax.data.synth import DEMO_VOICES, Voice
-from soda_jax.execution import ExecutorStep
 
 DEMO_VALIDATION_FRACTION = 0.2
 """Recordings held out for validation: a fifth, so the tiny corpus still has a validation set."""

@@ -7,14 +7,15 @@ training voices, and by one voice never heard); ``evaluation/demo-learn`` runs
 
 from __future__ import annotations
 
-from experiments.defaults import default_eval
-from experiments.demo_learn_data import HELD_OUT_COMMANDS, LEARN_VOICES, UNSEEN_SPEAKER, learn_codec
 from soda_jax import fileio
+from soda_jax.contracts import EVAL_ITEMS_DIR
 from soda_jax.eval.commandset import CommandTaskSetConfig, build_command_tasksets
 from soda_jax.eval.report import results_table_of
 from soda_jax.eval.tasks import learn_tasks
 from soda_jax.execution import ExecutorStep, this_output_path, versioned
-from soda_jax.scaling.curve import CURVE_FILE, CURVE_PLOT, LearningCurveConfig, learning_curve
+from soda_jax.recipes.defaults import default_eval
+from soda_jax.recipes.demo_learn_data import HELD_OUT_COMMANDS, LEARN_VOICES, UNSEEN_SPEAKER, learn_codec
+from soda_jax.scaling.curve import CURVE_FILE, CURVE_PLOT, LearningCurveConfig, evaluate_learning_curve
 
 LEARN_EVAL_BATCH = 16
 """Sequences per batch (a multiple of the 8-way data axis)."""
@@ -51,7 +52,7 @@ def learn_curve(model: ExecutorStep, mimi: str | None = None) -> ExecutorStep:
     tasks = tuple(t for t in learn_tasks(command_tasksets, max_items=CURVE_MAX_ITEMS) if t.name in {m.split("/")[0] for m in CURVE_METRICS})
     return ExecutorStep(
         name=f"analysis/{model.name.removeprefix('checkpoints/')}-curve",
-        fn=learning_curve,
+        fn=evaluate_learning_curve,
         config=LearningCurveConfig(
             run_path=model,  # type: ignore[arg-type]
             output_path=this_output_path(),
@@ -74,7 +75,7 @@ def report_learn_evaluation(step: ExecutorStep, output_path: str) -> None:
     print(table)
     print("  TTS and continuation: with the random Mimi, decoded speech is not intelligible (its codes are an untrained\n"
           "  function of the audio): read their frame-valid rate and speaker similarity, not their WER.")  # fmt: skip
-    print(f"  per-item scores and outputs:  {fileio.join(output_path, 'items')}/")
+    print(f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/")
 
 
 def report_curve(step: ExecutorStep, output_path: str) -> None:

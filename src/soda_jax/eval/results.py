@@ -72,9 +72,9 @@ class TaskStore:
         self.add([{"id": item_id, SKIPPED: reason, "detail": detail}])
 
     def load_or_skip(self, item_id: str, audio: Any) -> Any:
-        """``audio.load()`` (an `eval.layouts` audio reference), or None with the item recorded as
+        """``audio.load()`` (an `eval.readers` audio reference), or None with the item recorded as
         skipped for the `BadInput` that loading raised."""
-        from soda_jax.eval.layouts import BadInput  # the readers' module: not needed by the store's readers
+        from soda_jax.eval.readers import BadInput  # the readers' module: not needed by the store's readers
 
         try:
             return audio.load()

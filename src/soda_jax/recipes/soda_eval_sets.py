@@ -27,11 +27,12 @@ import logging
 import os
 from collections.abc import Mapping
 
-from experiments.defaults import default_eval
 from soda_jax import fileio
 from soda_jax.audio.codec import CodecConfig
+from soda_jax.contracts import HF_CONFIG_FILE
 from soda_jax.eval.tasks import SODA_ASR_SHOTS, Scorers, soda_tasks
 from soda_jax.execution import ExecutorStep
+from soda_jax.recipes.defaults import default_eval
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def soda_eval_plan(roots: SodaEvalRoots | None = None) -> SodaEvalPlan:
         tasks = tuple(t for t in tasks if t.name != shots_task)
     for name, why in missing.items():
         logger.warning("SODA evaluation: %s not run: %s", name, why)
-    mimi_missing = _missing(roots.mimi, "mimi", "config.json")
+    mimi_missing = _missing(roots.mimi, "mimi", HF_CONFIG_FILE)
     codec = None if mimi_missing else CodecConfig(pretrained=roots.mimi)
     notes += (f"codec: Mimi from {roots.mimi}" if codec else f"codec: the one the model's data recorded (local Mimi: {mimi_missing})",)
     return SodaEvalPlan(tasks=tasks, missing=missing, scorers=scorers, scorer_notes=notes, codec=codec)
@@ -184,8 +185,8 @@ def soda_eval_plan(roots: SodaEvalRoots | None = None) -> SodaEvalPlan:
 def _scorers(roots: SodaEvalRoots) -> tuple[Scorers, tuple[str, ...]]:
     """SODA's scorers where their weights are local, the offline defaults otherwise (and why)."""
     defaults = Scorers()
-    whisper_missing = _missing(roots.whisper, "whisper", "config.json")
-    wavlm_missing = _missing(roots.wavlm, "wavlm", "config.json")
+    whisper_missing = _missing(roots.whisper, "whisper", HF_CONFIG_FILE)
+    wavlm_missing = _missing(roots.wavlm, "wavlm", HF_CONFIG_FILE)
     scorers = Scorers(
         asr="whisper" if not whisper_missing else defaults.asr, asr_model=None if whisper_missing else roots.whisper,
         speaker="wavlm" if not wavlm_missing else defaults.speaker, speaker_model=None if wavlm_missing else roots.wavlm,

@@ -7,7 +7,7 @@ and the inputs, so the same call in two experiment files is the same step, run o
     tokenizer = default_text_tokenizer("mistral-v1")
     yodas2 = default_interleave("demo-yodas2", default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2"),
                                 tokenizer=tokenizer)
-    data = mixture_config("yodas2_only", {"yodas2": yodas2})       # experiments.data_mixes
+    data = mixture_config("yodas2_only", {"yodas2": yodas2})       # soda_jax.recipes.data_mixes
     model = default_train("demo-6m", data, DEMO_6M, DEMO_RECIPE)
 
 What is versioned: whatever changes the step's output (the source, languages and codec of a
@@ -23,12 +23,6 @@ from typing import Any
 from soda_jax.aot.preflight import SmallestFittingSlice, compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
 from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION
-from soda_jax.audio.text_tokenizers import (
-    ExportTokenizerConfig,
-    TrainBpeConfig,
-    export_tokenizer,
-    train_bpe_tokenizer,
-)
 from soda_jax.data.download import DEFAULT_WORKERS, DownloadConfig, download
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
@@ -44,6 +38,12 @@ from soda_jax.data.tokenize_audio import (
     tokenize_audio,
 )
 from soda_jax.data.tokenize_text import TokenizeTextConfig, tokenize_text
+from soda_jax.data.tokenizer_steps import (
+    ExportTokenizerConfig,
+    TrainBpeConfig,
+    export_tokenizer,
+    train_bpe_tokenizer,
+)
 from soda_jax.execution import ExecutorStep, InputName, Resources, output_path_of, this_output_path, versioned
 from soda_jax.execution.tpu_slices import tpu_slice
 from soda_jax.models import ModelShape
@@ -103,7 +103,7 @@ def default_synth_demo_corpus(
     name: str | None = None,
     sentences: Sequence[str] | None = None,
     text_shift: int = 0,
-    **layout: int,
+    **layout: Any,
 ) -> ExecutorStep[SynthDemoConfig]:
     """``raw/demo-speech``: 40 sentences read by 6 voices (flite, espeak-ng) in YODAS2 and Emilia
     layouts; ``raw/demo-speech-x{k}`` reads them k times, each time by other ``voices``.
@@ -121,7 +121,7 @@ def default_synth_demo_corpus(
         fn=synthesize_demo_corpus,
         config=SynthDemoConfig(
             output_path=this_output_path(), voices=versioned(tuple(voices)), readings=versioned(readings), **given, **layout
-        ),  # type: ignore[arg-type]
+        ),
         description=f"synthesise the {name} speech corpus (flite + espeak-ng)",
     )
 
@@ -182,7 +182,7 @@ def default_tokenize(
         name=f"tokenized/{name}-audio",
         fn=tokenize_audio,
         config=TokenizeAudioConfig(
-            input_path=input_path,  # type: ignore[arg-type]  (a path once the executor resolves it)
+            input_path=input_path,  # type: ignore[arg-type]  # a path once the executor resolves it
             output_path=this_output_path(),
             source=versioned(source),
             languages=versioned(tuple(languages)),

@@ -14,12 +14,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from experiments.defaults import default_train
-from experiments.soda_eval_sets import SodaEvalPlan, soda_eval_step
 from soda_jax import fileio
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.execution import ExecutorStep, executor_main, output_path_of, this_output_path, versioned
 from soda_jax.models import ModelShape
+from soda_jax.recipes.defaults import default_train
+from soda_jax.recipes.soda_data import SodaDataRoots, parse_roots
+from soda_jax.recipes.soda_eval_sets import SodaEvalPlan, soda_eval_plan, soda_eval_step
 from soda_jax.scaling.studies import (
     DEFAULT_STUDY_METRICS,
     STUDY_FILE,
@@ -104,3 +105,14 @@ def run_study(steps: list[ExecutorStep], description: str, argv: list[str]) -> N
     if result is not None:
         print(f"\n{result['title']}\n{study_table(result['arms'], result['metrics'])}")
         print(f"  skipped: {result['skipped'] or 'none'}\n  plot: {fileio.join(analysis, STUDY_PLOT)}")
+
+
+def run_soda_study(
+    build: Callable[[SodaDataRoots, SodaEvalPlan], list[ExecutorStep]], description: str, argv: Sequence[str]
+) -> None:
+    """A SODA-scale study's command line: the corpus-root flags (`parse_roots`), then the executor's own;
+    SODA's evaluation plan is printed before the steps run."""
+    roots, _, executor_args = parse_roots(argv)
+    plan = soda_eval_plan()
+    print(plan.describe())
+    run_study(build(roots, plan), description, executor_args)

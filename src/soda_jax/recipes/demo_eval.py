@@ -7,12 +7,18 @@ Seed-TTS-layout items from the demo corpus's held-out validation recordings;
 
 from __future__ import annotations
 
-from experiments.defaults import DEMO_CODEC, default_eval, default_mini_tasksets, default_synth_demo_corpus
-from experiments.demo_data import DEMO_VALIDATION_FRACTION
 from soda_jax import fileio
+from soda_jax.contracts import EVAL_AUDIO_DIR, EVAL_ITEMS_DIR
 from soda_jax.eval.report import results_table_of
 from soda_jax.eval.tasks import mini_tasks
 from soda_jax.execution import ExecutorStep
+from soda_jax.recipes.defaults import (
+    DEMO_CODEC,
+    default_eval,
+    default_mini_tasksets,
+    default_synth_demo_corpus,
+)
+from soda_jax.recipes.demo_data import DEMO_VALIDATION_FRACTION
 
 DEMO_EVAL_BATCH = 8
 """Sequences per batch on the CPU demo (a multiple of the 8-way data axis)."""
@@ -34,4 +40,4 @@ def report_evaluation(step: ExecutorStep, output_path: str) -> None:
         return
     print(f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)")
     print(table)
-    print(f"  per-item scores and outputs:  {fileio.join(output_path, 'items')}/   generated speech: {fileio.join(output_path, 'audio')}/")
+    print(f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/   generated speech: {fileio.join(output_path, EVAL_AUDIO_DIR)}/")

@@ -3,7 +3,7 @@
 A closed vocabulary (`soda_jax.data.demo_text.command_sentences`: "set the red lamp to seven", 1,200
 combinations of 28 words) read by five training speakers (flite kal16, awb, slt; espeak-ng en-us+f2,
 en+m3), each at four (rate, pitch) styles, in YODAS2 and Emilia layouts; a tenth of the combinations
-is held out of training (`command_split`) for the evaluation sets (experiments/demo_learn_eval.py),
+is held out of training (`command_split`) for the evaluation sets (src/soda_jax/recipes/demo_learn_eval.py),
 and a sixth speaker (flite rms) never speaks in training. Text by a 512-id BPE of the commands;
 audio as the first `LEARN_CODEBOOKS` codebooks of the demo's seeded random tiny Mimi, or of a
 pretrained Mimi given with ``--mimi DIR`` (`learn_codec`).
@@ -13,19 +13,19 @@ Importing this module defines steps only: it builds no model and starts nothing.
 
 from __future__ import annotations
 
-from experiments.data_mixes import EMILIA, YODAS2, mixture_config
-from experiments.defaults import (
+from soda_jax.audio.codec import CodecConfig
+from soda_jax.data.demo_text import command_sentences, command_split
+from soda_jax.data.mixture import MixtureSpec
+from soda_jax.data.synth import Voice, styled
+from soda_jax.execution import ExecutorStep
+from soda_jax.recipes.data_mixes import EMILIA, YODAS2, mixture_config
+from soda_jax.recipes.defaults import (
     DEMO_CODEC,
     default_bpe_tokenizer,
     default_interleave,
     default_synth_demo_corpus,
     default_tokenize,
 )
-from soda_jax.audio.codec import CodecConfig
-from soda_jax.data.demo_text import command_sentences, command_split
-from soda_jax.data.mixture import MixtureSpec
-from soda_jax.data.synth import Voice, styled
-from soda_jax.execution import ExecutorStep
 
 LEARN_HELD_OUT_FRACTION = 0.1
 """Combinations of words held out of training (never read in training, by any voice)."""

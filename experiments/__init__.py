@@ -1,1 +1,0 @@
-"""Experiment files: recipes built from executor steps (`experiments.defaults`)."""

@@ -67,7 +67,8 @@ test-all: setup
 
 # ruff (rules in pyproject.toml) on the whole tree; mypy on src/ at the level it passes.
 lint: setup
-	$(VENV)/bin/ruff check src tests experiments benchmarks
+	$(VENV)/bin/ruff format --check src tests experiments benchmarks infra
+	$(VENV)/bin/ruff check src tests experiments benchmarks infra
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -53,9 +53,12 @@ V5P_HBM_BYTES_PER_S = 2.765e12
 def machine() -> dict:
     """Where the figures were measured."""
     return {
-        "host": socket.gethostname(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def timed(fn, clock=time.perf_counter) -> float:
@@ -287,9 +290,7 @@ def main() -> None:
     parser.add_argument("--parts", default="overhead,backends,demo,tpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument(
-        "--batch", type=int, default=2, help="utterances per batch for the backend comparison"
-    )
+    parser.add_argument("--batch", type=int, default=2, help="utterances per batch for the backend comparison")
     parser.add_argument("--tpu-batch", type=int, default=32)
     parser.add_argument("--tpu-seconds", type=float, default=30.0)
     parser.add_argument("--tpu-precision", default=DEFAULT_MATMUL_PRECISION, choices=MATMUL_PRECISIONS)

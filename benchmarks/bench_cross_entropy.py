@@ -49,7 +49,10 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_cross_entrop
 
 def benchmark_models():
     """``(name, ModelShape, vocab size, batch size)`` of each model measured."""
-    models = [(f"mini d={d}", MINI_RULES.shape_for_hidden(d), MINI_VOCAB_SIZE, MINI_RULES.fixed_batch_size) for d in MINI_WIDTHS]
+    models = [
+        (f"mini d={d}", MINI_RULES.shape_for_hidden(d), MINI_VOCAB_SIZE, MINI_RULES.fixed_batch_size)
+        for d in MINI_WIDTHS
+    ]
     return [*models, ("DEMO_6M", DEMO_6M, DEMO_VOCAB_SIZE, DEMO_BATCH_SIZE)]
 
 
@@ -79,8 +82,12 @@ def main() -> None:
         "full": next_token_loss_fn("full", Z_LOSS_WEIGHT),
         **{f"block_{b}": next_token_loss_fn("fused", Z_LOSS_WEIGHT, vocab_block=b) for b in blocks},
     }
-    report = {"machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
-              "cpu_vocab_block": CPU_VOCAB_BLOCK, "seq_len": SEQ_LEN, "models": {}}  # fmt: skip
+    report = {
+        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
+        "cpu_vocab_block": CPU_VOCAB_BLOCK,
+        "seq_len": SEQ_LEN,
+        "models": {},
+    }
     for name, shape, vocab_size, batch_size in benchmark_models():
         config = qwen3_config(shape, SEQ_LEN, gradient_checkpointing=False, scan_layers=False)
         model = config.build(hax.Axis("vocab", vocab_size), key=jax.random.PRNGKey(0))
@@ -92,14 +99,21 @@ def main() -> None:
             times[variant], losses[variant] = median_seconds(loss_fn, model, example, args.repeats)
         spread = max(losses.values()) - min(losses.values())  # the variants compute one loss
         report["models"][name] = {
-            "hidden_dim": shape.hidden_dim, "vocab_size": vocab_size, "batch": batch_size,
-            "seconds": times, "loss_spread": spread, "levanter_over_ours": times["levanter"] / times["ours"],
+            "hidden_dim": shape.hidden_dim,
+            "vocab_size": vocab_size,
+            "batch": batch_size,
+            "seconds": times,
+            "loss_spread": spread,
+            "levanter_over_ours": times["levanter"] / times["ours"],
             "full_over_ours": times["full"] / times["ours"],
-        }  # fmt: skip
+        }
         row = "  ".join(f"{v} {1000 * t:.0f}" for v, t in times.items())
-        print(f"{name:>11} (V {vocab_size}, batch {batch_size}) ms: {row}   levanter / ours: "
-              f"{times['levanter'] / times['ours']:.2f}x  full / ours: {times['full'] / times['ours']:.2f}x  "
-              f"loss spread {spread:.1e}", flush=True)  # fmt: skip
+        print(
+            f"{name:>11} (V {vocab_size}, batch {batch_size}) ms: {row}   levanter / ours: "
+            f"{times['levanter'] / times['ours']:.2f}x  full / ours: {times['full'] / times['ours']:.2f}x  "
+            f"loss spread {spread:.1e}",
+            flush=True,
+        )
     fileio.atomic_write_json(RESULTS, report)
     print(f"wrote {RESULTS}")
 

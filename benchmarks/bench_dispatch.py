@@ -74,8 +74,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
     optimizer = optax.adamw(1e-3)
-    report = {"machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
-              "steps": args.steps, "models": {}}  # fmt: skip
+    report = {
+        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
+        "steps": args.steps,
+        "models": {},
+    }
     for name, shape, vocab_size, batch_size in benchmark_models():
         config = qwen3_config(shape, SEQ_LEN, gradient_checkpointing=False, scan_layers=False)
         Batch = hax.Axis("batch", batch_size)
@@ -91,13 +94,20 @@ def main() -> None:
         dispatch_ratio = seconds["named_jit"][0] / seconds["FlatJit"][0]
         step_ratio = seconds["named_jit"][1] / seconds["FlatJit"][1]
         report["models"][name] = {
-            "hidden_dim": shape.hidden_dim, "vocab_size": vocab_size, "batch": batch_size,
-            "dispatch_seconds": {v: s[0] for v, s in seconds.items()}, "step_seconds": {v: s[1] for v, s in seconds.items()},
-            "dispatch_named_jit_over_flat": dispatch_ratio, "step_named_jit_over_flat": step_ratio,
-        }  # fmt: skip
-        print(f"{name:>11}: dispatch ms named_jit {1000 * seconds['named_jit'][0]:.1f}  FlatJit {1000 * seconds['FlatJit'][0]:.1f}"
-              f" ({dispatch_ratio:.1f}x);  step ms {1000 * seconds['named_jit'][1]:.1f} vs {1000 * seconds['FlatJit'][1]:.1f}"
-              f" ({step_ratio:.2f}x)", flush=True)  # fmt: skip
+            "hidden_dim": shape.hidden_dim,
+            "vocab_size": vocab_size,
+            "batch": batch_size,
+            "dispatch_seconds": {v: s[0] for v, s in seconds.items()},
+            "step_seconds": {v: s[1] for v, s in seconds.items()},
+            "dispatch_named_jit_over_flat": dispatch_ratio,
+            "step_named_jit_over_flat": step_ratio,
+        }
+        print(
+            f"{name:>11}: dispatch ms named_jit {1000 * seconds['named_jit'][0]:.1f}  FlatJit {1000 * seconds['FlatJit'][0]:.1f}"
+            f" ({dispatch_ratio:.1f}x);  step ms {1000 * seconds['named_jit'][1]:.1f} vs {1000 * seconds['FlatJit'][1]:.1f}"
+            f" ({step_ratio:.2f}x)",
+            flush=True,
+        )
     fileio.atomic_write_json(RESULTS, report)
     print(f"wrote {RESULTS}")
 

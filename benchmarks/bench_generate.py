@@ -73,14 +73,19 @@ def bench_model(vocab: AudioTextVocab, context: int, scan_layers: bool = False) 
     mesh, compute, params = build_mesh(ParallelismConfig(data=1))
     config = qwen3_config(BENCH_20M, context, gradient_checkpointing=False, scan_layers=scan_layers)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(params):
-        model = hax.named_jit(lambda key: config.build(Axis("vocab", vocab.size), key=key), axis_resources=params)(jax.random.PRNGKey(0))
+        model = hax.named_jit(lambda key: config.build(Axis("vocab", vocab.size), key=key), axis_resources=params)(
+            jax.random.PRNGKey(0)
+        )
     return LoadedModel(model, config, vocab, 8, mesh, compute, params, source="random BENCH_20M")
 
 
 def prompts_of(vocab: AudioTextVocab, batch: int, length: int, audio: bool = False) -> list[np.ndarray]:
     """Random text prompts; ``audio``: ending in ``<|audio_start|>`` (the TTS prompt's end)."""
     rng = np.random.default_rng(batch)
-    prompts = [np.concatenate([[vocab.bos_id], rng.integers(4, vocab.text_size, length - 1)]).astype(np.int32) for _ in range(batch)]
+    prompts = [
+        np.concatenate([[vocab.bos_id], rng.integers(4, vocab.text_size, length - 1)]).astype(np.int32)
+        for _ in range(batch)
+    ]
     if audio:
         for p in prompts:
             p[-1] = vocab.audio_start_id
@@ -136,6 +141,7 @@ def recompute(loaded, prompts, new_tokens: int, repeats: int) -> float:
     """Greedy decode with a full forward over the padded prefix for every token (no cache)."""
     width = PROMPT_TOKENS + new_tokens
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
+
         def run():
             tokens = np.zeros((len(prompts), width), np.int32)
             tokens[:, :PROMPT_TOKENS] = np.stack(prompts)
@@ -156,23 +162,37 @@ def levanter_engine(loaded, prompts, new_tokens: int, repeats: int) -> float:
     page, max_len = 64, PROMPT_TOKENS + new_tokens + 64
     pages_per_seq = -(-max_len // page)
     config = InferenceEngineConfig(
-        max_seq_len=max_len, page_size=page, max_seqs=8, max_pages=8 * pages_per_seq, compute_dtype=jnp.float32,
-        max_queued_tokens=64, max_seqs_in_prefill=8, max_prefill_size=8 * PROMPT_TOKENS, max_rounds=new_tokens,
-    )  # fmt: skip
+        max_seq_len=max_len,
+        page_size=page,
+        max_seqs=8,
+        max_pages=8 * pages_per_seq,
+        compute_dtype=jnp.float32,
+        max_queued_tokens=64,
+        max_seqs_in_prefill=8,
+        max_prefill_size=8 * PROMPT_TOKENS,
+        max_rounds=new_tokens,
+    )
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-        engine = InferenceEngine.from_model_with_config(loaded.model, loaded.vocab.text_tokenizer, config, loaded.compute_mapping)
+        engine = InferenceEngine.from_model_with_config(
+            loaded.model, loaded.vocab.text_tokenizer, config, loaded.compute_mapping
+        )
 
         def run():
             requests = [
                 Request(
-                    prompt_tokens=[int(t) for t in p], request_id=i, n_generations=1,
+                    prompt_tokens=[int(t) for t in p],
+                    request_id=i,
+                    n_generations=1,
                     decode_params=SeqDecodingParams(
-                        max_num_tokens=jnp.array(PROMPT_TOKENS + new_tokens, jnp.int32), stop_tokens=None,
-                        temperature=jnp.array(0.0, jnp.float32), top_p=jnp.array(1.0, jnp.float32), key=jax.random.PRNGKey(i),
+                        max_num_tokens=jnp.array(PROMPT_TOKENS + new_tokens, jnp.int32),
+                        stop_tokens=None,
+                        temperature=jnp.array(0.0, jnp.float32),
+                        top_p=jnp.array(1.0, jnp.float32),
+                        key=jax.random.PRNGKey(i),
                     ),
                 )
                 for i, p in enumerate(prompts)
-            ]  # fmt: skip
+            ]
             result = engine.generate(requests)
             assert result.total_generated >= len(prompts) * new_tokens, result.total_generated
 
@@ -191,12 +211,23 @@ def hf_generate(model, prompts, new_tokens: int, repeats: int, temperature: floa
     import torch
 
     ids = torch.tensor(np.stack(prompts), dtype=torch.long)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+        if temperature > 0
+        else {"do_sample": False}
+    )
 
     def run():
         with torch.inference_mode():
-            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                           use_cache=True, pad_token_id=0, **sampling)  # fmt: skip
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                use_cache=True,
+                pad_token_id=0,
+                **sampling,
+            )
 
     return timed(run, repeats)
 
@@ -206,7 +237,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--contexts", default="256,1024,4096")
-    parser.add_argument("--no-levanter", action="store_true", help="skip levanter's InferenceEngine (its compile is slow)")
+    parser.add_argument(
+        "--no-levanter", action="store_true", help="skip levanter's InferenceEngine (its compile is slow)"
+    )
     args = parser.parse_args()
     from helpers_data import save_test_tokenizer
 
@@ -217,11 +250,24 @@ def main() -> None:
     contexts = [int(c) for c in args.contexts.split(",")]
     n = args.new_tokens
     limits = machine_limits()
-    print(f"matmul peak {limits['matmul_flops'] / 1e9:.1f} GFLOP/s, copy bandwidth {limits['memory_bytes_per_s'] / 1e9:.1f} GB/s", flush=True)
-    rows: dict = {"machine": platform.processor() or platform.machine(), "new_tokens": n, "prompt_tokens": PROMPT_TOKENS,
-                  "model": "BENCH_20M", "limits": limits, "batches": {}, "sampling": {}, "context": {}}  # fmt: skip
+    print(
+        f"matmul peak {limits['matmul_flops'] / 1e9:.1f} GFLOP/s, copy bandwidth {limits['memory_bytes_per_s'] / 1e9:.1f} GB/s",
+        flush=True,
+    )
+    rows: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "new_tokens": n,
+        "prompt_tokens": PROMPT_TOKENS,
+        "model": "BENCH_20M",
+        "limits": limits,
+        "batches": {},
+        "sampling": {},
+        "context": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = AudioTextVocab(AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(tmp, "tok"))).text_tokenizer)
+        vocab = AudioTextVocab(
+            AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(tmp, "tok"))).text_tokenizer
+        )
         rows["vocab"] = vocab.size
         loaded = bench_model(vocab, max(contexts) + 128)
         roof = Roofline(loaded, limits)
@@ -229,7 +275,12 @@ def main() -> None:
         hf_dir = os.path.join(tmp, "hf")
         save_cache_vocab(vocab, os.path.join(tmp, "cache"))  # the full-vocabulary tokenizer the export carries
         with hax.partitioning.set_mesh(loaded.mesh):
-            export_hf(loaded.model, loaded.model_config, hf_dir, tokenizer_dir=levanter_tokenizer_path(os.path.join(tmp, "cache")))
+            export_hf(
+                loaded.model,
+                loaded.model_config,
+                hf_dir,
+                tokenizer_dir=levanter_tokenizer_path(os.path.join(tmp, "cache")),
+            )
         hf = hf_model(hf_dir)
         scanned = None if args.no_levanter else bench_model(vocab, PROMPT_TOKENS + n + 128, scan_layers=True)
         for batch in (1, 8):
@@ -244,48 +295,85 @@ def main() -> None:
                 try:
                     seconds["levanter_engine_scanned"] = levanter_engine(scanned, prompts, n, args.repeats)
                 except Exception as error:  # recorded, not fatal
-                    rows.setdefault("levanter_engine_errors", []).append(f"batch {batch}: {type(error).__name__}: {error}"[:500])
+                    rows.setdefault("levanter_engine_errors", []).append(
+                        f"batch {batch}: {type(error).__name__}: {error}"[:500]
+                    )
             tps = {k: batch * n / v for k, v in seconds.items()}
             roofline_seconds = roof.generation(batch, PROMPT_TOKENS, n)
             rows["batches"][str(batch)] = {
-                "tokens_per_second": tps, "ours_vs_hf": tps["ours"] / tps["hf"], "ours_vs_recompute": tps["ours"] / tps["recompute"],
+                "tokens_per_second": tps,
+                "ours_vs_hf": tps["ours"] / tps["hf"],
+                "ours_vs_recompute": tps["ours"] / tps["recompute"],
                 "top_p_cost_at_temperature_0": seconds["ours_top_p_0.8_at_temperature_0"] / seconds["ours"],
                 "ours_fraction_of_roofline": roofline_seconds / seconds["ours"],
                 "decode_step_bound_by": roof.bound_by(batch, PROMPT_TOKENS),
-            }  # fmt: skip
+            }
             r = rows["batches"][str(batch)]
-            print(f"batch {batch} greedy: " + ", ".join(f"{k} {v:,.0f} tok/s" for k, v in tps.items())
-                  + f"; ours / hf = {r['ours_vs_hf']:.2f}x; ours at {100 * r['ours_fraction_of_roofline']:.0f}% of the roofline;"
-                  f" top-p at T=0 costs {r['top_p_cost_at_temperature_0']:.2f}x", flush=True)  # fmt: skip
+            print(
+                f"batch {batch} greedy: "
+                + ", ".join(f"{k} {v:,.0f} tok/s" for k, v in tps.items())
+                + f"; ours / hf = {r['ours_vs_hf']:.2f}x; ours at {100 * r['ours_fraction_of_roofline']:.0f}% of the roofline;"
+                f" top-p at T=0 costs {r['top_p_cost_at_temperature_0']:.2f}x",
+                flush=True,
+            )
             for task, (temperature, top_p, constrained) in SAMPLING.items():
                 audio_prompts = prompts_of(vocab, batch, PROMPT_TOKENS, audio=True)
-                mine = ours(loaded, audio_prompts, n, args.repeats, temperature=temperature, top_p=top_p, audio_constraint=constrained)
+                mine = ours(
+                    loaded,
+                    audio_prompts,
+                    n,
+                    args.repeats,
+                    temperature=temperature,
+                    top_p=top_p,
+                    audio_constraint=constrained,
+                )
                 theirs = hf_generate(hf, audio_prompts, n, args.repeats, temperature=temperature, top_p=top_p)
-                rows["sampling"][f"{task}_batch{batch}"] = {"temperature": temperature, "top_p": top_p, "frame_constraint": constrained,
-                    "ours_tokens_per_second": batch * n / mine, "hf_tokens_per_second": batch * n / theirs, "ours_vs_hf": theirs / mine}  # fmt: skip
-                print(f"batch {batch} sampling ({task}: T {temperature}, top-p {top_p}): ours {batch * n / mine:,.0f} tok/s, "
-                      f"hf {batch * n / theirs:,.0f} tok/s; ours / hf = {theirs / mine:.2f}x", flush=True)  # fmt: skip
+                rows["sampling"][f"{task}_batch{batch}"] = {
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "frame_constraint": constrained,
+                    "ours_tokens_per_second": batch * n / mine,
+                    "hf_tokens_per_second": batch * n / theirs,
+                    "ours_vs_hf": theirs / mine,
+                }
+                print(
+                    f"batch {batch} sampling ({task}: T {temperature}, top-p {top_p}): ours {batch * n / mine:,.0f} tok/s, "
+                    f"hf {batch * n / theirs:,.0f} tok/s; ours / hf = {theirs / mine:.2f}x",
+                    flush=True,
+                )
         for context in contexts:
             new = max(n, context // SWEEP_NEW_FRACTION)  # enough decode steps to stand out of the prefill's noise
             prompts = prompts_of(vocab, 1, context - new)
             with_decode, prefill = ours(loaded, prompts, new, args.repeats), ours(loaded, prompts, 1, args.repeats)
             if with_decode <= prefill:
-                rows["context"][str(context)] = {"error": f"decode not measurable: {new} tokens took no longer than the prefill"}
+                rows["context"][str(context)] = {
+                    "error": f"decode not measurable: {new} tokens took no longer than the prefill"
+                }
                 print(f"context {context}: {rows['context'][str(context)]['error']}", flush=True)
                 continue
             per_token = (with_decode - prefill) / (new - 1)
             rows["context"][str(context)] = {
-                "ms_per_token": 1e3 * per_token, "decode_tokens_per_second": 1 / per_token,
+                "ms_per_token": 1e3 * per_token,
+                "decode_tokens_per_second": 1 / per_token,
                 "decode_fraction_of_roofline": roof.step(1, context) / per_token,
-                "prefill_seconds": prefill, "prefill_fraction_of_matmul_peak": roof.prefill(1, context - new) / prefill,
-            }  # fmt: skip
+                "prefill_seconds": prefill,
+                "prefill_fraction_of_matmul_peak": roof.prefill(1, context - new) / prefill,
+            }
             c = rows["context"][str(context)]
-            print(f"context {context}: decode {1e3 * per_token:.2f} ms/token ({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
-                  f"prefill of {context - new} tokens {prefill:.2f} s ({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)", flush=True)  # fmt: skip
+            print(
+                f"context {context}: decode {1e3 * per_token:.2f} ms/token ({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
+                f"prefill of {context - new} tokens {prefill:.2f} s ({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)",
+                flush=True,
+            )
         base = rows["context"].get("256", {}).get("ms_per_token")
         if base:
-            rows["ms_per_token_vs_256"] = {k: v["ms_per_token"] / base for k, v in rows["context"].items() if "ms_per_token" in v}
-            print("ms/token relative to 256: " + ", ".join(f"{k}: {v:.2f}x" for k, v in rows["ms_per_token_vs_256"].items()))
+            rows["ms_per_token_vs_256"] = {
+                k: v["ms_per_token"] / base for k, v in rows["context"].items() if "ms_per_token" in v
+            }
+            print(
+                "ms/token relative to 256: "
+                + ", ".join(f"{k}: {v:.2f}x" for k, v in rows["ms_per_token_vs_256"].items())
+            )
     rows["load"] = load.finish().record()
     print(load.banner())
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)

@@ -45,7 +45,9 @@ class BenchVocab:
     """The vocabulary facts the interleaver reads, with Llama-3 / SODA ids (no tokenizer needed)."""
 
     text_size = LLAMA3_TEXT_SIZE
-    text_start_id, text_end_id, audio_start_id, audio_end_id = (LLAMA3_TEXT_SIZE + i for i in range(len(SPECIAL_TOKENS)))
+    text_start_id, text_end_id, audio_start_id, audio_end_id = (
+        LLAMA3_TEXT_SIZE + i for i in range(len(SPECIAL_TOKENS))
+    )
     audio_offset = LLAMA3_TEXT_SIZE + len(SPECIAL_TOKENS)
     codebook_size = CODEBOOK_SIZE
     bos_id, eos_id = 128_000, 128_001
@@ -67,9 +69,14 @@ def run_ours(codes, texts, recordings: int, vocab, markers, pattern):
     for chunk in recording_chunks([per_recording] * recordings):
         first, last = chunk.start * SEGMENTS_PER_RECORDING, chunk.stop * SEGMENTS_PER_RECORDING
         documents = interleave_segments(
-            pattern, codes[chunk.start * per_recording : chunk.stop * per_recording],
-            np.full(last - first, FRAMES_PER_SEGMENT * NUM_CODEBOOKS), NUM_CODEBOOKS, markers, texts=texts[first:last],
-            segments_per_document=np.full(len(chunk), SEGMENTS_PER_RECORDING), out=stream[position:],
+            pattern,
+            codes[chunk.start * per_recording : chunk.stop * per_recording],
+            np.full(last - first, FRAMES_PER_SEGMENT * NUM_CODEBOOKS),
+            NUM_CODEBOOKS,
+            markers,
+            texts=texts[first:last],
+            segments_per_document=np.full(len(chunk), SEGMENTS_PER_RECORDING),
+            out=stream[position:],
         )
         position += len(documents.tokens)
     windows, mask = pack_windows(stream[:position], SEQ_LEN, vocab.eos_id)
@@ -118,7 +125,9 @@ def main() -> None:
 
     floor_s, floor_tokens = best_of(args.repeats, lambda: run_floor(converted_audio, texts, args.recordings))
     raw_floor_s, _ = best_of(args.repeats, lambda: run_floor(raw_audio, texts, args.recordings))
-    ours_s, (tokens, packed, _) = best_of(args.repeats, lambda: run_ours(codes, texts, args.recordings, vocab, markers, pattern))
+    ours_s, (tokens, packed, _) = best_of(
+        args.repeats, lambda: run_ours(codes, texts, args.recordings, vocab, markers, pattern)
+    )
     result = {
         "recordings": args.recordings,
         "document_tokens": tokens,

@@ -31,9 +31,11 @@ TIMING_FIELDS = ("wall_s", "startup_s", "import_s", "work_s", "fixed_s")
 def machine() -> dict:
     """Where the figures were measured."""
     return {
-        "host": socket.gethostname(), "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-    }  # fmt: skip
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def run_once(keep: bool) -> dict:
@@ -52,9 +54,15 @@ def run_once(keep: bool) -> dict:
     if not keep:
         shutil.rmtree(prefix, ignore_errors=True)
     steps = {
-        name: {"wall_s": t.wall_s, "startup_s": t.startup_s, "import_s": t.import_s, "work_s": t.work_s, "fixed_s": t.fixed_s}
+        name: {
+            "wall_s": t.wall_s,
+            "startup_s": t.startup_s,
+            "import_s": t.import_s,
+            "work_s": t.work_s,
+            "fixed_s": t.fixed_s,
+        }
         for name, t in report.timings.items()
-    }  # fmt: skip
+    }
     fixed, total = sum(s["fixed_s"] for s in steps.values()), sum(s["wall_s"] for s in steps.values())
     return {
         "prefix": prefix if keep else None,
@@ -72,7 +80,9 @@ def medians(runs: list[dict]) -> dict:
     return {
         "wall_s": statistics.median(r["wall_s"] for r in runs),
         "fixed_share": statistics.median(r["fixed_share"] for r in runs),
-        "steps": {n: {f: round(statistics.median(r["steps"][n][f] for r in runs), 3) for f in TIMING_FIELDS} for n in names},
+        "steps": {
+            n: {f: round(statistics.median(r["steps"][n][f] for r in runs), 3) for f in TIMING_FIELDS} for n in names
+        },
     }
 
 
@@ -93,19 +103,32 @@ def main() -> None:
     runs = [run_once(args.keep) for _ in range(args.repeats)]
     summary = medians(runs)
     width = max(len(n) for n in summary["steps"])
-    print(f"{'step':{width}s}  {'wall':>6s}  {'start-up':>8s}  {'imports':>7s}  {'work':>6s}  {'fixed':>6s}   (seconds, median of {len(runs)})")
+    print(
+        f"{'step':{width}s}  {'wall':>6s}  {'start-up':>8s}  {'imports':>7s}  {'work':>6s}  {'fixed':>6s}   (seconds, median of {len(runs)})"
+    )
     for name, s in summary["steps"].items():
-        print(f"{name:{width}s}  {s['wall_s']:6.1f}  {s['startup_s']:8.1f}  {s['import_s']:7.1f}  {s['work_s']:6.1f}  {s['fixed_s']:6.1f}")
+        print(
+            f"{name:{width}s}  {s['wall_s']:6.1f}  {s['startup_s']:8.1f}  {s['import_s']:7.1f}  {s['work_s']:6.1f}  {s['fixed_s']:6.1f}"
+        )
     walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
-    print(f"data steps end to end: {summary['wall_s']:.1f} s (runs: {walls}); "
-          f"fixed costs {100 * summary['fixed_share']:.0f}% of the steps' summed wall time; driver imports {driver_import_s:.1f} s")
-    print(f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, after "
-          f"{tuple(round(x, 2) for x in os.getloadavg())}")
+    print(
+        f"data steps end to end: {summary['wall_s']:.1f} s (runs: {walls}); "
+        f"fixed costs {100 * summary['fixed_share']:.0f}% of the steps' summed wall time; driver imports {driver_import_s:.1f} s"
+    )
+    print(
+        f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, after "
+        f"{tuple(round(x, 2) for x in os.getloadavg())}"
+    )
     result = {
-        "git": git_state(), "machine": machine(), "load_average_before": list(load_before),
-        "load_average_after": list(os.getloadavg()), "driver_import_s": round(driver_import_s, 3),
-        "repeats": len(runs), "median": summary, "runs": runs,
-    }  # fmt: skip
+        "git": git_state(),
+        "machine": machine(),
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+        "driver_import_s": round(driver_import_s, 3),
+        "repeats": len(runs),
+        "median": summary,
+        "runs": runs,
+    }
     atomic_write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
 

@@ -62,7 +62,9 @@ def bench_model(vocab: AudioTextVocab, model: str) -> LoadedModel:
     mesh, compute, params = build_mesh(ParallelismConfig(data=1))
     config = qwen3_config(shape, CONTEXT, gradient_checkpointing=False, scan_layers=True)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(params):
-        built = hax.named_jit(lambda key: config.build(Axis("vocab", rows or vocab.size), key=key), axis_resources=params)(jax.random.PRNGKey(0))
+        built = hax.named_jit(
+            lambda key: config.build(Axis("vocab", rows or vocab.size), key=key), axis_resources=params
+        )(jax.random.PRNGKey(0))
     return LoadedModel(built, config, vocab, 8, mesh, compute, params, source=f"random {model}")
 
 
@@ -71,7 +73,9 @@ def _full_logits_bucket(model, tokens):
     from levanter.layers.attention import AttentionMask
 
     Batch, Pos = Axis(BATCH, tokens.shape[0]), Axis(POSITION, tokens.shape[1])
-    logits = model(hax.shard(hax.named(tokens, (Batch, Pos))), attn_mask=AttentionMask.causal()).array.astype(jnp.float32)
+    logits = model(hax.shard(hax.named(tokens, (Batch, Pos))), attn_mask=AttentionMask.causal()).array.astype(
+        jnp.float32
+    )
     logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
     return jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
 
@@ -115,11 +119,16 @@ def main() -> None:
     load = Load()
     limits = machine_limits()
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = AudioTextVocab(AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(tmp, "tok"))).text_tokenizer)
+        vocab = AudioTextVocab(
+            AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(tmp, "tok"))).text_tokenizer
+        )
     loaded = bench_model(vocab, args.model)
     vocab_rows = loaded.model.Vocab.size
     rng = np.random.default_rng(0)
-    sequences = [rng.integers(0, vocab.size, int(n)).astype(np.int32) for n in rng.integers(MIN_LENGTH, MAX_LENGTH + 1, args.sequences)]
+    sequences = [
+        rng.integers(0, vocab.size, int(n)).astype(np.int32)
+        for n in rng.integers(MIN_LENGTH, MAX_LENGTH + 1, args.sequences)
+    ]
     scored_tokens = sum(s.size - 1 for s in sequences)
     shape, _ = MODELS[args.model]
     mean_length = int(np.mean([s.size for s in sequences]))
@@ -133,18 +142,30 @@ def main() -> None:
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(got, reference))
     runs = {"ours": ours_seconds, "full_logits": full_seconds}
     report = {
-        "model": args.model, "vocab_rows": vocab_rows, "sequences": args.sequences, "scored_tokens": scored_tokens,
-        "lengths": [MIN_LENGTH, MAX_LENGTH], "limits": limits,
-        "runs": {k: {"seconds": v, "tokens_per_second": scored_tokens / v, "fraction_of_matmul_peak": flops / v / limits["matmul_flops"]}
-                 for k, v in runs.items()},
+        "model": args.model,
+        "vocab_rows": vocab_rows,
+        "sequences": args.sequences,
+        "scored_tokens": scored_tokens,
+        "lengths": [MIN_LENGTH, MAX_LENGTH],
+        "limits": limits,
+        "runs": {
+            k: {
+                "seconds": v,
+                "tokens_per_second": scored_tokens / v,
+                "fraction_of_matmul_peak": flops / v / limits["matmul_flops"],
+            }
+            for k, v in runs.items()
+        },
         "ours_vs_full_logits": full_seconds / ours_seconds,
         "compiled_shapes": {"ours": ours_shapes, "full_logits": len(baseline_shapes)},
         "max_abs_logprob_difference": difference,
-    }  # fmt: skip
+    }
     report["load"] = load.finish().record()
     for name, run in report["runs"].items():
-        print(f"{name:>12}: {run['tokens_per_second']:9,.0f} scored tokens/s ({100 * run['fraction_of_matmul_peak']:.0f}% of the "
-              f"matmul peak), {report['compiled_shapes'][name]} compiled shapes")  # fmt: skip
+        print(
+            f"{name:>12}: {run['tokens_per_second']:9,.0f} scored tokens/s ({100 * run['fraction_of_matmul_peak']:.0f}% of the "
+            f"matmul peak), {report['compiled_shapes'][name]} compiled shapes"
+        )
     print(f"ours / full logits: {report['ours_vs_full_logits']:.2f}x; largest log-prob difference {difference:.2e}")
     print(load.banner())
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)

@@ -58,14 +58,18 @@ def write_cache(root: str) -> int:
 
     vocab = AudioTextVocab.from_pretrained(save_test_tokenizer(os.path.join(root, "tok")))
     rng = np.random.default_rng(0)
-    docs = [rng.integers(0, vocab.size, size=int(rng.integers(200, 2000))).astype(np.int32) for _ in range(TRAIN_DOCUMENTS)]
+    docs = [
+        rng.integers(0, vocab.size, size=int(rng.integers(200, 2000))).astype(np.int32) for _ in range(TRAIN_DOCUMENTS)
+    ]
     write_split(os.path.join(root, "cache", "train"), docs)
     write_split(os.path.join(root, "cache", "validation"), docs[:8])
     save_cache_vocab(vocab, os.path.join(root, "cache"))
     return vocab.size
 
 
-def ours(root: str, vocab_size: int, steps: int, precision: str, layer_loop: str = "auto", cross_entropy: str = "fused") -> float:
+def ours(
+    root: str, vocab_size: int, steps: int, precision: str, layer_loop: str = "auto", cross_entropy: str = "fused"
+) -> float:
     """Median steady-state tokens/s of `train`."""
     from soda_jax.data.mixture import soda_mixture
     from soda_jax.training import CheckpointPolicy, OptimizerRecipe, TrainConfig, TrainRecipe
@@ -77,7 +81,12 @@ def ours(root: str, vocab_size: int, steps: int, precision: str, layer_loop: str
             data=soda_mixture({"bench": os.path.join(root, "cache")}, {"bench": 1.0}),
             model=BENCH_20M,
             output_path=out,
-            recipe=TrainRecipe(seq_len=SEQ_LEN, batch_size=BATCH_SIZE, num_train_steps=steps, optimizer=OptimizerRecipe(learning_rate=1e-3)),
+            recipe=TrainRecipe(
+                seq_len=SEQ_LEN,
+                batch_size=BATCH_SIZE,
+                num_train_steps=steps,
+                optimizer=OptimizerRecipe(learning_rate=1e-3),
+            ),
             checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
             precision=precision,
             layer_loop=layer_loop,
@@ -129,14 +138,23 @@ def main() -> None:
     measured = {
         "ours_f32": max(ours(root, vocab_size, args.steps, "f32") for _ in range(args.repeats)),
         "ours_bf16": max(ours(root, vocab_size, args.steps, "bf16") for _ in range(args.repeats)),
-        "ours_f32_full_logits": max(ours(root, vocab_size, args.steps, "f32", cross_entropy="full") for _ in range(args.repeats)),
-        "ours_f32_scanned": max(ours(root, vocab_size, args.steps, "f32", layer_loop="scan") for _ in range(args.repeats)),
+        "ours_f32_full_logits": max(
+            ours(root, vocab_size, args.steps, "f32", cross_entropy="full") for _ in range(args.repeats)
+        ),
+        "ours_f32_scanned": max(
+            ours(root, vocab_size, args.steps, "f32", layer_loop="scan") for _ in range(args.repeats)
+        ),
         "torch_f32": max(torch_baseline(vocab_size, args.steps) for _ in range(args.repeats)),
     }
     report = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
-        "model": {"params": params, "vocab_size": vocab_size, "batch": BATCH_SIZE, "seq_len": SEQ_LEN,
-                  "training_flops_per_token": flops_per_token},
+        "model": {
+            "params": params,
+            "vocab_size": vocab_size,
+            "batch": BATCH_SIZE,
+            "seq_len": SEQ_LEN,
+            "training_flops_per_token": flops_per_token,
+        },
         "matmul_peak_gflops": peak / 1e9,
         "runs": {
             name: {
@@ -150,16 +168,20 @@ def main() -> None:
         "bf16_over_f32": measured["ours_bf16"] / measured["ours_f32"],
         "full_logits_over_fused": measured["ours_f32_full_logits"] / measured["ours_f32"],
         "unrolled_over_scanned": measured["ours_f32"] / measured["ours_f32_scanned"],
-    }  # fmt: skip
+    }
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(report, f, indent=2)
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s   model: {params / 1e6:.1f}M params, batch {BATCH_SIZE} x {SEQ_LEN}")
     for name, run in report["runs"].items():
-        print(f"{name:>20}: {run['tokens_per_second']:8.0f} tokens/s  {run['model_gflops']:6.1f} GFLOP/s  "
-              f"{100 * run['fraction_of_matmul_peak']:5.1f}% of peak")  # fmt: skip
-    print(f"ours f32 / torch: {report['ours_f32_over_torch']:.2f}x   bf16 / f32: {report['bf16_over_f32']:.2f}x   "
-          f"full logits / fused: {report['full_logits_over_fused']:.2f}x   unrolled / scanned: {report['unrolled_over_scanned']:.2f}x")
+        print(
+            f"{name:>20}: {run['tokens_per_second']:8.0f} tokens/s  {run['model_gflops']:6.1f} GFLOP/s  "
+            f"{100 * run['fraction_of_matmul_peak']:5.1f}% of peak"
+        )
+    print(
+        f"ours f32 / torch: {report['ours_f32_over_torch']:.2f}x   bf16 / f32: {report['bf16_over_f32']:.2f}x   "
+        f"full logits / fused: {report['full_logits_over_fused']:.2f}x   unrolled / scanned: {report['unrolled_over_scanned']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -42,23 +42,41 @@ DECODE_BATCH, DECODE_COLUMNS = 64, 4096
 
 
 def cases(quick: bool) -> list[dict]:
-    finals = [dict(model=NAMES[shape], tpu=tpu, parallelism=dataclasses.asdict(SODA_PARALLELISM[shape]), kind="final")
-              for shape, tpu in SODA_TPU_SLICES.items()]  # fmt: skip
+    finals = [
+        dict(model=NAMES[shape], tpu=tpu, parallelism=dataclasses.asdict(SODA_PARALLELISM[shape]), kind="final")
+        for shape, tpu in SODA_TPU_SLICES.items()
+    ]
     if quick:
         return finals[:1]
     flops = [{**case, "kind": "flops"} for case in finals]  # the FLOP count alone (two small compiles each)
     fsdp = dataclasses.asdict(ParallelismConfig())
-    choices = [dict(model=final["model"], tpu=final["tpu"], parallelism=dataclasses.asdict(layout.parallelism), remat=layout.remat, kind="choice")
-               for final in finals for layout in LAYOUTS
-               if (dataclasses.asdict(layout.parallelism), layout.remat) != (final["parallelism"], True)]  # fmt: skip
-    return finals + flops + choices + [
-        dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="oversized"),
-        dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="decode"),
-    ]  # fmt: skip
+    choices = [
+        dict(
+            model=final["model"],
+            tpu=final["tpu"],
+            parallelism=dataclasses.asdict(layout.parallelism),
+            remat=layout.remat,
+            kind="choice",
+        )
+        for final in finals
+        for layout in LAYOUTS
+        if (dataclasses.asdict(layout.parallelism), layout.remat) != (final["parallelism"], True)
+    ]
+    return (
+        finals
+        + flops
+        + choices
+        + [
+            dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="oversized"),
+            dict(model="soda-4b", tpu="v5p-8", parallelism=fsdp, kind="decode"),
+        ]
+    )
 
 
 def key(case: dict) -> str:
-    return json.dumps([case["model"], case["tpu"], case["parallelism"], case.get("remat", True), case["kind"]], sort_keys=True)
+    return json.dumps(
+        [case["model"], case["tpu"], case["parallelism"], case.get("remat", True), case["kind"]], sort_keys=True
+    )
 
 
 def run_case(case: dict) -> dict:
@@ -68,17 +86,34 @@ def run_case(case: dict) -> dict:
     from soda_jax.aot.decode_step import decode_report
     from soda_jax.execution.tpu_slices import tpu_slice
 
-    config = train_config_for(case["model"], batch=512, seq=4096, parallelism=ParallelismConfig(**case["parallelism"]),
-                              gradient_checkpointing=case.get("remat", True))  # fmt: skip
+    config = train_config_for(
+        case["model"],
+        batch=512,
+        seq=4096,
+        parallelism=ParallelismConfig(**case["parallelism"]),
+        gradient_checkpointing=case.get("remat", True),
+    )
     if case["kind"] == "flops":
         started = time.time()
-        report = {"flops_per_token": count_training_flops(config, SODA_VOCAB_SIZE, tpu_slice(case["tpu"])).as_dict(),
-                  "model_name": case["model"], "num_layers": config.model.num_layers,
-                  "flops_seconds": round(time.time() - started, 1)}  # fmt: skip
+        report = {
+            "flops_per_token": count_training_flops(config, SODA_VOCAB_SIZE, tpu_slice(case["tpu"])).as_dict(),
+            "model_name": case["model"],
+            "num_layers": config.model.num_layers,
+            "flops_seconds": round(time.time() - started, 1),
+        }
     elif case["kind"] == "decode":
-        report = decode_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, batch=DECODE_BATCH, columns=DECODE_COLUMNS, model_name=case["model"])
+        report = decode_report(
+            config,
+            case["tpu"],
+            vocab_size=SODA_VOCAB_SIZE,
+            batch=DECODE_BATCH,
+            columns=DECODE_COLUMNS,
+            model_name=case["model"],
+        )
     else:
-        report = compile_report(config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=False, model_name=case["model"])
+        report = compile_report(
+            config, case["tpu"], vocab_size=SODA_VOCAB_SIZE, count_flops=False, model_name=case["model"]
+        )
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return report
 
@@ -103,25 +138,38 @@ def compile_in_child(case: dict) -> dict:
         if peak > RSS_LIMIT_GIB:
             child.kill()
             child.wait()
-            return {**case, "stopped": f"resident memory passed {RSS_LIMIT_GIB} GiB after {time.time() - started:.0f} s"}
+            return {
+                **case,
+                "stopped": f"resident memory passed {RSS_LIMIT_GIB} GiB after {time.time() - started:.0f} s",
+            }
         time.sleep(1.0)
     if child.returncode != 0 or not os.path.exists(out):
         return {**case, "stopped": f"the compile exited with {child.returncode}"}
     report = json.load(open(out))
     os.remove(out)
-    return {**report, **case, "wall_seconds": round(time.time() - started, 1)}  # the case's names win (its "model" is a name)
+    return {
+        **report,
+        **case,
+        "wall_seconds": round(time.time() - started, 1),
+    }  # the case's names win (its "model" is a name)
 
 
 def markdown_tables(done: list[dict]) -> str:
     """The README's tables: the final runs, the choices compared, the oversized case and the decode step."""
     order = [NAMES[shape] for shape in SODA_TPU_SLICES]
     done = sorted(done, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
-    finals = ["| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    others = ["| case | model | slice | mesh | remat | peak / budget GiB/chip | temporaries GiB/chip | fits | compile s |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    layouts = ["| model (slice) | mesh | remat | peak / budget GiB/chip | headroom GiB/chip | compile s | chosen |",
-               "|---|---|---|---|---|---|---|"]  # fmt: skip
+    finals = [
+        "| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    others = [
+        "| case | model | slice | mesh | remat | peak / budget GiB/chip | temporaries GiB/chip | fits | compile s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    layouts = [
+        "| model (slice) | mesh | remat | peak / budget GiB/chip | headroom GiB/chip | compile s | chosen |",
+        "|---|---|---|---|---|---|---|",
+    ]
     by_model: dict[str, list[dict]] = {}
     for r in done:
         if r["kind"] in ("final", "choice") and "stopped" not in r:
@@ -134,18 +182,24 @@ def markdown_tables(done: list[dict]) -> str:
         for r in sorted(reports, key=lambda r: (r["mesh"].get("model", 1), not r["gradient_checkpointing"])):
             m, mesh = r["memory"], " x ".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
             peak = f"{'at least ' if m.get('compiler_refused') else ''}{m['peak_gib']:.1f} / {m['budget_gib']:.1f}"
-            layouts.append(f"| {model} ({r['tpu']}) | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | {peak} | "
-                           f"{headroom_gib(r):.1f}{'' if m['fits'] else ' (does not fit)'} | {r['compile_seconds']:.0f} | "
-                           f"{'**yes**' if r is chosen else ''} |")  # fmt: skip
-    counted = ["| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token | analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) | XLA's count of the scanned step as is | compile s |",
-               "|---|---|---|---|---|---|---|"]  # fmt: skip
+            layouts.append(
+                f"| {model} ({r['tpu']}) | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | {peak} | "
+                f"{headroom_gib(r):.1f}{'' if m['fits'] else ' (does not fit)'} | {r['compile_seconds']:.0f} | "
+                f"{'**yes**' if r is chosen else ''} |"
+            )
+    counted = [
+        "| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token | analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) | XLA's count of the scanned step as is | compile s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in done:
         f = r.get("flops_per_token")
         if f and r["kind"] in ("flops", "final"):
-            counted.append(f"| {r['model']} ({r['tpu']}) | {f['compiled_rest']:.3g} + {r.get('num_layers', '')}{' x ' if 'num_layers' in r else ''}"
-                           f"{f['compiled_per_layer']:.3g} | {f['compiled']:.3g} | {f['analytic']:.3g} ({f['compiled_over_analytic']}) | "
-                           f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']}) | "
-                           f"{f['compiled_as_is']:.3g} | {r.get('flops_seconds', r.get('total_seconds', 0)):.0f} |")  # fmt: skip
+            counted.append(
+                f"| {r['model']} ({r['tpu']}) | {f['compiled_rest']:.3g} + {r.get('num_layers', '')}{' x ' if 'num_layers' in r else ''}"
+                f"{f['compiled_per_layer']:.3g} | {f['compiled']:.3g} | {f['analytic']:.3g} ({f['compiled_over_analytic']}) | "
+                f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']}) | "
+                f"{f['compiled_as_is']:.3g} | {r.get('flops_seconds', r.get('total_seconds', 0)):.0f} |"
+            )
         if r["kind"] == "flops":
             continue
         if r["kind"] == "choice":
@@ -155,17 +209,23 @@ def markdown_tables(done: list[dict]) -> str:
             continue
         m, mesh = r["memory"], "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
         if r["kind"] == "final":
-            finals.append(f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {m['parameters_gib'] + m['optimizer_state_gib']:.2f} | "
-                          f"{m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
-                          f"{r['compile_seconds']:.0f} |")  # fmt: skip
+            finals.append(
+                f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {m['parameters_gib'] + m['optimizer_state_gib']:.2f} | "
+                f"{m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
+                f"{r['compile_seconds']:.0f} |"
+            )
         elif r["kind"] == "decode":
-            others.append(f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | {r['tpu']} | {mesh} | - | "
-                          f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} (KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
-                          f"{m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} |")  # fmt: skip
+            others.append(
+                f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | {r['tpu']} | {mesh} | - | "
+                f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} (KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
+                f"{m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} |"
+            )
         else:
-            others.append(f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
-                          f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | "
-                          f"{r['compile_seconds']:.0f} |")  # fmt: skip
+            others.append(
+                f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
+                f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | "
+                f"{r['compile_seconds']:.0f} |"
+            )
     return "\n\n".join("\n".join(table) for table in (finals, counted, layouts, others))
 
 
@@ -190,7 +250,24 @@ def main(argv: list[str]) -> int:
         done.append(report)
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
         fileio.atomic_write_json(RESULTS, done)
-        print(json.dumps({k: report.get(k) for k in ("model", "tpu", "kind", "stopped", "memory", "flops_per_token", "peak_rss_gib", "wall_seconds")}), flush=True)
+        print(
+            json.dumps(
+                {
+                    k: report.get(k)
+                    for k in (
+                        "model",
+                        "tpu",
+                        "kind",
+                        "stopped",
+                        "memory",
+                        "flops_per_token",
+                        "peak_rss_gib",
+                        "wall_seconds",
+                    )
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -90,8 +90,13 @@ class Load:
 
     def record(self) -> dict:
         """The JSON record: loads, the threshold, and whether the figures are comparable."""
-        return {"load_before": self.before, "load_after": self.after, "cpus": os.cpu_count(),
-                "comparable_load_limit": COMPARABLE_LOAD, "comparable": self.comparable}  # fmt: skip
+        return {
+            "load_before": self.before,
+            "load_after": self.after,
+            "cpus": os.cpu_count(),
+            "comparable_load_limit": COMPARABLE_LOAD,
+            "comparable": self.comparable,
+        }
 
     def banner(self) -> str:
         """One line for the console."""

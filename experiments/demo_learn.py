@@ -42,7 +42,12 @@ CURVE_EVERY_STEPS = 300
 def learn_model(mimi: str | None = None, seed: int = 0, text_shift: int = 0):
     """``checkpoints/demo-learn``: `DEMO_LEARN_MODEL` on the commands (``seed``: the recipe's;
     ``text_shift``: tests only, captions paired with other commands' speech)."""
-    name = "demo-learn" + ("-mimi" if mimi else "") + (f"-seed{seed}" if seed else "") + (f"-shifted{text_shift}" if text_shift else "")
+    name = (
+        "demo-learn"
+        + ("-mimi" if mimi else "")
+        + (f"-seed{seed}" if seed else "")
+        + (f"-shifted{text_shift}" if text_shift else "")
+    )
     return default_train(
         name,
         learn_data(mimi, text_shift),
@@ -71,8 +76,11 @@ def main(argv: list[str]) -> None:
     shift, executor_args = pop_option(argv, TEXT_SHIFT_FLAG)
     model = learn_model(mimi, int(seed or 0), int(shift or 0))
     evaluation, curve = learn_evaluation(model, mimi), learn_curve(model, mimi)
-    report = executor_main([model, evaluation, curve], args=executor_args,
-                           description="soda-jax learning demo: spoken commands -> a model that transcribes them")  # fmt: skip
+    report = executor_main(
+        [model, evaluation, curve],
+        args=executor_args,
+        description="soda-jax learning demo: spoken commands -> a model that transcribes them",
+    )
     if report is not None:
         shutdown_workers()  # flush the workers' logs before the summary
         report_training(model, report.output_paths[model.name])

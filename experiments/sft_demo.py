@@ -31,7 +31,9 @@ from soda_jax.training.validation import VALIDATION_LOSS
 
 demo_asr_data = default_sft_data(
     "demo-emilia-asr",
-    TokenizedTaskSource(default_tokenize("demo-emilia", default_synth_demo_corpus() / "emilia", source="emilia"), task="asr"),  # type: ignore[arg-type]
+    TokenizedTaskSource(
+        default_tokenize("demo-emilia", default_synth_demo_corpus() / "emilia", source="emilia"), task="asr"
+    ),  # type: ignore[arg-type]
     tokenizer=text_tokenizer,
     max_tokens=SFT_DEMO_RECIPE.seq_len,
     validation_fraction=DEMO_VALIDATION_FRACTION,
@@ -58,10 +60,14 @@ def main(argv: list[str]) -> None:
     summary = fileio.read_json(fileio.join(out, "summary.json"))
     data_stats = fileio.read_json(fileio.join(report.output_paths[demo_asr_data.name], "stats.json"))
     before, after = summary["initial_validation"][VALIDATION_LOSS], summary["final_validation_loss"]
-    print(f"\nASR pairs: {data_stats['train']['documents']} train, {data_stats['validation']['documents']} held out; "
-          f"skipped {data_stats['skipped']}")  # fmt: skip
-    print(f"{demo_asr_model.name}: {summary['steps']} steps; held-out ASR loss (response tokens) "
-          f"{before:.3f} (demo model) -> {after:.3f} (fine-tuned)")  # fmt: skip
+    print(
+        f"\nASR pairs: {data_stats['train']['documents']} train, {data_stats['validation']['documents']} held out; "
+        f"skipped {data_stats['skipped']}"
+    )
+    print(
+        f"{demo_asr_model.name}: {summary['steps']} steps; held-out ASR loss (response tokens) "
+        f"{before:.3f} (demo model) -> {after:.3f} (fine-tuned)"
+    )
 
 
 if __name__ == "__main__":

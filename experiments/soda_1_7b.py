@@ -1,6 +1,6 @@
 """SODA-1.7B: the final run on SODA's data mix, on its TPU slice.
 
-    python experiments/soda_1_7b.py --prefix gs://BUCKET/soda [--dry_run]
+python experiments/soda_1_7b.py --prefix gs://BUCKET/soda [--dry_run]
 """
 
 import sys

@@ -1,6 +1,6 @@
 """SODA-4B: the final run on SODA's data mix, on its TPU slice.
 
-    python experiments/soda_4b.py --prefix gs://BUCKET/soda [--dry_run]
+python experiments/soda_4b.py --prefix gs://BUCKET/soda [--dry_run]
 """
 
 import sys

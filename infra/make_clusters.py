@@ -119,10 +119,16 @@ def cpu_vm(machine_type: str) -> dict[str, Any]:
     """A Compute Engine VM's ``node_config``: Ubuntu 22.04, a boot disk, the default service account."""
     return {
         "machineType": machine_type,
-        "disks": [{"boot": True, "autoDelete": True, "type": "PERSISTENT",
-                   "initializeParams": {"diskSizeGb": BOOT_DISK_GB, "sourceImage": UBUNTU_IMAGE}}],
+        "disks": [
+            {
+                "boot": True,
+                "autoDelete": True,
+                "type": "PERSISTENT",
+                "initializeParams": {"diskSizeGb": BOOT_DISK_GB, "sourceImage": UBUNTU_IMAGE},
+            }
+        ],
         "serviceAccounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
-    }  # fmt: skip
+    }
 
 
 def node_type_name(slice_type: str) -> str:
@@ -150,8 +156,11 @@ def cluster_config(generation: Generation, slices: Sequence[str]) -> dict[str, A
             "resources": {"CPU": 0, "TPU": chips_per_host(slice_type)},
             "min_workers": 0,
             "max_workers": SLICES_PER_TYPE,
-            "node_config": {"acceleratorType": slice_type, "runtimeVersion": generation.runtime_version,
-                            "schedulingConfig": {"preemptible": True}},  # fmt: skip
+            "node_config": {
+                "acceleratorType": slice_type,
+                "runtimeVersion": generation.runtime_version,
+                "schedulingConfig": {"preemptible": True},
+            },
         }
     ray = f"{REMOTE_VENV}/bin/ray"
     return {
@@ -159,15 +168,20 @@ def cluster_config(generation: Generation, slices: Sequence[str]) -> dict[str, A
         "max_workers": sum(t["max_workers"] for t in node_types.values()),
         "upscaling_speed": 1.0,
         "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
-        "provider": {"type": "gcp", "region": generation.region, "availability_zone": generation.zone,
-                     "project_id": PROJECT_PLACEHOLDER},  # fmt: skip
+        "provider": {
+            "type": "gcp",
+            "region": generation.region,
+            "availability_zone": generation.zone,
+            "project_id": PROJECT_PLACEHOLDER,
+        },
         "auth": {"ssh_user": "ray"},
         "available_node_types": node_types,
         "head_node_type": "head",
         "file_mounts": {REMOTE_CHECKOUT: "."},
         "rsync_filter": [".gitignore"],
         "setup_commands": [
-            "sudo apt-get update -y && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(DEBIAN_PACKAGES),
+            "sudo apt-get update -y && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y "
+            + " ".join(DEBIAN_PACKAGES),
             f"make -C {REMOTE_CHECKOUT} venv EXTRAS={CLUSTER_EXTRAS}",
             f"touch ~/.bashrc && (grep -qxF '{PATH_LINE}' ~/.bashrc || sed -i '1i {PATH_LINE}' ~/.bashrc)",
         ],
@@ -223,7 +237,9 @@ def main(argv: list[str]) -> int:
             fileio.atomic_write_text(path, render(generation, config))
             print(f"wrote {path}")
     for path in stale:
-        print(f"{path} differs from infra/make_clusters.py's output: run `python infra/make_clusters.py`", file=sys.stderr)
+        print(
+            f"{path} differs from infra/make_clusters.py's output: run `python infra/make_clusters.py`", file=sys.stderr
+        )
     return 1 if stale else 0
 
 

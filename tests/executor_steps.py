@@ -31,7 +31,9 @@ def record(config: RecordConfig) -> None:
     if config.fail:
         raise RuntimeError(f"step asked to fail (value={config.value})")
     upstream = [fileio.read_json(fileio.join(p, "out.json"))["value"] for p in config.inputs]
-    fileio.atomic_write_json(fileio.join(config.output_path, "out.json"), {"value": config.value, "upstream": upstream, "pid": os.getpid()})
+    fileio.atomic_write_json(
+        fileio.join(config.output_path, "out.json"), {"value": config.value, "upstream": upstream, "pid": os.getpid()}
+    )
 
 
 def runs(log_path: str) -> list[str]:

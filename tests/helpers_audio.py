@@ -45,9 +45,7 @@ def speech(text: str, voice: str = ESPEAK_VOICES[0].name) -> np.ndarray:
     return audio
 
 
-def recording(
-    audio_id: str, sentence_indices: tuple[int, ...], voice: str = ESPEAK_VOICES[0].name
-) -> Recording:
+def recording(audio_id: str, sentence_indices: tuple[int, ...], voice: str = ESPEAK_VOICES[0].name) -> Recording:
     texts = [SENTENCES[i] for i in sentence_indices]
     return long_form(audio_id, [speech(t, voice) for t in texts], texts, speaker=voice)
 
@@ -67,9 +65,7 @@ def write_yodas2_corpus(
     written = []
     for s in range(num_shards):
         recs = [
-            recording(
-                f"vid-{s:02d}{r}", tuple((s + r + k) % len(SENTENCES) for k in range(sentences_per_recording))
-            )
+            recording(f"vid-{s:02d}{r}", tuple((s + r + k) % len(SENTENCES) for k in range(sentences_per_recording)))
             for r in range(recordings_per_shard)
         ]
         write_yodas2_shard(root, YODAS2_SUBSET, s, recs)

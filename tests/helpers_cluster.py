@@ -121,10 +121,12 @@ def emulated_host(cluster: Cluster, slice_type: str, slice_name: str, worker_id:
     """Add a Ray node that looks like host ``worker_id`` of a ``slice_type`` TPU slice to Ray's TPU API."""
     tpu = tpu_slice(slice_type)
     labels = {
-        "ray.io/tpu-slice-name": slice_name, "ray.io/tpu-worker-id": str(worker_id),
-        "ray.io/tpu-pod-type": tpu.name, "ray.io/tpu-topology": tpu.topology,
+        "ray.io/tpu-slice-name": slice_name,
+        "ray.io/tpu-worker-id": str(worker_id),
+        "ray.io/tpu-pod-type": tpu.name,
+        "ray.io/tpu-topology": tpu.topology,
         "ray.io/accelerator-type": f"TPU-{tpu.chip.version.upper()}",
-    }  # fmt: skip
+    }
     resources = {"TPU": tpu.chips_per_host, **({tpu.head_resource: 1} if worker_id == 0 else {})}
     saved = {k: os.environ.get(k) for k in ("TPU_NAME", EMULATED_TPU_ENV)}
     os.environ.update({"TPU_NAME": slice_name, EMULATED_TPU_ENV: "1"})  # the node's processes inherit them

@@ -96,24 +96,35 @@ def build_prefix(root: str) -> Built:
     write_test_cache(cache, os.path.join(root, "tokenizer"))
     prefix = os.path.join(root, "prefix")
     log = os.path.join(root, "log")
-    train_config = tiny_config(cache, this_output_path(), steps=TRAIN_STEPS, compilation_cache_dir=os.path.join(root, "jax"))
+    train_config = tiny_config(
+        cache, this_output_path(), steps=TRAIN_STEPS, compilation_cache_dir=os.path.join(root, "jax")
+    )
     from soda_jax.training.train import train
 
     training = ExecutorStep("checkpoints/tiny", train, train_config)
-    evaluation = ExecutorStep("eval/tiny", eval_like, EvalLikeConfig(this_output_path(), training, num_items=versioned(EVAL_ITEMS)))
+    evaluation = ExecutorStep(
+        "eval/tiny", eval_like, EvalLikeConfig(this_output_path(), training, num_items=versioned(EVAL_ITEMS))
+    )
     good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), log, value=versioned(1)))
     bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), log, value=versioned(2), fail=True))
     after = ExecutorStep("demo/after", record, RecordConfig(this_output_path(), log, inputs=(good, bad)))
     sweep_runs = [r for r in sweep.isoflop_grid() if r.budget in SCALING_BUDGETS]
     run_paths = tuple(
-        write_run(os.path.join(root, "sweep"), r.name, params=r.params, tokens=r.tokens, train_flops=r.training_flops,
-                  loss=float(TRUE_LAW(r.params, r.tokens)))[0]
+        write_run(
+            os.path.join(root, "sweep"),
+            r.name,
+            params=r.params,
+            tokens=r.tokens,
+            train_flops=r.training_flops,
+            loss=float(TRUE_LAW(r.params, r.tokens)),
+        )[0]
         for r in sweep_runs
-    )  # fmt: skip
+    )
     scaling = ExecutorStep(
-        "analysis/isoflop", analyze_scaling,
+        "analysis/isoflop",
+        analyze_scaling,
         ScalingAnalysisConfig(run_paths, this_output_path(), num_bootstrap=50, num_parametric_bootstrap=5),
-    )  # fmt: skip
+    )
     executor = Executor(prefix, use_ray=False)
     try:
         executor.run([evaluation, after, scaling], description="dashboard test experiment")
@@ -161,4 +172,3 @@ def shared_prefix(tmp_path_factory) -> Built:
     if base not in _built:
         _built[base] = build_prefix(str(tmp_path_factory.mktemp("dashboard-experiment")))
     return _built[base]
-

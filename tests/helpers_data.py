@@ -38,7 +38,9 @@ class Segment:
     """[K, frames] raw codes."""
 
 
-def random_recording(rng: np.random.Generator, recording_id: str, num_segments: int, *, max_frames: int = 6) -> list[Segment]:
+def random_recording(
+    rng: np.random.Generator, recording_id: str, num_segments: int, *, max_frames: int = 6
+) -> list[Segment]:
     words = " ".join(CORPUS[:4]).split()
     out = []
     for i in range(num_segments):
@@ -46,7 +48,10 @@ def random_recording(rng: np.random.Generator, recording_id: str, num_segments: 
         text = " ".join(rng.choice(words, size=int(rng.integers(1, 6))))
         out.append(
             Segment(
-                recording_id, i, text, f"spk{int(rng.integers(0, 2))}",
+                recording_id,
+                i,
+                text,
+                f"spk{int(rng.integers(0, 2))}",
                 rng.integers(0, CODEBOOK_SIZE, size=(MIMI_CODEBOOKS, frames)).astype(np.int16),
             )
         )
@@ -57,7 +62,13 @@ def write_tokenized_utterances(root: str, shards: dict[str, list[Segment]]) -> s
     """Write a section-1 directory: codec.json + shards/{name}.parquet; returns ``root``."""
     fileio.atomic_write_json(
         fileio.join(root, "codec.json"),
-        {"codec": "mimi", "sample_rate": 24000, "frame_rate": FRAME_RATE, "num_codebooks": MIMI_CODEBOOKS, "codebook_size": CODEBOOK_SIZE},
+        {
+            "codec": "mimi",
+            "sample_rate": 24000,
+            "frame_rate": FRAME_RATE,
+            "num_codebooks": MIMI_CODEBOOKS,
+            "codebook_size": CODEBOOK_SIZE,
+        },
     )
     os.makedirs(os.path.join(root, "shards"), exist_ok=True)
     for name, segments in shards.items():

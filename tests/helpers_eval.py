@@ -29,7 +29,9 @@ REPEATS = 16
 
 def audio_bodies(vocab: AudioTextVocab) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [vocab.codes_to_ids(rng.integers(0, vocab.codebook_size, size=(8, AUDIO_FRAMES))) for _ in range(AUDIO_DOCUMENTS)]
+    return [
+        vocab.codes_to_ids(rng.integers(0, vocab.codebook_size, size=(8, AUDIO_FRAMES))) for _ in range(AUDIO_DOCUMENTS)
+    ]
 
 
 def documents(vocab: AudioTextVocab) -> list[np.ndarray]:
@@ -78,6 +80,9 @@ def resume_eval_config(run: str, output_path: str, pairs: str, librispeech: str)
     from soda_jax.eval.tasks import AsrTask, Sampling, twuggy
 
     return EvalConfig(
-        model_path=run, output_path=output_path, batch_size=1, codec=CodecConfig(pretrained=None, random_size="tiny", seed=0),
+        model_path=run,
+        output_path=output_path,
+        batch_size=1,
+        codec=CodecConfig(pretrained=None, random_size="tiny", seed=0),
         tasks=(twuggy(pairs), AsrTask("asr", librispeech, sampling=Sampling(max_new_tokens=16))),
     )

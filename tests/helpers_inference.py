@@ -25,10 +25,19 @@ def make_vocab(directory: str) -> AudioTextVocab:
     return AudioTextVocab(text, codebook_size=TEST_CODEBOOK_SIZE)
 
 
-def random_model(vocab: AudioTextVocab, *, num_codebooks: int = 8, parallelism: ParallelismConfig = UNSHARDED, seed: int = 0, scan_layers: bool = True) -> LoadedModel:
+def random_model(
+    vocab: AudioTextVocab,
+    *,
+    num_codebooks: int = 8,
+    parallelism: ParallelismConfig = UNSHARDED,
+    seed: int = 0,
+    scan_layers: bool = True,
+) -> LoadedModel:
     """A randomly initialised TEST_TINY Qwen3 over ``vocab``, sharded like training would shard it."""
     mesh, compute, params = build_mesh(parallelism)
     config = qwen3_config(TEST_TINY, CONTEXT, gradient_checkpointing=False, scan_layers=scan_layers)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(params):
-        model = hax.named_jit(lambda key: config.build(Axis("vocab", vocab.size), key=key), axis_resources=params)(jax.random.PRNGKey(seed))
+        model = hax.named_jit(lambda key: config.build(Axis("vocab", vocab.size), key=key), axis_resources=params)(
+            jax.random.PRNGKey(seed)
+        )
     return LoadedModel(model, config, vocab, num_codebooks, mesh, compute, params, source=f"random-seed{seed}")

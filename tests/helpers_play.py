@@ -70,9 +70,17 @@ class PlayPrefix:
 
 def write_clips(directory: str) -> dict[str, str]:
     os.makedirs(directory, exist_ok=True)
-    clips = {name: os.path.join(directory, file) for name, file in
-             [("short", "short.wav"), ("flac", "voice.flac"), ("long", "long.wav"), ("text", "notes.wav"),
-              ("empty", "empty.wav"), ("silent_header", "nothing.wav")]}  # fmt: skip
+    clips = {
+        name: os.path.join(directory, file)
+        for name, file in [
+            ("short", "short.wav"),
+            ("flac", "voice.flac"),
+            ("long", "long.wav"),
+            ("text", "notes.wav"),
+            ("empty", "empty.wav"),
+            ("silent_header", "nothing.wav"),
+        ]
+    }
     sf.write(clips["short"], tone(0.4, 220), 24_000)
     sf.write(clips["flac"], tone(0.3, 330, 48_000), 48_000)
     sf.write(clips["long"], tone(3.0, 220), 24_000)
@@ -97,10 +105,16 @@ def build_play_prefix(root: str) -> PlayPrefix:
     # What an interleave step records (docs/data-contracts.md): the codec that made the documents.
     codec = MimiCodec.from_config(CodecConfig(random_size="tiny", seed=0)).describe()
     assert codec["weights"] == MIMI
-    fileio.atomic_write_json(os.path.join(cache, "stats.json"), {"layout": {"num_codebooks": {"speech": 8}, "codec": codec}})
+    fileio.atomic_write_json(
+        os.path.join(cache, "stats.json"), {"layout": {"num_codebooks": {"speech": 8}, "codec": codec}}
+    )
 
-    recipe = TrainRecipe(seq_len=CONTEXT, batch_size=8, num_train_steps=TRAIN_STEPS,
-                         optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.0, decay=0.2))  # fmt: skip
+    recipe = TrainRecipe(
+        seq_len=CONTEXT,
+        batch_size=8,
+        num_train_steps=TRAIN_STEPS,
+        optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.0, decay=0.2),
+    )
     config = tiny_config(cache, this_output_path(), recipe=recipe, compilation_cache_dir=os.path.join(root, "jax"))
     training = ExecutorStep("checkpoints/play-tiny", train, config)
     shots = ExecutorStep("eval/play-shots", write_shot_set, ShotSetConfig(this_output_path()))
@@ -108,7 +122,9 @@ def build_play_prefix(root: str) -> PlayPrefix:
     executor = Executor(prefix, use_ray=False)
     executor.run([training, shots], description="playground test models")
     rel = {s.name: os.path.relpath(executor.output_path(s), prefix) for s in (training, shots)}
-    return PlayPrefix(prefix, rel[training.name], f"{rel[shots.name]}/librispeech/dev-clean", write_clips(os.path.join(root, "clips")))
+    return PlayPrefix(
+        prefix, rel[training.name], f"{rel[shots.name]}/librispeech/dev-clean", write_clips(os.path.join(root, "clips"))
+    )
 
 
 _built: dict[str, PlayPrefix] = {}

@@ -20,11 +20,21 @@ def accuracy_for_loss(loss):
 def heldout_section(speech_loss, text_loss=None, tokens=1000):
     """A summary's ``heldout_nll`` (training.validation.heldout_nll's layout): one speech component
     with ``speech_loss`` and, with ``text_loss``, one text-only component."""
-    components = {"speech": {"loss": float(speech_loss), "tokens": tokens, "speech": True,
-                             "kinds": {"semantic": {"loss": float(speech_loss), "tokens": tokens}}}}
+    components = {
+        "speech": {
+            "loss": float(speech_loss),
+            "tokens": tokens,
+            "speech": True,
+            "kinds": {"semantic": {"loss": float(speech_loss), "tokens": tokens}},
+        }
+    }
     if text_loss is not None:
-        components["text"] = {"loss": float(text_loss), "tokens": tokens, "speech": False,
-                              "kinds": {"text": {"loss": float(text_loss), "tokens": tokens}}}
+        components["text"] = {
+            "loss": float(text_loss),
+            "tokens": tokens,
+            "speech": False,
+            "kinds": {"text": {"loss": float(text_loss), "tokens": tokens}},
+        }
     speech = {**components["speech"], "components": ["speech"]}
     del speech["speech"]
     return {"components": components, "speech": speech}
@@ -35,8 +45,12 @@ def write_run(root, name, *, params, tokens, train_flops, loss, metrics=None):
     run_dir = os.path.join(root, "checkpoints", name)
     os.makedirs(run_dir, exist_ok=True)
     summary = {
-        "params": int(params), "tokens": int(tokens), "train_flops": float(train_flops),
-        "final_validation_loss": float(loss), "heldout_nll": heldout_section(loss), "steps": 1,
+        "params": int(params),
+        "tokens": int(tokens),
+        "train_flops": float(train_flops),
+        "final_validation_loss": float(loss),
+        "heldout_nll": heldout_section(loss),
+        "steps": 1,
     }
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f)
@@ -59,8 +73,15 @@ def sweep_with_text_component(root, metrics=None):
     run_paths, eval_paths = [], []
     for run in (r for r in sweep.isoflop_grid() if r.budget in (1e18, 3e18)):
         speech = float(TRUE_LAW(run.params, run.tokens))
-        run_dir, eval_dir = write_run(root, run.name, params=run.params, tokens=run.tokens, train_flops=run.training_flops,
-                                      loss=speech, metrics=metrics(speech) if metrics else None)  # fmt: skip
+        run_dir, eval_dir = write_run(
+            root,
+            run.name,
+            params=run.params,
+            tokens=run.tokens,
+            train_flops=run.training_flops,
+            loss=speech,
+            metrics=metrics(speech) if metrics else None,
+        )
         summary_path = os.path.join(run_dir, "summary.json")
         with open(summary_path) as f:
             summary = json.load(f)
@@ -80,7 +101,12 @@ def write_synthetic_sweep(root, *, noise=0.001, seed=0):
         loss = float(TRUE_LAW(run.params, run.tokens) * np.exp(rng.normal(0, noise)))
         accuracy = float(accuracy_for_loss(loss) + rng.normal(0, 0.003))
         run_dir, eval_dir = write_run(
-            root, run.name, params=run.params, tokens=run.tokens, train_flops=run.training_flops, loss=loss,
+            root,
+            run.name,
+            params=run.params,
+            tokens=run.tokens,
+            train_flops=run.training_flops,
+            loss=loss,
             metrics={"sblimp_accuracy": accuracy},
         )
         run_paths.append(run_dir)
@@ -133,9 +159,14 @@ def write_synthetic_run(config: SyntheticRunConfig) -> None:
     """Write the training-run contract's summary.json for the sweep run (budget, hidden) of SODA's rules."""
     run = sweep.run_for_shape(sweep.SweepRules(), config.budget, sweep.SweepRules().shape_for_hidden(config.hidden))
     os.makedirs(config.output_path, exist_ok=True)
-    summary = {"params": run.params, "tokens": run.tokens, "train_flops": float(run.training_flops),
-               "final_validation_loss": float(parabola_loss(run)), "heldout_nll": heldout_section(parabola_loss(run)),
-               "steps": run.steps}
+    summary = {
+        "params": run.params,
+        "tokens": run.tokens,
+        "train_flops": float(run.training_flops),
+        "final_validation_loss": float(parabola_loss(run)),
+        "heldout_nll": heldout_section(parabola_loss(run)),
+        "steps": run.steps,
+    }
     with open(os.path.join(config.output_path, "summary.json"), "w") as f:
         json.dump(summary, f)
     with open(config.log_path, "a") as f:

@@ -19,7 +19,9 @@ def word_codes(codebook_size: int, seed: int = 7) -> dict[str, np.ndarray]:
     return {w: rng.integers(0, codebook_size, size=(MIMI_CODEBOOKS, FRAMES_PER_WORD)).astype(np.int16) for w in WORDS}
 
 
-def write_word_corpus(root: str, *, recordings: int, segments: int = 2, codebook_size: int = 2048, seed: int = 0) -> str:
+def write_word_corpus(
+    root: str, *, recordings: int, segments: int = 2, codebook_size: int = 2048, seed: int = 0
+) -> str:
     """A section-1 tokenized corpus: every segment says 2-4 random words, its codes the words' codes."""
     codes_of = word_codes(codebook_size)
     rng = np.random.default_rng(seed)
@@ -27,7 +29,9 @@ def write_word_corpus(root: str, *, recordings: int, segments: int = 2, codebook
     for r in range(recordings):
         for i in range(segments):
             words = list(rng.choice(WORDS, size=int(rng.integers(2, 5))))
-            shard.append(Segment(f"rec{r:04d}", i, " ".join(words), "spk0", np.concatenate([codes_of[w] for w in words], axis=1)))
+            shard.append(
+                Segment(f"rec{r:04d}", i, " ".join(words), "spk0", np.concatenate([codes_of[w] for w in words], axis=1))
+            )
     write_tokenized_utterances(root, {"shard0": shard})
     if codebook_size != 2048:
         codec = fileio.read_json(fileio.join(root, "codec.json"))

@@ -40,14 +40,19 @@ def write_split(directory: str, documents: list[np.ndarray]) -> None:
 
 def write_test_cache(root: str, tokenizer_dir: str) -> AudioTextVocab:
     """A token cache as docs/data-contracts.md section 2 lays it out: train/, validation/, vocab/."""
-    vocab = AudioTextVocab(AudioTextVocab.from_pretrained(save_test_tokenizer(tokenizer_dir)).text_tokenizer, codebook_size=TEST_CODEBOOK_SIZE)
+    vocab = AudioTextVocab(
+        AudioTextVocab.from_pretrained(save_test_tokenizer(tokenizer_dir)).text_tokenizer,
+        codebook_size=TEST_CODEBOOK_SIZE,
+    )
     write_split(f"{root}/train", synthetic_documents(vocab, TRAIN_DOCUMENTS, seed=0))
     write_split(f"{root}/validation", synthetic_documents(vocab, VALIDATION_DOCUMENTS, seed=1))
     save_cache_vocab(vocab, root)
     return vocab
 
 
-def tiny_config(cache_root: str, output_path: str, *, steps: int = 8, data: int = -1, model: int = 1, **overrides) -> TrainConfig:
+def tiny_config(
+    cache_root: str, output_path: str, *, steps: int = 8, data: int = -1, model: int = 1, **overrides
+) -> TrainConfig:
     fields = dict(
         data=soda_mixture({"speech": cache_root}, {"speech": 1.0}),
         model=TEST_TINY,

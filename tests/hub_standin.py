@@ -68,7 +68,9 @@ class StandinRepo:
                 tree.pop(path, None)
             else:
                 tree[path] = data
-        sha = hashlib.sha1(json.dumps([parent, sorted((p, git_blob_id(d)) for p, d in tree.items())]).encode()).hexdigest()
+        sha = hashlib.sha1(
+            json.dumps([parent, sorted((p, git_blob_id(d)) for p, d in tree.items())]).encode()
+        ).hexdigest()
         self.commits[sha] = tree
         self.branches[branch] = sha
         return sha
@@ -88,7 +90,12 @@ def _entry(path: str, files: Mapping[str, bytes], expand: bool, commit: str) -> 
             entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": LFS_POINTER_SIZE}
     else:
         below = sorted(p for p in files if p.startswith(path + "/"))
-        entry = {"type": "directory", "oid": hashlib.sha1("\n".join(below).encode()).hexdigest(), "size": 0, "path": path}
+        entry = {
+            "type": "directory",
+            "oid": hashlib.sha1("\n".join(below).encode()).hexdigest(),
+            "size": 0,
+            "path": path,
+        }
     if expand:
         entry["lastCommit"] = {"id": commit, "title": "stand-in commit", "date": "2024-01-01T00:00:00.000Z"}
     return entry
@@ -101,7 +108,7 @@ def _children(files: Mapping[str, bytes], directory: str, recursive: bool) -> li
     for path in files:
         if not path.startswith(prefix):
             continue
-        parts = path[len(prefix):].split("/")
+        parts = path[len(prefix) :].split("/")
         depth = len(parts) if recursive else 1
         for i in range(1, min(depth, len(parts)) + 1):
             found.add(prefix + "/".join(parts[:i]))
@@ -124,7 +131,9 @@ class HubStandin:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def add_repo(self, repo_id: str, files: Mapping[str, bytes], *, repo_type: str = "dataset", **options) -> StandinRepo:
+    def add_repo(
+        self, repo_id: str, files: Mapping[str, bytes], *, repo_type: str = "dataset", **options
+    ) -> StandinRepo:
         repo = StandinRepo(repo_id, repo_type, **options)
         repo.commit(files)
         self.repos[(repo_type, repo_id)] = repo
@@ -172,14 +181,21 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
             try:
                 self._check_token()
                 if url.path.startswith("/api/"):
-                    self._api(url.path[len("/api/"):], parse_qs(url.query))
+                    self._api(url.path[len("/api/") :], parse_qs(url.query))
                 else:
                     self._resolve(url.path.lstrip("/"), head)
             except _Refused as e:
                 headers = {"X-Error-Code": e.code, "X-Error-Message": e.message}
                 self._reply(e.status, json.dumps({"error": e.message}).encode(), "application/json", headers)
 
-        def _reply(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str | None] = {}, head: bool = False):
+        def _reply(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            headers: Mapping[str, str | None] = {},
+            head: bool = False,
+        ):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -195,7 +211,7 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
 
         def _token(self) -> str | None:
             auth = self.headers.get("authorization") or ""
-            return auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+            return auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
 
         def _check_token(self) -> None:
             token = self._token()
@@ -207,7 +223,9 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
                 return
             restricted = f"Access to {repo.repo_type} {repo.repo_id} is restricted"
             if self._token() is None:
-                raise _Refused(401, "GatedRepo", f"{restricted}. You must have access to it and be authenticated to access it.")
+                raise _Refused(
+                    401, "GatedRepo", f"{restricted}. You must have access to it and be authenticated to access it."
+                )
             raise _Refused(403, "GatedRepo", f"{restricted} and you are not in the authorized list.")
 
         # ------------------------------------------------------------------------------ routes
@@ -292,7 +310,7 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
             headers = {"ETag": f'"{etag}"', "X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
             wanted = self.headers.get("range")
             if wanted and wanted.startswith("bytes="):
-                first, _, last = wanted[len("bytes="):].partition("-")
+                first, _, last = wanted[len("bytes=") :].partition("-")
                 start, end = int(first), (int(last) + 1 if last else len(data))
                 body = data[start:end]
                 status = 206

@@ -51,7 +51,9 @@ def test_emilia_bad_audio_is_skipped_by_reason(tmp_path):
         *emilia_member("NAN", wav_bytes(nan, MIMI_SAMPLE_RATE, "FLOAT"), "wav", SENTENCES[1], None),
         *emilia_member("OPPOSITE_PHASE", wav_bytes(stereo_cancelling, MIMI_SAMPLE_RATE), "wav", SENTENCES[1], None),
         *emilia_member("ZEROS", wav_bytes(np.zeros_like(voice), MIMI_SAMPLE_RATE), "wav", SENTENCES[1], None),
-        *emilia_member("TOO_FAST", wav_bytes(voice[: MIMI_SAMPLE_RATE // 2], MIMI_SAMPLE_RATE), "wav", SENTENCES[1], None),
+        *emilia_member(
+            "TOO_FAST", wav_bytes(voice[: MIMI_SAMPLE_RATE // 2], MIMI_SAMPLE_RATE), "wav", SENTENCES[1], None
+        ),
     ]
     fileio.atomic_write_bytes(str(tmp_path / "EN-B000000.tar"), tar_bytes(members))
     utterances, skips = read_emilia(str(tmp_path))

@@ -29,7 +29,9 @@ SHORT, LONG = 20, 30
 
 def recipe(steps: int, warmup: float = WARMUP_STEPS) -> TrainRecipe:
     base = tiny_config("unused", "unused").recipe
-    return dataclasses.replace(base, num_train_steps=steps, optimizer=dataclasses.replace(base.optimizer, warmup=warmup))
+    return dataclasses.replace(
+        base, num_train_steps=steps, optimizer=dataclasses.replace(base.optimizer, warmup=warmup)
+    )
 
 
 def losses(run_dir: str) -> np.ndarray:
@@ -47,13 +49,26 @@ def runs(tmp_path_factory) -> dict[str, str]:
     paths = {name: str(root / name) for name in ("straight", "segment-short", "segment-long", "branched")}
 
     def config(name: str, steps: int, **overrides):
-        return tiny_config(cache, paths[name], recipe=recipe(steps), compilation_cache_dir=str(root / "jax-cache"),
-                           export_hf=False, data=8, **overrides)  # fmt: skip
+        return tiny_config(
+            cache,
+            paths[name],
+            recipe=recipe(steps),
+            compilation_cache_dir=str(root / "jax-cache"),
+            export_hf=False,
+            data=8,
+            **overrides,
+        )
 
     train(config("straight", LONG))
     train(config("segment-short", SHORT, stop_at_step=stable_prefix_steps(recipe(SHORT), TEST_TINY.hidden_dim)))
-    train(config("segment-long", LONG, stop_at_step=stable_prefix_steps(recipe(LONG), TEST_TINY.hidden_dim),
-                 resume_from=paths["segment-short"]))  # fmt: skip
+    train(
+        config(
+            "segment-long",
+            LONG,
+            stop_at_step=stable_prefix_steps(recipe(LONG), TEST_TINY.hidden_dim),
+            resume_from=paths["segment-short"],
+        )
+    )
     train(config("branched", LONG, resume_from=paths["segment-long"]))
     return paths
 
@@ -82,8 +97,16 @@ def test_a_branched_run_is_the_run_trained_straight(runs):
     assert segment["stop_at_step"] == short_stop
     assert segment["final_validation_loss"] is None  # a segment stops mid-schedule: not validated at its end
     # re-running the finished branch resumes its own checkpoint: no second copy, the same result
-    again = train(tiny_config(str(Path(runs["straight"]).parent / "cache"), runs["branched"], recipe=recipe(LONG),
-                              export_hf=False, data=8, resume_from=runs["segment-long"]))  # fmt: skip
+    again = train(
+        tiny_config(
+            str(Path(runs["straight"]).parent / "cache"),
+            runs["branched"],
+            recipe=recipe(LONG),
+            export_hf=False,
+            data=8,
+            resume_from=runs["segment-long"],
+        )
+    )
     assert again["branched_at_step"] is None and again["final_validation_loss"] == summary["final_validation_loss"]
 
 
@@ -99,11 +122,20 @@ def test_branching_refuses_what_would_not_be_the_same_run(runs, tmp_path):
     # a real run whose source's decay has begun: refused before any step, naming both runs
     cache = str(Path(runs["straight"]).parent / "cache")
     target = str(tmp_path / "too-late")
-    with pytest.raises(ValueError, match=re.escape(f"resume_from {runs['straight']} into {target}: the learning-rate schedules differ at step 25")):
-        train(tiny_config(cache, target, recipe=recipe(LONG + 10), export_hf=False, data=8, resume_from=runs["straight"]))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"resume_from {runs['straight']} into {target}: the learning-rate schedules differ at step 25"),
+    ):
+        train(
+            tiny_config(cache, target, recipe=recipe(LONG + 10), export_hf=False, data=8, resume_from=runs["straight"])
+        )
     assert not os.path.exists(os.path.join(target, "checkpoints")), "nothing copied"
     with pytest.raises(ValueError, match="no summary.json"):
-        train(tiny_config(cache, str(tmp_path / "orphan"), recipe=recipe(LONG), data=8, resume_from=str(tmp_path / "missing")))
+        train(
+            tiny_config(
+                cache, str(tmp_path / "orphan"), recipe=recipe(LONG), data=8, resume_from=str(tmp_path / "missing")
+            )
+        )
 
 
 def test_a_sweep_width_chains_through_every_budget_below_its_run():
@@ -112,7 +144,11 @@ def test_a_sweep_width_chains_through_every_budget_below_its_run():
 
     run = _run(MINI_RULES, max(MINI_RULES.budgets), 24)
     chain = stable_chain(MINI_RULES, run)
-    assert chain[-1] == run and [r.budget for r in chain] == sorted(MINI_RULES.budgets) and {r.shape for r in chain} == {run.shape}
+    assert (
+        chain[-1] == run
+        and [r.budget for r in chain] == sorted(MINI_RULES.budgets)
+        and {r.shape for r in chain} == {run.shape}
+    )
     prefixes = [stable_prefix_steps(sweep_recipe(r), r.shape.hidden_dim) for r in chain]
     assert prefixes == sorted(set(prefixes)) and all(p < r.steps for p, r in zip(prefixes, chain, strict=True))
     assert all(sweep_recipe(r).optimizer.warmup == MINI_WARMUP_STEPS for r in chain)
@@ -124,7 +160,10 @@ def test_a_sweep_width_chains_through_every_budget_below_its_run():
     assert first.config.resume_from.step is steps.segment(chain[-1])
     assert steps.segment(chain[-1]).config.resume_from.step is segment  # shared, not rebuilt
     assert second.config.resume_from.step is segment
-    assert steps.segment(chain[0]).config.resume_from is None and segment.name == f"checkpoints/isoflop-stable/{chain[-2].name}"
+    assert (
+        steps.segment(chain[0]).config.resume_from is None
+        and segment.name == f"checkpoints/isoflop-stable/{chain[-2].name}"
+    )
 
     # SODA's own rules (a 10% warmup) cannot branch: refused when the step is built, not hours later
     soda = SweepRules()

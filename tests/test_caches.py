@@ -38,15 +38,20 @@ def speech(tmp_path_factory, tokenizer_dir):
     """Two shards of random recordings, interleaved once for the whole module."""
     rng = np.random.default_rng(0)
     shards = {
-        f"shard{j}": [s for i in range(RECORDINGS_PER_SHARD) for s in random_recording(rng, f"rec{j}-{i}", SEGMENTS_PER_RECORDING)]
+        f"shard{j}": [
+            s for i in range(RECORDINGS_PER_SHARD) for s in random_recording(rng, f"rec{j}-{i}", SEGMENTS_PER_RECORDING)
+        ]
         for j in range(2)
     }
     root = str(tmp_path_factory.mktemp("speech"))
     write_tokenized_utterances(f"{root}/in", shards)
     config = InterleaveConfig(
-        input_path=f"{root}/in", output_path=f"{root}/out", tokenizer=tokenizer_dir,
-        patterns=("text_first", "audio_first"), validation_fraction=0.25,
-    )  # fmt: skip
+        input_path=f"{root}/in",
+        output_path=f"{root}/out",
+        tokenizer=tokenizer_dir,
+        patterns=("text_first", "audio_first"),
+        validation_fraction=0.25,
+    )
     return shards, config, interleave(config)
 
 
@@ -127,8 +132,15 @@ def test_bad_segments_are_skipped_and_counted(tmp_path, tokenizer_dir):
     frames[3] += 1  # codes no longer K * num_frames
     table = table.set_column(table.schema.get_field_index("num_frames"), "num_frames", pa.array(frames, pa.int32()))
     pq.write_table(table, f"{root}/shards/s.parquet")
-    stats = interleave(InterleaveConfig(input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir,
-                                        patterns=("audio_only",), validation_fraction=0.0))  # fmt: skip
+    stats = interleave(
+        InterleaveConfig(
+            input_path=root,
+            output_path=str(tmp_path / "out"),
+            tokenizer=tokenizer_dir,
+            patterns=("audio_only",),
+            validation_fraction=0.0,
+        )
+    )
     assert stats["skipped_segments"] == {SKIP_CODES_RANGE: 1, SKIP_CODES_LENGTH: 1}
     assert stats["train"]["segments"] == 3 and stats["train"]["documents"] == 2
 
@@ -143,8 +155,12 @@ def test_recording_out_of_time_order_is_an_error_naming_file_and_recording(tmp_p
 
 def test_rerun_skips_finished_shards(tmp_path, tokenizer_dir):
     rng = np.random.default_rng(4)
-    root = write_tokenized_utterances(str(tmp_path / "in"), {"a": random_recording(rng, "r1", 2), "b": random_recording(rng, "r2", 2)})
-    config = InterleaveConfig(input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir, validation_fraction=0.0)
+    root = write_tokenized_utterances(
+        str(tmp_path / "in"), {"a": random_recording(rng, "r1", 2), "b": random_recording(rng, "r2", 2)}
+    )
+    config = InterleaveConfig(
+        input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir, validation_fraction=0.0
+    )
     first = interleave(config)
     marker = tmp_path / "out" / "shard_stats" / "a.json"
     before = marker.stat().st_mtime_ns
@@ -163,11 +179,19 @@ def test_tokenize_text_jsonl_and_parquet(tmp_path, tokenizer_dir):
         f.write("{not json\n")
         f.write(json.dumps({"body": "no text field"}) + "\n")
     pq.write_table(pa.table({"text": texts[20:] + [""]}), tmp_path / "in" / "b.parquet")
-    stats = tokenize_text(TokenizeTextConfig(input_path=str(tmp_path / "in"), output_path=str(tmp_path / "out"),
-                                             tokenizer=tokenizer_dir, validation_fraction=0.2))  # fmt: skip
+    stats = tokenize_text(
+        TokenizeTextConfig(
+            input_path=str(tmp_path / "in"),
+            output_path=str(tmp_path / "out"),
+            tokenizer=tokenizer_dir,
+            validation_fraction=0.2,
+        )
+    )
     assert stats["skipped_records"] == {"invalid_json": 1, "missing_or_non_string_text": 1, "empty_text": 1}
     vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
-    docs = caches.read_documents(str(tmp_path / "out" / "train")) + caches.read_documents(str(tmp_path / "out" / "validation"))
+    docs = caches.read_documents(str(tmp_path / "out" / "train")) + caches.read_documents(
+        str(tmp_path / "out" / "validation")
+    )
     assert stats["train"]["documents"] > 0 and stats["validation"]["documents"] > 0
     assert sorted(vocab.decode_text(d[1:-1]) for d in docs) == sorted(texts)
     assert all(d[0] == vocab.bos_id and d[-1] == vocab.eos_id for d in docs)
@@ -179,8 +203,16 @@ def test_speaker_markers_number_speakers_within_a_recording(tmp_path, tokenizer_
     for seg, speaker in zip(segments, ["alice", "bob", "alice", "carol"]):
         seg.speaker = speaker
     root = write_tokenized_utterances(str(tmp_path / "in"), {"s": segments})
-    interleave(InterleaveConfig(input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir,
-                                patterns=("text_first",), speaker_marker=True, validation_fraction=0.0))  # fmt: skip
+    interleave(
+        InterleaveConfig(
+            input_path=root,
+            output_path=str(tmp_path / "out"),
+            tokenizer=tokenizer_dir,
+            patterns=("text_first",),
+            speaker_marker=True,
+            validation_fraction=0.0,
+        )
+    )
     vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
     (doc,) = caches.read_documents(str(tmp_path / "out" / "train"))
     texts = [vocab.decode_text(t) for t in document_contents(doc, vocab, num_codebooks=8).texts]
@@ -190,10 +222,20 @@ def test_speaker_markers_number_speakers_within_a_recording(tmp_path, tokenizer_
 def test_capped_documents_split_recordings_at_segment_boundaries(tmp_path, tokenizer_dir):
     rng = np.random.default_rng(11)
     recordings = {f"rec-{i}": random_recording(rng, f"rec-{i}", 6, max_frames=4) for i in range(5)}
-    root = write_tokenized_utterances(str(tmp_path / "in"), {"s": [seg for segs in recordings.values() for seg in segs]})
+    root = write_tokenized_utterances(
+        str(tmp_path / "in"), {"s": [seg for segs in recordings.values() for seg in segs]}
+    )
     cap = 100  # a segment of up to 4 frames takes at most ~45 tokens: two fit, seldom three
-    stats = interleave(InterleaveConfig(input_path=root, output_path=str(tmp_path / "out"), tokenizer=tokenizer_dir,
-                                        patterns=("audio_first",), max_document_tokens=cap, validation_fraction=0.0))  # fmt: skip
+    stats = interleave(
+        InterleaveConfig(
+            input_path=root,
+            output_path=str(tmp_path / "out"),
+            tokenizer=tokenizer_dir,
+            patterns=("audio_first",),
+            max_document_tokens=cap,
+            validation_fraction=0.0,
+        )
+    )
     vocab = AudioTextVocab.from_pretrained(tokenizer_dir)
     docs = caches.read_documents(str(tmp_path / "out" / "train"))
     assert len(docs) > len(recordings)

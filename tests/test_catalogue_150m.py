@@ -37,7 +37,9 @@ def test_named_sizes_count_one_embedding_matrix():
 def test_the_depth_is_the_one_whose_named_size_is_150m():
     """The rule: the 135M's width, MLP and heads, and the depth nearest 150M counted SODA's way."""
     depths = range(1, 41)
-    nearest = min(depths, key=lambda L: abs(named_size(dataclasses.replace(SODA_135M, num_layers=L), SODA_VOCAB) - 150e6))
+    nearest = min(
+        depths, key=lambda L: abs(named_size(dataclasses.replace(SODA_135M, num_layers=L), SODA_VOCAB) - 150e6)
+    )
     assert nearest == SODA_150M.num_layers == 20
     assert dataclasses.replace(SODA_135M, num_layers=20) == SODA_150M
 

@@ -42,9 +42,15 @@ LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*taking over st
 def start_demo(prefix, log_path) -> tuple[subprocess.Popen, float]:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the demo runs on the real device count
     command = [
-        sys.executable, "experiments/demo.py", "--prefix", str(prefix),
-        "--heartbeat_s", str(HEARTBEAT_S), "--stale_after_s", str(STALE_AFTER_S),
-    ] + ([] if USE_RAY else ["--local"])  # fmt: skip
+        sys.executable,
+        "experiments/demo.py",
+        "--prefix",
+        str(prefix),
+        "--heartbeat_s",
+        str(HEARTBEAT_S),
+        "--stale_after_s",
+        str(STALE_AFTER_S),
+    ] + ([] if USE_RAY else ["--local"])
     log = open(log_path, "w")
     # Its own session: the kill takes the driver and every process it started (Ray included).
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -98,7 +104,13 @@ def test_random_kills_then_reruns_reproduce_an_uninterrupted_run(tmp_path):
 
     process, started = start_demo(reference, tmp_path / "reference.log")
     finished(process, tmp_path / "reference.log")
-    report = {"seed": SEED, "ray": USE_RAY, "stale_after_s": STALE_AFTER_S, "uninterrupted_s": round(time.time() - started, 1), "runs": []}
+    report = {
+        "seed": SEED,
+        "ray": USE_RAY,
+        "stale_after_s": STALE_AFTER_S,
+        "uninterrupted_s": round(time.time() - started, 1),
+        "runs": [],
+    }
 
     # The synthesised corpus and the tokenizer are not what is tested: start from the reference's.
     for group in ("raw", "tokenizers"):
@@ -115,16 +127,21 @@ def test_random_kills_then_reruns_reproduce_an_uninterrupted_run(tmp_path):
             hit = [name for name, running_pattern in PHASES if running(chaos, running_pattern)]
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        report["runs"].append({
-            "aimed_at": phase, "kill_during": hit if killed else None, "ran_s": round(time.time() - started, 1),
-            "stale_waits_s": stale_waits(log_path, started),
-        })  # fmt: skip
+        report["runs"].append(
+            {
+                "aimed_at": phase,
+                "kill_during": hit if killed else None,
+                "ran_s": round(time.time() - started, 1),
+                "stale_waits_s": stale_waits(log_path, started),
+            }
+        )
 
     log_path = tmp_path / "chaos-final.log"
     process, started = start_demo(chaos, log_path)
     finished(process, log_path)
-    report["runs"].append({"kill_during": None, "ran_s": round(time.time() - started, 1),
-                           "stale_waits_s": stale_waits(log_path, started)})  # fmt: skip
+    report["runs"].append(
+        {"kill_during": None, "ran_s": round(time.time() - started, 1), "stale_waits_s": stale_waits(log_path, started)}
+    )
     print(json.dumps(report, indent=2))
     if os.environ.get("SODA_CHAOS_REPORT"):
         with open(os.environ["SODA_CHAOS_REPORT"], "w") as f:

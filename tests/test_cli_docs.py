@@ -96,7 +96,9 @@ def documented_commands(path: str) -> list[Documented]:
         text = "\n".join(line for _, line in block)
         for match in INLINE.finditer(text):
             number = block[0][0] + text[: match.start()].count("\n")
-            found.append(Documented(f"{name}:{number}", " ".join(match.group(1).replace("\\|", "|").split()), inline=True))
+            found.append(
+                Documented(f"{name}:{number}", " ".join(match.group(1).replace("\\|", "|").split()), inline=True)
+            )
     return found
 
 
@@ -195,7 +197,7 @@ def test_the_reader_finds_commands_where_the_docs_put_them(tmp_path):
         "    --out DIR [--seed 3]\npython -m other --soda 1\n```\n\n"
         "    soda dashboard --prefix gs://B/soda\n\n"
         "![soda dashboard: a picture](img.png) and `soda compile` and `soda-jax`.\n"
-    )  # fmt: skip
+    )
     commands = documented_commands(str(page))
     texts = [c.text for c in commands]
     assert [c.inline for c in commands] == [False, False, False, True, True, True]
@@ -208,11 +210,15 @@ def test_the_reader_finds_commands_where_the_docs_put_them(tmp_path):
         "soda compile",
     ]
     assert readings(texts[1]) == (
-        [["generate", g, "--checkpoint", "RUN", "--out", "DIR", "--seed", "3"] for g in ("tts", "asr")], False)  # fmt: skip
+        [["generate", g, "--checkpoint", "RUN", "--out", "DIR", "--seed", "3"] for g in ("tts", "asr")],
+        False,
+    )
     assert readings(texts[3]) == ([["plan", "--budget", "1e20", "--fits", "PLACEHOLDER/scaling_fits.json"]], False)
     assert readings("soda compile ... --decode") == ([["compile", "--decode"]], True)
     assert readings('soda generate tts --checkpoint R --out D --text "..."') == (
-        [["generate", "tts", "--checkpoint", "R", "--out", "D", "--text", "..."]], False)  # a value, not elided  # fmt: skip
+        [["generate", "tts", "--checkpoint", "R", "--out", "D", "--text", "..."]],
+        False,
+    )  # a value, not elided
     assert readings("soda launch x.py --cluster C [--env NAME ...]")[1]
     assert readings("soda generate tts", inline=True) == ([["generate", "tts"]], True)  # prose naming a command
     assert readings("soda info PATH") == ([["info", "PATH"]], False)  # a code block's line is a whole command
@@ -220,7 +226,9 @@ def test_the_reader_finds_commands_where_the_docs_put_them(tmp_path):
 
 def test_a_launch_line_is_read_by_launchs_own_parser():
     """Its flags before ``--``; the experiment's after it are not soda launch's to know."""
-    argvs, fragment = readings("soda launch experiments/soda_600m.py --cluster infra/cluster-v5p.yaml -- --prefix gs://B/soda --dry_run")
+    argvs, fragment = readings(
+        "soda launch experiments/soda_600m.py --cluster infra/cluster-v5p.yaml -- --prefix gs://B/soda --dry_run"
+    )
     assert argument_error(argvs[0], fragment) is None
 
 
@@ -250,7 +258,9 @@ def parsed(argv: list[str]):
 
 
 def test_flags_come_in_any_order():
-    assert vars(parsed(["compile", "--tpu", "v5p-64", "soda-600m"])) == vars(parsed(["compile", "soda-600m", "--tpu", "v5p-64"]))
+    assert vars(parsed(["compile", "--tpu", "v5p-64", "soda-600m"])) == vars(
+        parsed(["compile", "soda-600m", "--tpu", "v5p-64"])
+    )
     plan = parsed(["plan", "--budget", "1e20", "--fits", "x.json"])
     assert (plan.budget, plan.fits) == (1e20, "x.json")
     assert vars(parsed(["plan", "--fits", "x.json", "--budget", "1e20"])) == vars(plan)
@@ -296,7 +306,11 @@ def test_launch_gets_everything_after_it_and_the_experiment_gets_what_follows_th
     """``soda launch`` passes its arguments on as they are: its flags in any order, and ``--`` with
     what follows (the experiment's own flags, ``--dry_run`` and ``--help`` included) reach the job."""
     flags = ["--python", "python", "--address", "http://127.0.0.1:1", "--dry-run"]
-    ours = ["experiments/hello_executor.py", *flags] if order == "experiment first" else [*flags, "experiments/hello_executor.py"]
+    ours = (
+        ["experiments/hello_executor.py", *flags]
+        if order == "experiment first"
+        else [*flags, "experiments/hello_executor.py"]
+    )
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:

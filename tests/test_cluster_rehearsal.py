@@ -146,8 +146,19 @@ def test_steps_land_by_what_they_ask_for_with_the_launch_environment(tmp_path, m
         host = emulated_host(cluster, SLICE, "slice-a", 0, num_cpus=host_resources["CPU"])
         expected = named_environment(monkeypatch, str(tmp_path / "prefix"))
         experiment = write_project(tmp_path / "project")
-        args = parser().parse_args([experiment, "--address", "unused", "--python", sys.executable,
-                                    "--working-dir", str(tmp_path / "project"), "--env", "REHEARSAL_EXTRA"])  # fmt: skip
+        args = parser().parse_args(
+            [
+                experiment,
+                "--address",
+                "unused",
+                "--python",
+                sys.executable,
+                "--working-dir",
+                str(tmp_path / "project"),
+                "--env",
+                "REHEARSAL_EXTRA",
+            ]
+        )
         args.experiment_args = []
         job = build_job(args, os.environ)
         monkeypatch.syspath_prepend(str(tmp_path / "project"))
@@ -157,7 +168,9 @@ def test_steps_land_by_what_they_ask_for_with_the_launch_environment(tmp_path, m
         try:
             step = run_as_task(probe, "step", resources=Resources(cpus=1))
             shards = parallel_map(probe, ["shard-0", "shard-1", "shard-2"], num_cpus=1)
-            tpu_host = ray.get(ray.remote(probe).options(num_cpus=0, resources={"TPU": host_resources["TPU"]}).remote("host"))
+            tpu_host = ray.get(
+                ray.remote(probe).options(num_cpus=0, resources={"TPU": host_resources["TPU"]}).remote("host")
+            )
         finally:
             shutdown_workers()  # forget the cluster for the tests after this one
         for record in (step, *shards):
@@ -170,7 +183,9 @@ def test_steps_land_by_what_they_ask_for_with_the_launch_environment(tmp_path, m
 def wait_for_dashboard(address: str) -> None:
     deadline = time.monotonic() + DASHBOARD_WAIT_S
     while not dashboard_answers(address):
-        assert time.monotonic() < deadline, f"the head's dashboard at {address} did not answer in {DASHBOARD_WAIT_S:.0f} s"
+        assert time.monotonic() < deadline, (
+            f"the head's dashboard at {address} did not answer in {DASHBOARD_WAIT_S:.0f} s"
+        )
         time.sleep(2)
 
 
@@ -187,7 +202,12 @@ def test_a_launched_experiment_runs_data_on_the_cpu_pool_and_training_on_the_sli
     port = free_port()
     # The head's job agent on a free port too: its default (52365) may be another local Ray's. `current`:
     # the job's supervisor finds its cluster as this machine's current one (other Rays may run here).
-    head = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port, "dashboard_agent_listen_port": free_port()}
+    head = {
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "dashboard_port": port,
+        "dashboard_agent_listen_port": free_port(),
+    }
     with local_cluster(current=True, num_cpus=head_cpus, **head) as cluster:
         cpu_node = add_node(cluster, num_cpus=CPU_NODE_CPUS)
         hosts = [emulated_host(cluster, SLICE, "slice-a", w, num_cpus=host_resources["CPU"]) for w in range(2)]
@@ -196,8 +216,19 @@ def test_a_launched_experiment_runs_data_on_the_cpu_pool_and_training_on_the_sli
         prefix = str(tmp_path / "prefix")
         expected = {n: v for n, v in named_environment(monkeypatch, prefix).items()}
         experiment = write_project(tmp_path / "project")
-        status = launch_main([experiment, "--address", address, "--python", sys.executable,
-                              "--working-dir", str(tmp_path / "project"), "--env", "REHEARSAL_EXTRA"])  # fmt: skip
+        status = launch_main(
+            [
+                experiment,
+                "--address",
+                address,
+                "--python",
+                sys.executable,
+                "--working-dir",
+                str(tmp_path / "project"),
+                "--env",
+                "REHEARSAL_EXTRA",
+            ]
+        )
         assert status == 0, "the job failed: its log is in the captured output"
 
         data = records(os.path.join(prefix, "rehearsal", "data-*", "placement.json"))[0]

@@ -30,7 +30,11 @@ def test_slice_types_resolve_chips_topology_and_hosts():
     assert tpu_slice("v5p-256").num_hosts == 32 and tpu_slice("v5p-8").num_hosts == 1
     # v5e/v6e single-host types go up to 8 chips; larger slices have 4 chips a host
     assert [(tpu_slice(t).num_hosts, tpu_slice(t).chips_per_host) for t in ("v6e-4", "v6e-8", "v6e-16", "v5e-8")] == [
-        (1, 4), (1, 8), (4, 4), (1, 8)]
+        (1, 4),
+        (1, 8),
+        (4, 4),
+        (1, 8),
+    ]
     assert (tpu_slice("v6e-64").num_chips, tpu_slice("v6e-64").topology) == (64, "8x8")
     assert tpu_slice("v5p-16").head_resource == "TPU-v5p-16-head"
     for bad in ("v5p-33", "v9-8", "tpu"):
@@ -61,7 +65,9 @@ def test_soda_135m_final_step_compiles_for_v5p_32():
     chips) compiles for a v5p-32 and fits a chip; its parameter bytes are the model's f32 parameters
     split 16 ways."""
     config = train_config_for("soda-135m", batch=512, seq=4096, parallelism=ParallelismConfig())
-    check_135m_memory(compile_report(config, "v5p-32", vocab_size=SODA_VOCAB_SIZE, model_name="soda-135m", count_flops=False))
+    check_135m_memory(
+        compile_report(config, "v5p-32", vocab_size=SODA_VOCAB_SIZE, model_name="soda-135m", count_flops=False)
+    )
 
 
 @pytest.mark.slow  # 1041 s measured on 2 busy cores (two 4-layer compiles for one chip)
@@ -84,8 +90,9 @@ def test_soda_135m_compiled_flops_match_analytic():
 def test_cli_compiles_a_small_step_and_writes_its_report(tmp_path, capsys):
     """`soda compile`: the report printed and written as JSON, exit 0 when it fits."""
     out = tmp_path / "report.json"
-    code = soda_main(["compile", "test-tiny", "--tpu", "v5p-8", "--batch", "16", "--seq", "256", "--no-flops",
-                      "--json", str(out)])  # fmt: skip
+    code = soda_main(
+        ["compile", "test-tiny", "--tpu", "v5p-8", "--batch", "16", "--seq", "256", "--no-flops", "--json", str(out)]
+    )
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert code == 0 and "FITS" in printed and "v5p-8 (4 chips, 1 hosts" in printed
@@ -97,11 +104,16 @@ def test_cli_compiles_a_small_step_and_writes_its_report(tmp_path, capsys):
 def test_soda_4b_batch_512_does_not_fit_a_v5p_8(tmp_path, capsys):
     """The oversized case through the CLI: exit 1 and the numbers, not a crash."""
     out = tmp_path / "report.json"
-    code = soda_main(["compile", "soda-4b", "--tpu", "v5p-8", "--batch", "512", "--seq", "4096", "--no-flops", "--json", str(out)])
+    code = soda_main(
+        ["compile", "soda-4b", "--tpu", "v5p-8", "--batch", "512", "--seq", "4096", "--no-flops", "--json", str(out)]
+    )
     report = json.loads(out.read_text())
     assert code == 1 and "DOES NOT FIT" in capsys.readouterr().out
     assert report["memory"]["peak_gib"] > report["memory"]["budget_gib"]
-    with pytest.raises(DoesNotFitError, match=r"soda-4b batch 512 x seq 4096 does not fit v5p-8: needs (at least )?\d+\.\d GiB per chip"):
+    with pytest.raises(
+        DoesNotFitError,
+        match=r"soda-4b batch 512 x seq 4096 does not fit v5p-8: needs (at least )?\d+\.\d GiB per chip",
+    ):
         check_fits(report)
 
 
@@ -127,8 +139,23 @@ def test_a_step_the_compiler_refuses_is_reported_as_not_fitting(tmp_path, capsys
     """A step whose temporaries alone exceed a chip's HBM makes libtpu's compiler raise
     RESOURCE_EXHAUSTED: reported as not fitting, with its numbers (exit 1), not a crash."""
     out = tmp_path / "report.json"
-    code = soda_main(["compile", "test-tiny", "--tpu", "v5p-8", "--batch", "262144", "--seq", "4096", "--vocab", "1024",
-                      "--no-flops", "--json", str(out)])  # fmt: skip
+    code = soda_main(
+        [
+            "compile",
+            "test-tiny",
+            "--tpu",
+            "v5p-8",
+            "--batch",
+            "262144",
+            "--seq",
+            "4096",
+            "--vocab",
+            "1024",
+            "--no-flops",
+            "--json",
+            str(out),
+        ]
+    )
     report = json.loads(out.read_text())
     assert code == 1 and "DOES NOT FIT" in capsys.readouterr().out
     memory = report["memory"]
@@ -141,8 +168,23 @@ def test_cli_compiles_the_decode_step_with_its_kv_cache(tmp_path, capsys):
     """`soda compile --decode`: the inference decode step's per-chip memory; its KV cache is the
     model's keys and values for batch x seq positions (f32), split over the 4 chips' data axis."""
     out = tmp_path / "decode.json"
-    code = soda_main(["compile", "test-tiny", "--tpu", "v5p-8", "--decode", "--batch", "8", "--seq", "512", "--vocab", "1024",
-                      "--json", str(out)])  # fmt: skip
+    code = soda_main(
+        [
+            "compile",
+            "test-tiny",
+            "--tpu",
+            "v5p-8",
+            "--decode",
+            "--batch",
+            "8",
+            "--seq",
+            "512",
+            "--vocab",
+            "1024",
+            "--json",
+            str(out),
+        ]
+    )
     report = json.loads(out.read_text())
     shape = model_shape("test-tiny")
     kv_bytes = 2 * shape.num_layers * 8 * shape.num_kv_heads * 512 * shape.head_dim * 4 / 4

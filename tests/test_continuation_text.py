@@ -63,8 +63,15 @@ def test_the_frame_constraint_allows_sodas_layout_between_audio_spans(vocab):
     <|audio_end|> outside any span, is not."""
     prompt = continuation_prompt(vocab, frames(vocab, 2)[0])
     text = vocab.encode_text("hello world")
-    generated = np.concatenate([frames(vocab, 1, 3)[0], [vocab.audio_end_id, vocab.text_start_id], text,
-                                [vocab.text_end_id, vocab.audio_start_id], frames(vocab, 2, 5)[0]]).astype(np.int32)  # fmt: skip
+    generated = np.concatenate(
+        [
+            frames(vocab, 1, 3)[0],
+            [vocab.audio_end_id, vocab.text_start_id],
+            text,
+            [vocab.text_end_id, vocab.audio_start_id],
+            frames(vocab, 2, 5)[0],
+        ]
+    ).astype(np.int32)
     layout = VocabLayout.of(vocab, 8)
     sequence = np.concatenate([prompt, generated])
     for i in range(prompt.size, sequence.size):
@@ -75,7 +82,9 @@ def test_the_frame_constraint_allows_sodas_layout_between_audio_spans(vocab):
     inside = np.asarray(allowed_mask(np.array([span]), np.array([slot]), np.array([True]), vocab.size, layout))[0]
     assert not inside[text].any() and inside[vocab.audio_end_id]
     outside = frame_state_of(np.concatenate([prompt, frames(vocab, 1)[0], [vocab.audio_end_id]]), layout)
-    after_end = np.asarray(allowed_mask(np.array([outside[0]]), np.array([outside[1]]), np.array([True]), vocab.size, layout))[0]
+    after_end = np.asarray(
+        allowed_mask(np.array([outside[0]]), np.array([outside[1]]), np.array([True]), vocab.size, layout)
+    )[0]
     assert after_end[vocab.text_start_id] and after_end[vocab.audio_start_id] and not after_end[vocab.audio_end_id]
 
 
@@ -85,8 +94,16 @@ def test_conversion_joins_the_audio_spans_and_drops_the_text(vocab):
     ids1, codes1 = frames(vocab, 1, 3)
     ids2, codes2 = frames(vocab, 2, 5)
     text = vocab.encode_text("hello world")
-    tokens = np.concatenate([ids1, [vocab.audio_end_id, vocab.text_start_id], text, [vocab.text_end_id, vocab.audio_start_id],
-                             ids2, frames(vocab, 1, 9)[0][:3]]).astype(np.int32)  # fmt: skip
+    tokens = np.concatenate(
+        [
+            ids1,
+            [vocab.audio_end_id, vocab.text_start_id],
+            text,
+            [vocab.text_end_id, vocab.audio_start_id],
+            ids2,
+            frames(vocab, 1, 9)[0][:3],
+        ]
+    ).astype(np.int32)
     spans = generated_spans(vocab, prompt, tokens)
     assert [s.kind for s in spans] == [AUDIO, TEXT, AUDIO]
     assert span_codes(spans[2], vocab, 8, repair=True)[1] == 3 and not spans[2].terminated
@@ -98,7 +115,10 @@ def test_stop_ends_at_the_first_audio_end_and_drop_goes_on_past_it(vocab, loaded
     prompt = continuation_prompt(vocab, frames(vocab, 3)[0])
     runs = {}
     for option in ("stop", "drop"):
-        params = [sampling_params("continuation", vocab, continuation_text=option, max_new_tokens=NEW_TOKENS, seed=s) for s in SEEDS]
+        params = [
+            sampling_params("continuation", vocab, continuation_text=option, max_new_tokens=NEW_TOKENS, seed=s)
+            for s in SEEDS
+        ]
         runs[option] = generate(loaded, [prompt] * len(params), params)
     codec = MimiCodec.random(tiny_mimi_config(), num_codebooks=8)
     closed = 0
@@ -112,11 +132,17 @@ def test_stop_ends_at_the_first_audio_end_and_drop_goes_on_past_it(vocab, loaded
             assert soda.tokens.size > first + 1  # SODA's goes on (EOS or the budget)
         spans = generated_spans(vocab, soda.prompt, soda.tokens)  # raises on any layout error
         assert len([s for s in generated_spans(vocab, stopped.prompt, stopped.tokens) if s.kind == TEXT]) == 0
-        audio = [span_codes(s, vocab, 8, repair=True)[0] for s in spans if s.kind == AUDIO]  # raises on an id out of its codebook
+        audio = [
+            span_codes(s, vocab, 8, repair=True)[0] for s in spans if s.kind == AUDIO
+        ]  # raises on an id out of its codebook
         joined = generated_audio(vocab, soda.prompt, soda.tokens, 8)
-        expected = np.concatenate(audio, axis=1) if audio else np.zeros((8, 0), joined.dtype)  # closed at once: no audio
+        expected = (
+            np.concatenate(audio, axis=1) if audio else np.zeros((8, 0), joined.dtype)
+        )  # closed at once: no audio
         np.testing.assert_array_equal(joined, expected)
-        assert generated_text_spans(vocab, soda.prompt, soda.tokens) == [vocab.decode_text(s.ids) for s in spans if s.kind == TEXT]
+        assert generated_text_spans(vocab, soda.prompt, soda.tokens) == [
+            vocab.decode_text(s.ids) for s in spans if s.kind == TEXT
+        ]
         if joined.shape[1]:
             [wave] = codec.decode([joined])
             assert wave.shape == (joined.shape[1] * codec.samples_per_frame,) and np.isfinite(wave).all()

@@ -39,7 +39,9 @@ def contract_names(source: str) -> dict[str, str]:
     names = {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign):
-            targets = [t for target in node.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+            targets = [
+                t for target in node.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])
+            ]
             values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
             for target, value in zip(targets, values):
                 if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
@@ -48,7 +50,9 @@ def contract_names(source: str) -> dict[str, str]:
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    bodies = [n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    bodies = [
+        n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
     return {id(n.body[0].value) for n in bodies if n.body and isinstance(n.body[0], ast.Expr)}
 
 
@@ -68,11 +72,16 @@ def contract_literals(source: str, names: dict[str, str]) -> list[tuple[int, str
     docstrings = _docstrings(tree)
     dotted = {v: k for v, k in names.items() if "." in v}
     found = []
-    path_args = {id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) and _called_name(n) in PATH_CALLS for a in n.args}
+    path_args = {
+        id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) and _called_name(n) in PATH_CALLS for a in n.args
+    }
     path_names = {
-        a.id for n in ast.walk(tree) if isinstance(n, ast.Call) and _called_name(n) in PATH_CALLS
-        for a in n.args if isinstance(a, ast.Name)
-    }  # fmt: skip
+        a.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and _called_name(n) in PATH_CALLS
+        for a in n.args
+        if isinstance(a, ast.Name)
+    }
     module_constants = {
         id(n.value): t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
     }
@@ -86,7 +95,9 @@ def contract_literals(source: str, names: dict[str, str]) -> list[tuple[int, str
             found.append((node.lineno, value, dotted[hits[0]]))
         elif value in names:
             constant = module_constants.get(id(node))
-            as_path = id(node) in path_args or (constant is not None and (constant in path_names or constant.endswith(NAME_SUFFIXES)))
+            as_path = id(node) in path_args or (
+                constant is not None and (constant in path_names or constant.endswith(NAME_SUFFIXES))
+            )
             if as_path:
                 found.append((node.lineno, value, names[value]))
     return found
@@ -98,7 +109,10 @@ def test_contract_names_are_spelled_only_in_contracts():
     for path in sorted(SRC.rglob("*.py")):
         if path.name != "contracts.py" or path.parent != SRC:
             rel = path.relative_to(SRC)
-            found += [f"{rel}:{line}: {value!r} is contracts.{name}" for line, value, name in contract_literals(path.read_text(), names)]
+            found += [
+                f"{rel}:{line}: {value!r} is contracts.{name}"
+                for line, value, name in contract_literals(path.read_text(), names)
+            ]
     assert not found, "import these names from soda_jax.contracts:\n" + "\n".join(found)
 
 
@@ -109,10 +123,13 @@ def test_the_contract_check_finds_a_redefined_name():
         'RUN_SUMMARY = "summary.json"\n'
         'CHECKPOINTS = "checkpoints"\n'
         'VOCAB_AXIS = "vocab"\n'
-        'def f(root):\n'
-        '    Axis(VOCAB_AXIS, 3)\n'
+        "def f(root):\n"
+        "    Axis(VOCAB_AXIS, 3)\n"
         '    return join(root, CHECKPOINTS), join(root, "vocab"), "vocab/vocab.json", {"vocab": 1}\n'
     )
     assert sorted((line, value) for line, value, _ in contract_literals(source, names)) == [
-        (2, "summary.json"), (3, "checkpoints"), (7, "vocab"), (7, "vocab/vocab.json"),
-    ]  # fmt: skip
+        (2, "summary.json"),
+        (3, "checkpoints"),
+        (7, "vocab"),
+        (7, "vocab/vocab.json"),
+    ]

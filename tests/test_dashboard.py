@@ -63,8 +63,14 @@ def test_experiment_page_draws_the_dag_coloured_by_status(base, built):
     status, _, body = get(f"{base}/experiment/{key}")
     page = html.unescape(body.decode())  # graphviz writes '-' in ids and classes as &#45;
     assert status == 200 and "<svg" in page
-    expected = {"checkpoints/tiny": "SUCCESS", "eval/tiny": "SUCCESS", "demo/good": "SUCCESS",
-                "demo/bad": "FAILED", "demo/after": "DEP_FAILED", "analysis/isoflop": "SUCCESS"}  # fmt: skip
+    expected = {
+        "checkpoints/tiny": "SUCCESS",
+        "eval/tiny": "SUCCESS",
+        "demo/good": "SUCCESS",
+        "demo/bad": "FAILED",
+        "demo/after": "DEP_FAILED",
+        "analysis/isoflop": "SUCCESS",
+    }
     steps = {s["name"]: s for s in get_json(f"{base}/api/experiment/{key}")["steps"]}
     for name, want in expected.items():
         assert steps[name]["status"] == want
@@ -181,7 +187,9 @@ def test_static_assets_are_served_locally(base):
 def test_long_metrics_log_is_downsampled_keeping_first_last_and_every_evaluation(tmp_path):
     from soda_jax.dashboard.metrics import read_curves
 
-    rows = [{"step": i, "loss": 10 - i / 1000} | ({"validation_loss": 9.0} if i % 250 == 0 else {}) for i in range(10_000)]
+    rows = [
+        {"step": i, "loss": 10 - i / 1000} | ({"validation_loss": 9.0} if i % 250 == 0 else {}) for i in range(10_000)
+    ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     curves = read_curves(str(tmp_path), max_points=200)
     assert curves.rows == 10_000 and curves.skipped == 0
@@ -198,7 +206,9 @@ def test_a_rerun_step_lists_its_earlier_attempts(tmp_path):
 
     from soda_jax.execution import ExecutorError, versioned
 
-    bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), str(tmp_path / "log"), value=versioned(7), fail=True))
+    bad = ExecutorStep(
+        "demo/bad", record, RecordConfig(this_output_path(), str(tmp_path / "log"), value=versioned(7), fail=True)
+    )
     for force in (False, True):
         with pytest.raises(ExecutorError):
             Executor(str(tmp_path / "prefix"), use_ray=False, force_run_failed=force).run([bad])

@@ -17,8 +17,14 @@ from soda_jax.dashboard.server import BackgroundServer
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = needs("chromium")
 TIMEOUT_MS = 30_000
-STATUSES = {"checkpoints/tiny": "SUCCESS", "eval/tiny": "SUCCESS", "demo/good": "SUCCESS",
-            "demo/bad": "FAILED", "demo/after": "DEP_FAILED", "analysis/isoflop": "SUCCESS"}  # fmt: skip
+STATUSES = {
+    "checkpoints/tiny": "SUCCESS",
+    "eval/tiny": "SUCCESS",
+    "demo/good": "SUCCESS",
+    "demo/bad": "FAILED",
+    "demo/after": "DEP_FAILED",
+    "analysis/isoflop": "SUCCESS",
+}
 
 
 @pytest.fixture(scope="module")

@@ -19,22 +19,30 @@ from soda_jax.execution import Executor, ExecutorError, ExecutorStep, this_outpu
 
 @pytest.fixture()
 def experiment(tmp_path):
-    good = ExecutorStep("demo/good", record, RecordConfig(this_output_path(), str(tmp_path / "log"), value=versioned(1)))
+    good = ExecutorStep(
+        "demo/good", record, RecordConfig(this_output_path(), str(tmp_path / "log"), value=versioned(1))
+    )
     bad = ExecutorStep("demo/bad", record, RecordConfig(this_output_path(), str(tmp_path / "log"), fail=True))
     executor = Executor(str(tmp_path / "prefix"), use_ray=False)
     with pytest.raises(ExecutorError):
         executor.run([good, bad], description="cli")
     (name,) = os.listdir(tmp_path / "prefix" / "experiments")
-    return {"prefix": str(tmp_path / "prefix"), "good": executor.output_path(good), "bad": executor.output_path(bad),
-            "experiment": str(tmp_path / "prefix" / "experiments" / name)}  # fmt: skip
+    return {
+        "prefix": str(tmp_path / "prefix"),
+        "good": executor.output_path(good),
+        "bad": executor.output_path(bad),
+        "experiment": str(tmp_path / "prefix" / "experiments" / name),
+    }
 
 
 def test_dashboard_command_prints_its_url_and_serves(experiment):
     assert DEFAULT_PORT != 8265  # Ray's dashboard, forwarded by soda launch
     process = subprocess.Popen(
         [sys.executable, "-m", "soda_jax.cli", "dashboard", "--prefix", experiment["prefix"], "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith(f"soda dashboard for {experiment['prefix']} at http://127.0.0.1:"), line

@@ -64,4 +64,3 @@ def test_other_prefixes_and_buckets_are_refused_over_gcs(served):
         status, body = raw_get(base, target)
         assert status == 404, target
         assert SECRET.encode() not in body
-

@@ -30,9 +30,18 @@ def world(tmp_path_factory):
     (other_key,) = [n[:-5] for n in os.listdir(os.path.join(other, "experiments"))]
     os.symlink(os.path.join(other, other_steps["demo/good"]), os.path.join(mine, "link-to-other-step"))
     os.symlink("/", os.path.join(mine, "link-to-root"))
-    os.symlink(os.path.join(other, "experiments", f"{other_key}.json"), os.path.join(mine, "experiments", "linked.json"))
+    os.symlink(
+        os.path.join(other, "experiments", f"{other_key}.json"), os.path.join(mine, "experiments", "linked.json")
+    )
     with BackgroundServer(mine) as base:
-        yield {"base": base, "mine": mine, "other": other, "steps": steps, "other_steps": other_steps, "other_key": other_key}
+        yield {
+            "base": base,
+            "mine": mine,
+            "other": other,
+            "steps": steps,
+            "other_steps": other_steps,
+            "other_key": other_key,
+        }
 
 
 def traversals(w) -> list[str]:
@@ -103,8 +112,15 @@ def test_gs_prefix_refuses_other_buckets():
     paths = PrefixPaths("gs://bucket-a/soda")
     assert paths.resolve("gs://bucket-a/soda/x/y").url == "gs://bucket-a/soda/x/y"
     assert paths.resolve("x/../y").rel == "y"
-    for bad in ("gs://bucket-b/soda/x", "gs://bucket-a/other/x", "gs://bucket-a/soda/../other", "s3://bucket-a/soda/x",
-                "/soda/x", "../x", "x/../../y"):  # fmt: skip
+    for bad in (
+        "gs://bucket-b/soda/x",
+        "gs://bucket-a/other/x",
+        "gs://bucket-a/soda/../other",
+        "s3://bucket-a/soda/x",
+        "/soda/x",
+        "../x",
+        "x/../../y",
+    ):
         with pytest.raises(OutsidePrefix):
             paths.resolve(bad)
 
@@ -134,8 +150,13 @@ def damaged(tmp_path_factory):
 def pages(d) -> dict[str, str]:
     good = d["steps"]["demo/good"]
     out = {}
-    for name, target in (("index", "/"), ("experiment", f"/experiment/{d['key']}"), ("step", f"/step/{good}"),
-                         ("api", f"/api/experiment/{d['key']}"), ("step api", f"/api/step/{good}")):  # fmt: skip
+    for name, target in (
+        ("index", "/"),
+        ("experiment", f"/experiment/{d['key']}"),
+        ("step", f"/step/{good}"),
+        ("api", f"/api/experiment/{d['key']}"),
+        ("step api", f"/api/step/{good}"),
+    ):
         status, body = raw_get(d["base"], target)
         assert status == 200, f"{name} page answered {status}: {body[:300]!r}"
         out[name] = html.unescape(body.decode())
@@ -157,7 +178,10 @@ def test_malformed_file_is_an_error_on_its_item(damaged, filename, kind):
             Path(path).write_bytes(original)
     expected = f"{filename}: {message}"
     assert expected in shown["step"], f"step page does not say {expected!r}"
-    assert "demo/bad" in shown["experiment"] and "step asked to fail" in raw_get(damaged["base"], f"/step/{damaged['steps']['demo/bad']}")[1].decode()
+    assert (
+        "demo/bad" in shown["experiment"]
+        and "step asked to fail" in raw_get(damaged["base"], f"/step/{damaged['steps']['demo/bad']}")[1].decode()
+    )
     if filename.startswith("."):  # executor metadata: also on the step's row of the experiment page
         assert expected in shown["experiment"], f"experiment page does not say {expected!r}"
 
@@ -175,7 +199,12 @@ def test_status_without_time_and_experiment_file_damage(damaged):
     experiment = Path(damaged["prefix"], "experiments", f"{damaged['key']}.json")
     original = experiment.read_bytes()
     try:
-        for content, message in [(b"", "empty"), (original[: len(original) // 2], "not JSON"), (b"\xff\xff", "not UTF-8"), (b"[]", "expected a JSON dict")]:
+        for content, message in [
+            (b"", "empty"),
+            (original[: len(original) // 2], "not JSON"),
+            (b"\xff\xff", "not UTF-8"),
+            (b"[]", "expected a JSON dict"),
+        ]:
             experiment.write_bytes(content)
             status, body = raw_get(damaged["base"], "/")
             assert status == 200 and message in body.decode(), message

@@ -24,7 +24,11 @@ def demo(prefix, *flags) -> str:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the demo runs on the real device count
     done = subprocess.run(
         [sys.executable, "experiments/demo.py", "--prefix", str(prefix), *flags],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -55,9 +59,22 @@ def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
     results = fileio.read_json(os.path.join(evaluation, "results.json"))
     assert results["metrics"], results
     table = out[out.index("evaluation/demo-6m: the demo model") :].splitlines()
-    assert set(results["tasks"]) == {"validation_nll", "swuggy", "twuggy", "sblimp", "tblimp", "asr", "asr_1shot", "tts", "continuation"}
+    assert set(results["tasks"]) == {
+        "validation_nll",
+        "swuggy",
+        "twuggy",
+        "sblimp",
+        "tblimp",
+        "asr",
+        "asr_1shot",
+        "tts",
+        "continuation",
+    }
     assert all(any(line.startswith(f"{task} ") for line in table) for task in results["tasks"]), table
-    assert results["tasks"]["tts"]["backends"]["asr"] == "pocketsphinx" and results["tasks"]["tts"]["backends"]["speaker"] == "resemblyzer"
+    assert (
+        results["tasks"]["tts"]["backends"]["asr"] == "pocketsphinx"
+        and results["tasks"]["tts"]["backends"]["speaker"] == "resemblyzer"
+    )
     # its ASR/TTS items are excerpts of recordings the interleave steps held out (never trained on)
     [mini] = [os.path.join(tmp_path, "raw", d) for d in os.listdir(tmp_path / "raw") if d.startswith("eval-mini")]
     heldout = fileio.read_json(os.path.join(mini, "stats.json"))["heldout"]
@@ -67,8 +84,11 @@ def test_demo_runs_the_whole_pipeline_then_skips_it(tmp_path):
             assert split_of(item["recording"], DEMO_VALIDATION_FRACTION, "soda-validation") == VALIDATION_SPLIT, item
 
     # every step of the DAG recorded its provenance and succeeded
-    step_dirs = [os.path.join(tmp_path, group, d) for group in ("raw", "tokenizers", "tokenized", "checkpoints", "evaluation")
-                 for d in os.listdir(tmp_path / group)]
+    step_dirs = [
+        os.path.join(tmp_path, group, d)
+        for group in ("raw", "tokenizers", "tokenized", "checkpoints", "evaluation")
+        for d in os.listdir(tmp_path / group)
+    ]
     assert len(step_dirs) == 9  # speech, eval sets, tokenizer, 2 x (audio, interleaved), the model, its evaluation
     for step_dir in step_dirs:
         provenance = fileio.read_json(os.path.join(step_dir, PROVENANCE_FILE))

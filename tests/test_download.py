@@ -61,8 +61,10 @@ def hub(monkeypatch):
 def read_tree(root) -> dict[str, bytes]:
     return {
         os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-        for d, _, names in os.walk(root) for f in names if not f.startswith(".") and f != MANIFEST_FILE
-    }  # fmt: skip
+        for d, _, names in os.walk(root)
+        for f in names
+        if not f.startswith(".") and f != MANIFEST_FILE
+    }
 
 
 def test_include_patterns_take_folders_and_globs():
@@ -70,14 +72,23 @@ def test_include_patterns_take_folders_and_globs():
     assert not included("data/fr000/audio/00000000.tar.gz", ("data/en*",))
     assert included("Emilia/EN/EN-B000000.tar", ("Emilia/EN", "Emilia-YODAS/EN"))
     assert not included("Emilia/DE/DE-B000000.tar", ("Emilia/EN",))
-    assert included("x/quality=high/kind=actual/kind2=actual/CC-MAIN-1.jsonl.zstd", ("*quality=high/kind=actual/kind2=actual",))
-    assert not included("x/quality=high/kind=synthetic/kind2=qa/CC-MAIN-1.jsonl.zstd", ("*quality=high/kind=actual/kind2=actual",))
+    assert included(
+        "x/quality=high/kind=actual/kind2=actual/CC-MAIN-1.jsonl.zstd", ("*quality=high/kind=actual/kind2=actual",)
+    )
+    assert not included(
+        "x/quality=high/kind=synthetic/kind2=qa/CC-MAIN-1.jsonl.zstd", ("*quality=high/kind=actual/kind2=actual",)
+    )
     assert included("anything/at/all", ())
 
 
 def test_hub_urls_are_taken_apart_without_a_request():
     loc = fileio.hub_location("hf://datasets/espnet/yodas2@abc/data/en000")
-    assert (loc.repo_type, loc.repo_id, loc.revision, loc.path_in_repo) == ("dataset", "espnet/yodas2", "abc", "data/en000")
+    assert (loc.repo_type, loc.repo_id, loc.revision, loc.path_in_repo) == (
+        "dataset",
+        "espnet/yodas2",
+        "abc",
+        "data/en000",
+    )
     loc = fileio.hub_location("hf://kyutai/mimi")
     assert (loc.repo_type, loc.repo_id, loc.revision, loc.path_in_repo) == ("model", "kyutai/mimi", None, "")
     loc = fileio.hub_location("hf://datasets/a/b@refs/convert/parquet/default/train")
@@ -116,7 +127,9 @@ def test_the_step_copies_a_pinned_revision_with_its_provenance(hub, tmp_path):
     assert provenance["status"] == "SUCCESS"
     assert provenance["inputs"]["input_path"]["files"] == len(repo.commits[pinned])
     listing = fileio.read_json(os.path.join(out, INPUTS_FILE))["input_path"]["listing"]
-    assert listing[audio]["sha256"] == by_path[audio]["sha256"] and listing[text]["blob_id"] == git_blob_id(expected[text])
+    assert listing[audio]["sha256"] == by_path[audio]["sha256"] and listing[text]["blob_id"] == git_blob_id(
+        expected[text]
+    )
 
 
 def test_a_rerun_copies_only_what_is_missing_or_incomplete(hub, tmp_path):
@@ -130,10 +143,13 @@ def test_a_rerun_copies_only_what_is_missing_or_incomplete(hub, tmp_path):
     hub.requests.clear()
     second = download(config)
     assert sorted(p.rsplit("/resolve/", 1)[1].split("/", 1)[1] for p in hub.downloads()) == [
-        "data/en000/audio/00000000.tar.gz", "data/en000/duration/00000000.txt",
-    ]  # fmt: skip
+        "data/en000/audio/00000000.tar.gz",
+        "data/en000/duration/00000000.txt",
+    ]
     assert (second["copied"], second["already_present"]) == (2, 1)
-    assert read_tree(tmp_path / "copy") == {p: d for p, d in repo.commits[repo.branches["main"]].items() if p.startswith("data/en000")}
+    assert read_tree(tmp_path / "copy") == {
+        p: d for p, d in repo.commits[repo.branches["main"]].items() if p.startswith("data/en000")
+    }
 
 
 def test_a_file_that_does_not_match_its_hash_is_never_committed(hub, tmp_path):
@@ -192,8 +208,17 @@ def test_the_command_line_reads_the_endpoint_and_token_from_the_environment(hub,
     repo = hub.add_repo(DATASET, yodas2_files(), gated=True, granted={GRANTED})
     env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": GRANTED}
     out = tmp_path / "copy"
-    command = [sys.executable, "-m", "soda_jax.data.download", "--input_path", f"hf://datasets/{DATASET}@{repo.branches['main']}",
-               "--output_path", str(out), "--include", "[data/fr000]"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "soda_jax.data.download",
+        "--input_path",
+        f"hf://datasets/{DATASET}@{repo.branches['main']}",
+        "--output_path",
+        str(out),
+        "--include",
+        "[data/fr000]",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     kinds = ("audio/00000000.tar.gz", "duration/00000000.txt", "text/00000000.json")

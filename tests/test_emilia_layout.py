@@ -33,9 +33,12 @@ def write_checkout(root: str) -> dict[str, set[str]]:
     yodas_ids = {"EN_B000000_S000000_W000000", "EN_B000000_S000001_W000000"}
     write_emilia_shard(
         fileio.join(root, "Emilia/EN/EN-B000000.tar"),
-        [utterance("EN_B00000_S00000_W000000", 0), utterance("EN_B00000_S00000_W000001", 1),
-         utterance("EN_B00000_S00001_W000000", 2, language="zh")],  # a json stating another language
-    )  # fmt: skip
+        [
+            utterance("EN_B00000_S00000_W000000", 0),
+            utterance("EN_B00000_S00000_W000001", 1),
+            utterance("EN_B00000_S00001_W000000", 2, language="zh"),
+        ],  # a json stating another language
+    )
     write_emilia_shard(fileio.join(root, "Emilia/EN/EN-B000001.tar"), [utterance("EN_B00001_S00003_W000000", 3)])
     fileio.atomic_write_bytes(fileio.join(root, "Emilia/ZH/ZH-B000000.tar"), NOT_A_TAR)
     fileio.atomic_write_bytes(fileio.join(root, "Emilia/EN/ZH-B000007.tar"), NOT_A_TAR)  # misfiled under EN
@@ -63,9 +66,18 @@ def test_each_half_lists_only_its_subtree_and_the_selected_languages(checkout):
     root, _ = checkout
     assert [s.name for s in emilia.list_shards(root, ("en",))] == ["EN-EN-B000000", "EN-EN-B000001", "EN-ZH-B000007"]
     assert [s.name for s in emilia_yodas.list_shards(root, ("en",))] == ["EN-EN-B000000"]
-    assert [s.name for s in emilia.list_shards(root)] == ["EN-EN-B000000", "EN-EN-B000001", "EN-ZH-B000007", "ZH-ZH-B000000"]
+    assert [s.name for s in emilia.list_shards(root)] == [
+        "EN-EN-B000000",
+        "EN-EN-B000001",
+        "EN-ZH-B000007",
+        "ZH-ZH-B000000",
+    ]
     assert [s.name for s in emilia_yodas.list_shards(root)] == ["DE-DE-B000000", "EN-EN-B000000"]
-    assert [(s.language, s.name_language) for s in emilia.list_shards(root, ("en",))] == [("en", "en"), ("en", "en"), ("en", "zh")]
+    assert [(s.language, s.name_language) for s in emilia.list_shards(root, ("en",))] == [
+        ("en", "en"),
+        ("en", "en"),
+        ("en", "zh"),
+    ]
     assert get_source("emilia_yodas") is emilia_yodas
 
 

@@ -41,22 +41,28 @@ def test_pocketsphinx_transcribes_counting_exactly():
 def test_resemblyzer_scores_same_voice_above_different_voice():
     """On flite/espeak voices (two sentences each) and on pytest-audioeval's natural clips."""
     encoder = ResemblyzerSpeaker()
-    sentences = ("The river flows gently through the green valley.", "He poured a cup of coffee and read the newspaper.")
+    sentences = (
+        "The river flows gently through the green valley.",
+        "He poured a cup of coffee and read the newspaper.",
+    )
     voices = (FLITE_VOICES[1], FLITE_VOICES[3], Voice("espeak-ng", "en-us+f2"))  # awb, slt, espeak female
     clips = {(v, s): to_16k(synthesize(s, v)) for v in voices for s in sentences}
     same = [cosine_similarities(encoder, [clips[(v, sentences[0])]], [clips[(v, sentences[1])]])[0] for v in voices]
     different = [
         cosine_similarities(encoder, [clips[(a, sentences[0])]], [clips[(b, sentences[1])]])[0]
-        for a in voices for b in voices if a != b
-    ]  # fmt: skip
+        for a in voices
+        for b in voices
+        if a != b
+    ]
     assert min(same) > max(different), (same, different)
 
     # pytest-audioeval's natural clips (one speaker): closer to each other than to any synthetic voice
     natural = [audioeval_clip(name)[0] for name in ("counting", "hello_world", "quick_brown_fox")]
     natural_same = [cosine_similarities(encoder, [a], [b])[0] for i, a in enumerate(natural) for b in natural[i + 1 :]]
-    natural_vs_synthetic = [cosine_similarities(encoder, [a], [clips[(v, sentences[0])]])[0] for a in natural for v in voices]
+    natural_vs_synthetic = [
+        cosine_similarities(encoder, [a], [clips[(v, sentences[0])]])[0] for a in natural for v in voices
+    ]
     assert min(natural_same) > max(natural_vs_synthetic), (natural_same, natural_vs_synthetic)
-
 
 
 def test_wavlm_backend_loads_a_local_directory(tmp_path):
@@ -67,11 +73,22 @@ def test_wavlm_backend_loads_a_local_directory(tmp_path):
     from soda_jax.eval.speaker import speaker_encoder
 
     config = WavLMConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, tdnn_dim=(32, 32), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
-        xvector_output_dim=16, num_buckets=16, max_bucket_distance=32,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        tdnn_dim=(32, 32),
+        tdnn_kernel=(3, 1),
+        tdnn_dilation=(1, 1),
+        xvector_output_dim=16,
+        num_buckets=16,
+        max_bucket_distance=32,
+    )
     WavLMForXVector(config).save_pretrained(tmp_path)
     Wav2Vec2FeatureExtractor(sampling_rate=ASR_SAMPLE_RATE).save_pretrained(tmp_path)
     encoder = speaker_encoder("wavlm", str(tmp_path))

@@ -75,13 +75,21 @@ def test_held_out_speech_is_cut_at_word_boundaries_deterministically_and_bad_rec
     ]
     corpus = str(tmp_path / "corpus")
     write_emilia_shard(f"{corpus}/emilia/EN-B000000.tar", good)
-    meta = {"id": "EN_T_000004", "text": "An unreadable recording.", "duration": 1.0, "speaker": kal.speaker, "language": "en"}
+    meta = {
+        "id": "EN_T_000004",
+        "text": "An unreadable recording.",
+        "duration": 1.0,
+        "speaker": kal.speaker,
+        "language": "en",
+    }
     broken = tar_bytes([("EN_T_000004.mp3", b"not audio at all" * 64), ("EN_T_000004.json", json.dumps(meta).encode())])
     fileio.atomic_write_bytes(f"{corpus}/emilia/EN-B000001.tar", broken)
 
     # two words fit in item_seconds, three do not; only the last word fits in shot_seconds
     (w1_start, _), (_, w2_end), (w3_start, w3_end), (w4_start, w4_end) = truth
-    spec = HeldOutSpec(corpus, ALL_HELD_OUT, item_seconds=w3_end - w1_start - 0.1, shot_seconds=w4_end - w4_start + 0.15)
+    spec = HeldOutSpec(
+        corpus, ALL_HELD_OUT, item_seconds=w3_end - w1_start - 0.1, shot_seconds=w4_end - w4_start + 0.15
+    )
     assert all(caches.split_of(u.id, spec.validation_fraction, spec.split_salt) == caches.VALIDATION for u in good)
     record = write_heldout_sets(spec, str(tmp_path / "a"))
 
@@ -91,13 +99,16 @@ def test_held_out_speech_is_cut_at_word_boundaries_deterministically_and_bad_rec
     assert item["text"] == "Garden, window,"
     assert abs(item["start"] - (w1_start - 0.05)) <= TOLERANCE
     assert w2_end - TOLERANCE <= item["end"] <= w3_start + TOLERANCE  # in the silence between words 2 and 3
-    (shot_id, shot), = [(k, v) for k, v in sources[SHOT_SPLIT].items() if v["segment"] == "EN_T_000000"]
+    ((shot_id, shot),) = [(k, v) for k, v in sources[SHOT_SPLIT].items() if v["segment"] == "EN_T_000000"]
     assert shot["text"] == "river." and w3_end - TOLERANCE <= shot["start"] <= w4_start
     assert set(by_segment) == {"EN_T_000000", "EN_T_000001", "EN_T_000002"}
 
     skipped = record["skipped"]
     assert skipped["corpus"]["counts"] == {"unreadable_audio": 1}
-    assert skipped["items"]["counts"] == {ALIGNMENT_FAILED: 1} and "EN_T_000003" in skipped["items"]["examples"][ALIGNMENT_FAILED][0]
+    assert (
+        skipped["items"]["counts"] == {ALIGNMENT_FAILED: 1}
+        and "EN_T_000003" in skipped["items"]["examples"][ALIGNMENT_FAILED][0]
+    )
     assert skipped["tts"]["counts"] == {ONLY_UTTERANCE: 1}  # slt has one aligned utterance
     assert record["counts"]["tts_items"] == 2 and record["splits"]["validation"]["utterances"] == 4
 
@@ -114,7 +125,9 @@ def test_held_out_speech_is_cut_at_word_boundaries_deterministically_and_bad_rec
     first = next(t for t in tts if t.id == item_id)
     other_id, other = by_segment["EN_T_000001"]
     assert first.target_text == "Garden, window," and first.prompt_text == other["text"]  # the other kal16 item
-    assert {t.id for t in tts} == {item_id, other_id} and first.prompt_audio.path.endswith(f"prompt-wavs/{other_id}.wav")
+    assert {t.id for t in tts} == {item_id, other_id} and first.prompt_audio.path.endswith(
+        f"prompt-wavs/{other_id}.wav"
+    )
     assert (root / "seed-tts" / "en" / "wavs" / f"{item_id}.wav").exists()
 
     # deterministic: the same bytes again
@@ -127,12 +140,19 @@ def test_mini_task_set_step_takes_only_held_out_recordings(tmp_path):
 
     fraction = 0.35  # holds out Emilia utterances 7, 9 and 11 (all slt) and YODAS2 recording 2 (kal16)
     corpus = ExecutorStep(
-        "raw/test-speech", synthesize_demo_corpus,
-        SynthDemoConfig(this_output_path(), sentences=versioned(DEFAULT_SENTENCES[:12]), voices=versioned(DEMO_VOICES[:4]),
-                        sentences_per_recording=3),
-    )  # fmt: skip
+        "raw/test-speech",
+        synthesize_demo_corpus,
+        SynthDemoConfig(
+            this_output_path(),
+            sentences=versioned(DEFAULT_SENTENCES[:12]),
+            voices=versioned(DEMO_VOICES[:4]),
+            sentences_per_recording=3,
+        ),
+    )
     mini = default_mini_tasksets(corpus, validation_fraction=fraction)
-    assert mini.config.heldout.split_salt == InterleaveConfig("in", "out", "tok").split_salt  # the interleave step's split
+    assert (
+        mini.config.heldout.split_salt == InterleaveConfig("in", "out", "tok").split_salt
+    )  # the interleave step's split
     executor = Executor(str(tmp_path / "prefix"), use_ray=False)
     executor.run([mini])
     root = executor.output_path(mini)
@@ -142,7 +162,11 @@ def test_mini_task_set_step_takes_only_held_out_recordings(tmp_path):
     held_out = {s for split in heldout["sources"].values() for s in (v["segment"] for v in split.values())}
     recordings = {v["recording"] for split in heldout["sources"].values() for v in split.values()}
     assert all(caches.split_of(r, fraction, "soda-validation") == caches.VALIDATION for r in recordings)
-    expected_emilia = {f"EN_DEMO_{i:06d}" for i in range(12) if caches.split_of(f"EN_DEMO_{i:06d}", fraction, "soda-validation") == "validation"}
+    expected_emilia = {
+        f"EN_DEMO_{i:06d}"
+        for i in range(12)
+        if caches.split_of(f"EN_DEMO_{i:06d}", fraction, "soda-validation") == "validation"
+    }
     assert expected_emilia == {"EN_DEMO_000007", "EN_DEMO_000009", "EN_DEMO_000011"}
     emilia = {s for s in held_out if s.startswith("EN_DEMO_")}
     yodas = {s.split("-")[0] for s in held_out if not s.startswith("EN_DEMO_")}

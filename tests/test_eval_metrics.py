@@ -27,7 +27,7 @@ from soda_jax.eval.readers import (
     read_librispeech,
     read_seed_tts,
     read_table_rows,
-)  # fmt: skip
+)
 from soda_jax.eval.wer import word_error_rate
 from soda_jax.inference.prompts import asr_nshot_prompt, choose_shots
 
@@ -55,7 +55,10 @@ def test_soda_normaliser_on_its_own_examples():
     assert soda_normalize("HE HOPED THERE WOULD BE STEW FOR DINNER, TURNIPS AND CARROTS.") == (
         "he hoped there would be stew for dinner turnips and carrots"
     )
-    assert soda_normalize("\u201cIt's   (well) [sort of] {so}-so!\u201d she said; yes: no?") == "its well sort of soso she said yes no"
+    assert (
+        soda_normalize("\u201cIt's   (well) [sort of] {so}-so!\u201d she said; yes: no?")
+        == "its well sort of soso she said yes no"
+    )
     assert soda_normalize("  \u2018Mr. O\u2019Brien\u2019  ") == "mr obrien"
 
 
@@ -73,8 +76,11 @@ def test_pair_summary_reports_groups_ties_and_the_strict_comparison():
     ]
     summary = summarize_pairs(task, records)
     assert summary["metrics"] == {
-        "accuracy": pytest.approx(2 / 3), "accuracy/gender": 0.5, "accuracy/room": 1.0, "accuracy_macro": 0.75,
-    }  # fmt: skip
+        "accuracy": pytest.approx(2 / 3),
+        "accuracy/gender": 0.5,
+        "accuracy/room": 1.0,
+        "accuracy_macro": 0.75,
+    }
     assert summary["ties"] == 1 and summary["correct"] == 2
 
 
@@ -91,7 +97,9 @@ def test_codebook_selection_keeps_codebooks_not_time():
     ours = select_codebooks(tokens, k)
     assert set(ours % 8) == set(range(k)) and set(ours // 8) == set(range(frames))  # every frame, codebooks 0..3
     theirs = soda_reshape_selection(tokens, k)
-    assert set(theirs % 8) == set(range(8)) and set(theirs // 8) == set(range(frames // 2))  # all codebooks, half the time
+    assert set(theirs % 8) == set(range(8)) and set(theirs // 8) == set(
+        range(frames // 2)
+    )  # all codebooks, half the time
     assert ours.size == theirs.size and not np.array_equal(np.sort(ours), np.sort(theirs))
     assert codebook_mask(16, 1).tolist() == [True] + [False] * 7 + [True] + [False] * 7
     with pytest.raises(ValueError, match="whole number"):
@@ -109,15 +117,27 @@ def test_nshot_asr_prompt_golden_ids(vocab):
     b = vocab.codes_to_ids(np.array([[9], [10], [11], [12], [13], [14], [15], [16]]))
     c = vocab.codes_to_ids(np.array([[0], [0], [0], [0], [0], [0], [0], [0]]))
     hi, yo = vocab.encode_text("hi").tolist(), vocab.encode_text("yo").tolist()
-    bos, eos, ts, te, as_, ae = vocab.bos_id, vocab.eos_id, vocab.text_start_id, vocab.text_end_id, vocab.audio_start_id, vocab.audio_end_id
-    expected = (
-        [bos, as_, *a, ae, ts, *hi, te, eos]
-        + [bos, as_, *b, ae, ts, *yo, te, eos]
-        + [bos, as_, *c, ae, ts]
+    bos, eos, ts, te, as_, ae = (
+        vocab.bos_id,
+        vocab.eos_id,
+        vocab.text_start_id,
+        vocab.text_end_id,
+        vocab.audio_start_id,
+        vocab.audio_end_id,
     )
+    expected = [bos, as_, *a, ae, ts, *hi, te, eos] + [bos, as_, *b, ae, ts, *yo, te, eos] + [bos, as_, *c, ae, ts]
     assert asr_nshot_prompt(vocab, [(a, "hi"), (b, "yo")], c).tolist() == expected
     o = vocab.audio_offset
-    assert a.tolist() == [o + 1, o + 2048 + 2, o + 2 * 2048 + 3, o + 3 * 2048 + 4, o + 4 * 2048 + 5, o + 5 * 2048 + 6, o + 6 * 2048 + 7, o + 7 * 2048 + 8]
+    assert a.tolist() == [
+        o + 1,
+        o + 2048 + 2,
+        o + 2 * 2048 + 3,
+        o + 3 * 2048 + 4,
+        o + 4 * 2048 + 5,
+        o + 5 * 2048 + 6,
+        o + 6 * 2048 + 7,
+        o + 7 * 2048 + 8,
+    ]
 
 
 def test_shot_choice_is_deterministic_per_seed_and_varies_per_item():
@@ -168,7 +188,7 @@ def test_tables_read_audio_in_every_stored_form(tmp_path):
     table = pa.Table.from_pylist([{"positive": {"array": [0.0, 0.5, -0.5, 0.0], "sampling_rate": 16000}}])
     with pa.ipc.new_stream(str(arrow_dir / "data-00000-of-00001.arrow"), table.schema) as writer:
         writer.write_table(table)
-    (where, row), = read_table_rows(str(arrow_dir))
+    ((where, row),) = read_table_rows(str(arrow_dir))
     assert audio_cell(row, "positive", where, str(arrow_dir)).load(16000).size == 4
     with pytest.raises(BadInput) as missing:
         audio_cell({"positive": {"bytes": None, "path": "nowhere.wav"}}, "positive", "t#0", str(tmp_path)).load()
@@ -180,9 +200,16 @@ def test_librispeech_and_seed_tts_bad_records_name_their_reason(tmp_path):
     chapter.mkdir(parents=True)
     (chapter / "19-198-0000.flac").write_bytes(_wav_bytes())
     (chapter / "19-198-0001.flac").write_bytes(b"not audio at all")
-    (chapter / "19-198.trans.txt").write_text("19-198-0000 HELLO\n19-198-0001 BROKEN FILE\n19-198-0002 NO FILE\n19-198-0003\n")
+    (chapter / "19-198.trans.txt").write_text(
+        "19-198-0000 HELLO\n19-198-0001 BROKEN FILE\n19-198-0002 NO FILE\n19-198-0003\n"
+    )
     items = list(read_librispeech(str(tmp_path), "test-clean"))
-    assert [getattr(i, "id", None) or i.item_id for i in items] == ["19-198-0000", "19-198-0001", "19-198-0002", "19-198-0003"]
+    assert [getattr(i, "id", None) or i.item_id for i in items] == [
+        "19-198-0000",
+        "19-198-0001",
+        "19-198-0002",
+        "19-198-0003",
+    ]
     assert items[0].audio.load().size > 0 and items[0].text == "HELLO"
     reasons = []
     for item in items[1:3]:
@@ -218,8 +245,17 @@ def test_pair_tasks_read_the_public_releases_fields(tmp_path):
     assert item.group == "gender" and [len(w) / MIMI_SAMPLE_RATE for w in item.content] == pytest.approx([0.1, 0.2])
     assert store.skip_counts() == {MISSING_AUDIO: 1}
 
-    blimp_rows = [{"id": "b0", "positive": audio(0.1), "negative": audio(0.2), "positive_word": "cat", "negative_word": "cag",
-                   "positive_transcription": "The Cat sat", "negative_transcription": "The Cat sit"}]  # fmt: skip
+    blimp_rows = [
+        {
+            "id": "b0",
+            "positive": audio(0.1),
+            "negative": audio(0.2),
+            "positive_word": "cat",
+            "negative_word": "cag",
+            "positive_transcription": "The Cat sat",
+            "negative_transcription": "The Cat sit",
+        }
+    ]
     pq.write_table(pa.Table.from_pylist(blimp_rows), tmp_path / "pairs.parquet")
     path = str(tmp_path / "pairs.parquet")
     for task in (swuggy(path), sblimp(path)):

@@ -73,17 +73,25 @@ def ctx(trained) -> EvalContext:
 
 def write_text_pairs(directory: Path) -> str:
     directory.mkdir(parents=True, exist_ok=True)
-    rows = [{"id": f"t{i}", "positive_word": t, "negative_word": " ".join(reversed(t.split()))} for i, t in enumerate(TRAINED_TEXTS)]
+    rows = [
+        {"id": f"t{i}", "positive_word": t, "negative_word": " ".join(reversed(t.split()))}
+        for i, t in enumerate(TRAINED_TEXTS)
+    ]
     pq.write_table(pa.Table.from_pylist(rows), directory / "test.parquet")
     return str(directory)
 
 
 # --------------------------------------------------------------------------- likelihood scoring
 def test_trained_documents_beat_corrupted_copies_and_nll_counts_every_kind(trained, ctx, tmp_path):
-    results = run_eval(EvalConfig(
-        model_path=trained["run"], output_path=str(tmp_path / "eval"), codec=CODEC, batch_size=8,
-        tasks=(ValidationNllTask(caches=(trained["cache"],)), twuggy(write_text_pairs(tmp_path / "pairs"))),
-    ))  # fmt: skip
+    results = run_eval(
+        EvalConfig(
+            model_path=trained["run"],
+            output_path=str(tmp_path / "eval"),
+            codec=CODEC,
+            batch_size=8,
+            tasks=(ValidationNllTask(caches=(trained["cache"],)), twuggy(write_text_pairs(tmp_path / "pairs"))),
+        )
+    )
     assert results["metrics"]["twuggy/accuracy"] == 1.0 and results["tasks"]["twuggy"]["items"] == len(TRAINED_TEXTS)
 
     rng = np.random.default_rng(1)
@@ -138,7 +146,9 @@ def write_generative_sets(root: Path) -> tuple[str, str]:
     flac(test / "19-198-0000.flac", waves[0])
     flac(test / "19-198-0001.flac", waves[1])
     (test / "19-198-0002.flac").write_bytes(b"this is not a flac file")
-    (test / "19-198.trans.txt").write_text("19-198-0000 HELLO\n19-198-0001 YES\n19-198-0002 BROKEN\n19-198-0003 GONE\n19-198-0004\n")
+    (test / "19-198.trans.txt").write_text(
+        "19-198-0000 HELLO\n19-198-0001 YES\n19-198-0002 BROKEN\n19-198-0003 GONE\n19-198-0004\n"
+    )
     dev = root / "libri" / "dev-clean" / "84" / "121"
     flac(dev / "84-121-0000.flac", waves[2])
     flac(dev / "84-121-0001.flac", waves[3])
@@ -147,13 +157,19 @@ def write_generative_sets(root: Path) -> tuple[str, str]:
     (tts / "wavs").mkdir(parents=True)
     sf.write(tts / "wavs" / "p0.wav", waves[0], MIMI_SAMPLE_RATE)
     sf.write(tts / "wavs" / "p1.wav", waves[2], MIMI_SAMPLE_RATE)
-    (tts / "meta.lst").write_text("u0|hello|wavs/p0.wav|a dog ran\nu1|stop|wavs/p1.wav|the cat sat\nu2|three|wavs/p0.wav\n")
+    (tts / "meta.lst").write_text(
+        "u0|hello|wavs/p0.wav|a dog ran\nu1|stop|wavs/p1.wav|the cat sat\nu2|three|wavs/p0.wav\n"
+    )
     covost = root / "covost"
     covost.mkdir()
+
     def cell(wave):
         return {"bytes": audio_bytes_of(wave, MIMI_SAMPLE_RATE), "path": None}
-    rows = [{"id": f"c{i}", "audio": cell(waves[i]), "sentence": words[i], "translation": t}
-            for i, t in enumerate(["hallo", "ja", "halt", "los"])]  # fmt: skip
+
+    rows = [
+        {"id": f"c{i}", "audio": cell(waves[i]), "sentence": words[i], "translation": t}
+        for i, t in enumerate(["hallo", "ja", "halt", "los"])
+    ]
     pq.write_table(pa.Table.from_pylist(rows[:2] + [dict(rows[2], translation="")]), covost / "test.parquet")
     pq.write_table(pa.Table.from_pylist(rows[2:]), covost / "train.parquet")
     return str(root / "libri"), str(tts / "meta.lst")
@@ -162,17 +178,27 @@ def write_generative_sets(root: Path) -> tuple[str, str]:
 def test_generative_tasks_count_bad_input_per_reason_and_write_audio(trained, tmp_path):
     libri, meta = write_generative_sets(tmp_path)
     out = tmp_path / "eval"
-    results = run_eval(EvalConfig(
-        model_path=trained["run"], output_path=str(out), codec=CODEC, batch_size=8,
-        tasks=(
-            AsrTask("asr", libri, sampling=SHORT),
-            AsrTask("asr_1shot", libri, num_shots=1, sampling=SHORT),
-            TtsTask("tts", meta, sampling=SHORT),
-            ContinuationTask("continuation", libri, prompt_seconds=0.16, sampling=SHORT),
-            TranslationTask("covost2", str(tmp_path / "covost" / "test.parquet"), str(tmp_path / "covost" / "train.parquet"),
-                            num_shots=1, sampling=SHORT),
-        ),
-    ))  # fmt: skip
+    results = run_eval(
+        EvalConfig(
+            model_path=trained["run"],
+            output_path=str(out),
+            codec=CODEC,
+            batch_size=8,
+            tasks=(
+                AsrTask("asr", libri, sampling=SHORT),
+                AsrTask("asr_1shot", libri, num_shots=1, sampling=SHORT),
+                TtsTask("tts", meta, sampling=SHORT),
+                ContinuationTask("continuation", libri, prompt_seconds=0.16, sampling=SHORT),
+                TranslationTask(
+                    "covost2",
+                    str(tmp_path / "covost" / "test.parquet"),
+                    str(tmp_path / "covost" / "train.parquet"),
+                    num_shots=1,
+                    sampling=SHORT,
+                ),
+            ),
+        )
+    )
     bad_libri = {"missing_audio": 1, "unreadable_audio": 1, "empty_text": 1}
     for task in ("asr", "asr_1shot", "continuation"):
         assert results["tasks"][task]["skipped"] == bad_libri, task
@@ -206,8 +232,12 @@ def test_killed_eval_resumes_without_recomputing_finished_tasks(trained, tmp_pat
         from soda_jax.eval.step import run_eval
         run_eval(resume_eval_config({trained["run"]!r}, {str(out)!r}, {pairs!r}, {libri!r}))
     """)
-    process = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     finished = out / "tasks" / "twuggy.json"
     deadline = time.time() + KILL_TIMEOUT_S
     while not finished.exists() and process.poll() is None and time.time() < deadline:
@@ -240,12 +270,15 @@ def test_lm_eval_runs_a_local_multiple_choice_task_offline(trained, ctx, tmp_pat
     from soda_jax.eval.lm_eval_adapter import MARKERS, SodaLM
 
     data = tmp_path / "mini_mc.jsonl"
-    rows = [{"query": "the cat sat on the", "choices": ["mat", "dawn"], "gold": 0},
-            {"query": "a dog ran in the", "choices": ["mat", "park"], "gold": 1},
-            {"query": "birds sing at", "choices": ["dawn", "park"], "gold": 0}]  # fmt: skip
+    rows = [
+        {"query": "the cat sat on the", "choices": ["mat", "dawn"], "gold": 0},
+        {"query": "a dog ran in the", "choices": ["mat", "park"], "gold": 1},
+        {"query": "birds sing at", "choices": ["dawn", "park"], "gold": 0},
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "mini_mc.yaml").write_text(textwrap.dedent(f"""
+    (tmp_path / "tasks" / "mini_mc.yaml").write_text(
+        textwrap.dedent(f"""
         task: mini_mc
         dataset_path: json
         dataset_kwargs:
@@ -258,11 +291,17 @@ def test_lm_eval_runs_a_local_multiple_choice_task_offline(trained, ctx, tmp_pat
         doc_to_target: gold
         metric_list:
           - metric: acc
-    """))
-    results = run_eval(EvalConfig(
-        model_path=trained["run"], output_path=str(tmp_path / "eval"), codec=CODEC, batch_size=8,
-        tasks=(LmEvalTask(tasks=("mini_mc",), include_path=str(tmp_path / "tasks"), wrap=MARKERS),),
-    ))  # fmt: skip
+    """)
+    )
+    results = run_eval(
+        EvalConfig(
+            model_path=trained["run"],
+            output_path=str(tmp_path / "eval"),
+            codec=CODEC,
+            batch_size=8,
+            tasks=(LmEvalTask(tasks=("mini_mc",), include_path=str(tmp_path / "tasks"), wrap=MARKERS),),
+        )
+    )
     assert results["metrics"]["lm_eval/mini_mc/acc"] == 1.0
 
     lm = SodaLM(ctx, wrap=MARKERS)

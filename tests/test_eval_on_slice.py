@@ -66,7 +66,11 @@ def test_default_eval_takes_one_host_slices_only():
 def test_one_process_writes_the_results(tmp_path):
     """The control: the same finished output in one process gets its results.json."""
     finished_evaluation(tmp_path / "eval")
-    results = run_eval(EvalConfig(model_path=str(tmp_path / "no-model"), output_path=str(tmp_path / "eval"), tasks=(ValidationNllTask(),)))
+    results = run_eval(
+        EvalConfig(
+            model_path=str(tmp_path / "no-model"), output_path=str(tmp_path / "eval"), tasks=(ValidationNllTask(),)
+        )
+    )
     assert results["metrics"] == {"validation_nll/loss": 1.5}
     assert (tmp_path / "eval" / RESULTS_FILE).exists()
 
@@ -78,9 +82,20 @@ def test_the_hosts_of_a_multi_process_job_refuse_and_write_nothing(tmp_path):
     coordinator = f"127.0.0.1:{free_port()}"
     hosts = [
         subprocess.Popen(
-            [sys.executable, "-c", HOST_SCRIPT, coordinator, str(i), str(tmp_path / "no-model"), str(tmp_path / "eval")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                HOST_SCRIPT,
+                coordinator,
+                str(i),
+                str(tmp_path / "no-model"),
+                str(tmp_path / "eval"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        )
         for i in range(2)
     ]
     outputs = [host.communicate(timeout=HOST_TIMEOUT_S) for host in hosts]

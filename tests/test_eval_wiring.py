@@ -59,7 +59,15 @@ def test_missing_sets_are_skipped_by_name_with_the_path_they_were_looked_for_at(
     from soda_jax.recipes.soda_eval_sets import soda_eval_plan
 
     plan = soda_eval_plan()
-    assert [t.name for t in plan.tasks] == ["swuggy", "twuggy", "sblimp", "tblimp", "librispeech", "librispeech_3shot", "lm_eval"]
+    assert [t.name for t in plan.tasks] == [
+        "swuggy",
+        "twuggy",
+        "sblimp",
+        "tblimp",
+        "librispeech",
+        "librispeech_3shot",
+        "lm_eval",
+    ]
     assert set(plan.missing) == {"salmon", "seed_tts"}
     assert plan.missing["salmon"] == f"{eval_root}/SALMon does not exist ($SODA_EVAL_SALMON / $SODA_EVAL_ROOT)"
     assert plan.missing["seed_tts"].startswith(f"{eval_root}/seed-tts-eval/en/meta.lst does not exist")
@@ -83,13 +91,25 @@ def test_an_override_a_missing_shot_split_and_local_scorers(tmp_path, monkeypatc
     plan = soda_eval_plan(roots)
     names = [t.name for t in plan.tasks]
     assert "salmon" in names and "librispeech" in names and "librispeech_3shot" not in names
-    assert plan.missing["librispeech_3shot"] == f"{root}/LibriSpeech/dev-clean does not exist ($SODA_EVAL_LIBRISPEECH / $SODA_EVAL_ROOT)"
+    assert (
+        plan.missing["librispeech_3shot"]
+        == f"{root}/LibriSpeech/dev-clean does not exist ($SODA_EVAL_LIBRISPEECH / $SODA_EVAL_ROOT)"
+    )
     assert plan.scorers.asr == "whisper" and plan.scorers.asr_model == f"{root}/whisper-large-v3"
     assert plan.scorers.speaker == "wavlm" and plan.scorers.speaker_model == f"{root}/wavlm-large-sv"
     nothing = soda_eval_plan(SodaEvalRoots.from_env({}))
     assert nothing.tasks == () and all("not configured ($SODA_EVAL_" in why for why in nothing.missing.values())
-    assert set(nothing.missing) == {"swuggy", "twuggy", "sblimp", "tblimp", "salmon", "librispeech", "librispeech_3shot",
-                                    "seed_tts", "lm_eval"}  # fmt: skip
+    assert set(nothing.missing) == {
+        "swuggy",
+        "twuggy",
+        "sblimp",
+        "tblimp",
+        "salmon",
+        "librispeech",
+        "librispeech_3shot",
+        "seed_tts",
+        "lm_eval",
+    }
 
 
 # ----------------------------------------------------------------------------- the experiments' DAGs
@@ -131,7 +151,9 @@ def test_sweep_dry_run_shows_an_evaluation_per_run(eval_root, tmp_path, capsys):
     isoflop_sweep.main(["--prefix", str(tmp_path / "prefix"), "--dry_run"])
     out = capsys.readouterr().out
     assert "not run: salmon:" in out and "not run: seed_tts:" in out
-    evaluations = [line for line in out.splitlines() if line.split()[1:2] and line.split()[1].startswith("evaluation/isoflop/")]
+    evaluations = [
+        line for line in out.splitlines() if line.split()[1:2] and line.split()[1].startswith("evaluation/isoflop/")
+    ]
     assert len(evaluations) == len(isoflop_grid())
     (analysis,) = [line for line in out.splitlines() if " analysis/isoflop-soda " in f" {line} "]
     assert analysis.split()[0] in ("run", "wait", "blocked")  # blocked where the data's hub snapshots cannot be fetched
@@ -168,11 +190,15 @@ def test_soda_eval_dry_run_of_a_checkpoint(eval_root, tmp_path, capsys):
 
     model = str(tmp_path / "SODA-4B-base")
     (step,) = soda_eval.soda_eval_steps(model)
-    assert step.name == "evaluation/soda-eval/SODA-4B-base" and step.config.model_path.value == model  # versioned by the path
+    assert (
+        step.name == "evaluation/soda-eval/SODA-4B-base" and step.config.model_path.value == model
+    )  # versioned by the path
     assert [t.name for t in step.config.tasks.value] == [t.name for t in soda_eval_plan().tasks]
     soda_eval.main(["--model", model, "--prefix", str(tmp_path / "prefix"), "--dry_run"])
     out = capsys.readouterr().out
-    assert "evaluation/soda-eval/SODA-4B-base" in out and "not run: salmon" in out and "scorer: ASR: pocketsphinx" in out
+    assert (
+        "evaluation/soda-eval/SODA-4B-base" in out and "not run: salmon" in out and "scorer: ASR: pocketsphinx" in out
+    )
     with pytest.raises(SystemExit, match="no SODA evaluation set found"):
         soda_eval.soda_eval_steps(model, plan=soda_eval_plan(SodaEvalRoots()))
 
@@ -190,8 +216,10 @@ def test_without_any_set_the_sweep_has_no_evaluations_and_says_what_it_would_fit
 def _pairs_summary(name: str, outcomes: list[bool]) -> tuple[dict, list[dict]]:
     from soda_jax.eval.pairs import summarize_pairs, swuggy
 
-    records = [{"id": str(i), "group": None, "positive": -1.0, "negative": -2.0 if ok else 0.0, "correct": ok, "tie": False}
-               for i, ok in enumerate(outcomes)]  # fmt: skip
+    records = [
+        {"id": str(i), "group": None, "positive": -1.0, "negative": -2.0 if ok else 0.0, "correct": ok, "tie": False}
+        for i, ok in enumerate(outcomes)
+    ]
     return summarize_pairs(swuggy(name), records), records
 
 
@@ -199,11 +227,21 @@ def _asr_summary() -> tuple[dict, list[dict]]:
     from soda_jax.eval.normalize import normalizer
     from soda_jax.eval.wer import word_error_rate
 
-    pairs = [("THE CAT SAT", "the cat sat"), ("A DOG RAN HOME", "a dog ran"), ("RED FISH", "red fish"), ("IT IS LATE", "it was late")]
+    pairs = [
+        ("THE CAT SAT", "the cat sat"),
+        ("A DOG RAN HOME", "a dog ran"),
+        ("RED FISH", "red fish"),
+        ("IT IS LATE", "it was late"),
+    ]
     records = [{"id": str(i), "reference": r, "hypothesis": h, "finish": "stop"} for i, (r, h) in enumerate(pairs)]
     wer = word_error_rate([r for r, _ in pairs], [h for _, h in pairs], normalizer("soda"))
-    summary = {"metrics": {"wer": wer.corpus_wer, "mean_utterance_wer": wer.mean_utterance_wer}, "headline": "wer",
-               "items": len(records), "wer": wer.to_dict(), "settings": {"normalizer": "soda"}}  # fmt: skip
+    summary = {
+        "metrics": {"wer": wer.corpus_wer, "mean_utterance_wer": wer.mean_utterance_wer},
+        "headline": "wer",
+        "items": len(records),
+        "wer": wer.to_dict(),
+        "settings": {"normalizer": "soda"},
+    }
     return summary, records
 
 
@@ -221,7 +259,12 @@ def test_the_table_has_intervals_items_skips_and_sodas_numbers():
     swuggy["skipped"] = {"too_long": 2}
     asr, asr_items = _asr_summary()
     results = {"tasks": {"swuggy": swuggy, "asr": asr}}
-    rows = {row.name: row for row in result_rows(results, {"swuggy": swuggy_items, "asr": asr_items}, not_run={"salmon": "not configured"})}
+    rows = {
+        row.name: row
+        for row in result_rows(
+            results, {"swuggy": swuggy_items, "asr": asr_items}, not_run={"salmon": "not configured"}
+        )
+    }
     accuracy = rows["swuggy/accuracy"]
     assert accuracy.value_text == "0.46" and accuracy.interval_text == "[0.28, 0.65]"  # Wilson, 11 of 24
     assert accuracy.items == 24 and accuracy.skipped == {"too_long": 2}
@@ -233,8 +276,14 @@ def test_the_table_has_intervals_items_skips_and_sodas_numbers():
     text = results_table(results, {"swuggy": swuggy_items, "asr": asr_items}, not_run={"salmon": "not configured"})
     header, rule, *lines = text.splitlines()
     assert header.split()[:4] == ["task", "metric", "value", "95%"] and set(rule) <= {"-", " "}
-    assert any(line.startswith("swuggy") and "0.46" in line and "[0.28, 0.65]" in line and "too_long=2" in line
-               and "0.618 (SODA-4B?)" in line for line in lines)  # fmt: skip
+    assert any(
+        line.startswith("swuggy")
+        and "0.46" in line
+        and "[0.28, 0.65]" in line
+        and "too_long=2" in line
+        and "0.618 (SODA-4B?)" in line
+        for line in lines
+    )
     assert any(line.startswith("salmon") and "not run: not configured" in line for line in lines)
     assert "16 digits" not in text and "0.4583333" not in text
 
@@ -242,8 +291,13 @@ def test_the_table_has_intervals_items_skips_and_sodas_numbers():
 def test_nll_intervals_come_from_a_bootstrap_over_documents():
     from soda_jax.eval.nll import ValidationNllTask, summarize_nll
 
-    records = [{"id": f"c:{i}", "cache": "c", "nll": [2.0 + 0.1 * i, 50.0 + i, 300.0, 1.0], "tokens": [1, 20, 140, 4]} for i in range(12)]
-    summary = json.loads(json.dumps(summarize_nll(ValidationNllTask(), ["c"], records), sort_keys=True))  # as results.json holds it
+    records = [
+        {"id": f"c:{i}", "cache": "c", "nll": [2.0 + 0.1 * i, 50.0 + i, 300.0, 1.0], "tokens": [1, 20, 140, 4]}
+        for i in range(12)
+    ]
+    summary = json.loads(
+        json.dumps(summarize_nll(ValidationNllTask(), ["c"], records), sort_keys=True)
+    )  # as results.json holds it
     assert list(summary["tokens_by_kind"]) == ["acoustic", "marker", "semantic", "text"]  # not the records' order
     rows = {row.name: row for row in result_rows({"tasks": {"validation_nll": summary}}, {"validation_nll": records})}
     for row in rows.values():
@@ -251,7 +305,9 @@ def test_nll_intervals_come_from_a_bootstrap_over_documents():
     semantic = rows["validation_nll/semantic/loss"]
     assert semantic.value == pytest.approx(sum(50.0 + i for i in range(12)) / 240)
     assert semantic.interval[0] < semantic.value < semantic.interval[1]
-    assert rows["validation_nll/acoustic/loss"].interval == pytest.approx((300 / 140, 300 / 140))  # the same in every document
+    assert rows["validation_nll/acoustic/loss"].interval == pytest.approx(
+        (300 / 140, 300 / 140)
+    )  # the same in every document
     bits = rows["validation_nll/semantic/bits_per_token"]
     assert bits.interval == pytest.approx((semantic.interval[0] / math.log(2), semantic.interval[1] / math.log(2)))
 

@@ -35,12 +35,15 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def chain(log: str, *, a_value=1, b_value=2, b_unversioned=0, fail_a=False, sleep_s=0.0):
     a = ExecutorStep(
-        "test/a", record,
+        "test/a",
+        record,
         RecordConfig(this_output_path(), log, value=versioned(a_value), fail=fail_a, sleep_s=sleep_s),
     )
     b = ExecutorStep("test/b", record, RecordConfig(this_output_path(), log, value=versioned(b_value), inputs=(a,)))
     c = ExecutorStep(
-        "test/c", record, RecordConfig(this_output_path(), log, value=b_unversioned, inputs=(b / "",)),
+        "test/c",
+        record,
+        RecordConfig(this_output_path(), log, value=b_unversioned, inputs=(b / "",)),
     )
     return a, b, c
 
@@ -111,10 +114,16 @@ def test_a_step_built_twice_is_one_node_listed_once_and_never_waited_for(tmp_pat
     log = str(tmp_path / "log")
 
     def speech():
-        return ExecutorStep("test/speech", record, RecordConfig(this_output_path(), log, value=versioned(1), sleep_s=0.5))
+        return ExecutorStep(
+            "test/speech", record, RecordConfig(this_output_path(), log, value=versioned(1), sleep_s=0.5)
+        )
 
-    data = ExecutorStep("test/data", record, RecordConfig(this_output_path(), log, value=versioned(2), inputs=(speech(),)))
-    evals = ExecutorStep("test/eval", record, RecordConfig(this_output_path(), log, value=versioned(3), inputs=(speech(),)))
+    data = ExecutorStep(
+        "test/data", record, RecordConfig(this_output_path(), log, value=versioned(2), inputs=(speech(),))
+    )
+    evals = ExecutorStep(
+        "test/eval", record, RecordConfig(this_output_path(), log, value=versioned(3), inputs=(speech(),))
+    )
     both = ExecutorStep("test/both", record, RecordConfig(this_output_path(), log, inputs=(data, evals)))
     ex = local(tmp_path, poll_s=0.05)
     with caplog.at_level(logging.INFO, logger="soda_jax.execution.executor"):
@@ -145,7 +154,10 @@ def test_one_name_with_two_versions_is_two_steps(tmp_path):
     assert sorted(runs(log)) == sorted([ex.output_path(v1), ex.output_path(v2), ex.output_path(both)])
     assert fileio.read_json(fileio.join(ex.output_path(both), "out.json"))["upstream"] == [1, 2]
     steps = experiment_record(tmp_path)["steps"]
-    assert [s["output_path"] for s in steps if s["name"] == "test/same-name"] == [ex.output_path(v1), ex.output_path(v2)]
+    assert [s["output_path"] for s in steps if s["name"] == "test/same-name"] == [
+        ex.output_path(v1),
+        ex.output_path(v2),
+    ]
     both_info = fileio.read_json(fileio.join(ex.output_path(both), ".executor_info"))
     assert both_info["dependencies"] == [ex.output_path(v1), ex.output_path(v2)]
 
@@ -154,7 +166,9 @@ def test_two_functions_on_one_output_path_are_refused(tmp_path):
     log = str(tmp_path / "log")
     first = ExecutorStep("test/clash", record, RecordConfig(this_output_path(), log, value=versioned(1)))
     other = ExecutorStep("test/clash", where, RecordConfig(this_output_path(), log, value=versioned(1)))
-    with pytest.raises(ValueError, match=r"steps 'test/clash' and 'test/clash' share output path .* with different functions"):
+    with pytest.raises(
+        ValueError, match=r"steps 'test/clash' and 'test/clash' share output path .* with different functions"
+    ):
         local(tmp_path).run([first, other])
     assert runs(log) == []
 
@@ -185,7 +199,9 @@ def test_inputs_inside_a_versioned_value_are_dependencies_and_versions(tmp_path)
 
     def consumer(a_value):
         a, _, _ = chain(log, a_value=a_value)
-        return a, ExecutorStep("test/consumer", record, RecordConfig(this_output_path(), log, inputs=versioned((a / "",))))
+        return a, ExecutorStep(
+            "test/consumer", record, RecordConfig(this_output_path(), log, inputs=versioned((a / "",)))
+        )
 
     a, consumer_1 = consumer(1)
     ex = local(tmp_path)
@@ -200,8 +216,12 @@ def test_inputs_inside_a_versioned_value_are_dependencies_and_versions(tmp_path)
 
 
 def test_override_output_path(tmp_path):
-    step = ExecutorStep("test/pinned", record, RecordConfig(this_output_path(), str(tmp_path / "log")),
-                        override_output_path="pinned/here")
+    step = ExecutorStep(
+        "test/pinned",
+        record,
+        RecordConfig(this_output_path(), str(tmp_path / "log")),
+        override_output_path="pinned/here",
+    )
     ex = local(tmp_path)
     ex.run([step])
     assert ex.output_path(step) == f"{tmp_path}/pinned/here"
@@ -269,7 +289,10 @@ def start_race_process(prefix, log, sleep_s, stale_after_s) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": TESTS_DIR}
     return subprocess.Popen(
         [sys.executable, "-c", RACE_SCRIPT, str(prefix), log, str(sleep_s), str(stale_after_s)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -346,8 +369,13 @@ def two_cpu_ray():
     """A local Ray of two CPUs, as `ensure_ray` starts on a 2-core machine (workers import what we import)."""
     shutdown_workers()
     path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
     yield
     shutdown_workers()
 
@@ -418,8 +446,11 @@ def test_soda_info_reads_provenance(tmp_path):
 def test_nonblocking_input_is_versioned_but_not_run(tmp_path):
     log = str(tmp_path / "log")
     a, b, _ = chain(log)
-    watcher = ExecutorStep("test/watch", record, RecordConfig(this_output_path(), log, value=versioned(0),
-                                                                inputs=((b / "").nonblocking(),)))
+    watcher = ExecutorStep(
+        "test/watch",
+        record,
+        RecordConfig(this_output_path(), log, value=versioned(0), inputs=((b / "").nonblocking(),)),
+    )
     ex = local(tmp_path)
     ex.prepare([watcher])
     assert ex.prepare([watcher]) == [watcher]  # a and b are not pulled in
@@ -427,8 +458,11 @@ def test_nonblocking_input_is_versioned_but_not_run(tmp_path):
     version = ex.identities[id(watcher)].version["config"]
     assert version["inputs[0]"].startswith(f"input:test/b-{ex.identities[id(b)].hash}")
     _, b_other, _ = chain(log, b_value=7)
-    watcher_other = ExecutorStep("test/watch", record, RecordConfig(this_output_path(), log, value=versioned(0),
-                                                                      inputs=((b_other / "").nonblocking(),)))
+    watcher_other = ExecutorStep(
+        "test/watch",
+        record,
+        RecordConfig(this_output_path(), log, value=versioned(0), inputs=((b_other / "").nonblocking(),)),
+    )
     ex.prepare([watcher_other])
     assert ex.identities[id(watcher_other)].hash != first_hash
 

@@ -55,7 +55,9 @@ def test_ray_failure_is_unwrapped_in_summary_log_and_provenance(tmp_path, caplog
         ex.run([step])
     summary = str(err.value)
     # The exception the shard raised, type and whole message; not Ray's wrapper, no colour codes.
-    assert f"{ex.output_path(step)}: ValueError: shard 1 is bad\n" in summary and "second line of the message" in summary
+    assert (
+        f"{ex.output_path(step)}: ValueError: shard 1 is bad\n" in summary and "second line of the message" in summary
+    )
     assert "RayTaskError" not in summary and "\x1b[" not in summary and "ray::" not in summary
     log = caplog.text
     assert "Traceback" in log and "fail_on_shard" in log and 'raise ValueError(f"shard {item} is bad' in log

@@ -28,8 +28,11 @@ def start(prefix, control) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, *sys.path])}
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(prefix), str(control)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(path, process, timeout=120.0) -> None:

@@ -40,14 +40,21 @@ def test_kind_sums_equal_the_log_softmax_of_the_full_logits(cross_entropy):
     Batch, Pos, Vocab = Axis("batch", 2), Axis("position", 24), Axis("vocab", vocab_size)
     model = qwen3_config(TEST_TINY, Pos.size, gradient_checkpointing=False).build(Vocab, key=jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
-    ids = np.stack([  # text, a marker, semantic and acoustic ids in both rows
-        np.concatenate([rng.integers(0, 300, 8), [300, 302], layout.audio_offset + rng.integers(0, 8 * TEST_CODEBOOK_SIZE, 14)])
-        for _ in range(Batch.size)
-    ]).astype(np.int32)  # fmt: skip
+    ids = np.stack(
+        [  # text, a marker, semantic and acoustic ids in both rows
+            np.concatenate(
+                [rng.integers(0, 300, 8), [300, 302], layout.audio_offset + rng.integers(0, 8 * TEST_CODEBOOK_SIZE, 14)]
+            )
+            for _ in range(Batch.size)
+        ]
+    ).astype(np.int32)
     weight = np.ones(ids.shape, np.float32)
     weight[1, 3:6] = 0  # unscored positions (a document boundary, a prompt) count nowhere
-    example = LmExample(tokens=hax.named(jnp.asarray(ids), (Batch, Pos)), loss_weight=hax.named(jnp.asarray(weight), (Batch, Pos)),
-                        attn_mask=AttentionMask.causal())  # fmt: skip
+    example = LmExample(
+        tokens=hax.named(jnp.asarray(ids), (Batch, Pos)),
+        loss_weight=hax.named(jnp.asarray(weight), (Batch, Pos)),
+        attn_mask=AttentionMask.causal(),
+    )
 
     sums = np.asarray(kind_sums(model, example, layout, cross_entropy, vocab_block=64).array, np.float64)
 
@@ -70,21 +77,37 @@ def test_token_kinds_follow_the_vocabulary_layout():
     layout = TokenKindLayout(text_size=300, audio_offset=304, codebook_size=16)
     ids = np.array([0, 299, 300, 303, 304, 319, 320, 304 + 8 * 16 - 1])
     assert [KINDS[k] for k in layout.kind_of(ids)] == [
-        "text", "text", "marker", "marker", "semantic", "semantic", "acoustic", "acoustic"]  # fmt: skip
+        "text",
+        "text",
+        "marker",
+        "marker",
+        "semantic",
+        "semantic",
+        "acoustic",
+        "acoustic",
+    ]
 
 
 # --------------------------------------------------------------------- the summary's held-out NLL
 def test_heldout_nll_pools_speech_components_weighted_by_tokens():
     row = {
-        "validation/yodas2/loss": 2.1, "validation/emilia/loss": 2.4, "validation/nemotron_cc/loss": 3.5,
-        "validation/yodas2/text/loss": 4.0, "validation/yodas2/text/tokens": 100,
-        "validation/yodas2/semantic/loss": 3.0, "validation/yodas2/semantic/tokens": 200,
-        "validation/yodas2/acoustic/loss": 1.5, "validation/yodas2/acoustic/tokens": 1400,
-        "validation/emilia/semantic/loss": 2.0, "validation/emilia/semantic/tokens": 100,
-        "validation/emilia/acoustic/loss": 2.0, "validation/emilia/acoustic/tokens": 700,
-        "validation/nemotron_cc/text/loss": 3.5, "validation/nemotron_cc/text/tokens": 5000,
+        "validation/yodas2/loss": 2.1,
+        "validation/emilia/loss": 2.4,
+        "validation/nemotron_cc/loss": 3.5,
+        "validation/yodas2/text/loss": 4.0,
+        "validation/yodas2/text/tokens": 100,
+        "validation/yodas2/semantic/loss": 3.0,
+        "validation/yodas2/semantic/tokens": 200,
+        "validation/yodas2/acoustic/loss": 1.5,
+        "validation/yodas2/acoustic/tokens": 1400,
+        "validation/emilia/semantic/loss": 2.0,
+        "validation/emilia/semantic/tokens": 100,
+        "validation/emilia/acoustic/loss": 2.0,
+        "validation/emilia/acoustic/tokens": 700,
+        "validation/nemotron_cc/text/loss": 3.5,
+        "validation/nemotron_cc/text/tokens": 5000,
         "validation_loss": 8.0 / 3,
-    }  # fmt: skip
+    }
     section = heldout_nll(row)
     components = section["components"]
     assert {n: c["speech"] for n, c in components.items()} == {"emilia": True, "nemotron_cc": False, "yodas2": True}
@@ -96,7 +119,9 @@ def test_heldout_nll_pools_speech_components_weighted_by_tokens():
     assert speech["kinds"]["semantic"] == {"loss": pytest.approx((600 + 200) / 300), "tokens": 300}
     assert speech["kinds"]["text"] == {"loss": 4.0, "tokens": 100}  # the transcripts inside speech documents
     assert section["all"]["loss"] == pytest.approx((3100 + 1600 + 17500) / 7500)
-    assert heldout_nll({"validation/x/loss": 1.0, "validation_loss": 1.0}) is None  # no per-kind counts: nothing to pool
+    assert (
+        heldout_nll({"validation/x/loss": 1.0, "validation_loss": 1.0}) is None
+    )  # no per-kind counts: nothing to pool
 
 
 def test_text_only_mix_has_no_speech_loss():
@@ -109,13 +134,21 @@ def test_training_records_heldout_nll_per_component_and_kind(tmp_path):
     speech component, and its losses agree with the validation row it came from."""
     vocab = write_test_cache(str(tmp_path / "speech"), str(tmp_path / "tokenizer"))
     rng = np.random.default_rng(2)
-    text_docs = [np.concatenate([[vocab.bos_id], rng.integers(5, 200, int(rng.integers(10, 30))), [vocab.eos_id]]).astype(np.int32)
-                 for _ in range(64)]  # fmt: skip
+    text_docs = [
+        np.concatenate([[vocab.bos_id], rng.integers(5, 200, int(rng.integers(10, 30))), [vocab.eos_id]]).astype(
+            np.int32
+        )
+        for _ in range(64)
+    ]
     write_split(str(tmp_path / "text" / "train"), text_docs[:48])
     write_split(str(tmp_path / "text" / "validation"), text_docs[48:])
     save_cache_vocab(vocab, str(tmp_path / "text"))
-    data = soda_mixture({"speech": str(tmp_path / "speech"), "text": str(tmp_path / "text")}, {"speech": 0.75, "text": 0.25})
-    config = dataclasses.replace(tiny_config(str(tmp_path / "speech"), str(tmp_path / "run"), steps=4, steps_per_eval=100), data=data)
+    data = soda_mixture(
+        {"speech": str(tmp_path / "speech"), "text": str(tmp_path / "text")}, {"speech": 0.75, "text": 0.25}
+    )
+    config = dataclasses.replace(
+        tiny_config(str(tmp_path / "speech"), str(tmp_path / "run"), steps=4, steps_per_eval=100), data=data
+    )
     from soda_jax.training.train import train
 
     summary = train(config)
@@ -129,8 +162,13 @@ def test_training_records_heldout_nll_per_component_and_kind(tmp_path):
     low, high = sorted(c["loss"] for c in components.values())
     assert low < section["all"]["loss"] < high
     validation = summary["validation"]
-    assert summary["final_validation_loss"] == pytest.approx((validation["validation/speech/loss"] + validation["validation/text/loss"]) / 2)
-    for name, component in components.items():  # token-weighted vs mean of batch means: the same batches, near-equal sizes
+    assert summary["final_validation_loss"] == pytest.approx(
+        (validation["validation/speech/loss"] + validation["validation/text/loss"]) / 2
+    )
+    for (
+        name,
+        component,
+    ) in components.items():  # token-weighted vs mean of batch means: the same batches, near-equal sizes
         assert component["loss"] == pytest.approx(validation[f"validation/{name}/loss"], rel=0.05)
         assert component["tokens"] == sum(validation[f"validation/{name}/{kind}/tokens"] for kind in component["kinds"])
     last_row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -146,10 +184,12 @@ def test_the_old_macro_loss_is_a_setting(tmp_path):
     assert [r.loss for r in macro] == pytest.approx([(r.loss + TEXT_LOSS) / 2 for r in speech])
     # the optima move with the loss: each budget's minimum is the speech loss's (+3)/2, at the same N*
     fitted = [
-        fit_compute_optimal(*(np.array([getattr(r, k) for r in records], float) for k in ("train_flops", "params", "tokens", "loss")),
-                            num_bootstrap=20)
+        fit_compute_optimal(
+            *(np.array([getattr(r, k) for r in records], float) for k in ("train_flops", "params", "tokens", "loss")),
+            num_bootstrap=20,
+        )
         for records in (macro, speech)
-    ]  # fmt: skip
+    ]
     for on_macro, on_speech in zip(fitted[0].budgets, fitted[1].budgets):
         assert on_macro.params_opt == pytest.approx(on_speech.params_opt, rel=1e-6)
         assert on_macro.loss_opt == pytest.approx((on_speech.loss_opt + TEXT_LOSS) / 2, rel=1e-6)
@@ -167,7 +207,9 @@ def test_summaries_without_the_fitted_loss_are_skipped_by_reason(tmp_path):
     assert loaded.skipped == {"no heldout_speech_nll in summary": 1}
     assert "re-run its training" in loaded.skipped_paths[old]
     assert len(loaded.records) == len(run_paths) - 1
-    assert len(runs.read_runs(tuple(run_paths), fitted_loss="validation_macro").records) == len(run_paths)  # the old loss is there
+    assert len(runs.read_runs(tuple(run_paths), fitted_loss="validation_macro").records) == len(
+        run_paths
+    )  # the old loss is there
 
 
 def test_an_unknown_fitted_loss_fails_before_any_run_is_read(tmp_path):
@@ -180,7 +222,10 @@ def test_the_fitted_loss_is_part_of_the_analysis_version():
     from soda_jax.execution.versioning import compute_identities
     from soda_jax.recipes.defaults import default_scaling_analysis
 
-    steps = [default_scaling_analysis("analysis/x", [], fitted_loss=name) for name in ("heldout_speech_nll", "validation_macro")]
+    steps = [
+        default_scaling_analysis("analysis/x", [], fitted_loss=name)
+        for name in ("heldout_speech_nll", "validation_macro")
+    ]
     identities = compute_identities(steps, "/prefix")
     paths = {identities[id(step)].output_path for step in steps}
     assert len(paths) == 2

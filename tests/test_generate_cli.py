@@ -45,7 +45,12 @@ def trained(tmp_path_factory) -> tuple[str, AudioTextVocab]:
     write_split(f"{cache}/train", synthetic_documents(vocab, TRAIN_DOCUMENTS, seed=0))
     write_split(f"{cache}/validation", synthetic_documents(vocab, VALIDATION_DOCUMENTS, seed=1))
     save_cache_vocab(vocab, cache)
-    recipe = TrainRecipe(seq_len=CONTEXT, batch_size=8, num_train_steps=4, optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.0, decay=0.2))
+    recipe = TrainRecipe(
+        seq_len=CONTEXT,
+        batch_size=8,
+        num_train_steps=4,
+        optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.0, decay=0.2),
+    )
     run = str(root / "run")
     train(tiny_config(cache, run, recipe=recipe))
     return run, vocab
@@ -69,8 +74,26 @@ def sine_wav(path, seconds: float) -> str:
 
 def test_generate_tts_writes_a_decodable_wav_of_whole_frames(run_dir, vocab, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = soda(["generate", "tts", "--checkpoint", run_dir, "--out", str(out), "--text", "hello world",
-               "--mimi", MIMI, "--max-new-tokens", "48", "--temperature", "1.0", "--seed", "3"])  # fmt: skip
+    rc = soda(
+        [
+            "generate",
+            "tts",
+            "--checkpoint",
+            run_dir,
+            "--out",
+            str(out),
+            "--text",
+            "hello world",
+            "--mimi",
+            MIMI,
+            "--max-new-tokens",
+            "48",
+            "--temperature",
+            "1.0",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     record = json.loads((out / "tts.json").read_text())
     assert record["task"] == "tts" and record["seed"] == 3 and record["sampling"]["max_new_tokens"] == 48
@@ -87,7 +110,22 @@ def test_generate_tts_writes_a_decodable_wav_of_whole_frames(run_dir, vocab, tmp
 def test_generate_asr_writes_a_transcript(run_dir, vocab, tmp_path, capsys):
     speech = sine_wav(tmp_path / "speech.wav", 0.5)
     out = tmp_path / "out"
-    rc = soda(["generate", "asr", "--checkpoint", run_dir, "--out", str(out), "--audio", speech, "--mimi", MIMI, "--max-new-tokens", "24"])
+    rc = soda(
+        [
+            "generate",
+            "asr",
+            "--checkpoint",
+            run_dir,
+            "--out",
+            str(out),
+            "--audio",
+            speech,
+            "--mimi",
+            MIMI,
+            "--max-new-tokens",
+            "24",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     record = json.loads((out / "asr.json").read_text())
     assert (out / "asr.txt").read_text() == record["text"] + "\n"
@@ -106,7 +144,10 @@ def test_hf_export_and_checkpoint_generate_the_same(run_dir):
     assert from_checkpoint.vocab.describe() == from_hf.vocab.describe()
     vocab = from_checkpoint.vocab
     prompts = [tts_prompt(vocab, "hello world"), tts_prompt(vocab, "the lazy dog jumps")]
-    params = [SamplingParams(temperature=0.0, max_new_tokens=16), SamplingParams(temperature=1.0, max_new_tokens=16, seed=5)]
+    params = [
+        SamplingParams(temperature=0.0, max_new_tokens=16),
+        SamplingParams(temperature=1.0, max_new_tokens=16, seed=5),
+    ]
     for a, b in zip(generate(from_checkpoint, prompts, params), generate(from_hf, prompts, params)):
         np.testing.assert_array_equal(a.tokens, b.tokens)
         np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
@@ -125,7 +166,9 @@ def test_bad_input_is_named(run_dir, tmp_path, capsys):
     message = error("asr", "--audio", long_speech)
     assert long_speech in message and "context is 128" in message
     assert "needs --audio" in error("asr")
-    assert "no such directory" in soda_error(["generate", "tts", "--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path), "--text", "hi"], capsys)
+    assert "no such directory" in soda_error(
+        ["generate", "tts", "--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path), "--text", "hi"], capsys
+    )
 
 
 def soda_error(argv, capsys) -> str:

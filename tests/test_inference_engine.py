@@ -45,7 +45,10 @@ def vocab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(vocab):
-    return {"unsharded": random_model(vocab, parallelism=UNSHARDED), "mesh4x2": random_model(vocab, parallelism=MESH_4X2)}
+    return {
+        "unsharded": random_model(vocab, parallelism=UNSHARDED),
+        "mesh4x2": random_model(vocab, parallelism=MESH_4X2),
+    }
 
 
 def reference_logits(loaded, sequences) -> list[np.ndarray]:
@@ -63,7 +66,12 @@ def mixed_prompts(vocab) -> list[np.ndarray]:
     return [
         np.array([vocab.bos_id, vocab.text_start_id, 40], np.int32),
         tts_prompt(vocab, "hello world"),
-        np.concatenate([[vocab.bos_id, vocab.audio_start_id], vocab.audio_offset + rng.integers(0, vocab.size - vocab.audio_offset, 15)]).astype(np.int32),
+        np.concatenate(
+            [
+                [vocab.bos_id, vocab.audio_start_id],
+                vocab.audio_offset + rng.integers(0, vocab.size - vocab.audio_offset, 15),
+            ]
+        ).astype(np.int32),
     ]
 
 
@@ -91,7 +99,11 @@ def test_sharded_and_unsharded_generate_the_same(models, vocab):
 
 def test_greedy_is_argmax_of_the_full_forward_token_by_token(models, vocab):
     loaded = models["unsharded"]
-    [g] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    [g] = generate(
+        loaded,
+        [tts_prompt(vocab, "hello world")],
+        SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False),
+    )
     sequence = list(g.prompt)
     for token in g.tokens:  # rebuild the greedy continuation one full forward at a time
         [logits] = reference_logits(loaded, [sequence])
@@ -102,21 +114,29 @@ def test_greedy_is_argmax_of_the_full_forward_token_by_token(models, vocab):
 def test_a_seed_reproduces_its_sample_whatever_the_batch(models, vocab):
     loaded = models["unsharded"]
     prompts = mixed_prompts(vocab)
-    params = [SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, audio_constraint=False) for s in (7, 8, 9)]
+    params = [
+        SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, audio_constraint=False) for s in (7, 8, 9)
+    ]
     batch = generate(loaded, prompts, params)
     alone = generate(loaded, [prompts[1]], params[1])[0]
     again = generate(loaded, prompts, params)
     np.testing.assert_array_equal(batch[1].tokens, alone.tokens)
     for a, b in zip(batch, again):
         np.testing.assert_array_equal(a.tokens, b.tokens)
-    other_seed = generate(loaded, [prompts[1]], SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=99, audio_constraint=False))[0]
+    other_seed = generate(
+        loaded,
+        [prompts[1]],
+        SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=99, audio_constraint=False),
+    )[0]
     assert not np.array_equal(other_seed.tokens, alone.tokens)
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(models, vocab):
     loaded = models["unsharded"]
     prompts = mixed_prompts(vocab)
-    greedy = generate(loaded, prompts, SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    greedy = generate(
+        loaded, prompts, SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False)
+    )
     mixed = [
         SamplingParams(temperature=1.0, top_k=1, max_new_tokens=NEW_TOKENS, seed=1, audio_constraint=False),
         SamplingParams(temperature=1.0, top_p=1e-6, max_new_tokens=NEW_TOKENS, seed=2, audio_constraint=False),
@@ -128,10 +148,18 @@ def test_top_k_one_and_tiny_top_p_are_greedy(models, vocab):
 
 def test_stop_ids_end_a_sequence_and_are_kept(models, vocab):
     loaded = models["unsharded"]
-    [free] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False))
+    [free] = generate(
+        loaded,
+        [tts_prompt(vocab, "hello world")],
+        SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, audio_constraint=False),
+    )
     stop = int(free.tokens[4])
     first = int(np.flatnonzero(free.tokens == stop)[0])
-    [stopped] = generate(loaded, [tts_prompt(vocab, "hello world")], SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, stop_ids=(stop,), audio_constraint=False))
+    [stopped] = generate(
+        loaded,
+        [tts_prompt(vocab, "hello world")],
+        SamplingParams(temperature=0.0, max_new_tokens=NEW_TOKENS, stop_ids=(stop,), audio_constraint=False),
+    )
     assert stopped.finish_reason == FINISH_STOP
     np.testing.assert_array_equal(stopped.tokens, free.tokens[: first + 1])
 
@@ -164,8 +192,20 @@ def test_frame_constrained_sampling_gives_whole_decodable_frames(vocab, num_code
 
 def test_text_spans_hold_no_audio_under_the_constraint(vocab):
     loaded = random_model(vocab, seed=2)
-    prompt = np.array([vocab.bos_id, vocab.audio_start_id, *(vocab.audio_offset + np.arange(8) * vocab.codebook_size), vocab.audio_end_id, vocab.text_start_id], np.int32)
-    params = [SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, stop_ids=(vocab.text_end_id,)) for s in range(4)]
+    prompt = np.array(
+        [
+            vocab.bos_id,
+            vocab.audio_start_id,
+            *(vocab.audio_offset + np.arange(8) * vocab.codebook_size),
+            vocab.audio_end_id,
+            vocab.text_start_id,
+        ],
+        np.int32,
+    )
+    params = [
+        SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=s, stop_ids=(vocab.text_end_id,))
+        for s in range(4)
+    ]
     for g in generate(loaded, [prompt] * 4, params):
         body = g.tokens[:-1] if g.finish_reason == FINISH_STOP else g.tokens
         assert (body < vocab.text_size).all(), g.tokens

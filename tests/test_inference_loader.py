@@ -42,7 +42,9 @@ def test_vocab_rebuilt_from_the_full_tokenizer_matches_the_recorded_one(cache_ro
 
 
 def test_codec_facts_name_the_mimi_to_rebuild():
-    assert codec_config_from_facts({"weights": "random-tiny-seed3"}, 1) == CodecConfig(random_size="tiny", seed=3, num_codebooks=1)
+    assert codec_config_from_facts({"weights": "random-tiny-seed3"}, 1) == CodecConfig(
+        random_size="tiny", seed=3, num_codebooks=1
+    )
     assert codec_config_from_facts({"weights": "/models/mimi"}, 8) == CodecConfig(pretrained="/models/mimi")
 
 
@@ -50,7 +52,9 @@ def test_an_exported_random_model_loads_and_generates_like_the_original(cache_ro
     cache, vocab = cache_root
     original = random_model(vocab, parallelism=SINGLE)
     with hax.partitioning.set_mesh(original.mesh):
-        export_hf(original.model, original.model_config, str(tmp_path / "hf"), tokenizer_dir=levanter_tokenizer_path(cache))
+        export_hf(
+            original.model, original.model_config, str(tmp_path / "hf"), tokenizer_dir=levanter_tokenizer_path(cache)
+        )
     loaded = load_model(str(tmp_path / "hf"), parallelism=SINGLE)
     assert loaded.source == str(tmp_path / "hf") and loaded.num_codebooks == 8 and loaded.codec is None
     prompt = np.array([vocab.bos_id, vocab.text_start_id, 40, vocab.text_end_id, vocab.audio_start_id], np.int32)
@@ -68,7 +72,9 @@ def test_paths_without_a_usable_model_are_named(cache_root, tmp_path):
         load_model(str(tmp_path / "empty"), parallelism=SINGLE)
     reference = random_model(vocab, parallelism=SINGLE)
     with hax.partitioning.set_mesh(reference.mesh):
-        model = reference.model_config.build(Axis("vocab", 400), key=jax.random.PRNGKey(0))  # fewer rows than the vocabulary
+        model = reference.model_config.build(
+            Axis("vocab", 400), key=jax.random.PRNGKey(0)
+        )  # fewer rows than the vocabulary
         export_hf(model, reference.model_config, str(tmp_path / "small"), tokenizer_dir=levanter_tokenizer_path(cache))
     with pytest.raises(ModelLoadError, match="400 vocabulary rows but the vocabulary has 432 ids"):
         load_model(str(tmp_path / "small"), parallelism=SINGLE)

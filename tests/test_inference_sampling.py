@@ -93,7 +93,9 @@ def test_sample_tokens_draws_from_the_cut_distribution():
     ids = np.asarray(sample_tokens(rows, allowed, ones, 0.75 * ones, jnp.zeros(draws, jnp.int32), keys))
     assert set(np.unique(ids)) == {0, 1}  # nucleus 0.75: 0.5 alone is below it, 0.5 + 0.3 reaches it
     assert abs((ids == 0).mean() - 0.5 / 0.8) < 0.02
-    greedy = np.asarray(sample_tokens(rows[:4], allowed[:4], jnp.zeros(4), 0.75 * ones[:4], jnp.zeros(4, jnp.int32), keys[:4]))
+    greedy = np.asarray(
+        sample_tokens(rows[:4], allowed[:4], jnp.zeros(4), 0.75 * ones[:4], jnp.zeros(4, jnp.int32), keys[:4])
+    )
     np.testing.assert_array_equal(greedy, 0)
 
 

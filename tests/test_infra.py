@@ -44,17 +44,20 @@ def load(version: str) -> dict:
 
 def tpu_node_types(config: dict) -> dict[str, dict]:
     """Slice type -> node type, for the node types that are TPU slices."""
-    return {t["node_config"]["acceleratorType"]: t for t in config["available_node_types"].values()
-            if "acceleratorType" in t["node_config"]}  # fmt: skip
+    return {
+        t["node_config"]["acceleratorType"]: t
+        for t in config["available_node_types"].values()
+        if "acceleratorType" in t["node_config"]
+    }
 
 
 def test_configs_are_the_generators_output():
     """One description (infra/make_clusters.py) for the three generations: no YAML drifts from it."""
     slices = make_clusters.experiment_slices()
     for generation in make_clusters.GENERATIONS:
-        assert make_clusters.without_project(load(generation.version)) == make_clusters.cluster_config(generation, slices), (
-            f"{CONFIGS[generation.version]} differs from infra/make_clusters.py's output: run it"
-        )
+        assert make_clusters.without_project(load(generation.version)) == make_clusters.cluster_config(
+            generation, slices
+        ), f"{CONFIGS[generation.version]} differs from infra/make_clusters.py's output: run it"
 
 
 def test_every_slice_an_experiment_asks_for_has_a_node_type():
@@ -121,9 +124,22 @@ def test_every_host_builds_the_pinned_venv_first_on_path(version):
     assert {"python3.11", "python3.11-venv", "make", "sox", "ffmpeg", "graphviz"} <= set(apt.split())
     assert make == f"make -C {checkout} venv EXTRAS={make_clusters.CLUSTER_EXTRAS}"
     # what that `make venv` runs in a fresh checkout: the pinned install
-    commands = subprocess.run(["make", "--no-print-directory", "-n", "-B", "venv", "VENV=.venv", "TORCH_INDEX_URL=",
-                               f"EXTRAS={make_clusters.CLUSTER_EXTRAS}"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout  # fmt: skip
+    commands = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-B",
+            "venv",
+            "VENV=.venv",
+            "TORCH_INDEX_URL=",
+            f"EXTRAS={make_clusters.CLUSTER_EXTRAS}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f'-c constraints.txt -e ".[{make_clusters.CLUSTER_EXTRAS}]"' in commands
     assert f"sed -i '1i export PATH={venv_bin}:$PATH' ~/.bashrc" in path  # first line: before .bashrc's early return
     for command in config["head_start_ray_commands"] + config["worker_start_ray_commands"]:

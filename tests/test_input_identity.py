@@ -53,8 +53,13 @@ def write(path, text: str) -> None:
 
 def test_the_same_step_on_two_roots_gets_two_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    roots = ["/data/raw/yodas2", "gs://other-bucket/raw/yodas2", "hf://datasets/espnet/yodas2@" + "a" * 40,
-             "hf://datasets/espnet/yodas2@" + "b" * 40, "raw/yodas2"]  # fmt: skip
+    roots = [
+        "/data/raw/yodas2",
+        "gs://other-bucket/raw/yodas2",
+        "hf://datasets/espnet/yodas2@" + "a" * 40,
+        "hf://datasets/espnet/yodas2@" + "b" * 40,
+        "raw/yodas2",
+    ]
     audio = [default_tokenize("yodas2", root, source="yodas2") for root in roots]
     text = [default_tokenize_text("nemotron_cc", root, tokenizer="tok") for root in roots]
     caches = [default_interleave("yodas2", step, tokenizer="tok") for step in audio]
@@ -87,20 +92,28 @@ def test_a_changed_input_file_is_reported_by_the_dry_run_and_the_rerun(tmp_path,
     out = executor.output_path(step)
     recorded = fileio.read_json(os.path.join(out, INPUTS_FILE))["input_path"]
     assert recorded["files"] == 2 and set(recorded["listing"]) == {"a.txt", "sub/b.txt"}
-    assert fileio.read_json(os.path.join(out, ".provenance.json"))["inputs"]["input_path"]["digest"] == recorded["digest"]
+    assert (
+        fileio.read_json(os.path.join(out, ".provenance.json"))["inputs"]["input_path"]["digest"] == recorded["digest"]
+    )
 
     write(raw / "a.txt", "hello again")
     write(raw / "c.txt", "new")
     os.remove(raw / "sub/b.txt")
     [decision] = executor.dry_run([step])
     assert decision.action == "run"
-    assert f"input changed since it was read: {raw}: 1 changed, 1 added, 1 removed (+ c.txt; - sub/b.txt; ~ a.txt:" in decision.reason
+    assert (
+        f"input changed since it was read: {raw}: 1 changed, 1 added, 1 removed (+ c.txt; - sub/b.txt; ~ a.txt:"
+        in decision.reason
+    )
     assert "size 5 -> 11" in decision.reason
 
     dies.unlink()
     with caplog.at_level(logging.WARNING, logger="soda_jax.execution.provenance"):
         executor.run([step])
-    assert any("changed since the previous attempt read it" in r.getMessage() and "~ a.txt" in r.getMessage() for r in caplog.records)
+    assert any(
+        "changed since the previous attempt read it" in r.getMessage() and "~ a.txt" in r.getMessage()
+        for r in caplog.records
+    )
     provenance = fileio.read_json(os.path.join(out, ".provenance.json"))
     assert provenance["status"] == "SUCCESS"
     changes = provenance["input_changes"]["input_path"]
@@ -109,7 +122,11 @@ def test_a_changed_input_file_is_reported_by_the_dry_run_and_the_rerun(tmp_path,
 
     write(raw / "c.txt", "newer!")
     [decision] = Executor(prefix, use_ray=False).dry_run([step])
-    assert decision.action == "skip" and "input changed since it was read" in decision.reason and "~ c.txt: " in decision.reason
+    assert (
+        decision.action == "skip"
+        and "input changed since it was read" in decision.reason
+        and "~ c.txt: " in decision.reason
+    )
 
 
 def test_an_input_that_cannot_be_read_stops_the_run_before_any_step(tmp_path):
@@ -154,4 +171,7 @@ def test_a_hub_input_is_fingerprinted_by_its_hashes_and_a_moved_branch_reported(
     [decision] = Executor(str(tmp_path / "prefix"), use_ray=False).dry_run([step])
     assert decision.action == "skip" and "1 changed (~ en000/text/00000000.json: blob_id" in decision.reason
     pinned = count_step(f"hf://datasets/standin/corpus@{first}/data")
-    assert compute_identities([pinned], "/p")[id(pinned)].output_path != compute_identities([step], "/p")[id(step)].output_path
+    assert (
+        compute_identities([pinned], "/p")[id(pinned)].output_path
+        != compute_identities([step], "/p")[id(step)].output_path
+    )

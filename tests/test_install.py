@@ -67,7 +67,9 @@ def test_pyproject_pins_exact_public_versions_that_constraints_agree_with():
             assert len(specs) == 1 and specs[0].operator == "==", f"{where}: not an exact pin"
             version = Version(specs[0].version)
             assert version.local is None, f"{where}: a local version label is on no public index"
-            assert pins.get(canonicalize_name(req.name)) == version, f"{where}: constraints.txt pins {pins.get(canonicalize_name(req.name))}"
+            assert pins.get(canonicalize_name(req.name)) == version, (
+                f"{where}: constraints.txt pins {pins.get(canonicalize_name(req.name))}"
+            )
 
 
 def test_accelerator_extras_pin_the_projects_jax():
@@ -82,8 +84,12 @@ def make_dry_run(*variables: str) -> str:
     """The commands ``make venv`` would run for a fresh venv, with these make variables."""
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", "-B", "venv", "VENV=/nonexistent/venv", *variables],
-        cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "TORCH_INDEX_URL": ""},
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TORCH_INDEX_URL": ""},
+    )
     return result.stdout
 
 
@@ -91,7 +97,7 @@ def test_makefile_torch_index_is_an_option_not_a_pin():
     default = make_dry_run()
     assert '-c constraints.txt -e ".[test,tpu-aot]"' in default and "--extra-index-url" not in default
     cpu = make_dry_run("TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu", "EXTRAS=tpu,cluster")
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt -e \".[tpu,cluster]\"" in cpu
+    assert '--extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt -e ".[tpu,cluster]"' in cpu
     assert "pytest-audioeval" not in cpu  # the test clips come with the test extra only
 
 
@@ -100,9 +106,20 @@ def isolated_resolve(tmp_path, extras: str) -> list[dict]:
     packages pip would install (its JSON report)."""
     report = tmp_path / "report.json"
     command = [
-        sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--quiet", "--ignore-installed",
-        "--report", str(report), "-c", CONSTRAINTS, f"{ROOT}[{extras}]",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "--isolated",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+        "--report",
+        str(report),
+        "-c",
+        CONSTRAINTS,
+        f"{ROOT}[{extras}]",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=RESOLVE_TIMEOUT_S)
     assert result.returncode == 0, f"pip could not resolve .[{extras}] from public PyPI:\n{result.stderr[-3000:]}"
@@ -126,7 +143,9 @@ def test_extras_resolve_from_public_pypi_alone(tmp_path, extras):
     assert resolved["torch"]["metadata"]["version"] == "2.13.0"
     assert resolved["jax"]["metadata"]["version"] == str(pins["jax"])
     if extras == "test,tpu-aot":  # the CPU environment: constraints.txt pins all of it but PyPI torch's CUDA deps
-        unpinned = sorted(n for n in resolved if n not in pins and n != "soda-jax" and not CUDA_TORCH_DEPENDENCIES.fullmatch(n))
+        unpinned = sorted(
+            n for n in resolved if n not in pins and n != "soda-jax" and not CUDA_TORCH_DEPENDENCIES.fullmatch(n)
+        )
         assert not unpinned, f"resolved but not pinned in constraints.txt: {unpinned}"
     if extras == "gpu":
         assert "jax-cuda12-plugin" in resolved

@@ -40,7 +40,11 @@ def recording(vocab):
 
 def hand_audio(vocab, codes: np.ndarray, codebooks=range(K)) -> list[int]:
     """Frame-major ids written out the slow, obvious way."""
-    return [vocab.audio_offset + c * vocab.codebook_size + int(codes[c, f]) for f in range(codes.shape[1]) for c in codebooks]
+    return [
+        vocab.audio_offset + c * vocab.codebook_size + int(codes[c, f])
+        for f in range(codes.shape[1])
+        for c in codebooks
+    ]
 
 
 def flat(codes: np.ndarray) -> np.ndarray:
@@ -48,7 +52,9 @@ def flat(codes: np.ndarray) -> np.ndarray:
 
 
 def build(vocab, name, texts, codes, **kwargs):
-    return interleave_recording(get_pattern(name), texts, [flat(c) for c in codes], K, Markers.from_vocab(vocab), **kwargs)
+    return interleave_recording(
+        get_pattern(name), texts, [flat(c) for c in codes], K, Markers.from_vocab(vocab), **kwargs
+    )
 
 
 def test_audio_ids_match_vocab_codes_to_ids(vocab, recording):
@@ -64,8 +70,22 @@ def test_text_first_golden(vocab, recording):
     v = vocab
     expected = (
         [v.bos_id]
-        + [v.text_start_id, *texts[0].tolist(), v.text_end_id, v.audio_start_id, *hand_audio(v, codes[0]), v.audio_end_id]
-        + [v.text_start_id, *texts[1].tolist(), v.text_end_id, v.audio_start_id, *hand_audio(v, codes[1]), v.audio_end_id]
+        + [
+            v.text_start_id,
+            *texts[0].tolist(),
+            v.text_end_id,
+            v.audio_start_id,
+            *hand_audio(v, codes[0]),
+            v.audio_end_id,
+        ]
+        + [
+            v.text_start_id,
+            *texts[1].tolist(),
+            v.text_end_id,
+            v.audio_start_id,
+            *hand_audio(v, codes[1]),
+            v.audio_end_id,
+        ]
         + [v.eos_id]
     )
     assert doc.dtype == np.int32
@@ -80,8 +100,22 @@ def test_audio_first_golden(vocab, recording):
     v = vocab
     expected = (
         [v.bos_id]
-        + [v.audio_start_id, *hand_audio(v, codes[0]), v.audio_end_id, v.text_start_id, *texts[0].tolist(), v.text_end_id]
-        + [v.audio_start_id, *hand_audio(v, codes[1]), v.audio_end_id, v.text_start_id, *texts[1].tolist(), v.text_end_id]
+        + [
+            v.audio_start_id,
+            *hand_audio(v, codes[0]),
+            v.audio_end_id,
+            v.text_start_id,
+            *texts[0].tolist(),
+            v.text_end_id,
+        ]
+        + [
+            v.audio_start_id,
+            *hand_audio(v, codes[1]),
+            v.audio_end_id,
+            v.text_start_id,
+            *texts[1].tolist(),
+            v.text_end_id,
+        ]
         + [v.eos_id]
     )
     assert doc.tolist() == expected
@@ -92,11 +126,28 @@ def test_audio_only_and_semantic_only_golden(vocab, recording):
     v = vocab
     (full,) = build(vocab, "audio_only", texts, codes)
     (semantic,) = build(vocab, "semantic_only", texts, codes)
-    assert full.tolist() == [v.bos_id, v.audio_start_id, *hand_audio(v, codes[0]), v.audio_end_id,
-                             v.audio_start_id, *hand_audio(v, codes[1]), v.audio_end_id, v.eos_id]  # fmt: skip
+    assert full.tolist() == [
+        v.bos_id,
+        v.audio_start_id,
+        *hand_audio(v, codes[0]),
+        v.audio_end_id,
+        v.audio_start_id,
+        *hand_audio(v, codes[1]),
+        v.audio_end_id,
+        v.eos_id,
+    ]
     # codebook 0 only: seg 1 frames 0, 1 -> codes 0, 1; seg 2 frame 0 -> code 100
-    assert semantic.tolist() == [v.bos_id, v.audio_start_id, v.audio_offset + 0, v.audio_offset + 1, v.audio_end_id,
-                                 v.audio_start_id, v.audio_offset + 100, v.audio_end_id, v.eos_id]  # fmt: skip
+    assert semantic.tolist() == [
+        v.bos_id,
+        v.audio_start_id,
+        v.audio_offset + 0,
+        v.audio_offset + 1,
+        v.audio_end_id,
+        v.audio_start_id,
+        v.audio_offset + 100,
+        v.audio_end_id,
+        v.eos_id,
+    ]
 
 
 def test_speaker_marker_follows_text_start(vocab, recording):
@@ -130,7 +181,13 @@ def test_round_trip_text_and_codes(vocab, name):
     assert len(contents.codes) == len(codes)
     for got, want in zip(contents.codes, codes):
         np.testing.assert_array_equal(got, want)
-    assert [vocab.decode_text(t) for t in contents.texts] == ["a long recording", "becomes one", "document", "hello", "world"]
+    assert [vocab.decode_text(t) for t in contents.texts] == [
+        "a long recording",
+        "becomes one",
+        "document",
+        "hello",
+        "world",
+    ]
 
 
 def test_round_trip_semantic_only(vocab, recording):
@@ -224,8 +281,13 @@ def test_a_whole_shard_at_once_matches_the_obvious_build(vocab, name):
     speakers = [vocab.encode_text(f"[{i % 3}]") for i in range(segments)]
     per_document = [1, 4, 2, 7, 1, 8]
     documents = interleave_segments(
-        pattern, np.concatenate(codes), [len(c) for c in codes], K, markers,
-        texts=texts if pattern.uses_text else None, speakers=speakers if pattern.uses_text else None,
+        pattern,
+        np.concatenate(codes),
+        [len(c) for c in codes],
+        K,
+        markers,
+        texts=texts if pattern.uses_text else None,
+        speakers=speakers if pattern.uses_text else None,
         segments_per_document=per_document,
     )
     expected = obvious_documents(pattern, markers, texts, speakers, audios, per_document)

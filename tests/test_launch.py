@@ -30,8 +30,12 @@ SECRETS = {"HF_TOKEN": "hf_secret_4c1d", "WANDB_API_KEY": "wandb_secret_77e0", "
 def environment(monkeypatch):
     for name in [n for n in os.environ if n.startswith("SODA_") or n in SECRETS]:
         monkeypatch.delenv(name)
-    for name, value in {**SECRETS, "SODA_PREFIX": "gs://bucket/soda", "SODA_RAW_ROOT": "gs://bucket/raw",
-                        "SODA_NEMOTRON_ROOT": "hf://datasets/x"}.items():  # fmt: skip
+    for name, value in {
+        **SECRETS,
+        "SODA_PREFIX": "gs://bucket/soda",
+        "SODA_RAW_ROOT": "gs://bucket/raw",
+        "SODA_NEMOTRON_ROOT": "hf://datasets/x",
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -43,13 +47,23 @@ def free_port() -> int:
 
 def test_dry_run_shows_where_and_what_but_no_secret(environment, capsys):
     # flags in any order, the experiment's own after `--`
-    status = launch_main(["--dry-run", "--env", "MY_TOKEN", EXPERIMENT, "--cluster", V5P, "--", "--prefix", "gs://b/x", "--dry_run"])
+    status = launch_main(
+        ["--dry-run", "--env", "MY_TOKEN", EXPERIMENT, "--cluster", V5P, "--", "--prefix", "gs://b/x", "--dry_run"]
+    )
     out = capsys.readouterr().out
     assert status == 0
     assert "nothing submitted" in out
     assert f"`ray dashboard {V5P} --port 8265`" in out
     assert "/home/ray/soda-jax/.venv/bin/python experiments/soda_600m.py --prefix gs://b/x --dry_run" in out
-    for name in ("SODA_PREFIX", "HF_TOKEN", "WANDB_API_KEY", "SODA_RAW_ROOT", "SODA_NEMOTRON_ROOT", "MY_TOKEN", "PYTHONPATH"):
+    for name in (
+        "SODA_PREFIX",
+        "HF_TOKEN",
+        "WANDB_API_KEY",
+        "SODA_RAW_ROOT",
+        "SODA_NEMOTRON_ROOT",
+        "MY_TOKEN",
+        "PYTHONPATH",
+    ):
         assert name in out
     for value in SECRETS.values():
         assert value not in out
@@ -60,11 +74,22 @@ def test_the_job_carries_named_variables_and_runs_the_shipped_tree(environment):
     args = parser().parse_args([EXPERIMENT, "--cluster", V5P, "--env", "MY_TOKEN"])
     args.experiment_args = ["--prefix", "gs://b/x"]
     job = build_job(args, os.environ)
-    assert shlex.split(job.entrypoint) == ["/home/ray/soda-jax/.venv/bin/python", "experiments/soda_600m.py", "--prefix", "gs://b/x"]
+    assert shlex.split(job.entrypoint) == [
+        "/home/ray/soda-jax/.venv/bin/python",
+        "experiments/soda_600m.py",
+        "--prefix",
+        "gs://b/x",
+    ]
     assert job.working_dir == ROOT
     env = job.runtime_env()["env_vars"]
-    assert env == {**SECRETS, "SODA_PREFIX": "gs://bucket/soda", "SODA_RAW_ROOT": "gs://bucket/raw",
-                   "SODA_NEMOTRON_ROOT": "hf://datasets/x", "PYTHONPATH": SHIPPED_PYTHONPATH, **MERGE_RUNTIME_ENVS}  # fmt: skip
+    assert env == {
+        **SECRETS,
+        "SODA_PREFIX": "gs://bucket/soda",
+        "SODA_RAW_ROOT": "gs://bucket/raw",
+        "SODA_NEMOTRON_ROOT": "hf://datasets/x",
+        "PYTHONPATH": SHIPPED_PYTHONPATH,
+        **MERGE_RUNTIME_ENVS,
+    }
     assert job.runtime_env()["working_dir"] == ROOT
     assert "secret" not in repr(job)
 

@@ -75,7 +75,9 @@ def test_no_package_imports_a_peer_or_one_above_it():
             if top in OUTSIDE_SYSTEMS and package not in OUTSIDE_SYSTEMS[top]:
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}: only {OUTSIDE_SYSTEMS[top]} may")
             if top == "experiments":
-                violations.append(f"{path.relative_to(ROOT)}:{line} imports {module}: experiments sit above the package")
+                violations.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {module}: experiments sit above the package"
+                )
             if top != "soda_jax" or not rest:
                 continue
             target = rest.split(".")[0]
@@ -93,8 +95,11 @@ def test_experiment_files_import_the_package_and_not_each_other():
             if module.split(".")[0] in OUTSIDE_SYSTEMS or module.split(".")[0] == "experiments":
                 bad.append(f"experiments/{path.name}:{line} imports {module}")
     for path in sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")):
-        bad += [f"{path.relative_to(ROOT)}:{line} imports {module}" for line, module in imported_modules(path)
-                if module.split(".")[0] == "experiments"]
+        bad += [
+            f"{path.relative_to(ROOT)}:{line} imports {module}"
+            for line, module in imported_modules(path)
+            if module.split(".")[0] == "experiments"
+        ]
     assert not (EXPERIMENTS / "__init__.py").exists(), "experiments/ is a folder of files, not a package"
     assert not bad, "\n".join(bad)
 
@@ -111,7 +116,9 @@ def import_alone(package: str) -> subprocess.Popen:
         "print(json.dumps(sorted({m.split('.')[1] for m in sys.modules if m.startswith('soda_jax.')})))"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 @pytest.mark.slow  # 64 s (a fresh interpreter per package); the static import check stays in the default suite

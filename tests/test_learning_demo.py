@@ -34,7 +34,11 @@ def learn(prefix, *flags) -> str:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the demo runs on the real device count
     done = subprocess.run(
         [sys.executable, "experiments/demo_learn.py", "--prefix", str(prefix), *flags],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=LEARN_TIMEOUT_S,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LEARN_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout

@@ -88,9 +88,7 @@ def torch_latents(model, audio: np.ndarray, window: int | None = None) -> np.nda
             delta = torch.arange(steps)[:, None] - torch.arange(steps)[None, :]
             allowed = (delta >= 0) & (delta < window)
             mask = torch.where(allowed, 0.0, float("-inf"))[None, None].expand(len(audio), 1, steps, steps)
-        h = model.encoder_transformer(
-            h.transpose(1, 2), attention_mask=mask, use_cache=False
-        ).last_hidden_state
+        h = model.encoder_transformer(h.transpose(1, 2), attention_mask=mask, use_cache=False).last_hidden_state
         return model.downsample(h.transpose(1, 2)).transpose(1, 2).numpy()
 
 

@@ -156,7 +156,9 @@ def test_mixture_rejects_unknown_weights_and_mixed_vocabularies(soda_components,
         soda_mixture(soda_components, {"yodas2": -1.0})
     other = AudioTextVocab.from_pretrained(save_test_tokenizer(str(tmp_path / "tok")))
     odd_root = str(tmp_path / "odd")
-    write_component(odd_root, AudioTextVocab(other.text_tokenizer, codebook_size=1024), [np.arange(1, 5, dtype=np.int32)])
+    write_component(
+        odd_root, AudioTextVocab(other.text_tokenizer, codebook_size=1024), [np.arange(1, 5, dtype=np.int32)]
+    )
     with pytest.raises(ValueError, match="different vocabularies"):
         soda_mixture({"yodas2": soda_components["yodas2"], "odd": odd_root}, {"yodas2": 1.0})
 

@@ -34,7 +34,9 @@ def write_split(root: str, split: str, lines: list[str], audio: dict[str, int]) 
     fileio.atomic_write_text(fileio.join(root, split, mls.TRANSCRIPTS_FILE), "".join(f"{line}\n" for line in lines))
     for utterance_id, sentence in audio.items():
         speaker, book, _ = utterance_id.split("_")
-        fileio.atomic_write_bytes(fileio.join(root, split, "audio", speaker, book, f"{utterance_id}.flac"), flac(sentence))
+        fileio.atomic_write_bytes(
+            fileio.join(root, split, "audio", speaker, book, f"{utterance_id}.flac"), flac(sentence)
+        )
 
 
 GOOD = {"100_200_000000": 0, "100_200_000001": 1, "100_300_000000": 3, "101_300_000000": 5}
@@ -45,8 +47,13 @@ def write_openslr(root: str) -> None:
     """train: four good lines; a line without audio, audio without a line, a line without a tab, a bad id.
     dev: one good line."""
     lines = [f"{uid}\t{SENTENCES[s].lower()}" for uid, s in itertools.islice(GOOD.items(), 2)]
-    lines += ["100_200_000002\tthis line has no audio", "a line without a tab", f"100_300_000000\t{SENTENCES[3]}",
-              "bad-id\tsomething", f"101_300_000000\t{SENTENCES[5]}"]  # fmt: skip
+    lines += [
+        "100_200_000002\tthis line has no audio",
+        "a line without a tab",
+        f"100_300_000000\t{SENTENCES[3]}",
+        "bad-id\tsomething",
+        f"101_300_000000\t{SENTENCES[5]}",
+    ]
     write_split(root, "train", lines, {**GOOD, "100_200_000009": 2})  # 000009: audio without a line
     write_split(root, "dev", [f"200_400_000000\t{SENTENCES[4]}"], {"200_400_000000": 4})
 
@@ -170,7 +177,9 @@ def test_parquet_without_the_release_columns_is_an_error(tmp_path):
 
 @needs_espeak
 def test_tokenize_audio_reads_mls(openslr, tmp_path):
-    stats = tokenize_audio(TokenizeAudioConfig(openslr, str(tmp_path / "out"), "mls", codec=CodecConfig(num_codebooks=1)))
+    stats = tokenize_audio(
+        TokenizeAudioConfig(openslr, str(tmp_path / "out"), "mls", codec=CodecConfig(num_codebooks=1))
+    )
     assert get_source("mls") is mls
     assert stats["utterances"] == len(GOOD) and stats["shards"] == 1
     assert stats["skipped"]["counts"] == {"missing_audio": 1, "no_transcript": 1, "bad_metadata": 2}

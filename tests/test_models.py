@@ -28,7 +28,9 @@ SODA_VOCAB = 144_644
 
 def levanter_param_count(shape: ModelShape, vocab: int) -> int:
     """Parameters of the real levanter model, counted from shapes only (no memory for the 4B)."""
-    model = eqx.filter_eval_shape(lambda: qwen3_config(shape, 64).build(hax.Axis("vocab", vocab), key=jax.random.PRNGKey(0)))
+    model = eqx.filter_eval_shape(
+        lambda: qwen3_config(shape, 64).build(hax.Axis("vocab", vocab), key=jax.random.PRNGKey(0))
+    )
     return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model) if isinstance(leaf, jax.ShapeDtypeStruct))
 
 
@@ -40,9 +42,14 @@ def test_catalogue_is_the_soda_table():
         SODA_4B: (2560, 9728, 32, 8, 128, 36),
     }
     for shape, (d, ff, heads, kv, head_dim, layers) in table.items():
-        assert (shape.hidden_dim, shape.intermediate_dim, shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.num_layers) == (
-            d, ff, heads, kv, head_dim, layers
-        )
+        assert (
+            shape.hidden_dim,
+            shape.intermediate_dim,
+            shape.num_heads,
+            shape.num_kv_heads,
+            shape.head_dim,
+            shape.num_layers,
+        ) == (d, ff, heads, kv, head_dim, layers)
         config = qwen3_config(shape, 4096)
         assert not config.tie_word_embeddings and type(config.rope).__name__ == "Llama3RotaryEmbeddingsConfig"
         assert config.head_dim == head_dim and config.max_seq_len == 4096
@@ -58,9 +65,13 @@ def test_param_counts_equal_the_levanter_model(name):
 def test_flops_agree_with_levanter_where_it_counts_the_real_width():
     for shape in (SODA_135M, SODA_1_7B, DEMO_6M):  # heads * head_dim == hidden: levanter's formula applies
         assert shape.num_heads * shape.head_dim == shape.hidden_dim
-        assert shape.forward_flops_per_token(SODA_VOCAB, 4096) == qwen3_config(shape, 4096).flops_per_token(SODA_VOCAB, 4096)
+        assert shape.forward_flops_per_token(SODA_VOCAB, 4096) == qwen3_config(shape, 4096).flops_per_token(
+            SODA_VOCAB, 4096
+        )
     # SODA-600M's 16 x 128 heads on d=1024: levanter undercounts attention, we count its real width.
-    assert SODA_600M.forward_flops_per_token(SODA_VOCAB, 4096) > qwen3_config(SODA_600M, 4096).flops_per_token(SODA_VOCAB, 4096)
+    assert SODA_600M.forward_flops_per_token(SODA_VOCAB, 4096) > qwen3_config(SODA_600M, 4096).flops_per_token(
+        SODA_VOCAB, 4096
+    )
 
 
 def test_vocab_size_comes_from_the_cache(tmp_path):
@@ -90,7 +101,11 @@ def test_soda_final_recipe():
     assert soda_learning_rate(512, 512) == pytest.approx(0.003 * 2**0.5 * 2**0.5)
     optimizer = OptimizerRecipe().levanter_config(512, SODA_600M.hidden_dim)
     assert (optimizer.beta1, optimizer.beta2, optimizer.epsilon, optimizer.weight_decay, optimizer.max_grad_norm) == (
-        0.98, 0.98, 1e-16, 0.033, 1.0
+        0.98,
+        0.98,
+        1e-16,
+        0.033,
+        1.0,
     )
     assert optimizer.adamc_weight_decay and recipe.z_loss_weight == 1e-4
 
@@ -102,7 +117,9 @@ def test_schedule_is_warmup_stable_linear_decay():
     lr = np.array([float(schedule(i)) for i in range(steps + 1)])
     assert lr[0] == 0 and lr[50] == pytest.approx(peak / 2, rel=1e-5)  # linear warmup over 10%
     assert np.allclose(lr[100:800], peak)  # stable
-    assert lr[900] == pytest.approx(peak / 2, rel=1e-5) and lr[steps] == pytest.approx(0, abs=1e-9)  # decay over last 20%
+    assert lr[900] == pytest.approx(peak / 2, rel=1e-5) and lr[steps] == pytest.approx(
+        0, abs=1e-9
+    )  # decay over last 20%
 
 
 def tiny_model_and_batch(scan_layers: bool, vocab: int = 97, seq_len: int = 16):
@@ -150,4 +167,6 @@ def test_scanned_and_unrolled_layers_compute_the_same_model():
     unrolled = eqx.tree_at(lambda m: m.transformer.layers.blocks, template, layers)
     assert jax.tree.structure(unrolled) != jax.tree.structure(scanned)
     loss_fn = next_token_loss_fn("full", z_loss_weight=None)
-    assert float(loss_fn(unrolled, example).scalar()) == pytest.approx(float(loss_fn(scanned, example).scalar()), rel=1e-5)
+    assert float(loss_fn(unrolled, example).scalar()) == pytest.approx(
+        float(loss_fn(scanned, example).scalar()), rel=1e-5
+    )

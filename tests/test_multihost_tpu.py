@@ -56,10 +56,18 @@ def losses(path: str) -> list[float]:
 def train_step(cache: str, name: str, steps: int = STEPS, **resources):
     config = tiny_config(cache, "unused", steps=steps, export_hf=False)
     step = default_train(
-        name, config.data, config.model, config.recipe, tpu=SLICE, preflight=False, checkpoints=config.checkpoints,
-        gradient_checkpointing=False, steps_per_eval=config.steps_per_eval, max_eval_batches=config.max_eval_batches,
+        name,
+        config.data,
+        config.model,
+        config.recipe,
+        tpu=SLICE,
+        preflight=False,
+        checkpoints=config.checkpoints,
+        gradient_checkpointing=False,
+        steps_per_eval=config.steps_per_eval,
+        max_eval_batches=config.max_eval_batches,
         export_hf=False,
-    )  # fmt: skip
+    )
     return dataclasses.replace(step, resources=dataclasses.replace(step.resources, **resources))
 
 
@@ -90,9 +98,14 @@ def move_to_v5p_32(config, resources: Resources) -> Resources:
 def test_tpu_request_without_the_slice_times_out(tpu_cluster, tmp_path):
     """A v5p-32 (4 hosts) on a cluster that has only a v5p-16: waits, then fails clearly; nothing runs.
     The slice a pre-flight chooses is the one requested: a v5p-16 step moved to a v5p-32 waits for that."""
-    for resources in (Resources(tpu="v5p-32", tpu_wait_s=5), Resources(tpu="v5p-16", tpu_wait_s=5, preflight=move_to_v5p_32)):
+    for resources in (
+        Resources(tpu="v5p-32", tpu_wait_s=5),
+        Resources(tpu="v5p-16", tpu_wait_s=5, preflight=move_to_v5p_32),
+    ):
         started = time.time()
-        with pytest.raises(TpuUnavailableError, match=r"no v5p-32 slice .* within 5 s; the step was not run \(never on CPU"):
+        with pytest.raises(
+            TpuUnavailableError, match=r"no v5p-32 slice .* within 5 s; the step was not run \(never on CPU"
+        ):
             run_on_tpu_slices(train, None, str(tmp_path / "never"), "never", resources)
         assert time.time() - started >= 5
         assert not (tmp_path / "never").exists()
@@ -137,5 +150,3 @@ def test_killed_host_retries_and_resumes(tpu_cluster, cache, tmp_path):
     assert failed["status"] == "FAILED" and "a host of the slice died" in failed["error"]["message"]
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert [r["step"] for r in rows] == list(range(12))  # resumed: every step once, none repeated
-
-

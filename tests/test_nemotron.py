@@ -116,8 +116,11 @@ def test_bad_lines_are_counted_by_reason(tmp_path, tokenizer):
     path.write_bytes(zstd_frames(lines, frames=3))
     stats = tokenize_text(TokenizeTextConfig(str(tmp_path / "in"), str(tmp_path / "out"), tokenizer))
     assert stats["skipped_records"] == {
-        "invalid_json": 2, "non_utf8": 1, "missing_or_non_string_text": 2, "empty_text": 1,
-    }  # fmt: skip
+        "invalid_json": 2,
+        "non_utf8": 1,
+        "missing_or_non_string_text": 2,
+        "empty_text": 1,
+    }
     assert decoded(tmp_path / "out", tokenizer) == sorted(texts_of(HQ_ACTUAL, 10))
 
 

@@ -78,7 +78,10 @@ def play_entries(built) -> list[str]:
 def test_first_two_requests_load_the_model_once_and_run_in_turn(built, base):
     fields = {"task": "tts", "checkpoint": built.model_rel, "text": "hello world", "max_new_tokens": MAX_NEW}
     answers: list[requests.Response] = []
-    threads = [threading.Thread(target=lambda s=seed: answers.append(submit(base, fields | {"seed": str(s)}))) for seed in (1, 2)]
+    threads = [
+        threading.Thread(target=lambda s=seed: answers.append(submit(base, fields | {"seed": str(s)})))
+        for seed in (1, 2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -94,7 +97,10 @@ def test_first_two_requests_load_the_model_once_and_run_in_turn(built, base):
 
 
 def test_tts_writes_what_soda_generate_writes(built, base, tmp_path):
-    job = run(base, {"task": "tts", "checkpoint": built.model_rel, "text": "hello world", "max_new_tokens": MAX_NEW, "seed": "3"})
+    job = run(
+        base,
+        {"task": "tts", "checkpoint": built.model_rel, "text": "hello world", "max_new_tokens": MAX_NEW, "seed": "3"},
+    )
     record = record_of(built, job)
     assert job["loaded_model"] is False and job["result"]["wav"] == f"{PLAY_DIR}/{job['id']}/tts.wav"
     assert record["inputs"] == {"text": "hello world"} and record["seed"] == 3
@@ -107,12 +113,34 @@ def test_tts_writes_what_soda_generate_writes(built, base, tmp_path):
 
     # the same request through `soda generate`: the same prompt, sampling and tokens
     out = tmp_path / "cli"
-    argv = ["generate", "tts", "--checkpoint", os.path.join(built.prefix, built.model_rel), "--out", str(out),
-            "--text", "hello world", "--max-new-tokens", MAX_NEW, "--seed", "3"]  # fmt: skip
+    argv = [
+        "generate",
+        "tts",
+        "--checkpoint",
+        os.path.join(built.prefix, built.model_rel),
+        "--out",
+        str(out),
+        "--text",
+        "hello world",
+        "--max-new-tokens",
+        MAX_NEW,
+        "--seed",
+        "3",
+    ]
     assert soda(argv) == 0
     cli = json.loads((out / "tts.json").read_text())
     assert set(cli) == set(record)
-    for key in ("task", "checkpoint", "inputs", "prompt_ids", "sampling", "generated_ids", "finish_reason", "frames", "codec"):
+    for key in (
+        "task",
+        "checkpoint",
+        "inputs",
+        "prompt_ids",
+        "sampling",
+        "generated_ids",
+        "finish_reason",
+        "frames",
+        "codec",
+    ):
         assert cli[key] == record[key], key
 
     page = requests.get(f"{base}/play/results", timeout=30).text
@@ -120,7 +148,9 @@ def test_tts_writes_what_soda_generate_writes(built, base, tmp_path):
 
 
 def test_asr_zero_and_n_shot_transcribe_an_upload(built, base):
-    zero = run(base, {"task": "asr", "checkpoint": built.model_rel, "max_new_tokens": MAX_NEW}, {"audio": built.clips["short"]})
+    zero = run(
+        base, {"task": "asr", "checkpoint": built.model_rel, "max_new_tokens": MAX_NEW}, {"audio": built.clips["short"]}
+    )
     record = record_of(built, zero)
     assert record["task"] == "asr" and record["sampling"]["temperature"] == TASK_DEFAULTS["asr"].temperature
     assert record["inputs"]["audio"] == os.path.join(built.prefix, PLAY_DIR, zero["id"], "inputs", "audio.wav")
@@ -129,20 +159,39 @@ def test_asr_zero_and_n_shot_transcribe_an_upload(built, base):
     prompt = np.array(record["prompt_ids"])
     assert prompt.size == 4 + 8 * 5  # 0.4 s = 5 frames, between <bos><|audio_start|> and <|audio_end|><|text_start|>
 
-    fields = {"task": "asr", "checkpoint": built.model_rel, "max_new_tokens": MAX_NEW, "shots": "1", "shot_set": built.shot_set_rel}
+    fields = {
+        "task": "asr",
+        "checkpoint": built.model_rel,
+        "max_new_tokens": MAX_NEW,
+        "shots": "1",
+        "shot_set": built.shot_set_rel,
+    }
     nshot = record_of(built, run(base, fields, {"audio": built.clips["short"]}))
     assert nshot["task"] == "asr_nshot" and nshot["sampling"]["temperature"] == TASK_DEFAULTS["asr_nshot"].temperature
     [(shot_audio, shot_text)] = nshot["inputs"]["shots"]
     item = os.path.basename(shot_audio).removesuffix(".flac")
-    assert shot_audio.startswith(os.path.join(built.prefix, built.shot_set_rel)) and shot_text == SHOT_TRANSCRIPTS[item].lower()
-    assert len(nshot["prompt_ids"]) > len(record["prompt_ids"]) and nshot["prompt_ids"][-len(prompt):] == record["prompt_ids"]
+    assert (
+        shot_audio.startswith(os.path.join(built.prefix, built.shot_set_rel))
+        and shot_text == SHOT_TRANSCRIPTS[item].lower()
+    )
+    assert (
+        len(nshot["prompt_ids"]) > len(record["prompt_ids"])
+        and nshot["prompt_ids"][-len(prompt) :] == record["prompt_ids"]
+    )
 
 
 def test_voice_tts_and_continuation(built, base):
-    fields = {"task": "voice_tts", "checkpoint": built.model_rel, "text": "good night", "ref_text": "a low tone",
-              "max_new_tokens": MAX_NEW}  # fmt: skip
+    fields = {
+        "task": "voice_tts",
+        "checkpoint": built.model_rel,
+        "text": "good night",
+        "ref_text": "a low tone",
+        "max_new_tokens": MAX_NEW,
+    }
     voice = record_of(built, run(base, fields, {"ref_audio": built.clips["flac"]}))
-    assert voice["inputs"]["ref_audio"].endswith("/inputs/ref_audio.flac") and voice["inputs"]["ref_text"] == "a low tone"
+    assert (
+        voice["inputs"]["ref_audio"].endswith("/inputs/ref_audio.flac") and voice["inputs"]["ref_text"] == "a low tone"
+    )
     assert voice["frames"] > 0 and os.path.isfile(voice["output"])
     fields = {"task": "continuation", "checkpoint": built.model_rel, "max_new_tokens": MAX_NEW, "prompt_seconds": "0.2"}
     continued = record_of(built, run(base, fields, {"audio": built.clips["short"]}))
@@ -154,8 +203,10 @@ def raw_post_headers(base: str, length: int) -> tuple[int, bytes]:
     """Headers announcing ``length`` bytes of form, and no body: refused before anything is read."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        head = (f"POST /api/play HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
-                f"Content-Length: {length}\r\nConnection: close\r\n\r\n")  # fmt: skip
+        head = (
+            f"POST /api/play HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
         sock.sendall(head.encode())
         data = b""
         while chunk := sock.recv(65536):
@@ -191,8 +242,18 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(built, base, tm
         (tts | {"top_p": "1.5"}, {}, 400, ["top_p must be in (0, 1]"]),
         (tts | {"max_new_tokens": "0"}, {}, 400, ["max_new_tokens must be >= 1"]),
         (asr | {"shots": "99"}, {"audio": built.clips["short"]}, 400, ["shots: 99"]),
-        (asr | {"shots": "1", "shot_set": "/etc"}, {"audio": built.clips["short"]}, 400, ["shot set '/etc' is outside"]),
-        (asr | {"shots": "3", "shot_set": built.shot_set_rel, "seed": "x"}, {"audio": built.clips["short"]}, 400, ["seed: 'x'"]),
+        (
+            asr | {"shots": "1", "shot_set": "/etc"},
+            {"audio": built.clips["short"]},
+            400,
+            ["shot set '/etc' is outside"],
+        ),
+        (
+            asr | {"shots": "3", "shot_set": built.shot_set_rel, "seed": "x"},
+            {"audio": built.clips["short"]},
+            400,
+            ["seed: 'x'"],
+        ),
     ]
     for fields, files, status, words in cases:
         answer = submit(base, fields, files)

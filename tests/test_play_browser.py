@@ -21,7 +21,9 @@ TIMEOUT_MS = 30_000
 JOB_TIMEOUT_MS = 600_000
 """A job's first run compiles the model's generation program (minutes on a loaded 2-core machine)."""
 MAX_NEW = "24"
-FETCH_HEAD = "async src => { const r = await fetch(src, {cache: 'no-store'}); return [r.status, (await r.text()).slice(0, 4)]; }"
+FETCH_HEAD = (
+    "async src => { const r = await fetch(src, {cache: 'no-store'}); return [r.status, (await r.text()).slice(0, 4)]; }"
+)
 """The status and first four bytes of a URL, fetched by the page (not from the media cache's ranges)."""
 
 

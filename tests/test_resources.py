@@ -61,8 +61,14 @@ def start_local_ray(num_gpus: int) -> None:
     An earlier test's cluster (and the executor's memory of it) is forgotten first."""
     shutdown_workers()
     path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-    ray.init(address="local", num_cpus=2, num_gpus=num_gpus, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=num_gpus,
+        include_dashboard=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
 
 
 def test_a_local_ray_without_gpus_drops_the_request_and_runs(caplog):

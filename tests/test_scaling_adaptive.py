@@ -137,7 +137,9 @@ def test_a_grid_centred_on_a_prior_law_brackets_with_fewer_runs():
 
 def test_paper_law_brackets_on_soda_grid():
     """The Chinchilla-style law of the other scaling tests: the rounds settle and find the true optimum's size."""
-    result = adaptive.simulate_rounds(SODA_RULES, sweep.isoflop_grid(SODA_RULES), lambda r: TRUE_LAW(r.params, r.tokens))
+    result = adaptive.simulate_rounds(
+        SODA_RULES, sweep.isoflop_grid(SODA_RULES), lambda r: TRUE_LAW(r.params, r.tokens)
+    )
     assert result.all_bracketed
     for verdict in result.verdicts:
         assert abs(math.log(verdict.vertex_params / true_optimal_params(verdict.budget))) < math.log(1.5)
@@ -150,9 +152,13 @@ def synthetic_train_step(run, log_path):
     return ExecutorStep(
         name=f"checkpoints/isoflop/{run.name}",
         fn=write_synthetic_run,
-        config=SyntheticRunConfig(output_path=this_output_path(), budget=versioned(run.budget),
-                                  hidden=versioned(run.shape.hidden_dim), log_path=log_path),
-    )  # fmt: skip
+        config=SyntheticRunConfig(
+            output_path=this_output_path(),
+            budget=versioned(run.budget),
+            hidden=versioned(run.shape.hidden_dim),
+            log_path=log_path,
+        ),
+    )
 
 
 def test_rerunning_the_experiment_adds_exactly_the_proposed_runs(tmp_path):
@@ -161,9 +167,12 @@ def test_rerunning_the_experiment_adds_exactly_the_proposed_runs(tmp_path):
     rules = sweep.SweepRules(budgets=(6e19,), min_hidden=1536)  # 3 widths, the best at the upper edge
     log = tmp_path / "ran.txt"
     experiment = AdaptiveSweep(
-        name="analysis/isoflop-test", rules=rules, first_grid=tuple(sweep.isoflop_grid(rules)),
-        train_step_for=lambda run: synthetic_train_step(run, str(log)), with_analysis=False,
-    )  # fmt: skip
+        name="analysis/isoflop-test",
+        rules=rules,
+        first_grid=tuple(sweep.isoflop_grid(rules)),
+        train_step_for=lambda run: synthetic_train_step(run, str(log)),
+        with_analysis=False,
+    )
     prefix = str(tmp_path / "prefix")
     args = ["--prefix", prefix, "--local"]
 
@@ -181,7 +190,7 @@ def test_rerunning_the_experiment_adds_exactly_the_proposed_runs(tmp_path):
     run_adaptive_sweep(experiment, [*args, "--rounds", "5"], "more rounds")
     ran = log.read_text().split()
     assert ran[: len(first_round)] == first_round
-    assert sorted(ran[len(first_round):len(first_round) + len(proposed)]) == sorted(p["name"] for p in proposed)
+    assert sorted(ran[len(first_round) : len(first_round) + len(proposed)]) == sorted(p["name"] for p in proposed)
     assert len(ran) == len(set(ran))  # nothing that succeeded ran again
     final = build_state(experiment, prefix)
     assert final.settled and all(v["status"] == "bracketed" for v in final.last_proposals["verdicts"])

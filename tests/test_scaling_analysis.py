@@ -21,7 +21,12 @@ def analysed(tmp_path_factory):
     # a big reference model, marked on the capability plot only
     reference_loss = float(TRUE_LAW(4e9, 5e11))
     reference, reference_eval = write_run(
-        root, "soda-4b", params=4e9, tokens=5e11, train_flops=1.2e22, loss=reference_loss,
+        root,
+        "soda-4b",
+        params=4e9,
+        tokens=5e11,
+        train_flops=1.2e22,
+        loss=reference_loss,
         metrics={"sblimp_accuracy": float(accuracy_for_loss(reference_loss))},
     )
     config = analysis.ScalingAnalysisConfig(
@@ -76,7 +81,9 @@ def test_planner_follows_the_fitted_laws(analysed):
         fits = json.load(f)
     result = planner.plan(fits, 1e21)
     assert abs(math.log(result.params / result.params_opt)) < math.log(1.3)  # nearest catalogue width
-    assert result.tokens * 3 * result.shape.forward_flops_per_token(sweep.SODA_VOCAB_SIZE, 4096) == pytest.approx(1e21, rel=1e-6)
+    assert result.tokens * 3 * result.shape.forward_flops_per_token(sweep.SODA_VOCAB_SIZE, 4096) == pytest.approx(
+        1e21, rel=1e-6
+    )
     assert result.loss_interval.low <= result.predicted_loss <= result.loss_interval.high
     assert result.predicted_loss == pytest.approx(float(TRUE_LAW(result.params, result.tokens)), rel=0.01)
     accuracy = result.capabilities["sblimp_accuracy"]
@@ -104,7 +111,9 @@ def test_partial_sweep_records_fit_errors_instead_of_failing(tmp_path):
     for i, params in enumerate([1e8, 2e8]):  # one budget, two sizes: no parabola, no L(N, D)
         run_dir, _ = write_run(str(tmp_path), f"r{i}", params=params, tokens=1e9, train_flops=3e18, loss=3.0 - i * 0.1)
         run_paths.append(run_dir)
-    config = analysis.ScalingAnalysisConfig(run_paths=tuple(run_paths), output_path=str(tmp_path / "out"), num_bootstrap=10)
+    config = analysis.ScalingAnalysisConfig(
+        run_paths=tuple(run_paths), output_path=str(tmp_path / "out"), num_bootstrap=10
+    )
     result = analysis.analyze_scaling(config)
     assert "error" in result["compute_optimal"] and "error" in result["parametric"]
     assert os.path.exists(tmp_path / "out" / "isoflop_curves.png")
@@ -132,7 +141,10 @@ def test_bracket_limits_leave_unbracketed_budgets_out_of_the_exponent_fits(tmp_p
         for r, loss in zip(runs, losses)
     ]
     config = analysis.ScalingAnalysisConfig(
-        run_paths=tuple(run_paths), output_path=str(tmp_path / "out"), num_bootstrap=20, num_parametric_bootstrap=2,
+        run_paths=tuple(run_paths),
+        output_path=str(tmp_path / "out"),
+        num_bootstrap=20,
+        num_parametric_bootstrap=2,
         bracket_limits=AdaptiveLimits(),
     )
     optimal = analysis.analyze_scaling(config)["compute_optimal"]

@@ -62,7 +62,9 @@ def write_law_summary(config: FakeTrainConfig) -> None:
     """Stands in for a training run: the summary.json a run would write, loss from TRUE_LAW."""
     os.makedirs(config.output_path, exist_ok=True)
     summary = {
-        "params": config.params, "tokens": config.tokens, "train_flops": config.train_flops,
+        "params": config.params,
+        "tokens": config.tokens,
+        "train_flops": config.train_flops,
         "final_validation_loss": float(TRUE_LAW(config.params, config.tokens)),
         "heldout_nll": heldout_section(TRUE_LAW(config.params, config.tokens)),
     }
@@ -76,8 +78,9 @@ def test_analysis_step_runs_under_the_executor(tmp_path):
         ExecutorStep(
             name=f"checkpoints/{run.name}",
             fn=write_law_summary,
-            config=FakeTrainConfig(this_output_path(), versioned(run.params), versioned(run.tokens),
-                                   versioned(float(run.training_flops))),
+            config=FakeTrainConfig(
+                this_output_path(), versioned(run.params), versioned(run.tokens), versioned(float(run.training_flops))
+            ),
         )
         for run in runs
     ]
@@ -94,7 +97,9 @@ def test_analysis_step_runs_under_the_executor(tmp_path):
 
 
 def test_eval_steps_must_pair_with_train_steps():
-    step = ExecutorStep(name="checkpoints/x", fn=write_law_summary, config=FakeTrainConfig(this_output_path(), 1, 1, 1.0))
+    step = ExecutorStep(
+        name="checkpoints/x", fn=write_law_summary, config=FakeTrainConfig(this_output_path(), 1, 1, 1.0)
+    )
     with pytest.raises(ValueError, match="one to one"):
         default_scaling_analysis("analysis/x", [step], eval_steps=[None, None])
 
@@ -121,7 +126,9 @@ def test_mini_sweep_grid_follows_its_rules():
         assert len({run.shape.hidden_dim for run in runs}) == 5, budget
         assert runs == sorted(runs, key=lambda run: run.params)
         best_guess = min(runs, key=lambda run: abs(np.log(run.params / MINI_PRIOR(run.training_flops))))
-        assert best_guess in runs[2:3] or runs[0].shape.hidden_dim == MINI_LIMITS.min_hidden  # centred, or slid in at the floor
+        assert (
+            best_guess in runs[2:3] or runs[0].shape.hidden_dim == MINI_LIMITS.min_hidden
+        )  # centred, or slid in at the floor
         assert {(run.batch_size, run.shape.num_layers, run.shape.num_heads) for run in runs} == {
             (MINI_RULES.fixed_batch_size, MINI_RULES.fixed_num_layers, MINI_RULES.fixed_num_heads)
         }

@@ -79,7 +79,9 @@ def test_budget_without_interior_minimum_is_skipped_and_reported():
 
 
 def test_bootstrap_interval_widens_with_noise():
-    quiet = fits.fit_compute_optimal(*synthetic_parabola_sweep(np.random.default_rng(1), noise=0.001), num_bootstrap=200)
+    quiet = fits.fit_compute_optimal(
+        *synthetic_parabola_sweep(np.random.default_rng(1), noise=0.001), num_bootstrap=200
+    )
     noisy = fits.fit_compute_optimal(*synthetic_parabola_sweep(np.random.default_rng(1), noise=0.02), num_bootstrap=200)
     width = lambda law: law.exponent_interval.high - law.exponent_interval.low  # noqa: E731
     assert width(noisy.params_law) > 3 * width(quiet.params_law)
@@ -94,7 +96,9 @@ def test_five_run_budgets_get_intervals_that_cover_the_truth():
         rng = np.random.default_rng(seed)
         compute, params, tokens, loss = synthetic_parabola_sweep(rng, noise=0.02, sizes_per_budget=5)
         keep = compute <= BUDGETS[3]
-        fit = fits.fit_compute_optimal(compute[keep], params[keep], tokens[keep], loss[keep], num_bootstrap=100, seed=seed)
+        fit = fits.fit_compute_optimal(
+            compute[keep], params[keep], tokens[keep], loss[keep], num_bootstrap=100, seed=seed
+        )
         interval = fit.params_law.exponent_interval
         covered += interval.low <= N_EXPONENT <= interval.high
         widths.append(interval.high - interval.low)
@@ -180,9 +184,13 @@ def test_sigmoid_jacobian_matches_finite_differences():
     params = np.array([0.5, 0.9, -6.0, 3.4])
     step = 1e-6
     numeric = np.stack(
-        [(capability._sigmoid(loss, *(params + step * e)) - capability._sigmoid(loss, *(params - step * e))) / (2 * step)
-         for e in np.eye(4)], axis=-1,
-    )  # fmt: skip
+        [
+            (capability._sigmoid(loss, *(params + step * e)) - capability._sigmoid(loss, *(params - step * e)))
+            / (2 * step)
+            for e in np.eye(4)
+        ],
+        axis=-1,
+    )
     np.testing.assert_allclose(capability._sigmoid_jacobian(loss, *params), numeric, atol=1e-6)
     # where the exponent is clipped the curve is flat in slope and midpoint
     flat = capability._sigmoid_jacobian(np.array([0.0, 10.0]), 0.0, 1.0, 100.0, 5.0)

@@ -25,9 +25,14 @@ CATALOGUE = {
 
 def _levanter(shape):
     return lm_flops_per_token(
-        hidden_dim=shape["hidden"], intermediate_dim=shape["intermediate"], num_layers=shape["layers"],
-        num_kv_heads=shape["kv_heads"], num_heads=shape["heads"], seq_len=SODA_SEQ_LEN,
-        vocab_size=SODA_VOCAB, glu=True,
+        hidden_dim=shape["hidden"],
+        intermediate_dim=shape["intermediate"],
+        num_layers=shape["layers"],
+        num_kv_heads=shape["kv_heads"],
+        num_heads=shape["heads"],
+        seq_len=SODA_SEQ_LEN,
+        vocab_size=SODA_VOCAB,
+        glu=True,
     )
 
 
@@ -37,8 +42,12 @@ def test_levanter_convention_matches_levanter_for_catalogue(name):
     ours = flops.levanter_forward_flops_per_token(**shape, vocab=SODA_VOCAB, seq_len=SODA_SEQ_LEN)
     assert ours == _levanter(shape)
     config = Qwen3Config(
-        max_seq_len=SODA_SEQ_LEN, hidden_dim=shape["hidden"], intermediate_dim=shape["intermediate"],
-        num_layers=shape["layers"], num_heads=shape["heads"], num_kv_heads=shape["kv_heads"],
+        max_seq_len=SODA_SEQ_LEN,
+        hidden_dim=shape["hidden"],
+        intermediate_dim=shape["intermediate"],
+        num_layers=shape["layers"],
+        num_heads=shape["heads"],
+        num_kv_heads=shape["kv_heads"],
         head_dim=shape["head_dim"],
     )
     assert ours == config.flops_per_token(SODA_VOCAB, SODA_SEQ_LEN)
@@ -71,7 +80,12 @@ def test_flops_are_two_per_matmul_weight_plus_attention_map():
 def tiny_qwen3():
     # heads * head_dim (64) != hidden (48), GQA 4/2: exercises every term of the count.
     config = Qwen3Config(
-        max_seq_len=32, hidden_dim=48, intermediate_dim=80, num_layers=2, num_heads=4, num_kv_heads=2,
+        max_seq_len=32,
+        hidden_dim=48,
+        intermediate_dim=80,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
         head_dim=16,
     )
     vocab = 101

@@ -91,7 +91,9 @@ def test_format_grid_lists_every_run():
 def test_fixed_batch_changes_only_the_width_along_a_budget():
     from soda_jax.recipes.isoflop_mini import MINI_RULES
 
-    rules = dataclasses.replace(MINI_RULES, fixed_batch_size=4, min_batch_size=4, min_hidden=16, hidden_step=8, wide_hidden_step=8)
+    rules = dataclasses.replace(
+        MINI_RULES, fixed_batch_size=4, min_batch_size=4, min_hidden=16, hidden_step=8, wide_hidden_step=8
+    )
     for budget in rules.budgets:
         runs = sweep.runs_for_budget(rules, budget)
         assert {run.batch_size for run in runs} == {4}
@@ -104,8 +106,15 @@ def test_fixed_batch_changes_only_the_width_along_a_budget():
 
 
 def test_fixed_depth_keeps_every_width_at_one_depth():
-    rules = sweep.SweepRules(layer_base=16, hidden_per_head=8, vocab_size=16_900, seq_len=256,
-                             fixed_batch_size=4, min_batch_size=4, max_learning_rate=0.03)  # fmt: skip
+    rules = sweep.SweepRules(
+        layer_base=16,
+        hidden_per_head=8,
+        vocab_size=16_900,
+        seq_len=256,
+        fixed_batch_size=4,
+        min_batch_size=4,
+        max_learning_rate=0.03,
+    )
     assert [rules.shape_for_hidden(d).num_layers for d in (32, 40, 48)] == [1, 1, 2]  # the rule's jump
     fixed = dataclasses.replace(rules, fixed_num_layers=3)
     shapes = [fixed.shape_for_hidden(d) for d in range(24, 129, 8)]
@@ -128,7 +137,14 @@ def test_fixed_head_count_splits_every_width_into_the_same_heads():
 
 def test_run_names_tell_budgets_apart():
     assert sweep.isoflop_grid()[0].name.startswith("isoflop-1e+18-d")  # SODA's budgets read as before
-    rules = sweep.SweepRules(budgets=(7.07e11, 1e12, 1.41e12), vocab_size=16_900, seq_len=256, fixed_batch_size=4,
-                             min_batch_size=4, max_learning_rate=0.06, hidden_per_head=8)  # fmt: skip
+    rules = sweep.SweepRules(
+        budgets=(7.07e11, 1e12, 1.41e12),
+        vocab_size=16_900,
+        seq_len=256,
+        fixed_batch_size=4,
+        min_batch_size=4,
+        max_learning_rate=0.06,
+        hidden_per_head=8,
+    )
     names = [sweep.plan_run(rules, budget, rules.shape_for_hidden(32)).name for budget in rules.budgets]
     assert [name.split("-d")[0] for name in names] == ["isoflop-7.07e+11", "isoflop-1e+12", "isoflop-1.41e+12"]

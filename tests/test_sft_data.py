@@ -55,12 +55,29 @@ def test_prompt_formats_are_the_inference_prompts(vocab):
     assert tts.response.tolist() == [*audio, vocab.audio_end_id, vocab.eos_id]
     s2st = s2st_pair(vocab, audio, audio[:8], target_text=text, source_text=text)
     assert s2st.prompt.tolist() == [
-        vocab.bos_id, vocab.audio_start_id, *audio, vocab.audio_end_id,
-        vocab.text_start_id, *text, vocab.text_end_id, vocab.text_start_id,
-    ]  # fmt: skip
-    assert s2st.response.tolist() == [*text, vocab.text_end_id, vocab.audio_start_id, *audio[:8], vocab.audio_end_id, vocab.eos_id]
+        vocab.bos_id,
+        vocab.audio_start_id,
+        *audio,
+        vocab.audio_end_id,
+        vocab.text_start_id,
+        *text,
+        vocab.text_end_id,
+        vocab.text_start_id,
+    ]
+    assert s2st.response.tolist() == [
+        *text,
+        vocab.text_end_id,
+        vocab.audio_start_id,
+        *audio[:8],
+        vocab.audio_end_id,
+        vocab.eos_id,
+    ]
     audio_only = s2st_pair(vocab, audio, audio[:8], response="audio")
-    assert audio_only.prompt[-1] == vocab.audio_start_id and audio_only.response.tolist() == [*audio[:8], vocab.audio_end_id, vocab.eos_id]
+    assert audio_only.prompt[-1] == vocab.audio_start_id and audio_only.response.tolist() == [
+        *audio[:8],
+        vocab.audio_end_id,
+        vocab.eos_id,
+    ]
 
 
 def _write_wav(path: str, seconds: float) -> None:
@@ -76,17 +93,26 @@ def test_bad_jsonl_lines_and_overlong_pairs_are_counted(tmp_path, tokenizer, ove
         {"id": "tts", "prompt": [{"text": "hello"}], "response": [{"audio": str(tmp_path / "a.wav")}]},
         {"id": "gone", "prompt": [{"audio": "missing.wav"}], "response": [{"text": "hello"}]},
         {"id": "empty", "prompt": [], "response": [{"text": "hello"}]},
-        {"id": "long", "prompt": [{"text": "hello"}], "response": [{"text": "the quick brown fox jumps over the lazy dog " * 8}]},
+        {
+            "id": "long",
+            "prompt": [{"text": "hello"}],
+            "response": [{"text": "the quick brown fox jumps over the lazy dog " * 8}],
+        },
     ]
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join([json.dumps(x) for x in lines] + ["{not json"]) + "\n")
     out = str(tmp_path / f"sft-{overlong}")
     stats = build_sft_data(
         SftDataConfig(
-            source=JsonlTaskSource(str(path)), output_path=out, tokenizer=tokenizer, max_tokens=SEQ_LEN,
-            overlong=overlong, validation_fraction=0.0, codec=CodecConfig(pretrained=None, random_size="tiny"),
+            source=JsonlTaskSource(str(path)),
+            output_path=out,
+            tokenizer=tokenizer,
+            max_tokens=SEQ_LEN,
+            overlong=overlong,
+            validation_fraction=0.0,
+            codec=CodecConfig(pretrained=None, random_size="tiny"),
         )
-    )  # fmt: skip
+    )
     expected_skips = {"missing_audio": 1, "empty_prompt": 1, "bad_json": 1}
     if overlong == "skip":
         expected_skips["too_long"] = 1
@@ -107,7 +133,12 @@ def asr_cache(tmp_path_factory, tokenizer) -> str:
     root = tmp_path_factory.mktemp("asr")
     corpus = write_word_corpus(str(root / "tokenized"), recordings=12, codebook_size=TEST_CODEBOOK_SIZE)
     build_sft_data(
-        SftDataConfig(source=TokenizedTaskSource(corpus, "asr"), output_path=str(root / "sft"), tokenizer=tokenizer, max_tokens=SEQ_LEN)
+        SftDataConfig(
+            source=TokenizedTaskSource(corpus, "asr"),
+            output_path=str(root / "sft"),
+            tokenizer=tokenizer,
+            max_tokens=SEQ_LEN,
+        )
     )
     return str(root / "sft")
 
@@ -133,14 +164,20 @@ def test_batch_loss_is_the_mean_over_response_tokens(asr_cache, vocab):
     batch = jax.tree.map(lambda *xs: hax.stack(Batch, xs), *examples, is_leaf=lambda x: isinstance(x, hax.NamedArray))
     vocab = AudioTextVocab(vocab.text_tokenizer, codebook_size=TEST_CODEBOOK_SIZE)
     Vocab = Axis("vocab", vocab.size)
-    model = qwen3_config(TEST_TINY, SEQ_LEN, gradient_checkpointing=False, scan_layers=False).build(Vocab, key=jax.random.PRNGKey(1))
+    model = qwen3_config(TEST_TINY, SEQ_LEN, gradient_checkpointing=False, scan_layers=False).build(
+        Vocab, key=jax.random.PRNGKey(1)
+    )
 
     loss = float(eqx.filter_jit(next_token_loss_fn("full", z_loss_weight=None))(model, batch))
     fused = float(eqx.filter_jit(next_token_loss_fn("fused", z_loss_weight=None))(model, batch))
 
     tokens = np.asarray(batch.tokens.array)
     logits = np.asarray(eqx.filter_jit(lambda m, b: m(b.tokens, b.attn_mask).array)(model, batch), dtype=np.float64)
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - logits.max(-1, keepdims=True)
+    )
     nll = []
     for b in range(Batch.size):
         targets = _response_positions(tokens[b], vocab)
@@ -156,7 +193,9 @@ def test_batch_loss_is_the_mean_over_response_tokens(asr_cache, vocab):
     masked_loss = eqx.filter_jit(lambda lg, targets, w: next_token_loss(Pos, Vocab, lg, targets, loss_weight=w))
 
     def loss_with_targets(new_tokens):
-        return float(masked_loss(named_logits, hax.named(jnp.asarray(new_tokens), batch.tokens.axes), batch.loss_weight))
+        return float(
+            masked_loss(named_logits, hax.named(jnp.asarray(new_tokens), batch.tokens.axes), batch.loss_weight)
+        )
 
     base = loss_with_targets(tokens)
     response = np.flatnonzero(_response_positions(tokens[0], vocab))
@@ -180,13 +219,20 @@ def test_default_sft_starts_from_its_base_step_and_versions_the_source():
     from soda_jax.recipes.defaults import default_sft, default_sft_data, default_train
     from soda_jax.training import TrainRecipe
 
-    base = default_train("base", soda_mixture({"speech": "/caches/speech"}, {"speech": 1.0}), TEST_TINY, TrainRecipe(seq_len=64, batch_size=8, num_train_steps=4))
+    base = default_train(
+        "base",
+        soda_mixture({"speech": "/caches/speech"}, {"speech": 1.0}),
+        TEST_TINY,
+        TrainRecipe(seq_len=64, batch_size=8, num_train_steps=4),
+    )
     task = default_sft_data("task", JsonlTaskSource("/tasks.jsonl"), tokenizer="/tokenizer", codec=CodecConfig())
     tuned = default_sft("tuned", base, task)
     assert dependencies(tuned) == [task, base]
     assert tuned.config.model.value == TEST_TINY and tuned.config.init_from.step is base
     ids = compute_identities([base, task, tuned], "/prefix")
-    assert any(f"input:checkpoints/base-{ids[id(base)].hash}" in str(v) for v in ids[id(tuned)].version["config"].values())
+    assert any(
+        f"input:checkpoints/base-{ids[id(base)].hash}" in str(v) for v in ids[id(tuned)].version["config"].values()
+    )
 
     from_dirs = [default_sft("tuned", path, task, model=TEST_TINY) for path in ("/models/a", "/models/b")]
     hashes = {compute_identities([task, step], "/prefix")[id(step)].hash for step in from_dirs}

@@ -12,8 +12,19 @@ from levanter.optim.cautious import CautiousConfig
 
 from soda_jax.training.sft_recipe import SFT_RECIPE, SftOptimizerRecipe
 
-MARIN_SFT = dict(learning_rate=2e-5, weight_decay=0.01, min_lr_ratio=0.1, warmup=0.03, decay=1.0, beta1=0.9,
-                 beta2=0.999, epsilon=1e-8, max_grad_norm=1, lr_schedule="cosine", adamc_weight_decay=True)  # fmt: skip
+MARIN_SFT = dict(
+    learning_rate=2e-5,
+    weight_decay=0.01,
+    min_lr_ratio=0.1,
+    warmup=0.03,
+    decay=1.0,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    max_grad_norm=1,
+    lr_schedule="cosine",
+    adamc_weight_decay=True,
+)
 """audio_sft_cvss.py's ``CautiousConfig``; its ``SimpleTrainConfig`` adds z_loss_weight=1e-4, batch 64."""
 MARIN_STEPS = math.ceil(750e6 / (64 * 2048)) * 5
 """``STEP_PER_EPOCH * NUM_EPOCHS`` there."""
@@ -23,7 +34,11 @@ def test_the_recipe_is_marins_setting_for_setting():
     config = SFT_RECIPE.optimizer.levanter_config(SFT_RECIPE.batch_size, 1024)
     assert isinstance(config, CautiousConfig)
     assert {key: getattr(config, key) for key in MARIN_SFT} == MARIN_SFT
-    assert (SFT_RECIPE.seq_len, SFT_RECIPE.batch_size, SFT_RECIPE.num_train_steps) == (2048, 64, MARIN_STEPS) == (2048, 64, 28_615)
+    assert (
+        (SFT_RECIPE.seq_len, SFT_RECIPE.batch_size, SFT_RECIPE.num_train_steps)
+        == (2048, 64, MARIN_STEPS)
+        == (2048, 64, 28_615)
+    )
     assert SFT_RECIPE.z_loss_weight == 1e-4
     assert config.learning_rate == SFT_RECIPE.optimizer.peak_learning_rate(64, 2560)  # no batch/width rule
 

@@ -32,16 +32,28 @@ HELD_OUT = 0.2
 
 def run_config(data, output_path: str, recipe: TrainRecipe, jax_cache: str, **overrides) -> TrainConfig:
     return TrainConfig(
-        data=data, model=TEST_TINY, output_path=output_path, recipe=recipe,
+        data=data,
+        model=TEST_TINY,
+        output_path=output_path,
+        recipe=recipe,
         parallelism=ParallelismConfig(data=-1, model=1),
         checkpoints=CheckpointPolicy(every_steps=None, every_minutes=None),
-        gradient_checkpointing=False, steps_per_eval=1000, max_eval_batches=4,
-        compilation_cache_dir=jax_cache, **overrides,
-    )  # fmt: skip
+        gradient_checkpointing=False,
+        steps_per_eval=1000,
+        max_eval_batches=4,
+        compilation_cache_dir=jax_cache,
+        **overrides,
+    )
 
 
 def finetune_recipe(steps: int) -> TrainRecipe:
-    return TrainRecipe(seq_len=SEQ_LEN, batch_size=BATCH_SIZE, num_train_steps=steps, optimizer=AdamRecipe(learning_rate=3e-3, warmup=0.1), z_loss_weight=0.0)  # type: ignore[arg-type]
+    return TrainRecipe(
+        seq_len=SEQ_LEN,
+        batch_size=BATCH_SIZE,
+        num_train_steps=steps,
+        optimizer=AdamRecipe(learning_rate=3e-3, warmup=0.1),
+        z_loss_weight=0.0,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +61,34 @@ def workspace(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("sft")
     tokenizer = save_test_tokenizer(str(root / "tokenizer"))
     corpus = write_word_corpus(str(root / "tokenized"), recordings=60)
-    interleave(InterleaveConfig(input_path=corpus, output_path=str(root / "interleaved"), tokenizer=tokenizer, validation_fraction=HELD_OUT))
-    asr = SftDataConfig(source=TokenizedTaskSource(corpus, "asr"), output_path=str(root / "asr"), tokenizer=tokenizer,
-                        max_tokens=SEQ_LEN, validation_fraction=HELD_OUT)  # fmt: skip
+    interleave(
+        InterleaveConfig(
+            input_path=corpus, output_path=str(root / "interleaved"), tokenizer=tokenizer, validation_fraction=HELD_OUT
+        )
+    )
+    asr = SftDataConfig(
+        source=TokenizedTaskSource(corpus, "asr"),
+        output_path=str(root / "asr"),
+        tokenizer=tokenizer,
+        max_tokens=SEQ_LEN,
+        validation_fraction=HELD_OUT,
+    )
     build_sft_data(asr)
     jax_cache = str(root / "jax-cache")
-    pretrain = TrainRecipe(seq_len=SEQ_LEN, batch_size=BATCH_SIZE, num_train_steps=PRETRAIN_STEPS,
-                           optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.1, decay=0.2))  # fmt: skip
-    train(run_config(soda_mixture({"speech": str(root / "interleaved")}, {"speech": 1.0}), str(root / "base"), pretrain, jax_cache))
+    pretrain = TrainRecipe(
+        seq_len=SEQ_LEN,
+        batch_size=BATCH_SIZE,
+        num_train_steps=PRETRAIN_STEPS,
+        optimizer=OptimizerRecipe(learning_rate=1e-2, warmup=0.1, decay=0.2),
+    )
+    train(
+        run_config(
+            soda_mixture({"speech": str(root / "interleaved")}, {"speech": 1.0}),
+            str(root / "base"),
+            pretrain,
+            jax_cache,
+        )
+    )
     return {"root": str(root), "tokenizer": tokenizer, "corpus": corpus, "jax_cache": jax_cache}
 
 
@@ -64,7 +96,15 @@ def workspace(tmp_path_factory) -> dict[str, str]:
 def from_checkpoint(workspace) -> dict:
     root = workspace["root"]
     data = sft_mixture({"asr": os.path.join(root, "asr")})
-    return train(run_config(data, os.path.join(root, "sft-ckpt"), finetune_recipe(FINETUNE_STEPS), workspace["jax_cache"], init_from=os.path.join(root, "base")))
+    return train(
+        run_config(
+            data,
+            os.path.join(root, "sft-ckpt"),
+            finetune_recipe(FINETUNE_STEPS),
+            workspace["jax_cache"],
+            init_from=os.path.join(root, "base"),
+        )
+    )
 
 
 def first_loss(run_dir: str) -> float:
@@ -74,7 +114,9 @@ def first_loss(run_dir: str) -> float:
 def test_asr_fine_tune_lowers_held_out_asr_loss(from_checkpoint):
     before = from_checkpoint["initial_validation"][VALIDATION_LOSS]
     after = from_checkpoint["final_validation_loss"]
-    print(f"held-out ASR loss (response tokens): base model {before:.3f} -> fine-tuned {after:.3f} after {FINETUNE_STEPS} steps")
+    print(
+        f"held-out ASR loss (response tokens): base model {before:.3f} -> fine-tuned {after:.3f} after {FINETUNE_STEPS} steps"
+    )
     assert from_checkpoint["steps"] == FINETUNE_STEPS
     assert after < before
 
@@ -82,18 +124,39 @@ def test_asr_fine_tune_lowers_held_out_asr_loss(from_checkpoint):
 def test_init_from_hf_export_equals_init_from_its_checkpoint(workspace, from_checkpoint):
     root = workspace["root"]
     data = sft_mixture({"asr": os.path.join(root, "asr")})
-    from_hf = train(run_config(data, os.path.join(root, "sft-hf"), finetune_recipe(FINETUNE_STEPS), workspace["jax_cache"],
-                               init_from=os.path.join(root, "base", "hf")))  # fmt: skip
+    from_hf = train(
+        run_config(
+            data,
+            os.path.join(root, "sft-hf"),
+            finetune_recipe(FINETUNE_STEPS),
+            workspace["jax_cache"],
+            init_from=os.path.join(root, "base", "hf"),
+        )
+    )
     # Same weights, same data order: the same losses before the first update and at it.
     assert from_hf["initial_validation"] == pytest.approx(from_checkpoint["initial_validation"], rel=1e-6)
-    assert first_loss(os.path.join(root, "sft-hf")) == pytest.approx(first_loss(os.path.join(root, "sft-ckpt")), rel=1e-6)
+    assert first_loss(os.path.join(root, "sft-hf")) == pytest.approx(
+        first_loss(os.path.join(root, "sft-ckpt")), rel=1e-6
+    )
 
 
 def test_vocabulary_mismatch_names_both_sizes(workspace, tmp_path):
     small = write_word_corpus(str(tmp_path / "tokenized-small"), recordings=10, codebook_size=16)
-    build_sft_data(SftDataConfig(source=TokenizedTaskSource(small, "asr"), output_path=str(tmp_path / "asr-small"),
-                                 tokenizer=workspace["tokenizer"], max_tokens=SEQ_LEN, validation_fraction=HELD_OUT))  # fmt: skip
-    config = run_config(sft_mixture({"asr": str(tmp_path / "asr-small")}), str(tmp_path / "run"), finetune_recipe(2),
-                        workspace["jax_cache"], init_from=os.path.join(workspace["root"], "base"))  # fmt: skip
+    build_sft_data(
+        SftDataConfig(
+            source=TokenizedTaskSource(small, "asr"),
+            output_path=str(tmp_path / "asr-small"),
+            tokenizer=workspace["tokenizer"],
+            max_tokens=SEQ_LEN,
+            validation_fraction=HELD_OUT,
+        )
+    )
+    config = run_config(
+        sft_mixture({"asr": str(tmp_path / "asr-small")}),
+        str(tmp_path / "run"),
+        finetune_recipe(2),
+        workspace["jax_cache"],
+        init_from=os.path.join(workspace["root"], "base"),
+    )
     with pytest.raises(ValueError, match=r"vocabulary of 16688 ids but the data caches' vocabulary has 432 ids"):
         train(config)

@@ -20,15 +20,21 @@ def test_budget_rules():
     with pytest.raises(SkipBudgetExceeded, match=r"s: skipped 60.0% .* skipped by reason: a: 1, b: 2"):
         enforce_skip_budget("s", kept=2, skipped={"a": 1, "b": 2}, max_skip_fraction=0.5)
     with pytest.raises(SkipBudgetExceeded, match="produced nothing .* other_language: 5"):
-        enforce_skip_budget("s", kept=0, skipped={"other_language": 5}, max_skip_fraction=0.5, not_bad={"other_language"})
+        enforce_skip_budget(
+            "s", kept=0, skipped={"other_language": 5}, max_skip_fraction=0.5, not_bad={"other_language"}
+        )
     enforce_skip_budget("s", kept=1, skipped={"other_language": 50}, max_skip_fraction=0.5, not_bad={"other_language"})
 
 
 @needs_espeak
 def test_tokenize_audio_with_no_usable_record_fails_with_counts(tmp_path):
     mp3 = encode_audio(speech(SENTENCES[0]), "MP3")
-    members = [("A.mp3", mp3), ("A.json", json.dumps({"id": "A", "text": None}).encode()),
-               ("B.mp3", b"not audio"), ("B.json", json.dumps({"id": "B", "text": "hi"}).encode())]  # fmt: skip
+    members = [
+        ("A.mp3", mp3),
+        ("A.json", json.dumps({"id": "A", "text": None}).encode()),
+        ("B.mp3", b"not audio"),
+        ("B.json", json.dumps({"id": "B", "text": "hi"}).encode()),
+    ]
     fileio.atomic_write_bytes(str(tmp_path / "raw" / "EN-B0.tar"), tar_bytes(members))
     config = TokenizeAudioConfig(str(tmp_path / "raw"), str(tmp_path / "out"), "emilia")
     with pytest.raises(SkipBudgetExceeded, match=r"produced nothing.*empty_text: 1, unreadable_audio: 1"):

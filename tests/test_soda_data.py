@@ -49,29 +49,43 @@ def write_corpora(root: str) -> dict[str, str]:
     roots = {setting: fileio.join(root, setting.removesuffix("_root")) for setting in SETTINGS}
     for subset, index in (("en000", 0), ("en000", 1), ("en001", 0), ("fr000", 0)):
         write_yodas2_shard(roots["yodas2_root"], subset, index, [recording(f"vid-{subset}{index}", (index, 2))])
-    emilia = [ShortUtterance(f"EN_B00000_S00000_W00000{i}", speech(SENTENCES[i]), SENTENCES[i], "spk") for i in range(2)]
-    for tar in ("Emilia/EN/EN-B000000.tar", "Emilia/DE/DE-B000000.tar", "Emilia-YODAS/EN/EN-B000000.tar",
-                "Emilia-YODAS/EN/EN-B000001.tar"):  # fmt: skip
+    emilia = [
+        ShortUtterance(f"EN_B00000_S00000_W00000{i}", speech(SENTENCES[i]), SENTENCES[i], "spk") for i in range(2)
+    ]
+    for tar in (
+        "Emilia/EN/EN-B000000.tar",
+        "Emilia/DE/DE-B000000.tar",
+        "Emilia-YODAS/EN/EN-B000000.tar",
+        "Emilia-YODAS/EN/EN-B000001.tar",
+    ):
         write_emilia_shard(fileio.join(roots["emilia_root"], tar), emilia)
     lines = "".join(json.dumps({"text": s, "warc_record_id": str(i)}) + "\n" for i, s in enumerate(SENTENCES)).encode()
-    for partition in ("quality=high/kind=actual/kind2=actual", "quality=medium/kind=actual/kind2=actual",
-                      "quality=high/kind=synthetic/kind2=qa"):  # fmt: skip
+    for partition in (
+        "quality=high/kind=actual/kind2=actual",
+        "quality=medium/kind=actual/kind2=actual",
+        "quality=high/kind=synthetic/kind2=qa",
+    ):
         path = fileio.join(roots["nemotron_cc_root"], partition, "CC-MAIN-2024-10-part-00000.jsonl.zstd")
         fileio.atomic_write_bytes(path, zstandard.ZstdCompressor().compress(lines))
     for split, speaker in (("train", "100"), ("dev", "200")):
         flac = io.BytesIO()
         sf.write(flac, speech(SENTENCES[3]), 24_000, format="FLAC")
         utterance = f"{speaker}_7_000000"
-        fileio.atomic_write_text(fileio.join(roots["mls_root"], split, "transcripts.txt"), f"{utterance}\t{SENTENCES[3]}\n")
-        fileio.atomic_write_bytes(fileio.join(roots["mls_root"], split, "audio", speaker, "7", f"{utterance}.flac"), flac.getvalue())
+        fileio.atomic_write_text(
+            fileio.join(roots["mls_root"], split, "transcripts.txt"), f"{utterance}\t{SENTENCES[3]}\n"
+        )
+        fileio.atomic_write_bytes(
+            fileio.join(roots["mls_root"], split, "audio", speaker, "7", f"{utterance}.flac"), flac.getvalue()
+        )
     return roots
 
 
 def tree_files(root: str) -> dict[str, bytes]:
     return {
         os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()
-        for d, _, names in os.walk(root) for f in names
-    }  # fmt: skip
+        for d, _, names in os.walk(root)
+        for f in names
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +141,30 @@ def dry_run_actions(output: str) -> dict[str, str]:
 
 
 def test_settings_come_from_flags_then_the_environment_then_the_raw_root(monkeypatch):
-    for variable in ("SODA_YODAS2_ROOT", "SODA_EMILIA_ROOT", "SODA_NEMOTRON_CC_ROOT", "SODA_MLS_ROOT",
-                     "SODA_TOKENIZER", "SODA_MIMI", "SODA_COPY_FROM_HUB"):  # fmt: skip
+    for variable in (
+        "SODA_YODAS2_ROOT",
+        "SODA_EMILIA_ROOT",
+        "SODA_NEMOTRON_CC_ROOT",
+        "SODA_MLS_ROOT",
+        "SODA_TOKENIZER",
+        "SODA_MIMI",
+        "SODA_COPY_FROM_HUB",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("SODA_RAW_ROOT", "gs://bucket/raw")
     monkeypatch.setenv("SODA_YODAS2_ROOT", "hf://datasets/espnet/yodas2@" + "a" * 40)
-    roots, list_shards, rest = parse_roots(["--emilia_root", "s3://b/emilia", "--list_shards", "--prefix", "p", "--dry_run"])
+    roots, list_shards, rest = parse_roots(
+        ["--emilia_root", "s3://b/emilia", "--list_shards", "--prefix", "p", "--dry_run"]
+    )
     assert roots == SodaDataRoots(
-        yodas2_root="hf://datasets/espnet/yodas2@" + "a" * 40, emilia_root="s3://b/emilia",
-        nemotron_cc_root="gs://bucket/raw/nemotron_cc", mls_root="gs://bucket/raw/mls",
-        tokenizer=f"hf://meta-llama/Meta-Llama-3-8B@{soda_data.LLAMA3_COMMIT}", mimi=f"hf://kyutai/mimi@{soda_data.MIMI_COMMIT}",
+        yodas2_root="hf://datasets/espnet/yodas2@" + "a" * 40,
+        emilia_root="s3://b/emilia",
+        nemotron_cc_root="gs://bucket/raw/nemotron_cc",
+        mls_root="gs://bucket/raw/mls",
+        tokenizer=f"hf://meta-llama/Meta-Llama-3-8B@{soda_data.LLAMA3_COMMIT}",
+        mimi=f"hf://kyutai/mimi@{soda_data.MIMI_COMMIT}",
         copy_from_hub=False,
-    )  # fmt: skip
+    )
     assert list_shards and rest == ["--prefix", "p", "--dry_run"]
     monkeypatch.setenv("SODA_COPY_FROM_HUB", "1")
     assert SodaDataRoots().copy_from_hub and parse_roots(["--copy_from_hub"])[0].copy_from_hub
@@ -162,7 +188,9 @@ def test_list_shards_and_dry_run_on_local_trees(corpora, tmp_path, capsys):
     output = capsys.readouterr().out
     assert listed(output) == SHARDS
     actions = dry_run_actions(output)
-    tokenizations = {f"tokenized/{c}-audio" for c in ("yodas2", "emilia_yodas", "emilia", "mls")} | {"tokenized/nemotron_cc-text"}
+    tokenizations = {f"tokenized/{c}-audio" for c in ("yodas2", "emilia_yodas", "emilia", "mls")} | {
+        "tokenized/nemotron_cc-text"
+    }
     assert {name: actions[name] for name in tokenizations} == dict.fromkeys(tokenizations, "run")
     assert not any(name.startswith("raw/") for name in actions)  # local assets: nothing to download
     assert not (tmp_path / "prefix").exists()
@@ -192,40 +220,69 @@ def test_the_same_trees_on_the_hub_list_the_same_shards_and_read_alike(hub, corp
 
 
 def test_a_gated_tokenizer_blocks_the_dry_run_and_stops_the_run_naming_it(hub, corpora, tmp_path, capsys):
-    tokenizer = hub.add_repo("standin/gated-llama", {"tokenizer.json": b"{}", "tokenizer_config.json": b"{}"},
-                             repo_type="model", gated=True, granted={GRANTED})  # fmt: skip
-    args = [*flags(corpora, tmp_path), "--tokenizer", f"hf://standin/gated-llama@{tokenizer.branches['main']}",
-            "--prefix", str(tmp_path / "prefix")]  # fmt: skip
+    tokenizer = hub.add_repo(
+        "standin/gated-llama",
+        {"tokenizer.json": b"{}", "tokenizer_config.json": b"{}"},
+        repo_type="model",
+        gated=True,
+        granted={GRANTED},
+    )
+    args = [
+        *flags(corpora, tmp_path),
+        "--tokenizer",
+        f"hf://standin/gated-llama@{tokenizer.branches['main']}",
+        "--prefix",
+        str(tmp_path / "prefix"),
+    ]
     main([*args, "--dry_run"])
     output = capsys.readouterr().out
     actions = dry_run_actions(output)
     assert actions["raw/hub/standin/gated-llama"] == "blocked" and actions["tokenized/yodas2-interleaved"] == "blocked"
     assert "model standin/gated-llama@" in output and "is gated and no credential was given: set $HF_TOKEN" in output
-    with pytest.raises(ExecutorError, match="nothing was run(.|\n)*raw/hub/standin/gated-llama \\(input_path\\).*gated"):
+    with pytest.raises(
+        ExecutorError, match="nothing was run(.|\n)*raw/hub/standin/gated-llama \\(input_path\\).*gated"
+    ):
         main([*args, "--local"])
     assert not (tmp_path / "prefix").exists()
 
 
 def test_the_experiment_reads_the_hub_endpoint_from_the_environment(hub, corpora, tmp_path):
     hub_roots = serve(hub, {"yodas2_root": corpora["yodas2_root"]})
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "SODA_YODAS2_ROOT": hub_roots["yodas2_root"],
-           "SODA_RAW_ROOT": str(tmp_path / "elsewhere")}  # fmt: skip
-    done = subprocess.run([sys.executable, "experiments/soda_data.py", "--list_shards"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "SODA_YODAS2_ROOT": hub_roots["yodas2_root"],
+        "SODA_RAW_ROOT": str(tmp_path / "elsewhere"),
+    }
+    done = subprocess.run(
+        [sys.executable, "experiments/soda_data.py", "--list_shards"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr  # the other corpora are nowhere: listed as unreadable, named
     assert listed(done.stdout)["yodas2"] == SHARDS["yodas2"]
     assert f"emilia: cannot list {tmp_path}/elsewhere/emilia: {tmp_path}/elsewhere/emilia: no such file" in done.stdout
 
 
-
 @pytest.mark.parametrize(
     "where, cpus, gpus, tpu, backend",
-    [("cpu", soda_data.TOKENIZE_CPUS, 0, None, "torch"), ("gpu", soda_data.TOKENIZE_CPUS, 1, None, "torch"),
-     ("v5p-128", None, None, "v5p-128", "jax")],
-)  # fmt: skip
+    [
+        ("cpu", soda_data.TOKENIZE_CPUS, 0, None, "torch"),
+        ("gpu", soda_data.TOKENIZE_CPUS, 1, None, "torch"),
+        ("v5p-128", None, None, "v5p-128", "jax"),
+    ],
+)
 def test_tokenization_goes_where_the_setting_says(tmp_path, where, cpus, gpus, tpu, backend):
-    roots = SodaDataRoots(**{s: str(tmp_path / s) for s in SETTINGS}, tokenizer=str(tmp_path / "tok"),
-                          mimi=str(tmp_path / "mimi"), tokenize_on=where)  # fmt: skip
+    roots = SodaDataRoots(
+        **{s: str(tmp_path / s) for s in SETTINGS},
+        tokenizer=str(tmp_path / "tok"),
+        mimi=str(tmp_path / "mimi"),
+        tokenize_on=where,
+    )
     tokenize = soda_data.SodaSteps(roots).speech_cache("yodas2").config.input_path
     assert tokenize.name == "tokenized/yodas2-audio"
     assert getattr(tokenize.config.codec_backend, "value", tokenize.config.codec_backend) == backend
@@ -234,7 +291,6 @@ def test_tokenization_goes_where_the_setting_says(tmp_path, where, cpus, gpus, t
         assert (tokenize.config.num_cpus_per_shard, tokenize.config.num_gpus_per_shard) == (cpus, gpus)
     with pytest.raises(ValueError, match="unknown TPU type"):
         soda_data.SodaSteps(dataclasses.replace(roots, tokenize_on="a-laptop")).speech_cache("yodas2")
-
 
 
 def test_published_trees_become_a_soda_mix_cache(corpora, tmp_path):

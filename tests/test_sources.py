@@ -155,9 +155,7 @@ def test_unknown_source_is_a_clear_error():
 
 @needs("flite")
 def test_demo_corpus_is_deterministic_and_readable(tmp_path):
-    config = dict(
-        sentences=SENTENCES[:4], sentences_per_recording=2, recordings_per_shard=1, utterances_per_shard=2
-    )
+    config = dict(sentences=SENTENCES[:4], sentences_per_recording=2, recordings_per_shard=1, utterances_per_shard=2)
     roots = [synthesize_demo_corpus(SynthDemoConfig(str(tmp_path / run), **config)) for run in ("a", "b")]
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert len(files) == 2 * 3 + 2 + 1  # two yodas2 shards (tar.gz, json, txt), two emilia tars, stats.json

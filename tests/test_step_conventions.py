@@ -45,5 +45,7 @@ def test_each_step_function_takes_its_own_frozen_config():
         if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):  # type: ignore[attr-defined]
             bad.append(f"{where}: {config_name} is not a frozen dataclass")
         if not config_name.endswith("Config") or config.__module__ != fn.__module__:
-            bad.append(f"{where}: {config_name} ({config.__module__}) is not a *Config beside {fn.__module__}.{fn_name}")
+            bad.append(
+                f"{where}: {config_name} ({config.__module__}) is not a *Config beside {fn.__module__}.{fn_name}"
+            )
     assert not bad, "\n".join(bad)

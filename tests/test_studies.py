@@ -40,8 +40,10 @@ from soda_jax.scaling.studies import (
 )
 from soda_jax.training.validation import HELDOUT_NLL, heldout_nll, validation_key
 
-SPEECH = {"yodas2": {"text": (1.4, 90), "semantic": (3.2, 160), "acoustic": (4.6, 1100), "marker": (0.5, 20)},
-          "emilia": {"text": (1.5, 110), "semantic": (3.1, 190), "acoustic": (4.5, 1300), "marker": (0.6, 20)}}  # fmt: skip
+SPEECH = {
+    "yodas2": {"text": (1.4, 90), "semantic": (3.2, 160), "acoustic": (4.6, 1100), "marker": (0.5, 20)},
+    "emilia": {"text": (1.5, 110), "semantic": (3.1, 190), "acoustic": (4.5, 1300), "marker": (0.6, 20)},
+}
 TEXT_CORPUS = {"nemotron_cc": {"text": (3.9, 1500)}}
 
 
@@ -55,7 +57,9 @@ def validation_row(components: dict, shift: float) -> dict:
     return row
 
 
-def write_run(root: str, name: str, *, shift: float | None, metrics: dict | None, heldout: bool = True) -> tuple[str, str]:
+def write_run(
+    root: str, name: str, *, shift: float | None, metrics: dict | None, heldout: bool = True
+) -> tuple[str, str]:
     """A training output (summary.json; none when ``shift`` is None) and an eval output (results.json when ``metrics``)."""
     run, evaluation = os.path.join(root, "checkpoints", name), os.path.join(root, "evaluation", name)
     os.makedirs(run), os.makedirs(evaluation)
@@ -71,8 +75,13 @@ def write_run(root: str, name: str, *, shift: float | None, metrics: dict | None
 
 def test_the_table_and_plot_over_real_run_outputs_skip_and_count_what_is_missing(tmp_path):
     root = str(tmp_path)
-    arms = [StudyArm("text-0", "0% text", 0.0), StudyArm("text-50", "50% text", 0.5), StudyArm("text-100", "100% text", 1.0),
-            StudyArm("old", "old summary"), StudyArm("killed", "never finished")]  # fmt: skip
+    arms = [
+        StudyArm("text-0", "0% text", 0.0),
+        StudyArm("text-50", "50% text", 0.5),
+        StudyArm("text-100", "100% text", 1.0),
+        StudyArm("old", "old summary"),
+        StudyArm("killed", "never finished"),
+    ]
     outputs = [
         write_run(root, "text-0", shift=0.0, metrics={"swuggy/accuracy": 0.55, "tblimp/accuracy": 0.5}),
         write_run(root, "text-50", shift=0.25, metrics={"swuggy/accuracy": 0.52, "tblimp/accuracy": 0.6}),
@@ -82,9 +91,14 @@ def test_the_table_and_plot_over_real_run_outputs_skip_and_count_what_is_missing
     ]
     out = os.path.join(root, "analysis")
     config = StudyAnalysisConfig(
-        title="text share", arms=tuple(arms), run_paths=tuple(r for r, _ in outputs), eval_paths=tuple(e for _, e in outputs),
-        output_path=out, metrics=("swuggy/accuracy", "tblimp/accuracy", "salmon/accuracy"), axis_label="text share",
-    )  # fmt: skip
+        title="text share",
+        arms=tuple(arms),
+        run_paths=tuple(r for r, _ in outputs),
+        eval_paths=tuple(e for _, e in outputs),
+        output_path=out,
+        metrics=("swuggy/accuracy", "tblimp/accuracy", "salmon/accuracy"),
+        axis_label="text share",
+    )
     result = analyze_study(config)
     assert json.loads(open(os.path.join(out, STUDY_FILE)).read()) == json.loads(json.dumps(result))
     assert [row["arm"] for row in result["arms"]] == ["text-0", "text-50", "text-100"]
@@ -94,8 +108,12 @@ def test_the_table_and_plot_over_real_run_outputs_skip_and_count_what_is_missing
 
     first = result["arms"][0]
     speech_tokens = {k: SPEECH["yodas2"][k][1] + SPEECH["emilia"][k][1] for k in SPEECH["yodas2"]}
-    speech_nll = sum(loss * tokens for kinds in SPEECH.values() for loss, tokens in kinds.values()) / sum(speech_tokens.values())
-    assert first["speech_nll"] == pytest.approx(speech_nll)  # token-weighted over both speech components, markers included
+    speech_nll = sum(loss * tokens for kinds in SPEECH.values() for loss, tokens in kinds.values()) / sum(
+        speech_tokens.values()
+    )
+    assert first["speech_nll"] == pytest.approx(
+        speech_nll
+    )  # token-weighted over both speech components, markers included
     semantic = (3.2 * 160 + 3.1 * 190) / 350
     assert first["speech_nll_by_kind"]["semantic"] == pytest.approx(semantic)
     assert first["speech_components"] == ["emilia", "yodas2"]
@@ -106,27 +124,41 @@ def test_the_table_and_plot_over_real_run_outputs_skip_and_count_what_is_missing
     image = matplotlib.image.imread(os.path.join(out, STUDY_PLOT))
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 200
     table = study_table(result["arms"], result["metrics"]).splitlines()
-    assert table[0] == ("| arm | speech NLL | text | semantic | acoustic | emilia NLL | nemotron_cc NLL | yodas2 NLL "
-                        "| swuggy/accuracy | tblimp/accuracy |")  # fmt: skip
-    assert len(table) == 2 + 3 and table[2].startswith(f"| 0% text | {speech_nll:.3f} |") and table[4].endswith("| - | - |")
+    assert table[0] == (
+        "| arm | speech NLL | text | semantic | acoustic | emilia NLL | nemotron_cc NLL | yodas2 NLL "
+        "| swuggy/accuracy | tblimp/accuracy |"
+    )
+    assert (
+        len(table) == 2 + 3
+        and table[2].startswith(f"| 0% text | {speech_nll:.3f} |")
+        and table[4].endswith("| - | - |")
+    )
 
 
 def test_a_study_with_no_readable_arm_fails_naming_them(tmp_path):
     run, _ = write_run(str(tmp_path), "killed", shift=None, metrics=None)
-    config = StudyAnalysisConfig(title="t", arms=(StudyArm("killed", "killed"),), run_paths=(run,), output_path=str(tmp_path / "out"))
+    config = StudyAnalysisConfig(
+        title="t", arms=(StudyArm("killed", "killed"),), run_paths=(run,), output_path=str(tmp_path / "out")
+    )
     with pytest.raises(ValueError, match="no arm could be read.*killed.*missing summary"):
         analyze_study(config)
     with pytest.raises(ValueError, match="2 arms but 1 run paths"):
-        analyze_study(StudyAnalysisConfig(title="t", arms=(StudyArm("a", "a"), StudyArm("b", "b")), run_paths=(run,), output_path=""))
+        analyze_study(
+            StudyAnalysisConfig(
+                title="t", arms=(StudyArm("a", "a"), StudyArm("b", "b")), run_paths=(run,), output_path=""
+            )
+        )
 
 
 def test_prose_paragraphs_skip_code_headings_and_stubs_by_reason():
-    text = ("The \"if\" statement\n******************\n\n"
-            "The \"if\" statement is used for conditional execution, and it selects\nexactly one of the suites.\n\n"
-            "   if_stmt ::= \"if\" assignment_expression \":\" suite\n\nSee also: PEP 8.\n")  # fmt: skip
+    text = (
+        'The "if" statement\n******************\n\n'
+        'The "if" statement is used for conditional execution, and it selects\nexactly one of the suites.\n\n'
+        '   if_stmt ::= "if" assignment_expression ":" suite\n\nSee also: PEP 8.\n'
+    )
     skipped: collections.Counter[str] = collections.Counter()
     kept = prose_paragraphs(text, 8, skipped)
-    assert kept == ["The \"if\" statement is used for conditional execution, and it selects exactly one of the suites."]
+    assert kept == ['The "if" statement is used for conditional execution, and it selects exactly one of the suites.']
     assert skipped == {"heading": 1, "indented_block": 1, "too_few_words": 1}
 
 
@@ -137,8 +169,14 @@ def test_the_demo_text_corpus_is_a_tokenize_text_input(tmp_path):
     assert [r["text"] for r in records[: len(DEFAULT_SENTENCES)]] == list(DEFAULT_SENTENCES)
     assert len(records) == sum(stats["documents"].values()) and len({r["id"] for r in records}) == len(records)
     assert all("\n" not in r["text"] and len(r["text"].split()) >= 8 for r in records if r["source"] == PYDOC_SOURCE)
-    caches = tokenize_text(TokenizeTextConfig(input_path=str(tmp_path / "corpus" / "text"), output_path=str(tmp_path / "cache"),
-                                              tokenizer=save_test_tokenizer(str(tmp_path / "tok")), validation_fraction=0.1))  # fmt: skip
+    caches = tokenize_text(
+        TokenizeTextConfig(
+            input_path=str(tmp_path / "corpus" / "text"),
+            output_path=str(tmp_path / "cache"),
+            tokenizer=save_test_tokenizer(str(tmp_path / "tok")),
+            validation_fraction=0.1,
+        )
+    )
     documents = caches["train"]["documents"] + caches["validation"]["documents"]
     assert documents == len(records) and 0 < caches["validation"]["documents"] < 0.2 * documents
 
@@ -158,7 +196,10 @@ def test_the_mini_study_arms_differ_in_the_text_share_only(tmp_path):
         weights = data.train_weights
         assert weights["nemotron_cc"] == pytest.approx(share)
         assert weights["yodas2"] == pytest.approx(weights["emilia"]) == pytest.approx((1 - share) / 2)
-        assert step.config.model.value == train[0].config.model.value and step.config.recipe.value == train[0].config.recipe.value
+        assert (
+            step.config.model.value == train[0].config.model.value
+            and step.config.recipe.value == train[0].config.recipe.value
+        )
     recipe = train[0].config.recipe.value
     assert (recipe.num_train_steps, recipe.batch_size, recipe.seq_len) == (517, 4, 256)
     assert set(dependencies(analysis)) == {*train, *evaluations}
@@ -170,8 +211,12 @@ def test_arms_are_never_confused_with_each_other_in_the_plot_order(tmp_path):
     """Rows follow the arms' order, not the order their directories sort in."""
     root = str(tmp_path)
     outputs = [write_run(root, name, shift=shift, metrics=None) for name, shift in (("b", 0.5), ("a", 0.0))]
-    config = StudyAnalysisConfig(title="t", arms=(StudyArm("b", "B"), StudyArm("a", "A")), run_paths=tuple(r for r, _ in outputs),
-                                 output_path=os.path.join(root, "out"))  # fmt: skip
+    config = StudyAnalysisConfig(
+        title="t",
+        arms=(StudyArm("b", "B"), StudyArm("a", "A")),
+        run_paths=tuple(r for r, _ in outputs),
+        output_path=os.path.join(root, "out"),
+    )
     rows = analyze_study(config)["arms"]
     assert [r["label"] for r in rows] == ["B", "A"] and rows[0]["speech_nll"] > rows[1]["speech_nll"]
     assert np.isfinite([r["speech_nll"] for r in rows]).all()
@@ -184,12 +229,21 @@ def soda_setup(tmp_path):
     from soda_jax.recipes.soda_data import SodaDataRoots
     from soda_jax.recipes.soda_eval_sets import SodaEvalRoots, soda_eval_plan
 
-    roots = SodaDataRoots(**{name: str(tmp_path / name) for name in
-                             ("yodas2_root", "emilia_root", "nemotron_cc_root", "mls_root", "tokenizer", "mimi")})  # fmt: skip
+    roots = SodaDataRoots(
+        **{
+            name: str(tmp_path / name)
+            for name in ("yodas2_root", "emilia_root", "nemotron_cc_root", "mls_root", "tokenizer", "mimi")
+        }
+    )
     for sub in ("swuggy", "sblimp", "librispeech/test-clean", "librispeech/dev-clean"):
         os.makedirs(tmp_path / "eval" / sub)
-    plan = soda_eval_plan(SodaEvalRoots(swuggy=str(tmp_path / "eval/swuggy"), sblimp=str(tmp_path / "eval/sblimp"),
-                                        librispeech=str(tmp_path / "eval/librispeech")))  # fmt: skip
+    plan = soda_eval_plan(
+        SodaEvalRoots(
+            swuggy=str(tmp_path / "eval/swuggy"),
+            sblimp=str(tmp_path / "eval/sblimp"),
+            librispeech=str(tmp_path / "eval/librispeech"),
+        )
+    )
     return roots, plan
 
 
@@ -209,13 +263,29 @@ def test_the_text_share_study_is_sodas_nemotron_sweep(soda_setup):
     train, evaluations = study_parts(text_share_study(roots, plan), STUDY)
     assert len(train) == len(evaluations) == len(TEXT_SHARES) == 5
     recipe = SODA_TEXT_SHARE_RECIPE
-    assert (recipe.num_train_steps, recipe.batch_size, recipe.seq_len, recipe.z_loss_weight) == (19_074, 128, 4096, 1e-4)
+    assert (recipe.num_train_steps, recipe.batch_size, recipe.seq_len, recipe.z_loss_weight) == (
+        19_074,
+        128,
+        4096,
+        1e-4,
+    )
     assert recipe.optimizer.learning_rate == pytest.approx(0.003 * (128 / 256) ** 0.5)
     for share, step in zip(TEXT_SHARES, train):
-        assert step.config.model.value == SODA_150M and step.config.recipe.value == recipe and step.resources.tpu == "v5p-8"
+        assert (
+            step.config.model.value == SODA_150M
+            and step.config.recipe.value == recipe
+            and step.resources.tpu == "v5p-8"
+        )
         weights = step.config.data.value.train_weights
         assert weights == pytest.approx({"yodas2": 1 - share, "nemotron_cc": share})
-    assert {t.name for t in evaluations[0].config.tasks.value} == {"swuggy", "twuggy", "sblimp", "tblimp", "librispeech", "librispeech_3shot"}
+    assert {t.name for t in evaluations[0].config.tasks.value} == {
+        "swuggy",
+        "twuggy",
+        "sblimp",
+        "tblimp",
+        "librispeech",
+        "librispeech_3shot",
+    }
 
 
 def test_the_data_source_study_validates_every_arm_on_every_corpus(soda_setup):
@@ -245,7 +315,11 @@ def test_the_token_type_study_reads_one_corpus_in_three_layouts_and_scores_pairs
     steps = token_types_study(roots, plan)
     train, evaluations = study_parts(steps, STUDY)
     caches = [step.config.data.value.components["yodas2"] for step in train]
-    assert [tuple(c.config.patterns.value) for c in caches] == [("semantic_only",), ("audio_only",), ("text_first", "audio_first")]
+    assert [tuple(c.config.patterns.value) for c in caches] == [
+        ("semantic_only",),
+        ("audio_only",),
+        ("text_first", "audio_first"),
+    ]
     final_yodas2 = soda_final_caches(roots)["yodas2"]
     identities = compute_identities(topological_order([*steps, final_yodas2]), str(tmp_path / "prefix"))
     codes = {identities[id(c.config.input_path)].output_path for c in caches}

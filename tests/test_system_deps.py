@@ -20,13 +20,20 @@ def test_needs_a_module():
 
 def run_probe(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     (tmp_path / "test_probe.py").write_text(PROBE)
-    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PYTHONPATH": str(TESTS), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {
+        "PYTHONPATH": str(TESTS),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-p", "no:cacheprovider", "-m", "", str(tmp_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def test_missing_dependency_skips_outside_ci(tmp_path):

@@ -30,9 +30,7 @@ KILL_TEST_SHARDS = 8
 def shard_files(out):
     directory = os.path.join(out, "shards")
     # Only finished shards: a killed run may leave a hidden temporary file behind.
-    return (
-        sorted(n for n in os.listdir(directory) if n.endswith(".parquet")) if os.path.isdir(directory) else []
-    )
+    return sorted(n for n in os.listdir(directory) if n.endswith(".parquet")) if os.path.isdir(directory) else []
 
 
 def read_tables(out):
@@ -105,13 +103,9 @@ def test_second_run_does_nothing(tmp_path):
     assert first["shards_processed"] == ["en000-00000000", "en000-00000001"]
     assert first["shards_already_done"] == []
     assert second["shards_processed"] == [] and second["shards_already_done"] == first["shards_processed"]
-    assert mtimes == {
-        n: os.stat(tmp_path / "out" / "shards" / n).st_mtime_ns for n in shard_files(tmp_path / "out")
-    }
+    assert mtimes == {n: os.stat(tmp_path / "out" / "shards" / n).st_mtime_ns for n in shard_files(tmp_path / "out")}
     drop = ("shards_processed", "shards_already_done")
-    assert {k: v for k, v in first.items() if k not in drop} == {
-        k: v for k, v in second.items() if k not in drop
-    }
+    assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in second.items() if k not in drop}
 
 
 def test_resume_refuses_a_different_codec(tmp_path):
@@ -119,9 +113,7 @@ def test_resume_refuses_a_different_codec(tmp_path):
     tokenize_audio(TokenizeAudioConfig(str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2"))
     with pytest.raises(ValueError, match="codec.json: output was written with codec"):
         tokenize_audio(
-            TokenizeAudioConfig(
-                str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2", codec=CodecConfig(seed=1)
-            )
+            TokenizeAudioConfig(str(tmp_path / "raw"), str(tmp_path / "out"), "yodas2", codec=CodecConfig(seed=1))
         )
 
 
@@ -132,9 +124,16 @@ def test_no_shards_is_a_clear_error(tmp_path):
 
 def run_step_in_subprocess(raw, out):
     command = [
-        sys.executable, "-m", "soda_jax.data.tokenize_audio",
-        "--input_path", raw, "--output_path", out, "--source", "yodas2",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "soda_jax.data.tokenize_audio",
+        "--input_path",
+        raw,
+        "--output_path",
+        out,
+        "--source",
+        "yodas2",
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -174,9 +173,7 @@ def test_killed_run_resumes_only_missing_shards(tmp_path):
         assert final[name].equals(want[name])
         assert final[name].schema.metadata[SHARD_STATS_KEY] == want[name].schema.metadata[SHARD_STATS_KEY]
     drop = ("shards_processed", "shards_already_done")
-    assert {k: v for k, v in stats.items() if k not in drop} == {
-        k: v for k, v in expected.items() if k not in drop
-    }
+    assert {k: v for k, v in stats.items() if k not in drop} == {k: v for k, v in expected.items() if k not in drop}
     assert np.isclose(stats["hours"], expected["hours"])
 
 

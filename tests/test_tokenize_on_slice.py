@@ -65,8 +65,12 @@ def test_each_host_tokenizes_its_share_and_process_0_writes_the_stats(tmp_path):
     assert first["process"] == 0 and first["shards_processed_here"] == [shards[0], shards[2]]
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["shards_by_process"] == {"0": [shards[0], shards[2]], "1": [shards[1]]}
-    assert {k: v for k, v in stats.items() if k not in RUN_FACTS} == {k: v for k, v in expected.items() if k not in RUN_FACTS}
-    assert json.loads((tmp_path / "out" / "codec.json").read_text()) == json.loads((tmp_path / "reference" / "codec.json").read_text())
+    assert {k: v for k, v in stats.items() if k not in RUN_FACTS} == {
+        k: v for k, v in expected.items() if k not in RUN_FACTS
+    }
+    assert json.loads((tmp_path / "out" / "codec.json").read_text()) == json.loads(
+        (tmp_path / "reference" / "codec.json").read_text()
+    )
     assert codes_by_shard(out) == codes_by_shard(reference)  # the same rows and codes, whichever host wrote them
 
 
@@ -89,7 +93,9 @@ def test_a_lower_matmul_precision_is_versioned_and_highest_keeps_every_path():
     speech = default_synth_demo_corpus()
     plain = default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2")
     highest = default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2", matmul_precision="highest")
-    fast = default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2", codec_backend="jax", matmul_precision="default")
+    fast = default_tokenize(
+        "demo-yodas2", speech / "yodas2", source="yodas2", codec_backend="jax", matmul_precision="default"
+    )
     jax_highest = default_tokenize("demo-yodas2", speech / "yodas2", source="yodas2", codec_backend="jax")
     ids = compute_identities([speech, plain, highest, fast, jax_highest], "/prefix")
     # The demo's path before the setting existed (tests/test_mimi_jax.py pins it too).
@@ -161,7 +167,9 @@ def test_a_tokenize_step_on_a_two_host_slice_splits_the_shards(tpu_cluster, tmp_
     expected = tokenize_audio(TokenizeAudioConfig(raw, reference, "yodas2"))
     shards = expected["shards_processed"]
 
-    step = default_tokenize("on-slice", raw, source="yodas2", codec_backend="jax", resources=Resources(tpu=SLICE, tpu_wait_s=300))
+    step = default_tokenize(
+        "on-slice", raw, source="yodas2", codec_backend="jax", resources=Resources(tpu=SLICE, tpu_wait_s=300)
+    )
     executor = Executor(str(tmp_path / "prefix"), ray_address=tpu_cluster[0].address)
     executor.prepare([step])
     out = executor.output_path(step)
@@ -176,7 +184,9 @@ def test_a_tokenize_step_on_a_two_host_slice_splits_the_shards(tpu_cluster, tmp_
     stats = json.loads(open(os.path.join(out, "stats.json")).read())
     assert stats["shards_by_process"] == {"0": shards[0::2], "1": shards[1::2]}  # who wrote each parquet
     assert {k: v for k, v in stats.items() if k not in RUN_FACTS} == {
-        **{k: v for k, v in expected.items() if k not in RUN_FACTS}, "codec_backend": "jax"}  # fmt: skip
+        **{k: v for k, v in expected.items() if k not in RUN_FACTS},
+        "codec_backend": "jax",
+    }
     assert json.loads(open(os.path.join(out, "codec.json")).read())["backend"] == "jax"
     assert codes_by_shard(out) == codes_by_shard(reference)
     provenance = json.loads(open(os.path.join(out, PROVENANCE_FILE)).read())

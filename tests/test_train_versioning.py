@@ -50,7 +50,9 @@ def test_levanter_config_gaining_a_field_does_not_move_the_output_path(tmp_path,
 def test_a_weight_or_an_input_version_moves_the_output_path(tmp_path):
     base = output_path(train_step(), str(tmp_path))
     assert output_path(train_step({"yodas2": 0.7, "emilia": 0.3}), str(tmp_path)) != base
-    other_cache = mixture_config("yodas2_only", {"yodas2": default_interleave("demo-yodas2", "raw/other", tokenizer="tokenizers/test")})
+    other_cache = mixture_config(
+        "yodas2_only", {"yodas2": default_interleave("demo-yodas2", "raw/other", tokenizer="tokenizers/test")}
+    )
     assert output_path(default_train("versioning-test", other_cache, TEST_TINY, RECIPE), str(tmp_path)) != base
 
 
@@ -71,4 +73,10 @@ def test_the_version_names_soda_jax_types_only(tmp_path):
             for value in node:
                 yield from types(value)
 
-    assert set(types(executor.identities[id(step)].version)) <= {"MixtureSpec", "BlockShuffle", "ModelShape", "TrainRecipe", "OptimizerRecipe"}
+    assert set(types(executor.identities[id(step)].version)) <= {
+        "MixtureSpec",
+        "BlockShuffle",
+        "ModelShape",
+        "TrainRecipe",
+        "OptimizerRecipe",
+    }

@@ -63,7 +63,9 @@ def losses(run_dir: str) -> np.ndarray:
     return np.array([r["loss"] for r in rows])
 
 
-def run_in_subprocess(workspace, name: str, *, devices: int, data: int, model: int, every_steps: int) -> subprocess.Popen:
+def run_in_subprocess(
+    workspace, name: str, *, devices: int, data: int, model: int, every_steps: int
+) -> subprocess.Popen:
     """``train`` in a fresh Python process with ``devices`` CPU devices (the same code a cluster runs)."""
     script = textwrap.dedent(
         f"""
@@ -103,7 +105,9 @@ def test_loss_falls_and_outputs_follow_the_contract(data_parallel_run, workspace
     assert summary["train_flops"] == summary["training_flops_per_token"] * summary["tokens"]
     rows = [json.loads(line) for line in Path(run, METRICS_FILE).read_text().splitlines()]
     assert all(r["grad_norm"] > 0 and r["lr"] > 0 and r["tokens_per_second"] > 0 for r in rows[:-1])
-    assert [r["step"] for r in rows if "validation_loss" in r] == list(range(3, STEPS, 4))  # every 4 steps, and the last
+    assert [r["step"] for r in rows if "validation_loss" in r] == list(
+        range(3, STEPS, 4)
+    )  # every 4 steps, and the last
     assert sorted(p.name for p in Path(run, "checkpoints").iterdir()) == ["step-10", "step-20", "step-30", "step-39"]
 
 
@@ -134,7 +138,11 @@ def test_scanned_layers_and_full_logits_train_the_same_model(data_parallel_run, 
     np.testing.assert_allclose(got[:2], expected[:2], rtol=LOSS_RTOL)
     np.testing.assert_allclose(got, expected, rtol=CROSS_PATH_RTOL)
     stacked = "transformer.layers.stacked"  # the layer axis is scanned over, never sharded
-    assert run["parameter_sharding"][f"{stacked}.mlp.up_proj.weight"] == {"layer": None, "mlp": "model", "embed": "data"}
+    assert run["parameter_sharding"][f"{stacked}.mlp.up_proj.weight"] == {
+        "layer": None,
+        "mlp": "model",
+        "embed": "data",
+    }
 
 
 @pytest.mark.slow  # 38 s on 2 idle cores; the 8-device and tensor-parallel runs stay in the default suite
@@ -168,7 +176,9 @@ def test_killed_run_resumes_past_a_torn_checkpoint_with_identical_losses(data_pa
     latest = max(Path(run, "checkpoints").glob("step-*/metadata.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     latest.write_text('{"step": ')
 
-    summary = train(config_for(workspace, name, data=8, model=1, checkpoints=CheckpointPolicy(every_steps=2, every_minutes=None)))
+    summary = train(
+        config_for(workspace, name, data=8, model=1, checkpoints=CheckpointPolicy(every_steps=2, every_minutes=None))
+    )
     assert str(latest.parent) in summary["discarded_checkpoints"]
     assert summary["steps"] == STEPS
     np.testing.assert_allclose(losses(run), losses(os.path.join(workspace["root"], "dp8")), rtol=1e-6)
@@ -178,7 +188,11 @@ def test_only_committed_checkpoints_survive_a_resume(tmp_path):
     from soda_jax.training.checkpoints import discard_uncommitted_checkpoints
 
     root = tmp_path / "checkpoints"
-    markers = {"step-2": '{"step": 2, "timestamp": "2026-01-01T00:00:00", "is_temporary": false}', "step-4": "", "step-6": '{"st'}
+    markers = {
+        "step-2": '{"step": 2, "timestamp": "2026-01-01T00:00:00", "is_temporary": false}',
+        "step-4": "",
+        "step-6": '{"st',
+    }
     for name, marker in {**markers, "step-8": None}.items():
         (root / name / "model").mkdir(parents=True)
         if marker is not None:
@@ -230,10 +244,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_parallel_run, wo
         data=8,
         model=1,
         checkpoints=CheckpointPolicy(every_steps=1, every_minutes=None),
-        recipe=TrainRecipe(seq_len=SEQ_LEN, batch_size=8, num_train_steps=STEPS, optimizer=OptimizerRecipe(learning_rate=1e30, warmup=0.0)),
+        recipe=TrainRecipe(
+            seq_len=SEQ_LEN,
+            batch_size=8,
+            num_train_steps=STEPS,
+            optimizer=OptimizerRecipe(learning_rate=1e30, warmup=0.0),
+        ),
     )
     with pytest.raises(NonFiniteLossError, match=r"loss became (nan|inf) at step 12; last good checkpoint: .*step-10"):
         train(config)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-10"]  # step-11 led to the NaN: removed
-    assert [row["step"] for row in map(json.loads, (run / METRICS_FILE).read_text().splitlines())] == [11]  # resumed after step 10
+    assert [row["step"] for row in map(json.loads, (run / METRICS_FILE).read_text().splitlines())] == [
+        11
+    ]  # resumed after step 10
     assert not (run / "summary.json").exists()

@@ -60,20 +60,29 @@ def test_a_run_trained_outside_the_executor_loads_without_naming_its_caches(run)
 
 
 def test_resuming_with_another_layer_loop_is_refused(run):
-    with pytest.raises(LayerLoopMismatch, match=r"resuming .*layer_loop='unrolled' but this run uses layer_loop='scan'"):
+    with pytest.raises(
+        LayerLoopMismatch, match=r"resuming .*layer_loop='unrolled' but this run uses layer_loop='scan'"
+    ):
         train(dataclasses.replace(run["config"], layer_loop="scan"))
 
 
 def test_branching_with_another_layer_loop_is_refused(run, tmp_path):
-    branch = dataclasses.replace(run["config"], output_path=str(tmp_path / "branch"), resume_from=run["run"], layer_loop="scan")
-    with pytest.raises(LayerLoopMismatch, match=r"resume_from .*layer_loop='unrolled' but this run uses layer_loop='scan'"):
+    branch = dataclasses.replace(
+        run["config"], output_path=str(tmp_path / "branch"), resume_from=run["run"], layer_loop="scan"
+    )
+    with pytest.raises(
+        LayerLoopMismatch, match=r"resume_from .*layer_loop='unrolled' but this run uses layer_loop='scan'"
+    ):
         train(branch)
 
 
 def test_a_run_from_before_manifests_is_read_from_its_executor_record_and_summary(run, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
-    data = {"components": {"speech": run["cache"]}, "tokenizer": os.path.join(run["cache"], VOCAB_DIR, LEVANTER_TOKENIZER_DIR)}
+    data = {
+        "components": {"speech": run["cache"]},
+        "tokenizer": os.path.join(run["cache"], VOCAB_DIR, LEVANTER_TOKENIZER_DIR),
+    }
     (old / INFO_FILE).write_text(json.dumps({"config": {"data": data}}))
     (old / SUMMARY_FILE).write_text(json.dumps(run["summary"]))
     manifest = read_manifest(str(old))

@@ -47,10 +47,21 @@ def aligned_model(tmp_path_factory, recordings) -> str:
     vocab = AudioTextVocab.from_pretrained(save_test_tokenizer(str(root / "tokenizer")))
     codes = MimiCodec.from_config(CODEC).encode(recordings)
     docs = [
-        np.asarray([vocab.bos_id, vocab.text_start_id, *vocab.encode_text(phrase), vocab.text_end_id,
-                    vocab.audio_start_id, *vocab.codes_to_ids(c), vocab.audio_end_id, vocab.eos_id], np.int32)
+        np.asarray(
+            [
+                vocab.bos_id,
+                vocab.text_start_id,
+                *vocab.encode_text(phrase),
+                vocab.text_end_id,
+                vocab.audio_start_id,
+                *vocab.codes_to_ids(c),
+                vocab.audio_end_id,
+                vocab.eos_id,
+            ],
+            np.int32,
+        )
         for phrase, c in zip(PHRASES, codes)
-    ]  # fmt: skip
+    ]
     write_split(str(root / "cache" / "train"), docs * REPEATS)
     write_split(str(root / "cache" / "validation"), docs)
     save_cache_vocab(vocab, str(root / "cache"))
@@ -79,14 +90,18 @@ def test_other_transcript_has_as_many_words_and_another_text():
 def test_alignment_scores_own_transcript_and_fails_on_shifted_pairs(aligned_model, recordings, tmp_path):
     sets = tmp_path / "librispeech"
     true = write_split_of(sets, "test-clean", recordings, PHRASES)
-    shifted = write_split_of(sets, "test-other", recordings, PHRASES[-1:] + PHRASES[:-1])  # recording i labelled with text i-1
+    shifted = write_split_of(
+        sets, "test-other", recordings, PHRASES[-1:] + PHRASES[:-1]
+    )  # recording i labelled with text i-1
     lonely = write_split_of(sets, "dev-clean", recordings[:2], ("red lamp", "blue"))  # no other text of as many words
     tasks = (
         tts_alignment(true),
         dataclasses.replace(tts_alignment(shifted), name="shifted"),
         dataclasses.replace(tts_alignment(lonely), name="lonely"),
     )
-    results = run_eval(EvalConfig(model_path=aligned_model, output_path=str(tmp_path / "eval"), tasks=tasks, codec=CODEC, batch_size=8))
+    results = run_eval(
+        EvalConfig(model_path=aligned_model, output_path=str(tmp_path / "eval"), tasks=tasks, codec=CODEC, batch_size=8)
+    )
     assert results["tasks"]["tts_alignment"]["items"] == len(PHRASES)
     assert results["metrics"]["tts_alignment/accuracy"] == 1.0, results["tasks"]["tts_alignment"]
     # shifted pairing: the "other" transcript of each recording is its true one -> every item wrong

@@ -104,9 +104,7 @@ def test_bad_codes_and_layouts_are_rejected(vocab):
 def test_token_kinds(vocab):
     text = vocab.encode_text("hello world")
     audio = vocab.codes_to_ids(random_codes(2, 5))
-    ids = np.concatenate(
-        [[vocab.bos_id, vocab.text_start_id], text, [vocab.text_end_id, vocab.audio_start_id], audio]
-    )
+    ids = np.concatenate([[vocab.bos_id, vocab.text_start_id], text, [vocab.text_end_id, vocab.audio_start_id], audio])
     assert vocab.token_kinds(ids) == {"text": len(text) + 1, "special": 3, "audio": 10}
 
 

@@ -84,8 +84,9 @@ def test_reads_a_tree_in_the_published_schema(tmp_path):
     times = [t for u in utterances for t in (u.start, u.end)]
     assert times == pytest.approx([s0, e0, s1, e1], abs=0.0051)  # centiseconds
     assert [u.segment_id for u in utterances] == [
-        yodas2.chunk_id("Lyy-cIbMfMM", 0, s0, e0), yodas2.chunk_id("Lyy-cIbMfMM", 1, s1, e1)
-    ]  # fmt: skip
+        yodas2.chunk_id("Lyy-cIbMfMM", 0, s0, e0),
+        yodas2.chunk_id("Lyy-cIbMfMM", 1, s1, e1),
+    ]
     assert abs(seconds(utterances[1].audio) - (utterances[1].end - utterances[1].start)) < 1e-3
     assert dict(skips.counts) == {"no_transcript": 1}  # bi000's empty caption map
     assert "kWkl4Xx6t6o.wav" in skips.examples["no_transcript"][0]

@@ -52,8 +52,10 @@ def describe_step(path: str) -> list[str]:
     if prov:
         git = field(prov, "git")
         devices = field(prov, "devices")
-        lines.append(f"  ran:       {prov.get('started_at')} .. {prov.get('ended_at', 'running')}"
-                     f" ({prov.get('duration_s', '?')} s) on {prov.get('host')} ({prov.get('runner')})")
+        lines.append(
+            f"  ran:       {prov.get('started_at')} .. {prov.get('ended_at', 'running')}"
+            f" ({prov.get('duration_s', '?')} s) on {prov.get('host')} ({prov.get('runner')})"
+        )
         lines.append(f"  code:      {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
         lines.append(f"  devices:   {devices}")
         packages = field(prov, "packages")
@@ -82,7 +84,11 @@ def info(path: str) -> int:
             return 1
         experiment: dict[str, Any] = item.value
         print(f"experiment {path}\n  {experiment.get('description', '')}")
-        steps = [step for step in experiment.get("steps") or [] if isinstance(step, dict) and isinstance(step.get("output_path"), str)]
+        steps = [
+            step
+            for step in experiment.get("steps") or []
+            if isinstance(step, dict) and isinstance(step.get("output_path"), str)
+        ]
         for step in experiment.get("steps") or []:
             if step not in steps:
                 print(f"  problem:   a step entry without an output_path: {str(step)[:200]}")
@@ -103,7 +109,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help
         default = action.default
-        if text and "%(default)" not in text and default is not argparse.SUPPRESS and isinstance(default, (int, float, str)) and not isinstance(default, bool):
+        if (
+            text
+            and "%(default)" not in text
+            and default is not argparse.SUPPRESS
+            and isinstance(default, (int, float, str))
+            and not isinstance(default, bool)
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -128,9 +140,13 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prefix", default=os.environ.get(PREFIX_ENV), help=f"the executor's prefix (default ${PREFIX_ENV})")
+    parser.add_argument(
+        "--prefix", default=os.environ.get(PREFIX_ENV), help=f"the executor's prefix (default ${PREFIX_ENV})"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8265 is Ray's dashboard; 0: any free one)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (8265 is Ray's dashboard; 0: any free one)"
+    )
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -186,7 +202,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _launch_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("argv", nargs=argparse.REMAINDER, help="EXPERIMENT.py --cluster CONFIG [...] [-- ARGS] (soda launch --help)")
+    parser.add_argument(
+        "argv", nargs=argparse.REMAINDER, help="EXPERIMENT.py --cluster CONFIG [...] [-- ARGS] (soda launch --help)"
+    )
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -202,10 +220,14 @@ def launch(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "info": Command("show a step's status and provenance, or an experiment's", _info_arguments, lambda args: info(args.path)),
+    "info": Command(
+        "show a step's status and provenance, or an experiment's", _info_arguments, lambda args: info(args.path)
+    ),
     "dashboard": Command("serve the executor dashboard over HTTP", _dashboard_arguments, _dashboard),
     "plan": Command("compute-optimal allocation for a FLOP budget", _plan_arguments, _plan),
-    "compile": Command("AOT-compile a training step for a TPU slice: fits? FLOPs?", _compile_arguments, _compile, _compile_description),
+    "compile": Command(
+        "AOT-compile a training step for a TPU slice: fits? FLOPs?", _compile_arguments, _compile, _compile_description
+    ),
     "generate": Command("generate speech or text with a checkpoint", _generate_arguments, _generate),
     "launch": Command("submit an experiment file to a Ray cluster as a job", _launch_arguments, _launch),
 }
@@ -217,14 +239,20 @@ PASS_THROUGH = ("launch",)
 def build_parser(commands: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
     """``soda``'s parser; ``commands``: the subcommands whose arguments to build (default all; the
     others are listed in ``soda --help`` but take no arguments)."""
-    parser = argparse.ArgumentParser(prog="soda", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="soda", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         built = commands is None or name in commands
         sub = subparsers.add_parser(
-            name, help=command.help, description=(command.description() if built else None) or command.help,
-            formatter_class=HelpFormatter, add_help=name not in PASS_THROUGH, allow_abbrev=False,
-        )  # fmt: skip
+            name,
+            help=command.help,
+            description=(command.description() if built else None) or command.help,
+            formatter_class=HelpFormatter,
+            add_help=name not in PASS_THROUGH,
+            allow_abbrev=False,
+        )
         if built:
             command.arguments(sub)
     return parser

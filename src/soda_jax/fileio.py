@@ -242,7 +242,7 @@ def hub_location(url: str) -> HubLocation | None:
     """
     if not url.startswith(HUB_PROTOCOL):
         return None
-    parts = url[len(HUB_PROTOCOL):].strip("/").split("/")
+    parts = url[len(HUB_PROTOCOL) :].strip("/").split("/")
     repo_type = HUB_TYPE_PREFIXES.get(parts[0], "model")
     if parts[0] in HUB_TYPE_PREFIXES:
         parts = parts[1:]
@@ -255,7 +255,7 @@ def hub_location(url: str) -> HubLocation | None:
         after = f"{after}/{rest}" if rest else after
         special = SPECIAL_REVISION.match(after)
         if special is not None:
-            revision, rest = special.group(0), after[special.end():].lstrip("/")
+            revision, rest = special.group(0), after[special.end() :].lstrip("/")
         else:
             revision, _, rest = after.partition("/")
         revision = unquote(revision)

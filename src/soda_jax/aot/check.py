@@ -61,7 +61,9 @@ def flop_countable(config: TrainConfig) -> TrainConfig:
     no cost, so XLA counts it as 0)."""
     model = dataclasses.replace(config.model, num_layers=FLOP_COUNT_DEPTH)
     recipe = dataclasses.replace(config.recipe, batch_size=1)
-    return dataclasses.replace(config, model=model, recipe=recipe, cross_entropy="full", parallelism=ParallelismConfig())
+    return dataclasses.replace(
+        config, model=model, recipe=recipe, cross_entropy="full", parallelism=ParallelismConfig()
+    )
 
 
 def counted_flops_per_token(config: TrainConfig, vocab_size: int, tpu) -> tuple[float, float]:
@@ -79,8 +81,13 @@ def counted_flops_per_token(config: TrainConfig, vocab_size: int, tpu) -> tuple[
         if scanned:
             variant, unroll = countable, n
         else:
-            variant, unroll = dataclasses.replace(countable, model=dataclasses.replace(countable.model, num_layers=n)), 1
-        step = compile_train_step(variant, vocab_size, tpu, attention=AttentionBackend.VANILLA, layer_unroll=unroll, one_chip=True)
+            variant, unroll = (
+                dataclasses.replace(countable, model=dataclasses.replace(countable.model, num_layers=n)),
+                1,
+            )
+        step = compile_train_step(
+            variant, vocab_size, tpu, attention=AttentionBackend.VANILLA, layer_unroll=unroll, one_chip=True
+        )
         counts.append(per_token(compiled_flops(step.compiled), 1, tokens))
     layer = counts[1] - counts[0]
     return counts[0] - layer, layer

@@ -39,7 +39,9 @@ def parse_parallelism(text: str | None) -> ParallelismConfig:
         name = name.strip()
         if name not in fields or not value:
             raise ValueError(f"--parallelism: expected name=value with name in {sorted(fields)}, got {item!r}")
-        values[name] = value.strip().lower() in ("1", "true", "yes") if name in ("fsdp", "shard_vocab_parameters") else int(value)
+        values[name] = (
+            value.strip().lower() in ("1", "true", "yes") if name in ("fsdp", "shard_vocab_parameters") else int(value)
+        )
     return ParallelismConfig(**values)
 
 
@@ -50,7 +52,12 @@ def train_config_for(model: str, *, batch: int, seq: int, parallelism: Paralleli
 
     recipe = TrainRecipe(seq_len=seq, batch_size=batch)
     return TrainConfig(
-        data=MixtureSpec(components={}, train_weights={}), model=model_shape(model), output_path="aot", recipe=recipe, parallelism=parallelism, **options
+        data=MixtureSpec(components={}, train_weights={}),
+        model=model_shape(model),
+        output_path="aot",
+        recipe=recipe,
+        parallelism=parallelism,
+        **options,
     )
 
 
@@ -77,7 +84,9 @@ def format_report(report: dict) -> str:
             f"analytic 3x forward {flops['analytic']:.4g}, with remat's recompute {flops['analytic_with_recompute']:.4g}; "
             f"compiled/analytic {flops['compiled_over_analytic']}, /with recompute {flops['compiled_over_analytic_with_recompute']}"
         )
-        lines.append(f"  step time lower bound (roofline, not a measurement): {report['roofline_step_seconds_lower_bound']} s")
+        lines.append(
+            f"  step time lower bound (roofline, not a measurement): {report['roofline_step_seconds_lower_bound']} s"
+        )
     return "\n".join(lines)
 
 
@@ -100,24 +109,45 @@ def parallelism_type(text: str) -> ParallelismConfig:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``soda compile``'s arguments (flags in any order, before or after the model)."""
-    parser.add_argument("model", choices=sorted(CATALOGUE), metavar="MODEL", help=f"a catalogue model: {', '.join(sorted(CATALOGUE))}")
+    parser.add_argument(
+        "model", choices=sorted(CATALOGUE), metavar="MODEL", help=f"a catalogue model: {', '.join(sorted(CATALOGUE))}"
+    )
     parser.add_argument("--tpu", required=True, type=slice_type, help="slice type, e.g. v5p-32, v5p-256, v6e-64")
     parser.add_argument("--slices", type=int, default=1, help="slices joined over DCN (levanter's replica_dcn axis)")
-    parser.add_argument("--batch", type=int, default=SODA_BATCH_SIZE, help="sequences per step (with --decode: per decode step)")
-    parser.add_argument("--seq", type=int, default=SODA_SEQ_LEN, help="sequence length (with --decode: KV cache positions)")
+    parser.add_argument(
+        "--batch", type=int, default=SODA_BATCH_SIZE, help="sequences per step (with --decode: per decode step)"
+    )
+    parser.add_argument(
+        "--seq", type=int, default=SODA_SEQ_LEN, help="sequence length (with --decode: KV cache positions)"
+    )
     parser.add_argument("--vocab", type=int, default=SODA_VOCAB_SIZE, help="vocabulary size (SODA's: Llama-3 + audio)")
-    parser.add_argument("--parallelism", type=parallelism_type, default=None, metavar="NAME=VALUE,...",
-                        help="mesh, e.g. model=2 or replica=2,fsdp=false (default: FSDP over every chip)")  # fmt: skip
-    parser.add_argument("--layer-loop", default="auto", choices=("auto", "scan", "unrolled"), help="scanned or unrolled layers")
+    parser.add_argument(
+        "--parallelism",
+        type=parallelism_type,
+        default=None,
+        metavar="NAME=VALUE,...",
+        help="mesh, e.g. model=2 or replica=2,fsdp=false (default: FSDP over every chip)",
+    )
+    parser.add_argument(
+        "--layer-loop", default="auto", choices=("auto", "scan", "unrolled"), help="scanned or unrolled layers"
+    )
     parser.add_argument("--no-remat", action="store_true", help="gradient checkpointing off")
-    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count through the loops (two small compiles)")
-    parser.add_argument("--decode", action="store_true", help="compile the inference decode step (batch sequences, KV cache of seq positions)")
+    parser.add_argument(
+        "--no-flops", action="store_true", help="skip the FLOP count through the loops (two small compiles)"
+    )
+    parser.add_argument(
+        "--decode",
+        action="store_true",
+        help="compile the inference decode step (batch sequences, KV cache of seq positions)",
+    )
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the report here")
 
 
 def compile_main(argv: list[str]) -> int:
     """``soda compile ARGS`` on its own parser (the `soda` command line builds the same one)."""
-    parser = argparse.ArgumentParser(prog="soda compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="soda compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
@@ -128,17 +158,28 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = train_config_for(
-        args.model, batch=args.batch, seq=args.seq, parallelism=args.parallelism or ParallelismConfig(),
-        layer_loop=args.layer_loop, gradient_checkpointing=not args.no_remat,
-    )  # fmt: skip
+        args.model,
+        batch=args.batch,
+        seq=args.seq,
+        parallelism=args.parallelism or ParallelismConfig(),
+        layer_loop=args.layer_loop,
+        gradient_checkpointing=not args.no_remat,
+    )
     if args.decode:
         from soda_jax.aot.decode_step import decode_report, format_decode_report
 
-        report = decode_report(config, args.tpu, vocab_size=args.vocab, batch=args.batch, columns=args.seq, model_name=args.model)
+        report = decode_report(
+            config, args.tpu, vocab_size=args.vocab, batch=args.batch, columns=args.seq, model_name=args.model
+        )
         print(format_decode_report(report))
     else:
         report = compile_report(
-            config, args.tpu, vocab_size=args.vocab, num_slices=args.slices, count_flops=not args.no_flops, model_name=args.model
+            config,
+            args.tpu,
+            vocab_size=args.vocab,
+            num_slices=args.slices,
+            count_flops=not args.no_flops,
+            model_name=args.model,
         )
         print(format_report(report))
     if args.json:

@@ -63,27 +63,44 @@ def decode_report(
     devices = topology_devices(slice_)
     mesh = slice_mesh(config, devices, 1)
     model_config, _, _ = step_parts(config, backend=TPU_BACKEND)
-    model_config = dataclasses.replace(model_config, attn_backend=AttentionBackend.VANILLA, gradient_checkpointing=False)
+    model_config = dataclasses.replace(
+        model_config, attn_backend=AttentionBackend.VANILLA, gradient_checkpointing=False
+    )
     mesh_config = config.parallelism.mesh_config()
-    param_mapping, compute_mapping = dict(mesh_config.resolved_param_mapping), dict(mesh_config.resolved_compute_mapping)
+    param_mapping, compute_mapping = (
+        dict(mesh_config.resolved_param_mapping),
+        dict(mesh_config.resolved_compute_mapping),
+    )
     Batch, Columns = Axis(BATCH, batch), Axis(KEY_POSITION, columns)
     One = Axis(POSITION, 1)
 
     with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), hax.axis_mapping(param_mapping):
         Vocab = rounded_for_mesh(Axis("vocab", vocab_size), param_mapping, mesh)
-        model = _with_shardings(eqx.filter_eval_shape(lambda k: model_config.build(Vocab, key=k), jax.random.PRNGKey(0)), mesh, param_mapping)
+        model = _with_shardings(
+            eqx.filter_eval_shape(lambda k: model_config.build(Vocab, key=k), jax.random.PRNGKey(0)),
+            mesh,
+            param_mapping,
+        )
     with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), hax.axis_mapping(compute_mapping):
-        caches = _with_shardings(eqx.filter_eval_shape(lambda: empty_cache(model, batch, columns)), mesh, compute_mapping)
+        caches = _with_shardings(
+            eqx.filter_eval_shape(lambda: empty_cache(model, batch, columns)), mesh, compute_mapping
+        )
 
         def named(shape, dtype, axes):
             return hax.NamedArray(jax.ShapeDtypeStruct(shape, dtype), axes)
 
         inputs = _with_shardings(
-            (named((batch, 1), jnp.int32, (Batch, One)), named((batch, 1), jnp.int32, (Batch, One)),
-             named((batch, columns), jnp.bool_, (Batch, Columns))),
-            mesh, compute_mapping,
-        )  # fmt: skip
-        start = jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+            (
+                named((batch, 1), jnp.int32, (Batch, One)),
+                named((batch, 1), jnp.int32, (Batch, One)),
+                named((batch, columns), jnp.bool_, (Batch, Columns)),
+            ),
+            mesh,
+            compute_mapping,
+        )
+        start = jax.ShapeDtypeStruct(
+            (), jnp.int32, sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        )
 
         def step(state: _DecodeState, tokens, positions, key_valid, start):
             logits, updated = forward(state.model, tokens, positions, state.caches, start, key_valid)
@@ -115,10 +132,13 @@ def decode_report(
 
 def format_decode_report(report: dict[str, Any]) -> str:
     memory = report["memory"]
-    return "\n".join([
-        f"{report['model_name']} decode step: batch {report['batch_size']} x {report['cache_columns']} cached positions "
-        f"on {report['tpu']} ({report['chips']} chips, mesh {report['mesh']}), compiled in {report['compile_seconds']} s",
-        f"  per chip: parameters {memory['parameters_gib']:.2f} GiB + KV cache {memory['kv_cache_gib']:.2f} GiB "
-        f"({report['cache_dtype']}) + temporaries {memory['temporaries_gib']:.2f} + code {memory['code_gib']:.3f} "
-        f"= {memory['peak_gib']:.2f} GiB of {memory['budget_gib']:.1f} GiB budget: " + ("FITS" if memory["fits"] else "DOES NOT FIT"),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"{report['model_name']} decode step: batch {report['batch_size']} x {report['cache_columns']} cached positions "
+            f"on {report['tpu']} ({report['chips']} chips, mesh {report['mesh']}), compiled in {report['compile_seconds']} s",
+            f"  per chip: parameters {memory['parameters_gib']:.2f} GiB + KV cache {memory['kv_cache_gib']:.2f} GiB "
+            f"({report['cache_dtype']}) + temporaries {memory['temporaries_gib']:.2f} + code {memory['code_gib']:.3f} "
+            f"= {memory['peak_gib']:.2f} GiB of {memory['budget_gib']:.1f} GiB budget: "
+            + ("FITS" if memory["fits"] else "DOES NOT FIT"),
+        ]
+    )

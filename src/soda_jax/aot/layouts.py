@@ -49,19 +49,25 @@ def best_layout(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The report of the layout to use (module docstring's rule); `ValueError` when none fits."""
     fitting = [r for r in reports if r["memory"]["fits"]]
     if not fitting:
-        peaks = ", ".join(f"{r['tpu']} {r['mesh']} remat {'on' if r['gradient_checkpointing'] else 'off'}: {r['memory']['peak_gib']:.1f} GiB"
-                          for r in reports)  # fmt: skip
+        peaks = ", ".join(
+            f"{r['tpu']} {r['mesh']} remat {'on' if r['gradient_checkpointing'] else 'off'}: {r['memory']['peak_gib']:.1f} GiB"
+            for r in reports
+        )
         raise ValueError(f"no layout fits: {peaks}")
     least_recompute = min(recomputes(r) for r in fitting)
     return max((r for r in fitting if recomputes(r) == least_recompute), key=headroom_gib)
 
 
-def compare_layouts(config: TrainConfig, tpu: str, layouts: Iterable[Layout], *, vocab_size: int) -> list[dict[str, Any]]:
+def compare_layouts(
+    config: TrainConfig, tpu: str, layouts: Iterable[Layout], *, vocab_size: int
+) -> list[dict[str, Any]]:
     """``config``'s step compiled for ``tpu`` with each of ``layouts`` (memory only: no FLOP count)."""
     return [
         compile_report(
             dataclasses.replace(config, parallelism=layout.parallelism, gradient_checkpointing=layout.remat),
-            tpu, vocab_size=vocab_size, count_flops=False,
+            tpu,
+            vocab_size=vocab_size,
+            count_flops=False,
         )
         for layout in layouts
-    ]  # fmt: skip
+    ]

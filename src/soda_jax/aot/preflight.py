@@ -29,9 +29,16 @@ def _vocab_size(config: TrainConfig) -> int:
 
 def _log_fit(config: TrainConfig, report: dict[str, Any]) -> None:
     memory = report["memory"]
-    logger.info("pre-flight: %s on %d x %s needs %.2f of %.2f GiB per chip (compiled in %.0f s): %s", config.output_path,
-                report["num_slices"], report["tpu"], memory["peak_gib"], memory["budget_gib"], report["compile_seconds"],
-                "fits" if memory["fits"] else "does not fit")  # fmt: skip
+    logger.info(
+        "pre-flight: %s on %d x %s needs %.2f of %.2f GiB per chip (compiled in %.0f s): %s",
+        config.output_path,
+        report["num_slices"],
+        report["tpu"],
+        memory["peak_gib"],
+        memory["budget_gib"],
+        report["compile_seconds"],
+        "fits" if memory["fits"] else "does not fit",
+    )
 
 
 def compile_check_train(config: TrainConfig, resources: Resources) -> Resources:
@@ -73,14 +80,23 @@ class SmallestFittingSlice:
             raise ValueError("SmallestFittingSlice: no candidate slices")
         chips = {tpu_slice(name).chip.version for name in self.candidates}
         if len(chips) > 1:
-            raise ValueError(f"SmallestFittingSlice: candidates of several chip generations {sorted(chips)}: {self.candidates}")
+            raise ValueError(
+                f"SmallestFittingSlice: candidates of several chip generations {sorted(chips)}: {self.candidates}"
+            )
 
     @property
     def smallest(self) -> str:
         return min(self.candidates, key=lambda name: tpu_slice(name).num_chips)
 
     def __call__(self, config: TrainConfig, resources: Resources) -> Resources:
-        tpu, _ = smallest_fitting_slice(config, self.candidates, vocab_size=_vocab_size(config), num_slices=resources.slices)
+        tpu, _ = smallest_fitting_slice(
+            config, self.candidates, vocab_size=_vocab_size(config), num_slices=resources.slices
+        )
         if tpu != resources.tpu:
-            logger.info("pre-flight: %s goes on %s, the smallest of %s it fits", config.output_path, tpu, ", ".join(self.candidates))
+            logger.info(
+                "pre-flight: %s goes on %s, the smallest of %s it fits",
+                config.output_path,
+                tpu,
+                ", ".join(self.candidates),
+            )
         return dataclasses.replace(resources, tpu=tpu)

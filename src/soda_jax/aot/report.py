@@ -73,9 +73,19 @@ class MemoryReport:
         return not self.compiler_refused and self.peak <= self.budget
 
     def as_dict(self) -> dict[str, Any]:
-        gib = {f"{f.name}_gib": round(getattr(self, f.name) / GIB, 3) for f in dataclasses.fields(self) if f.name not in ("margin", "compiler_refused")}
-        return {**gib, "peak_gib": round(self.peak / GIB, 3), "budget_gib": round(self.budget / GIB, 3),
-                "margin": self.margin, "fits": self.fits, "compiler_refused": self.compiler_refused}  # fmt: skip
+        gib = {
+            f"{f.name}_gib": round(getattr(self, f.name) / GIB, 3)
+            for f in dataclasses.fields(self)
+            if f.name not in ("margin", "compiler_refused")
+        }
+        return {
+            **gib,
+            "peak_gib": round(self.peak / GIB, 3),
+            "budget_gib": round(self.budget / GIB, 3),
+            "margin": self.margin,
+            "fits": self.fits,
+            "compiler_refused": self.compiler_refused,
+        }
 
 
 def bytes_per_chip(tree: Any) -> int:
@@ -94,7 +104,9 @@ _REFUSED = re.compile(r"HLO temporaries \(([\d.]+)([KMGT]?)\)")
 """The temporaries figure in libtpu's out-of-HBM message, e.g. ``HLO temporaries (172.54G)`` (binary units)."""
 
 
-def refused_memory_report(message: str, state_shape, arguments: Any, tpu: TpuSlice, margin: float = HBM_MARGIN) -> MemoryReport:
+def refused_memory_report(
+    message: str, state_shape, arguments: Any, tpu: TpuSlice, margin: float = HBM_MARGIN
+) -> MemoryReport:
     """The `MemoryReport` of a step XLA refused to compile for lack of HBM, from its ``message``:
     temporaries as reported, arguments (``arguments``: the abstract step inputs) from their shardings."""
     match = _REFUSED.search(message)
@@ -102,10 +114,17 @@ def refused_memory_report(message: str, state_shape, arguments: Any, tpu: TpuSli
         raise ValueError(f"no temporaries figure in the compiler's message: {message[:300]}")
     temporaries = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2) or " "))
     return MemoryReport(
-        parameters=bytes_per_chip(state_shape.model), optimizer_state=bytes_per_chip(state_shape.opt_state),
-        arguments=bytes_per_chip(arguments), outputs=0, aliased=0, temporaries=temporaries, code=0,
-        hbm=tpu.chip.hbm_bytes, margin=margin, compiler_refused=True,
-    )  # fmt: skip
+        parameters=bytes_per_chip(state_shape.model),
+        optimizer_state=bytes_per_chip(state_shape.opt_state),
+        arguments=bytes_per_chip(arguments),
+        outputs=0,
+        aliased=0,
+        temporaries=temporaries,
+        code=0,
+        hbm=tpu.chip.hbm_bytes,
+        margin=margin,
+        compiler_refused=True,
+    )
 
 
 def memory_report(compiled, state_shape, tpu: TpuSlice, margin: float = HBM_MARGIN) -> MemoryReport:
@@ -160,15 +179,20 @@ class FlopsReport:
         return self.compiled / self.analytic_with_recompute
 
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "compiled_over_analytic": round(self.ratio, 3),
-                "compiled_over_analytic_with_recompute": round(self.ratio_with_recompute, 3)}  # fmt: skip
+        return {
+            **dataclasses.asdict(self),
+            "compiled_over_analytic": round(self.ratio, 3),
+            "compiled_over_analytic_with_recompute": round(self.ratio_with_recompute, 3),
+        }
 
 
 def per_token(flops_per_chip: float, num_chips: int, tokens_per_step: int) -> float:
     return flops_per_chip * num_chips / tokens_per_step
 
 
-def roofline_seconds(flops_per_token: float, tokens_per_step: int, bytes_accessed_per_chip: float, tpu: TpuSlice, num_slices: int = 1) -> float:
+def roofline_seconds(
+    flops_per_token: float, tokens_per_step: int, bytes_accessed_per_chip: float, tpu: TpuSlice, num_slices: int = 1
+) -> float:
     """A LOWER BOUND on step time: the slower of compute at peak and HBM traffic at full bandwidth."""
     chips = tpu.num_chips * num_slices
     compute = flops_per_token * tokens_per_step / (chips * tpu.chip.peak_bf16_flops)

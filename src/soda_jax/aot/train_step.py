@@ -179,11 +179,11 @@ def layers_per_loop_iteration(unroll: int) -> Iterator[None]:
         return original(self, init, *args, unroll=unroll_by, **kwargs)
 
     unroll_by = unroll
-    hax.nn.Stacked.fold = fold  # type: ignore[method-assign]
+    hax.nn.Stacked.fold = fold
     try:
         yield
     finally:
-        hax.nn.Stacked.fold = original  # type: ignore[method-assign]
+        hax.nn.Stacked.fold = original
 
 
 def compile_train_step(
@@ -220,23 +220,36 @@ def compile_train_step(
 
     # Only the abstract mesh is current: a concrete mesh of these devices would make haliax's
     # trace-time checks (``is_in_jit``, rotary tables) try to run on chips that are not here.
-    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), hax.axis_mapping(param_mapping), layers_per_loop_iteration(layer_unroll):
+    with (
+        jax.sharding.use_abstract_mesh(mesh.abstract_mesh),
+        hax.axis_mapping(param_mapping),
+        layers_per_loop_iteration(layer_unroll),
+    ):
         Vocab = rounded_for_mesh(Axis("vocab", vocab_size), param_mapping, mesh)
         Pos = model_config.max_Pos.resize(recipe.seq_len)
 
         def init_state(key):
             model = model_config.build(Vocab, key=key)
             return TrainerState.init(
-                optimizer, model, key=key, is_trainable=True, mp=trainer.mp,
-                quantization=tconfig.quantization, model_averaging=tconfig.model_averaging,
-            )  # fmt: skip
+                optimizer,
+                model,
+                key=key,
+                is_trainable=True,
+                mp=trainer.mp,
+                quantization=tconfig.quantization,
+                model_averaging=tconfig.model_averaging,
+            )
 
         state = _with_shardings(eqx.filter_eval_shape(init_state, jax.random.PRNGKey(0)), mesh, param_mapping)
         batch = abstract_batch(Axis(tconfig.batch_axis_name or "batch", recipe.batch_size), Pos, mesh, compute_mapping)
         lowered = lower_like_named_jit(
-            functools.partial(trainer._train_step, _no_hooks=True), state, (batch,), {},
-            axis_resources=param_mapping, mesh=mesh,
-        )  # fmt: skip
+            functools.partial(trainer._train_step, _no_hooks=True),
+            state,
+            (batch,),
+            {},
+            axis_resources=param_mapping,
+            mesh=mesh,
+        )
     try:
         compiled, out_of_memory = lowered.compile(), None
     except jax.errors.JaxRuntimeError as error:  # too big is a result (with numbers), not a crash
@@ -244,8 +257,14 @@ def compile_train_step(
             raise
         compiled, out_of_memory = None, str(error)
     seconds = time.time() - started
-    logger.info("compiled %s's training step for %s x%d in %.1f s%s", config.model, tpu.name, num_slices, seconds,
-                " (out of HBM)" if out_of_memory else "")  # fmt: skip
+    logger.info(
+        "compiled %s's training step for %s x%d in %.1f s%s",
+        config.model,
+        tpu.name,
+        num_slices,
+        seconds,
+        " (out of HBM)" if out_of_memory else "",
+    )
     return CompiledStep(
         compiled, state, mesh, Vocab.size, model_config.scan_layers, model_config.attn_backend, seconds, out_of_memory
     )

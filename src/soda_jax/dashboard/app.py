@@ -122,7 +122,9 @@ def create_app(prefix: str, poll_s: float = POLL_S, model_roots: Sequence[str] =
                 data = previews.tar_member_bytes(resolved.url, member)
             except (KeyError, FileNotFoundError, IsADirectoryError) as e:
                 raise OutsidePrefix(f"{resolved.rel}: no member {member!r}") from e
-            return Response(data, media_type=mimetypes.guess_type(member)[0] or "application/octet-stream", headers=RAW_HEADERS)
+            return Response(
+                data, media_type=mimetypes.guess_type(member)[0] or "application/octet-stream", headers=RAW_HEADERS
+            )
         media_type = mimetypes.guess_type(resolved.url)[0] or "application/octet-stream"
         if store.paths.local:
             if not os.path.isfile(resolved.url):
@@ -155,7 +157,9 @@ def create_app(prefix: str, poll_s: float = POLL_S, model_roots: Sequence[str] =
 
     def render_error(request: Request, status: int, message: str) -> Response:
         try:
-            return templates.TemplateResponse(request, "error.html", {"status": status, "message": message}, status_code=status)
+            return templates.TemplateResponse(
+                request, "error.html", {"status": status, "message": message}, status_code=status
+            )
         except Exception:  # the error page itself must not fail
             return PlainTextResponse(f"{status}: {message}", status_code=status)
 
@@ -179,7 +183,11 @@ def create_app(prefix: str, poll_s: float = POLL_S, model_roots: Sequence[str] =
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static"),
     ]
-    handlers: dict[Any, Callable[..., Any]] = {OutsidePrefix: not_found, HTTPException: http_error, Exception: server_error}
+    handlers: dict[Any, Callable[..., Any]] = {
+        OutsidePrefix: not_found,
+        HTTPException: http_error,
+        Exception: server_error,
+    }
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -30,14 +30,21 @@ def dag_svg(experiment: ExperimentView, step_href: dict[int, str]) -> str:
     """The DAG as an inline SVG element (no XML prologue)."""
     import graphviz
 
-    graph = graphviz.Digraph("experiment", graph_attr={"rankdir": "LR", "bgcolor": "transparent", "fontname": "sans-serif"})
+    graph = graphviz.Digraph(
+        "experiment", graph_attr={"rankdir": "LR", "bgcolor": "transparent", "fontname": "sans-serif"}
+    )
     graph.attr("node", shape="box", style="rounded,filled", fontname="sans-serif", fontsize="11")
     for i, step in enumerate(experiment.steps):
         label = f"{step.name}\n{step.status.replace('_', '-').lower()}"
         graph.node(
-            f"s{i}", label=label, id=f"step-{i}", fillcolor=STATUS_FILL.get(step.status, "#ffffff"),
-            tooltip=step.rel or "outside the prefix", href=step_href.get(i, ""), **{"class": f"status-{step.status}"},
-        )  # fmt: skip
+            f"s{i}",
+            label=label,
+            id=f"step-{i}",
+            fillcolor=STATUS_FILL.get(step.status, "#ffffff"),
+            tooltip=step.rel or "outside the prefix",
+            href=step_href.get(i, ""),
+            **{"class": f"status-{step.status}"},
+        )
         for dep in step.depends_on:
             graph.edge(f"s{dep}", f"s{i}")
     svg = graph.pipe(format="svg", encoding="utf-8")

@@ -91,9 +91,9 @@ def list_directory(url: str, offset: int = 0, limit: int = 500) -> Listing:
             entries.append(Entry(name, is_dir, size))
         return Listing(entries, len(dirs) + len(files))
     infos = fs.ls(path, detail=True)
-    rows = sorted(
-        (i["type"] != "directory", i["name"].rstrip("/").rsplit("/", 1)[-1], i.get("size")) for i in infos
-    )
+    rows = sorted((i["type"] != "directory", i["name"].rstrip("/").rsplit("/", 1)[-1], i.get("size")) for i in infos)
     rows = [r for r in rows if r[1]]
     row_page = rows[offset : offset + limit]
-    return Listing([Entry(name, not not_dir, None if not not_dir else size) for not_dir, name, size in row_page], len(rows))
+    return Listing(
+        [Entry(name, not not_dir, None if not not_dir else size) for not_dir, name, size in row_page], len(rows)
+    )

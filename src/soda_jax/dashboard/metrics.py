@@ -41,9 +41,14 @@ class Curves:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "exists": self.exists, "rows": self.rows, "kept": len(self.steps), "skipped": self.skipped,
-            "errors": self.errors, "step": self.steps, "series": self.series,
-        }  # fmt: skip
+            "exists": self.exists,
+            "rows": self.rows,
+            "kept": len(self.steps),
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "step": self.steps,
+            "series": self.series,
+        }
 
 
 def line_starts(data: bytes, max_points: int) -> list[int]:

@@ -60,12 +60,20 @@ class Playground:
                 inputs["shots"] = play_shots.draw_shots(request.shot_set, request.shots, request.sampling["seed"])
             params = sampling_params(request.task, cached.loaded.vocab, **request.sampling)
             result = run_task(
-                request.task, cached.loaded, out, params=params, codec=cached.codec, inputs=inputs, prompt_seconds=request.prompt_seconds
+                request.task,
+                cached.loaded,
+                out,
+                params=params,
+                codec=cached.codec,
+                inputs=inputs,
+                prompt_seconds=request.prompt_seconds,
             )
         except BaseException:
             play_results.remove(out)
             raise
-        return play_results.result_row(self.store.paths, job.id, result.record, fileio.join(out, f"{request.task}.json"))
+        return play_results.result_row(
+            self.store.paths, job.id, result.record, fileio.join(out, f"{request.task}.json")
+        )
 
     # ------------------------------------------------------------------------------- routes
     def routes(self, render: Callable[..., Response]) -> list[Route]:
@@ -74,12 +82,17 @@ class Playground:
         def page(request: Request) -> Response:
             sets = play_shots.shot_sets(store)
             return render(
-                request, "play.html",
-                models=self.models.choices(), shot_sets=sets, tasks=play_inputs.PLAY_TASKS,
-                task_fields=play_inputs.TASK_FIELDS, defaults=play_inputs.task_defaults_json(),
-                results=play_results.list_results(store.paths), max_upload=play_inputs.MAX_UPLOAD_BYTES,
+                request,
+                "play.html",
+                models=self.models.choices(),
+                shot_sets=sets,
+                tasks=play_inputs.PLAY_TASKS,
+                task_fields=play_inputs.TASK_FIELDS,
+                defaults=play_inputs.task_defaults_json(),
+                results=play_results.list_results(store.paths),
+                max_upload=play_inputs.MAX_UPLOAD_BYTES,
                 max_shots=play_shots.MAX_SHOTS,
-            )  # fmt: skip
+            )
 
         def results(request: Request) -> Response:
             return render(request, "play_results.html", results=play_results.list_results(store.paths))
@@ -109,11 +122,13 @@ class Playground:
             return JSONResponse(job.as_json(self.jobs.ahead_of(job)))
 
         def models(request: Request) -> Response:
-            return JSONResponse({
-                "choices": [{"value": m.value, "kind": m.kind} for m in self.models.choices()],
-                "loaded": self.cache.loaded(),
-                "loads": self.cache.load_counts(),
-            })  # fmt: skip
+            return JSONResponse(
+                {
+                    "choices": [{"value": m.value, "kind": m.kind} for m in self.models.choices()],
+                    "loaded": self.cache.loaded(),
+                    "loads": self.cache.load_counts(),
+                }
+            )
 
         return [
             Route("/play", page),

@@ -107,12 +107,16 @@ def read_upload(name: str, upload: Any) -> Upload:
     size = upload.size if upload.size is not None else 0
     if size > MAX_UPLOAD_BYTES:
         raise PlayInputError(
-            f"{name} ({upload.filename}): {size:,} bytes is over the upload limit of {MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES)", status=413
+            f"{name} ({upload.filename}): {size:,} bytes is over the upload limit of {MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES)",
+            status=413,
         )
     upload.file.seek(0)
     data = upload.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise PlayInputError(f"{name} ({upload.filename}): over the upload limit of {MAX_UPLOAD_BYTES:,} bytes (MAX_UPLOAD_BYTES)", status=413)
+        raise PlayInputError(
+            f"{name} ({upload.filename}): over the upload limit of {MAX_UPLOAD_BYTES:,} bytes (MAX_UPLOAD_BYTES)",
+            status=413,
+        )
     if not data:
         raise PlayInputError(f"{name} ({upload.filename}): the file is empty")
     try:
@@ -161,9 +165,13 @@ def read_request(
             raise PlayInputError(str(error)) from None
     prompt_seconds = number(form, "prompt_seconds", float, DEFAULT_PROMPT_SECONDS)
     if not 0 < prompt_seconds <= MAX_PROMPT_SECONDS:
-        raise PlayInputError(f"prompt_seconds: {prompt_seconds} is not in (0, {MAX_PROMPT_SECONDS:g}] (MAX_PROMPT_SECONDS)")
+        raise PlayInputError(
+            f"prompt_seconds: {prompt_seconds} is not in (0, {MAX_PROMPT_SECONDS:g}] (MAX_PROMPT_SECONDS)"
+        )
 
-    sampling = {name: value for name, kind in SAMPLING_FIELDS.items() if (value := number(form, name, kind)) is not None}
+    sampling = {
+        name: value for name, kind in SAMPLING_FIELDS.items() if (value := number(form, name, kind)) is not None
+    }
     sampling["seed"] = seed
     try:
         SamplingParams(**sampling)  # the ranges SamplingParams enforces, before queueing
@@ -175,6 +183,12 @@ def read_request(
 def task_defaults_json() -> dict[str, dict[str, Any]]:
     """`TASK_DEFAULTS`' sampling values for the page (it fills the fields when the task changes)."""
     return {
-        task: {"temperature": d.temperature, "top_p": d.top_p, "top_k": d.top_k, "max_new_tokens": d.max_new_tokens, "output": d.output}
+        task: {
+            "temperature": d.temperature,
+            "top_p": d.top_p,
+            "top_k": d.top_k,
+            "max_new_tokens": d.max_new_tokens,
+            "output": d.output,
+        }
         for task, d in TASK_DEFAULTS.items()
     }

@@ -78,7 +78,7 @@ def preview(url: str) -> Preview:
             item = load_json(url, object)
             if item.error:
                 return Preview("json", errors=[item.error])
-            return Preview("json", json.dumps(item.value, indent=2, default=str)[:HEAD_BYTES * 4])
+            return Preview("json", json.dumps(item.value, indent=2, default=str)[: HEAD_BYTES * 4])
         if lower.endswith(".jsonl"):
             data, more = head_bytes(url)
             if more:
@@ -128,7 +128,9 @@ def tar_members(url: str) -> Preview:
             if len(rows) >= TAR_MEMBERS_SHOWN:
                 break
             if member.isfile():
-                rows.append({"name": member.name, "size": member.size, "audio": member.name.lower().endswith(AUDIO_SUFFIXES)})
+                rows.append(
+                    {"name": member.name, "size": member.size, "audio": member.name.lower().endswith(AUDIO_SUFFIXES)}
+                )
     return Preview("tar", rows, note=f"first {len(rows)} members" if len(rows) == TAR_MEMBERS_SHOWN else "")
 
 

@@ -207,4 +207,6 @@ class PrefixStore:
 
     def experiments_of_step(self, rel: str) -> list[str]:
         """Keys of the experiments that include the step at ``rel``."""
-        return [k for k in self.experiment_keys() if any(s.rel == rel for s in self.experiment(k, with_steps=False).steps)]
+        return [
+            k for k in self.experiment_keys() if any(s.rel == rel for s in self.experiment(k, with_steps=False).steps)
+        ]

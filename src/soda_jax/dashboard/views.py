@@ -256,14 +256,21 @@ def eval_table(resolved: Resolved, item: Item | None) -> list[dict[str, Any]]:
     for row in result_rows(results, items):
         first = row.task != previous
         previous = row.task
-        rows.append({
-            "task": row.task if first else "", "metric": row.metric, "value": row.value_text, "interval": row.interval_text,
-            "scored": row.items if first and row.items is not None else "",
-            "skipped": ", ".join(f"{k} {v}" for k, v in sorted(row.skipped.items())) if first else "",
-            "reported": row.reported.label() if row.reported else "",
-            "reported_note": f"{row.reported.benchmark}: {row.reported.note}" if row.reported else "",
-            "items_href": f"/items/{resolved.rel}/{EVAL_ITEMS_DIR}/{row.task}.jsonl" if first and row.task in items else "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": row.task if first else "",
+                "metric": row.metric,
+                "value": row.value_text,
+                "interval": row.interval_text,
+                "scored": row.items if first and row.items is not None else "",
+                "skipped": ", ".join(f"{k} {v}" for k, v in sorted(row.skipped.items())) if first else "",
+                "reported": row.reported.label() if row.reported else "",
+                "reported_note": f"{row.reported.benchmark}: {row.reported.note}" if row.reported else "",
+                "items_href": f"/items/{resolved.rel}/{EVAL_ITEMS_DIR}/{row.task}.jsonl"
+                if first and row.task in items
+                else "",
+            }
+        )
     return rows
 
 
@@ -326,9 +333,15 @@ def items_context(store: PrefixStore, resolved: Resolved, offset: int) -> dict[s
     step_dir = resolved.rel.rsplit(f"/{EVAL_ITEMS_DIR}/", 1)[0]
     table = [[item_cell(store, step_dir, resolved.rel, row.get(c)) for c in columns] for row in rows]
     return {
-        "rel": resolved.rel, "crumbs": breadcrumbs(resolved.rel), "columns": columns, "table": table,
-        "errors": errors, "offset": offset, "total": len(lines), "page": ITEMS_PAGE,
-    }  # fmt: skip
+        "rel": resolved.rel,
+        "crumbs": breadcrumbs(resolved.rel),
+        "columns": columns,
+        "table": table,
+        "errors": errors,
+        "offset": offset,
+        "total": len(lines),
+        "page": ITEMS_PAGE,
+    }
 
 
 def item_cell(store: PrefixStore, step_dir: str, items_rel: str, value: Any) -> dict[str, Any]:
@@ -350,7 +363,11 @@ def training_steps(store: PrefixStore) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for key in store.experiment_keys():
         for step in store.experiment(key, with_steps=False).steps:
-            if step.rel and step.rel not in seen and fileio.exists(fileio.join(store.paths.resolve(step.rel).url, METRICS_FILE)):
+            if (
+                step.rel
+                and step.rel not in seen
+                and fileio.exists(fileio.join(store.paths.resolve(step.rel).url, METRICS_FILE))
+            ):
                 seen[step.rel] = {"rel": step.rel, "name": step.name, "experiment": key}
     return list(seen.values())
 
@@ -365,7 +382,11 @@ def compare_json(store: PrefixStore, run: Resolved, curves: CurveCache) -> dict[
     per_token = summary.value.get("training_flops_per_token") if summary.ok else None
     series = data["series"]
     if not isinstance(per_token, (int, float)):  # a run still going: FLOPs/token from its throughput
-        ratios = [f / t for f, t in zip(series.get("model_flops_per_second", []), series.get("tokens_per_second", [])) if f and t]
+        ratios = [
+            f / t
+            for f, t in zip(series.get("model_flops_per_second", []), series.get("tokens_per_second", []))
+            if f and t
+        ]
         per_token = sorted(ratios)[len(ratios) // 2] if ratios else None
     tokens = series.get("tokens") or []
     data["flops"] = [t * per_token if t is not None and per_token else None for t in tokens]

@@ -61,7 +61,9 @@ def decode_checked(
         skips.skip(UNREADABLE_AUDIO, where, str(e))
         return None
     if not SAMPLE_RATE_RANGE[0] <= rate <= SAMPLE_RATE_RANGE[1]:
-        skips.skip(IMPLAUSIBLE_SAMPLE_RATE, where, f"{rate} Hz (plausible: {SAMPLE_RATE_RANGE[0]}..{SAMPLE_RATE_RANGE[1]})")
+        skips.skip(
+            IMPLAUSIBLE_SAMPLE_RATE, where, f"{rate} Hz (plausible: {SAMPLE_RATE_RANGE[0]}..{SAMPLE_RATE_RANGE[1]})"
+        )
         return None
     bad = np.size(wave) - int(np.isfinite(wave).sum())
     if bad:
@@ -86,8 +88,9 @@ def plausible_utterance(text: str, audio: np.ndarray, where: str, skips: SkipCou
     rate = chars / seconds
     if not CHARS_PER_SECOND_RANGE[0] <= rate <= CHARS_PER_SECOND_RANGE[1]:
         skips.skip(
-            IMPLAUSIBLE_SPEAKING_RATE, where,
+            IMPLAUSIBLE_SPEAKING_RATE,
+            where,
             f"{chars} characters in {seconds:.2f} s = {rate:.2f}/s (plausible: {CHARS_PER_SECOND_RANGE[0]}..{CHARS_PER_SECOND_RANGE[1]})",
-        )  # fmt: skip
+        )
         return False
     return True

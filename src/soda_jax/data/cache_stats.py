@@ -18,7 +18,6 @@ from soda_jax.contracts import SPLITS, STATS_FILE
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class SplitStats:
     """Running counts for one split of one shard."""
@@ -75,7 +74,9 @@ def merge_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_stats(output_path: str, shard_stats: Iterable[Mapping[str, Any]], layout: Mapping[str, Any]) -> dict[str, Any]:
+def write_stats(
+    output_path: str, shard_stats: Iterable[Mapping[str, Any]], layout: Mapping[str, Any]
+) -> dict[str, Any]:
     """Merge per-shard stats, add the layout, write ``{output_path}/stats.json``; return it."""
     total: dict[str, Any] = {}
     for stats in shard_stats:
@@ -86,8 +87,15 @@ def write_stats(output_path: str, shard_stats: Iterable[Mapping[str, Any]], layo
         s = total.get(split, {})
         logger.info(
             "%s %s: %s documents, %s tokens %s, %.2f hours",
-            output_path, split, s.get("documents", 0), s.get("total_tokens", 0), s.get("tokens", {}), s.get("hours", 0.0),
+            output_path,
+            split,
+            s.get("documents", 0),
+            s.get("total_tokens", 0),
+            s.get("tokens", {}),
+            s.get("hours", 0.0),
         )
     if total.get("skipped_segments") or total.get("skipped_records"):
-        logger.warning("%s: skipped %s %s", output_path, total.get("skipped_segments", {}), total.get("skipped_records", {}))
+        logger.warning(
+            "%s: skipped %s %s", output_path, total.get("skipped_segments", {}), total.get("skipped_records", {})
+        )
     return total

@@ -36,7 +36,9 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     vocab.save(fileio.join(cache_root, VOCAB_DIR))
     backend = getattr(vocab.text_tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise ValueError(f"{type(vocab.text_tokenizer).__name__} is not a fast tokenizer: levanter needs tokenizer.json")
+        raise ValueError(
+            f"{type(vocab.text_tokenizer).__name__} is not a fast tokenizer: levanter needs tokenizer.json"
+        )
     tokenizer = Tokenizer.from_str(backend.to_str())
     names = list(SPECIAL_TOKENS) + [
         audio_token(c, k) for c in range(MIMI_CODEBOOKS) for k in range(vocab.codebook_size)
@@ -49,7 +51,9 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     }
     got = {name: tokenizer.token_to_id(name) for name in expected}
     if got != expected or tokenizer.get_vocab_size() != vocab.size:
-        raise ValueError(f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match the vocab {expected} (size {vocab.size})")
+        raise ValueError(
+            f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match the vocab {expected} (size {vocab.size})"
+        )
     directory = levanter_tokenizer_path(cache_root)
     fileio.atomic_write_text(fileio.join(directory, HF_TOKENIZER_FILE), tokenizer.to_str())
     config = {

@@ -80,7 +80,9 @@ def demo_text_documents(config: DemoTextConfig) -> tuple[list[dict[str, str]], d
     """The corpus's records in order, and the skipped paragraphs by reason."""
     from pydoc_data.topics import topics  # the stdlib's help() texts
 
-    records = [{"id": f"sentence-{i:04d}", "source": SENTENCES_SOURCE, "text": s} for i, s in enumerate(config.sentences)]
+    records = [
+        {"id": f"sentence-{i:04d}", "source": SENTENCES_SOURCE, "text": s} for i, s in enumerate(config.sentences)
+    ]
     skipped: collections.Counter[str] = collections.Counter()
     for topic in sorted(topics):
         for j, paragraph in enumerate(prose_paragraphs(topics[topic], config.min_words, skipped)):
@@ -96,7 +98,9 @@ def write_demo_text_corpus(config: DemoTextConfig) -> dict:
     hashes = {}
     for start in range(0, len(records), config.documents_per_shard):
         name = f"{TEXT_DIR}/{start // config.documents_per_shard:05d}.jsonl"
-        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records[start : start + config.documents_per_shard])
+        body = "".join(
+            json.dumps(r, ensure_ascii=False) + "\n" for r in records[start : start + config.documents_per_shard]
+        )
         fileio.atomic_write_text(fileio.join(config.output_path, name), body)
         hashes[name] = hashlib.sha256(body.encode("utf-8")).hexdigest()
     by_source = collections.Counter(r["source"] for r in records)
@@ -111,7 +115,13 @@ def write_demo_text_corpus(config: DemoTextConfig) -> dict:
         "files": hashes,
     }
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
-    logger.info("demo text corpus: %s documents, %s characters, skipped %s (%s)", dict(by_source), dict(characters), skipped, config.output_path)
+    logger.info(
+        "demo text corpus: %s documents, %s characters, skipped %s (%s)",
+        dict(by_source),
+        dict(characters),
+        skipped,
+        config.output_path,
+    )
     return stats
 
 
@@ -130,8 +140,11 @@ def command_sentences() -> tuple[str, ...]:
     """Every command of the closed vocabulary, in a fixed order (verb, colour, thing, number)."""
     return tuple(
         COMMAND_TEMPLATE.format(verb=v, colour=c, thing=t, number=n)
-        for v in COMMAND_VERBS for c in COMMAND_COLOURS for t in COMMAND_THINGS for n in COMMAND_NUMBERS
-    )  # fmt: skip
+        for v in COMMAND_VERBS
+        for c in COMMAND_COLOURS
+        for t in COMMAND_THINGS
+        for n in COMMAND_NUMBERS
+    )
 
 
 def command_split(held_out_fraction: float) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -165,8 +165,12 @@ def download(config: DownloadConfig) -> dict[str, Any]:
             f"{config.output_path} holds a copy of commit {previous.get('commit')}: pin the revision to a commit"
         )
     if not location.pinned:
-        logger.warning("%s: revision %s is not a commit; copying commit %s (pin it for a reproducible copy)",
-                       config.input_path, location.revision or "main", commit)
+        logger.warning(
+            "%s: revision %s is not a commit; copying commit %s (pin it for a reproducible copy)",
+            config.input_path,
+            location.revision or "main",
+            commit,
+        )
     record: dict[str, Any] = {
         "source": config.input_path,
         "repo_type": location.repo_type,
@@ -184,8 +188,15 @@ def download(config: DownloadConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"{config.input_path}: no file at commit {commit} matches {list(config.include)}")
     present = present_sizes(config.output_path)
     todo = [f for f in files if present.get(f.path) != f.size]
-    logger.info("%s@%s: %d files (%.2f GB), %d already copied, %d to copy", location.repo_id, commit[:8],
-                len(files), sum(f.size for f in files) / 1e9, len(files) - len(todo), len(todo))
+    logger.info(
+        "%s@%s: %d files (%.2f GB), %d already copied, %d to copy",
+        location.repo_id,
+        commit[:8],
+        len(files),
+        sum(f.size for f in files) / 1e9,
+        len(files) - len(todo),
+        len(todo),
+    )
     errors: dict[str, str] = {}
 
     def copy(remote: RemoteFile) -> None:

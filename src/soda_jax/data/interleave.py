@@ -82,7 +82,9 @@ def audio_ids(
     return ids
 
 
-def relative_audio_ids(codes: np.ndarray, num_codebooks: int, codebook_size: int, *, semantic_only: bool = False) -> np.ndarray:
+def relative_audio_ids(
+    codes: np.ndarray, num_codebooks: int, codebook_size: int, *, semantic_only: bool = False
+) -> np.ndarray:
     """`audio_ids` less the vocabulary's audio offset, as int16 when they fit (half the memory
     traffic: the offset is added later, once, to the whole document buffer)."""
     codes = np.asarray(codes)
@@ -97,7 +99,11 @@ def relative_audio_ids(codes: np.ndarray, num_codebooks: int, codebook_size: int
     # Broadcasting a K-wide offset row gives numpy a tiny inner loop; tile it to a wide block.
     block = num_codebooks * FRAMES_PER_CONVERSION_BLOCK
     whole = codes.shape[0] - codes.shape[0] % block
-    np.add(relative[:whole].reshape(-1, block), np.tile(row_offsets, FRAMES_PER_CONVERSION_BLOCK), out=relative[:whole].reshape(-1, block))
+    np.add(
+        relative[:whole].reshape(-1, block),
+        np.tile(row_offsets, FRAMES_PER_CONVERSION_BLOCK),
+        out=relative[:whole].reshape(-1, block),
+    )
     np.add(relative[whole:].reshape(-1, num_codebooks), row_offsets, out=relative[whole:].reshape(-1, num_codebooks))
     return relative
 
@@ -139,8 +145,12 @@ class Pattern:
 
 _AUDIO_SEGMENT = ("audio_start", AUDIO, "audio_end")
 PATTERNS: dict[str, Pattern] = {
-    "text_first": Pattern("text_first", ("text_start", SPEAKER, TEXT, "text_end", *_AUDIO_SEGMENT), semantic_only=False),
-    "audio_first": Pattern("audio_first", (*_AUDIO_SEGMENT, "text_start", SPEAKER, TEXT, "text_end"), semantic_only=False),
+    "text_first": Pattern(
+        "text_first", ("text_start", SPEAKER, TEXT, "text_end", *_AUDIO_SEGMENT), semantic_only=False
+    ),
+    "audio_first": Pattern(
+        "audio_first", (*_AUDIO_SEGMENT, "text_start", SPEAKER, TEXT, "text_end"), semantic_only=False
+    ),
     "audio_only": Pattern("audio_only", _AUDIO_SEGMENT, semantic_only=False),
     "semantic_only": Pattern("semantic_only", _AUDIO_SEGMENT, semantic_only=True),
 }
@@ -153,7 +163,9 @@ def get_pattern(name: str) -> Pattern:
     """The `Pattern` called ``name`` (SODA's ``type1``/``type2`` accepted)."""
     name = SODA_TYPE_ALIASES.get(name, name)
     if name not in PATTERNS:
-        raise ValueError(f"unknown document pattern {name!r}; choose from {sorted(PATTERNS)} or {sorted(SODA_TYPE_ALIASES)}")
+        raise ValueError(
+            f"unknown document pattern {name!r}; choose from {sorted(PATTERNS)} or {sorted(SODA_TYPE_ALIASES)}"
+        )
     return PATTERNS[name]
 
 
@@ -207,7 +219,9 @@ def interleave_segments(
     if int(code_lengths.sum()) != len(codes):
         raise ValueError(f"code_lengths sum to {int(code_lengths.sum())} but codes holds {len(codes)}")
     if pattern.uses_text and (texts is None or len(texts) != count):
-        raise ValueError(f"pattern {pattern.name} needs one text per segment ({count}), got {None if texts is None else len(texts)}")
+        raise ValueError(
+            f"pattern {pattern.name} needs one text per segment ({count}), got {None if texts is None else len(texts)}"
+        )
     if speakers is not None and len(speakers) != count:
         raise ValueError(f"{len(speakers)} speaker markers for {count} segments")
     per_document = np.asarray([count] if segments_per_document is None else segments_per_document, dtype=np.int64)
@@ -219,7 +233,9 @@ def interleave_segments(
     if pattern.uses_text:
         assert texts is not None  # checked above
         runs[TEXT] = _flat(texts)
-        runs[SPEAKER] = _flat(speakers) if speakers is not None else (np.empty(0, TOKEN_DTYPE), np.zeros(count, np.int64))
+        runs[SPEAKER] = (
+            _flat(speakers) if speakers is not None else (np.empty(0, TOKEN_DTYPE), np.zeros(count, np.int64))
+        )
     part_lengths = [runs[part][1] if part in runs else np.ones(count, np.int64) for part in pattern.segment]
     part_starts = np.cumsum([np.zeros(count, np.int64), *part_lengths[:-1]], axis=0)
     segment_lengths = np.sum(part_lengths, axis=0)
@@ -339,11 +355,15 @@ def interleave_recording(
     lengths = segment_lengths(pattern, texts, pattern.audio_lengths(code_lengths, num_codebooks), speakers)
     groups = split_segments(lengths, max_document_tokens)
     documents = interleave_segments(
-        pattern, np.concatenate(codes), code_lengths, num_codebooks, markers,
+        pattern,
+        np.concatenate(codes),
+        code_lengths,
+        num_codebooks,
+        markers,
         texts=texts if pattern.uses_text else None,  # type: ignore[arg-type]  # a text pattern's texts: checked there
         speakers=speakers,
         segments_per_document=[g.stop - g.start for g in groups],
-    )  # fmt: skip
+    )
     return list(documents)
 
 
@@ -357,5 +377,7 @@ def segment_lengths(
     text_lengths = np.zeros(len(audio_lengths), dtype=np.int64)
     for extra in (texts, speakers):
         if extra is not None:
-            text_lengths += np.fromiter((len(t) if t is not None else 0 for t in extra), dtype=np.int64, count=len(extra))
+            text_lengths += np.fromiter(
+                (len(t) if t is not None else 0 for t in extra), dtype=np.int64, count=len(extra)
+            )
     return pattern.segment_lengths(text_lengths, audio_lengths)

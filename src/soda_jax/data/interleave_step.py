@@ -88,7 +88,9 @@ def interleave(config: InterleaveConfig) -> dict:
     codec = fileio.read_json(fileio.join(config.input_path, CODEC_FILE))
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     if codec["codebook_size"] != vocab.codebook_size:
-        raise ValueError(f"{fileio.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}")
+        raise ValueError(
+            f"{fileio.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}"
+        )
     fs, shards_dir = fileio.filesystem(fileio.join(config.input_path, SHARDS_DIR))
     shard_paths = sorted(p for p in fs.glob(f"{shards_dir}/*.parquet"))
     if not shard_paths:
@@ -127,9 +129,15 @@ def interleave(config: InterleaveConfig) -> dict:
         )
 
     return build_sharded_cache(
-        config.output_path, interleave_shard, jobs, sub_caches=sub_caches, vocab=vocab, layout=layout,
-        desc="interleave shards", check=check_skips,
-    )  # fmt: skip
+        config.output_path,
+        interleave_shard,
+        jobs,
+        sub_caches=sub_caches,
+        vocab=vocab,
+        layout=layout,
+        desc="interleave shards",
+        check=check_skips,
+    )
 
 
 def interleave_shard(job: ShardJob) -> dict:
@@ -153,7 +161,8 @@ def interleave_shard(job: ShardJob) -> dict:
         writers = {
             (split, p.name): stack.enter_context(
                 caches.DocumentCacheWriter(
-                    fileio.join(config.output_path, split, f"{job.shard_name}.{p.name}"), batch_size=config.write_batch_size
+                    fileio.join(config.output_path, split, f"{job.shard_name}.{p.name}"),
+                    batch_size=config.write_batch_size,
                 )
             )
             for split in caches.SPLITS
@@ -162,25 +171,41 @@ def interleave_shard(job: ShardJob) -> dict:
         splits = []
         for recording_id, rows in zip(shard.recording_ids, shard.recording_rows):
             split = caches.split_of(recording_id, config.validation_fraction, config.split_salt)
-            stats[split].add_recording(segments=len(rows), hours=float(shard.num_frames[rows].sum()) / job.frame_rate / 3600)
+            stats[split].add_recording(
+                segments=len(rows), hours=float(shard.num_frames[rows].sum()) / job.frame_rate / 3600
+            )
             splits.append(split)
-        codes_per_recording = [int((shard.code_offsets[rows + 1] - shard.code_offsets[rows]).sum()) for rows in shard.recording_rows]
+        codes_per_recording = [
+            int((shard.code_offsets[rows + 1] - shard.code_offsets[rows]).sum()) for rows in shard.recording_rows
+        ]
         for chunk in recording_chunks(codes_per_recording):
             chunk_rows = shard.recording_rows[chunk.start : chunk.stop]
             rows = np.concatenate(chunk_rows)
             codes, code_lengths = _rows_codes(shard.codes, shard.code_offsets, rows)
             texts = [all_text_ids[r] for r in rows] if all_text_ids is not None else None
-            speakers = [m for rs in chunk_rows for m in _speaker_markers(shard, rs, vocab)] if config.speaker_marker else None
+            speakers = (
+                [m for rs in chunk_rows for m in _speaker_markers(shard, rs, vocab)] if config.speaker_marker else None
+            )
             for pattern in patterns:
                 pattern_texts, pattern_speakers = (texts, speakers) if pattern.uses_text else (None, None)
                 per_document, recording_of = _documents_per_recording(
-                    pattern, chunk_rows, pattern_texts, pattern_speakers,
-                    pattern.audio_lengths(code_lengths, job.num_codebooks), config.max_document_tokens,
+                    pattern,
+                    chunk_rows,
+                    pattern_texts,
+                    pattern_speakers,
+                    pattern.audio_lengths(code_lengths, job.num_codebooks),
+                    config.max_document_tokens,
                     stats["oversized_segments"],
-                )  # fmt: skip
+                )
                 documents = interleave_segments(
-                    pattern, codes, code_lengths, job.num_codebooks, markers,
-                    texts=pattern_texts, speakers=pattern_speakers, segments_per_document=per_document,
+                    pattern,
+                    codes,
+                    code_lengths,
+                    job.num_codebooks,
+                    markers,
+                    texts=pattern_texts,
+                    speakers=pattern_speakers,
+                    segments_per_document=per_document,
                 )
                 for document, recording in zip(documents, recording_of):
                     split = splits[chunk.start + recording]
@@ -190,9 +215,12 @@ def interleave_shard(job: ShardJob) -> dict:
     if shard.skipped:
         logger.warning("%s: skipped segments %s", job.shard_path, dict(shard.skipped))
     return finish_shard(
-        config.output_path, job.shard_name, stats,
-        skipped_segments=stats["skipped_segments"], oversized_segments=dict(stats["oversized_segments"]),
-    )  # fmt: skip
+        config.output_path,
+        job.shard_name,
+        stats,
+        skipped_segments=stats["skipped_segments"],
+        oversized_segments=dict(stats["oversized_segments"]),
+    )
 
 
 def _sum_counts(counts) -> Counter:
@@ -210,7 +238,9 @@ def _rows_codes(codes: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tup
     return np.concatenate([codes[a:b] for a, b in zip(starts, ends)]), ends - starts
 
 
-def _documents_per_recording(pattern, recording_rows, texts, speakers, audio_lengths, max_document_tokens, oversized_counts):
+def _documents_per_recording(
+    pattern, recording_rows, texts, speakers, audio_lengths, max_document_tokens, oversized_counts
+):
     """Segments per document and the recording of each document (several when a recording exceeds the cap)."""
     if max_document_tokens is None:
         return [len(rows) for rows in recording_rows], range(len(recording_rows))

@@ -47,7 +47,9 @@ class BlockShuffle:
     """Permutation levanter uses within a window."""
 
     def levanter_config(self) -> BlockShuffleConfig:
-        return BlockShuffleConfig(io_block_size=self.io_block_size, window_blocks=self.window_blocks, perm_type=self.perm_type)  # type: ignore[arg-type]
+        return BlockShuffleConfig(
+            io_block_size=self.io_block_size, window_blocks=self.window_blocks, perm_type=self.perm_type
+        )
 
 
 DEFAULT_SHUFFLE = BlockShuffle()

@@ -67,7 +67,9 @@ def parse_document(
     """
     spans = _spans(np.asarray(ids), vocab, partial)
     if start:
-        spans = [_clipped(span, start) for span in spans if span.start >= start or span.start + span.ids.shape[0] > start]
+        spans = [
+            _clipped(span, start) for span in spans if span.start >= start or span.start + span.ids.shape[0] > start
+        ]
     return spans
 
 
@@ -124,7 +126,9 @@ def _checked(span: Span, vocab: AudioTextVocab) -> Span:
     return span
 
 
-def span_codes(span: Span, vocab: AudioTextVocab, num_codebooks: int, *, repair: bool = False) -> tuple[np.ndarray, int]:
+def span_codes(
+    span: Span, vocab: AudioTextVocab, num_codebooks: int, *, repair: bool = False
+) -> tuple[np.ndarray, int]:
     """Codes ``[K, frames]`` (int16) of an audio span and the tokens cut to make whole frames.
 
     A span clipped by ``start`` begins at its next frame boundary (the leading tokens of a frame

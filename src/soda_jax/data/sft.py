@@ -103,7 +103,11 @@ class SftCacheWriter(BufferedCacheWriter):
         self.write_row(sft_row(pair))
 
     def stats(self) -> dict[str, int]:
-        return {"documents": self.documents, "prompt_tokens": self.prompt_tokens, "response_tokens": self.response_tokens}
+        return {
+            "documents": self.documents,
+            "prompt_tokens": self.prompt_tokens,
+            "response_tokens": self.response_tokens,
+        }
 
 
 def sft_mixture(components: Mapping[str, Any], weights: Mapping[str, float] | None = None, **options: Any):

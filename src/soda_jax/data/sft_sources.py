@@ -90,7 +90,10 @@ class TokenizedTaskSource:
                         continue
                     codes = shard.codes[shard.code_offsets[row] : shard.code_offsets[row + 1]]
                     audio = audio_ids(codes, num_codebooks, vocab)
-                    yield recording_id, asr_pair(vocab, audio, text) if self.task == "asr" else tts_pair(vocab, text, audio)
+                    yield (
+                        recording_id,
+                        asr_pair(vocab, audio, text) if self.task == "asr" else tts_pair(vocab, text, audio),
+                    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,9 @@ class JsonlTaskSource:
             yield key, encode_record(record, vocab, codec, base=base, where=where)
 
 
-def encode_record(record: dict[str, Any], vocab: AudioTextVocab, codec, *, base: str, where: str) -> PromptResponse | str:
+def encode_record(
+    record: dict[str, Any], vocab: AudioTextVocab, codec, *, base: str, where: str
+) -> PromptResponse | str:
     """A ``{"prompt": [...], "response": [...]}`` record -> its token pair, or why it is skipped."""
     prompt, response = record.get("prompt"), record.get("response")
     for name, segments, empty in (("prompt", prompt, SKIP_EMPTY_PROMPT), ("response", response, SKIP_EMPTY_RESPONSE)):
@@ -184,7 +189,9 @@ class CvssTaskSource:
         """``(where, record)`` in the JSONL's record form (absolute audio paths)."""
         transcripts = _covost_transcripts(self.covost_tsv) if self.covost_tsv else {}
         tsv = fileio.join(self.cvss_dir, f"{self.split}.tsv")
-        for number, row in enumerate(csv.reader(fileio.read_text(tsv).splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+        for number, row in enumerate(
+            csv.reader(fileio.read_text(tsv).splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE), 1
+        ):
             if len(row) < 2:
                 yield f"{tsv}:{number}", {}
                 continue

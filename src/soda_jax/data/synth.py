@@ -181,9 +181,7 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
         try:
             subprocess.run(command, check=True, capture_output=True, env=env)
         except FileNotFoundError:
-            raise RuntimeError(
-                f"{voice.engine} is not installed (Debian: apt-get install flite espeak-ng)"
-            ) from None
+            raise RuntimeError(f"{voice.engine} is not installed (Debian: apt-get install flite espeak-ng)") from None
         audio = load_audio(wav)
     if pitch != 1.0:  # played back at the Mimi rate: pitch times higher, pitch times shorter
         audio = resample(audio, MIMI_SAMPLE_RATE, round(MIMI_SAMPLE_RATE / pitch)).astype(np.float32)
@@ -395,8 +393,11 @@ def synthesize_demo_corpus(config: SynthDemoConfig) -> dict[str, str]:
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
         "demo corpus: %d recordings, %d utterances in %s (%s)",
-        len(recordings), len(utterances), config.output_path, stats["tools"],
-    )  # fmt: skip
+        len(recordings),
+        len(utterances),
+        config.output_path,
+        stats["tools"],
+    )
     return {"yodas2": yodas_root, "emilia": emilia_root}
 
 

@@ -139,7 +139,10 @@ def shard_path(output_path: str, shard_name: str) -> str:
 
 @functools.lru_cache(maxsize=2)
 def load_codec(
-    config: CodecConfig, backend: str = DEFAULT_BACKEND, device: str = "cpu", matmul_precision: str = DEFAULT_MATMUL_PRECISION
+    config: CodecConfig,
+    backend: str = DEFAULT_BACKEND,
+    device: str = "cpu",
+    matmul_precision: str = DEFAULT_MATMUL_PRECISION,
 ) -> MimiCodec:
     """One codec per process, config, backend, device and precision (Ray workers reuse it across shards)."""
     return MimiCodec.from_config(config, backend=backend, device=device, matmul_precision=matmul_precision)
@@ -156,9 +159,7 @@ def shard_codec(config: TokenizeAudioConfig) -> MimiCodec:
     return load_codec(config.codec, config.codec_backend, shard_device(config), config.matmul_precision)
 
 
-def encode_utterances(
-    codec: MimiCodec, utterances: list[Utterance], batch_seconds: float
-) -> list[np.ndarray]:
+def encode_utterances(codec: MimiCodec, utterances: list[Utterance], batch_seconds: float) -> list[np.ndarray]:
     """Codes ``[K, frames]`` for each utterance, in input order, batched by similar length."""
     lengths = [len(u.audio) for u in utterances]
     codes: list[np.ndarray | None] = [None] * len(utterances)
@@ -188,9 +189,7 @@ def rows_table(rows: dict[str, list], codes: list[np.ndarray], stats: dict[str, 
     offsets = np.zeros(len(flat) + 1, dtype=np.int32)
     np.cumsum([len(f) for f in flat], out=offsets[1:])
     values = np.concatenate(flat) if flat else np.zeros(0, dtype=np.int16)
-    columns = {
-        name: pa.array(rows[name], type=SCHEMA.field(name).type) for name in SCHEMA.names if name != "codes"
-    }
+    columns = {name: pa.array(rows[name], type=SCHEMA.field(name).type) for name in SCHEMA.names if name != "codes"}
     columns["codes"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int16()))
     table = pa.table(columns, schema=SCHEMA)
     return table.replace_schema_metadata({SHARD_STATS_KEY: json.dumps(stats).encode()})
@@ -213,9 +212,7 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
     for group in buffered(utterances, round(config.buffer_seconds * codec.sample_rate)):
         for utterance, utterance_codes in zip(group, encode_utterances(codec, group, config.batch_seconds)):
             for name in rows:
-                rows[name].append(
-                    getattr(utterance, name) if name != "num_frames" else utterance_codes.shape[1]
-                )
+                rows[name].append(getattr(utterance, name) if name != "num_frames" else utterance_codes.shape[1])
             codes.append(utterance_codes)
             seconds += len(utterance.audio) / codec.sample_rate
         progress.update(len(group))
@@ -238,8 +235,12 @@ def tokenize_shard(task: ShardTask) -> dict[str, Any]:
     fileio.atomic_write_bytes(shard_path(config.output_path, shard.name), buffer.getvalue().to_pybytes())
     logger.info(
         "%s: %d utterances, %.1f s of audio, %d tokens, %d skipped",
-        shard.name, stats["utterances"], seconds, stats["tokens"], skips.total,
-    )  # fmt: skip
+        shard.name,
+        stats["utterances"],
+        seconds,
+        stats["tokens"],
+        skips.total,
+    )
     return stats
 
 
@@ -249,9 +250,7 @@ def read_shard_stats(path: str) -> dict[str, Any]:
     with fs.open(local, "rb") as f:
         metadata = pq.read_schema(f).metadata or {}
     if SHARD_STATS_KEY not in metadata:
-        raise ValueError(
-            f"{path}: parquet has no {SHARD_STATS_KEY.decode()} metadata (not written by tokenize_audio?)"
-        )
+        raise ValueError(f"{path}: parquet has no {SHARD_STATS_KEY.decode()} metadata (not written by tokenize_audio?)")
     return json.loads(metadata[SHARD_STATS_KEY])
 
 
@@ -281,9 +280,7 @@ def shards_by_process(shard_stats: list[dict[str, Any]]) -> dict[str, list[str]]
     return dict(sorted(by_process.items()))
 
 
-def summarize(
-    shard_stats: list[dict[str, Any]], done_now: list[str], done_before: list[str]
-) -> dict[str, Any]:
+def summarize(shard_stats: list[dict[str, Any]], done_now: list[str], done_before: list[str]) -> dict[str, Any]:
     skips = SkipCounter()
     for s in shard_stats:
         skips.merge(s["skipped"])
@@ -323,9 +320,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     source = get_source(config.source)
     shards = source.list_shards(config.input_path, config.languages)
     if not shards:
-        raise ValueError(
-            f"{config.input_path}: no {config.source} shards found (languages={config.languages})"
-        )
+        raise ValueError(f"{config.input_path}: no {config.source} shards found (languages={config.languages})")
     check_backend(config.codec_backend)
     check_precision(config.matmul_precision)
     host = current_host()
@@ -333,9 +328,7 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     write_codec_facts(config, write=host is None or host.process_id == 0)
     done = {s.name for s in shards if fileio.exists(shard_path(config.output_path, s.name))}
     todo = [s for s in shards if s.name not in done]
-    logger.info(
-        "%s: %d shards, %d already done, %d to tokenize", config.source, len(shards), len(done), len(todo)
-    )
+    logger.info("%s: %d shards, %d already done, %d to tokenize", config.source, len(shards), len(done), len(todo))
     processed: list[str] = []
     if host is None:
         parallel_map(
@@ -361,12 +354,18 @@ def tokenize_audio(config: TokenizeAudioConfig) -> dict[str, Any]:
     fileio.atomic_write_json(fileio.join(config.output_path, STATS_FILE), stats)
     logger.info(
         "tokenize_audio: %.2f h, %d utterances, %d tokens, skipped %s",
-        stats["hours"], stats["utterances"], stats["tokens"], stats["skipped"]["counts"],
-    )  # fmt: skip
+        stats["hours"],
+        stats["utterances"],
+        stats["tokens"],
+        stats["skipped"]["counts"],
+    )
     enforce_skip_budget(
-        f"tokenize_audio {config.output_path}", stats["utterances"], stats["skipped"]["counts"],
-        config.max_skip_fraction, not_bad={OTHER_LANGUAGE},
-    )  # fmt: skip
+        f"tokenize_audio {config.output_path}",
+        stats["utterances"],
+        stats["skipped"]["counts"],
+        config.max_skip_fraction,
+        not_bad={OTHER_LANGUAGE},
+    )
     return stats if host is None else stats | {"process": host.process_id, "shards_processed_here": processed}
 
 

@@ -73,9 +73,7 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
     by_name: dict[str, str] = {}
     for job in jobs:
         if job.shard_name in by_name:
-            raise ValueError(
-                f"{by_name[job.shard_name]} and {job.path} map to the same shard name {job.shard_name!r}"
-            )
+            raise ValueError(f"{by_name[job.shard_name]} and {job.path} map to the same shard name {job.shard_name!r}")
         by_name[job.shard_name] = job.path
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     layout = {
@@ -100,9 +98,15 @@ def tokenize_text(config: TokenizeTextConfig) -> dict:
         )
 
     return build_sharded_cache(
-        config.output_path, tokenize_text_shard, jobs, sub_caches=[f"{j.shard_name}.{PATTERN}" for j in jobs],
-        vocab=vocab, layout=layout, desc="tokenize text shards", check=check_skips,
-    )  # fmt: skip
+        config.output_path,
+        tokenize_text_shard,
+        jobs,
+        sub_caches=[f"{j.shard_name}.{PATTERN}" for j in jobs],
+        vocab=vocab,
+        layout=layout,
+        desc="tokenize text shards",
+        check=check_skips,
+    )
 
 
 def tokenize_text_shard(job: TextShardJob) -> dict:

@@ -85,7 +85,9 @@ def load_shots(ctx: EvalContext, task: AsrTask) -> list[tuple[np.ndarray, str]]:
 def build_prompt(ctx: EvalContext, task: AsrTask, pool, audio: np.ndarray, index: int) -> np.ndarray:
     if task.num_shots == 0:
         return asr_prompt(ctx.vocab, audio)
-    chosen = choose_shots(len(pool), task.num_shots, item_index=index, seed=task.sampling.seed, same_for_every_item=task.same_shots)
+    chosen = choose_shots(
+        len(pool), task.num_shots, item_index=index, seed=task.sampling.seed, same_for_every_item=task.same_shots
+    )
     return asr_nshot_prompt(ctx.vocab, [pool[i] for i in chosen], audio)
 
 
@@ -115,7 +117,11 @@ def generate_for_utterances(
         for (index, utterance, wave), ids in zip(batch, audio):
             prompt = prompt_of(index, ids)
             if prompt.size >= ctx.context_length:
-                store.skip(utterance.id, TOO_LONG, f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}")
+                store.skip(
+                    utterance.id,
+                    TOO_LONG,
+                    f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}",
+                )
                 continue
             prompts.append(prompt)
             params.append(sampling_params(ctx.vocab, kind, sampling, index))
@@ -139,17 +145,29 @@ def run_asr(ctx: EvalContext, task: AsrTask, store: TaskStore) -> dict:
 
     def records_of(kept, generations):
         return [
-            {"id": u.id, "reference": u.text, "hypothesis": text_until_marker(ctx.vocab, g.tokens), "finish": g.finish_reason}
+            {
+                "id": u.id,
+                "reference": u.text,
+                "hypothesis": text_until_marker(ctx.vocab, g.tokens),
+                "finish": g.finish_reason,
+            }
             for (u, _, _), g in zip(kept, generations)
         ]
 
     generate_for_utterances(
-        ctx, store, pending_utterances(task.path, task.split, task.max_items, store),
-        desc=task.name, kind=kind, sampling=task.sampling,
-        prompt_of=lambda index, ids: build_prompt(ctx, task, pool, ids, index), records_of=records_of,
-    )  # fmt: skip
+        ctx,
+        store,
+        pending_utterances(task.path, task.split, task.max_items, store),
+        desc=task.name,
+        kind=kind,
+        sampling=task.sampling,
+        prompt_of=lambda index, ids: build_prompt(ctx, task, pool, ids, index),
+        records_of=records_of,
+    )
     records = store.scored()
-    wer = word_error_rate([r["reference"] for r in records], [r["hypothesis"] for r in records], normalizer(task.normalizer))
+    wer = word_error_rate(
+        [r["reference"] for r in records], [r["hypothesis"] for r in records], normalizer(task.normalizer)
+    )
     return {
         "metrics": {"wer": wer.corpus_wer, "mean_utterance_wer": wer.mean_utterance_wer},
         "headline": "wer",

@@ -46,12 +46,32 @@ logger = logging.getLogger(__name__)
 UNSEEN_SPLIT = "test-other"
 """The split read by the voice never heard in training (LibriSpeech's harder test split's name)."""
 NON_WORDS = {
-    "set": "sep", "turn": "turm", "move": "mofe", "dim": "dib",
-    "red": "rell", "green": "greep", "blue": "blay", "yellow": "yellin", "white": "whipe", "black": "blatch",
-    "lamp": "lamk", "door": "doot", "fan": "fon", "screen": "scroon", "light": "lipe",
-    "one": "wum", "two": "tay", "three": "thraw", "four": "fove", "five": "fide", "six": "sim",
-    "seven": "sevel", "eight": "eyf", "nine": "nime", "ten": "teb",
-}  # fmt: skip
+    "set": "sep",
+    "turn": "turm",
+    "move": "mofe",
+    "dim": "dib",
+    "red": "rell",
+    "green": "greep",
+    "blue": "blay",
+    "yellow": "yellin",
+    "white": "whipe",
+    "black": "blatch",
+    "lamp": "lamk",
+    "door": "doot",
+    "fan": "fon",
+    "screen": "scroon",
+    "light": "lipe",
+    "one": "wum",
+    "two": "tay",
+    "three": "thraw",
+    "four": "fove",
+    "five": "fide",
+    "six": "sim",
+    "seven": "sevel",
+    "eight": "eyf",
+    "nine": "nime",
+    "ten": "teb",
+}
 """A pronounceable non-word for every content word of the commands ("the" and "to" have none)."""
 
 
@@ -102,7 +122,11 @@ def speaker_baseline(items: list[Excerpt], encoder_name: str) -> dict[str, float
         kept = [(item, x) for item, x in zip(items, pairs) if x is not None]
         if not kept:
             return float("nan")
-        return float(np.mean(cosine_similarities(encoder, [to_16k(a.audio) for a, _ in kept], [to_16k(b.audio) for _, b in kept])))
+        return float(
+            np.mean(
+                cosine_similarities(encoder, [to_16k(a.audio) for a, _ in kept], [to_16k(b.audio) for _, b in kept])
+            )
+        )
 
     return {"same_voice": mean_similarity(same), "different_voice": mean_similarity(other), "encoder": encoder_name}
 
@@ -141,11 +165,15 @@ def build_command_tasksets(config: CommandTaskSetConfig) -> dict[str, str]:
         voice = voices[i % len(voices)]
         item = f"w{i:04d}"
         progress.update(2)
-        rows.append({
-            "id": item, "positive": audio_struct(test[i].audio, f"{item}-pos.wav"),
-            "negative": audio_struct(synthesize(negative, voice), f"{item}-neg.wav"),
-            "positive_word": command, "negative_word": negative,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": item,
+                "positive": audio_struct(test[i].audio, f"{item}-pos.wav"),
+                "negative": audio_struct(synthesize(negative, voice), f"{item}-neg.wav"),
+                "positive_word": command,
+                "negative_word": negative,
+            }
+        )
     write_pairs(fileio.join(root, "swuggy", "test.parquet"), rows)
     progress.close()
     stats = {
@@ -160,8 +188,9 @@ def build_command_tasksets(config: CommandTaskSetConfig) -> dict[str, str]:
     }
     fileio.atomic_write_json(fileio.join(root, STATS_FILE), stats)
     paths = {
-        "librispeech": librispeech, "swuggy": fileio.join(root, "swuggy"),
+        "librispeech": librispeech,
+        "swuggy": fileio.join(root, "swuggy"),
         "seed_tts": fileio.join(root, "seed-tts", "en", "meta.lst"),
-    }  # fmt: skip
+    }
     logger.info("command task sets: %s", paths)
     return paths

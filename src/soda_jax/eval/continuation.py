@@ -46,29 +46,50 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
             whole.append(ctx.decode_audio_ids(np.concatenate([ids, new])))
             continued.append(ctx.decode_audio_ids(new))
             prompt_waves.append(wave)
-        transcripts = ctx.asr(task.scorers.asr, task.scorers.asr_model).transcribe([to_16k(w) for w in whole]) if whole else []
+        transcripts = (
+            ctx.asr(task.scorers.asr, task.scorers.asr_model).transcribe([to_16k(w) for w in whole]) if whole else []
+        )
         voiced = [i for i, w in enumerate(continued) if w.size]
         similarity = [math.nan] * len(kept)
         if voiced:
             encoder = ctx.speaker(task.scorers.speaker, task.scorers.speaker_model)
-            for i, s in zip(voiced, cosine_similarities(encoder, [to_16k(continued[i]) for i in voiced], [to_16k(prompt_waves[i]) for i in voiced])):
+            for i, s in zip(
+                voiced,
+                cosine_similarities(
+                    encoder, [to_16k(continued[i]) for i in voiced], [to_16k(prompt_waves[i]) for i in voiced]
+                ),
+            ):
                 similarity[i] = float(s)
-        for (utterance, _, _), generation, wave, cont, text, sim in zip(kept, generations, whole, continued, transcripts, similarity):
+        for (utterance, _, _), generation, wave, cont, text, sim in zip(
+            kept, generations, whole, continued, transcripts, similarity
+        ):
             path = fileio.join(store.audio_dir, f"{utterance.id}.wav")
             write_wav(path, wave)
-            records.append({
-                "id": utterance.id, "transcript": text, "speaker_similarity": sim, "wav": path,
-                "generated_seconds": cont.size / MIMI_SAMPLE_RATE, "finish": generation.finish_reason,
-            })  # fmt: skip
+            records.append(
+                {
+                    "id": utterance.id,
+                    "transcript": text,
+                    "speaker_similarity": sim,
+                    "wav": path,
+                    "generated_seconds": cont.size / MIMI_SAMPLE_RATE,
+                    "finish": generation.finish_reason,
+                }
+            )
         return records
 
     generate_for_utterances(
-        ctx, store,
-        ((index, utterance, wave[:prompt_samples])
-         for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store)),
-        desc=task.name, kind="continuation", sampling=task.sampling,
-        prompt_of=lambda index, ids: continuation_prompt(ctx.vocab, ids), records_of=records_of,
-    )  # fmt: skip
+        ctx,
+        store,
+        (
+            (index, utterance, wave[:prompt_samples])
+            for index, utterance, wave in pending_utterances(task.path, task.split, task.max_items, store)
+        ),
+        desc=task.name,
+        kind="continuation",
+        sampling=task.sampling,
+        prompt_of=lambda index, ids: continuation_prompt(ctx.vocab, ids),
+        records_of=records_of,
+    )
     records = store.scored()
     similarities = [r["speaker_similarity"] for r in records if not math.isnan(r["speaker_similarity"])]
     return {

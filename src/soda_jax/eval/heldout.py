@@ -123,7 +123,9 @@ def held_out_utterances(spec: HeldOutSpec, skips: SkipCounter) -> tuple[list[Utt
                     train_texts.add(seed_tts_normalize(utterance.text))
     if not sum(utterances.values()):
         raise FileNotFoundError(f"{spec.corpus_path}: no utterances in its {' or '.join(sorted(SOURCES))} layouts")
-    summary: dict = {split: {"recordings": len(recordings[split]), "utterances": utterances[split]} for split in caches.SPLITS}
+    summary: dict = {
+        split: {"recordings": len(recordings[split]), "utterances": utterances[split]} for split in caches.SPLITS
+    }
     summary["held_out_texts_also_read_in_training"] = sum(seed_tts_normalize(u.text) in train_texts for u in held_out)
     return sorted(held_out, key=lambda u: u.segment_id), summary
 
@@ -156,21 +158,27 @@ def excerpts(
     where = f"{utterance.segment_id} ({utterance.text!r})"
     if spec.item_seconds is None:
         words = tuple(utterance.text.split())
-        return Excerpt(utterance.segment_id, utterance.recording_id, utterance.speaker, words, 0.0, duration, utterance.audio), None
+        return Excerpt(
+            utterance.segment_id, utterance.recording_id, utterance.speaker, words, 0.0, duration, utterance.audio
+        ), None
     words, spans = aligned_words(aligner, utterance)
     if not spans:
         skips["items"].skip(ALIGNMENT_FAILED, where, "PocketSphinx aligned none of its words")
         return None, None
     # leading words: [first start - edge, end of word k + edge (not into word k + 1)]
     begin = max(0.0, spans[0][0] - EDGE_SECONDS)
-    ends = [min(end + EDGE_SECONDS, spans[i + 1][0] if i + 1 < len(spans) else duration) for i, (_, end) in enumerate(spans)]
+    ends = [
+        min(end + EDGE_SECONDS, spans[i + 1][0] if i + 1 < len(spans) else duration) for i, (_, end) in enumerate(spans)
+    ]
     fitting = [k for k, end in enumerate(ends, 1) if end - begin <= spec.item_seconds]
     item = None
     if fitting:
         k = fitting[-1]
         item = _excerpt(utterance, words[:k], begin, ends[k - 1])
     else:
-        skips["items"].skip(FIRST_WORD_TOO_LONG, where, f"its first word ends {ends[0] - begin:.2f} s in > {spec.item_seconds} s")
+        skips["items"].skip(
+            FIRST_WORD_TOO_LONG, where, f"its first word ends {ends[0] - begin:.2f} s in > {spec.item_seconds} s"
+        )
     if len(spans) < len(words):
         skips["shots"].skip(PARTLY_ALIGNED, where, f"{len(spans)} of {len(words)} words aligned")
         return item, None
@@ -217,12 +225,18 @@ def write_seed_tts(root: str, items: dict[str, Excerpt], skips: SkipCounter) -> 
     for item_id, target in items.items():
         same_voice = by_speaker[target.speaker]
         if len(same_voice) < 2:
-            skips.skip(ONLY_UTTERANCE, f"{item_id} ({target.source})", f"no other held-out utterance of {target.speaker}")
+            skips.skip(
+                ONLY_UTTERANCE, f"{item_id} ({target.source})", f"no other held-out utterance of {target.speaker}"
+            )
             continue
         prompt_id = same_voice[(same_voice.index(item_id) + 1) % len(same_voice)]
         prompt = items[prompt_id]
-        fileio.atomic_write_bytes(fileio.join(root, "prompt-wavs", f"{prompt_id}.wav"), audio_bytes_of(prompt.audio, MIMI_SAMPLE_RATE))
-        fileio.atomic_write_bytes(fileio.join(root, "wavs", f"{item_id}.wav"), audio_bytes_of(target.audio, MIMI_SAMPLE_RATE))
+        fileio.atomic_write_bytes(
+            fileio.join(root, "prompt-wavs", f"{prompt_id}.wav"), audio_bytes_of(prompt.audio, MIMI_SAMPLE_RATE)
+        )
+        fileio.atomic_write_bytes(
+            fileio.join(root, "wavs", f"{item_id}.wav"), audio_bytes_of(target.audio, MIMI_SAMPLE_RATE)
+        )
         lines.append(f"{item_id}|{prompt.text}|prompt-wavs/{prompt_id}.wav|{target.text}")
         targets.append(item_id)
     fileio.atomic_write_text(fileio.join(root, "meta.lst"), "".join(f"{line}\n" for line in lines))
@@ -249,20 +263,40 @@ def write_heldout_sets(spec: HeldOutSpec, output_path: str) -> dict:
     }
     tts_targets = write_seed_tts(fileio.join(output_path, "seed-tts", "en"), written[TEST_SPLIT], skips["tts"])
     record = {
-        "held_out_by": {"key": "recording_id", "validation_fraction": spec.validation_fraction, "split_salt": spec.split_salt},
+        "held_out_by": {
+            "key": "recording_id",
+            "validation_fraction": spec.validation_fraction,
+            "split_salt": spec.split_salt,
+        },
         "corpus": spec.corpus_path,
         "splits": split_counts,
         "item_seconds": spec.item_seconds,
         "shot_seconds": spec.shot_seconds,
-        "counts": {"asr_items": len(written[TEST_SPLIT]), "shots": len(written[SHOT_SPLIT]), "tts_items": len(tts_targets)},
+        "counts": {
+            "asr_items": len(written[TEST_SPLIT]),
+            "shots": len(written[SHOT_SPLIT]),
+            "tts_items": len(tts_targets),
+        },
         "skipped": {"corpus": reader_skips.to_dict(), **{part: counter.to_dict() for part, counter in skips.items()}},
         "speakers": {str(number): speaker for speaker, number in speaker_ids.items()},
         "sources": {
-            split: {item_id: {"segment": e.source, "recording": e.recording, "text": e.text, "start": round(e.start, 3), "end": round(e.end, 3)}
-                    for item_id, e in rows.items()}
+            split: {
+                item_id: {
+                    "segment": e.source,
+                    "recording": e.recording,
+                    "text": e.text,
+                    "start": round(e.start, 3),
+                    "end": round(e.end, 3),
+                }
+                for item_id, e in rows.items()
+            }
             for split, rows in written.items()
         },
-    }  # fmt: skip
-    logger.info("held-out sets from %s: %s, skipped %s", spec.corpus_path, record["counts"],
-                {part: counter.total for part, counter in (("corpus", reader_skips), *skips.items())})  # fmt: skip
+    }
+    logger.info(
+        "held-out sets from %s: %s, skipped %s",
+        spec.corpus_path,
+        record["counts"],
+        {part: counter.total for part, counter in (("corpus", reader_skips), *skips.items())},
+    )
     return record

@@ -119,8 +119,14 @@ class SodaLM(_LMBase):
             prompt = prompt[-(self.ctx.context_length - 1) :]
             temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
             prompts.append(prompt)
-            params.append(SamplingParams(temperature=temperature, max_new_tokens=max_new,
-                                         stop_ids=(vocab.text_end_id, vocab.eos_id), audio_constraint=True))  # fmt: skip
+            params.append(
+                SamplingParams(
+                    temperature=temperature,
+                    max_new_tokens=max_new,
+                    stop_ids=(vocab.text_end_id, vocab.eos_id),
+                    audio_constraint=True,
+                )
+            )
         texts = []
         for generation, until in zip(self.ctx.generate(prompts, params), untils):
             text = text_until_marker(vocab, generation.tokens)
@@ -153,10 +159,18 @@ def run_lm_eval(ctx: EvalContext, task: LmEvalTask, store: TaskStore) -> dict:
 
     manager = TaskManager(include_path=task.include_path) if task.include_path else TaskManager()
     output = lm_eval.simple_evaluate(
-        model=SodaLM(ctx, wrap=task.wrap), tasks=list(task.tasks), num_fewshot=task.num_fewshot, limit=task.limit,
-        task_manager=manager, bootstrap_iters=0, log_samples=False, random_seed=0, numpy_random_seed=0,
-        torch_random_seed=0, fewshot_random_seed=0,
-    )  # fmt: skip
+        model=SodaLM(ctx, wrap=task.wrap),
+        tasks=list(task.tasks),
+        num_fewshot=task.num_fewshot,
+        limit=task.limit,
+        task_manager=manager,
+        bootstrap_iters=0,
+        log_samples=False,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+    )
     metrics, per_task = {}, {}
     for name, values in (output or {}).get("results", {}).items():
         numeric = {}
@@ -174,5 +188,3 @@ def run_lm_eval(ctx: EvalContext, task: LmEvalTask, store: TaskStore) -> dict:
         "items": sum(int((s or {}).get("effective", 0)) for s in samples.values()) if samples else None,
         "settings": dataclasses.asdict(task),
     }
-
-

@@ -34,13 +34,31 @@ from soda_jax.eval.readers import audio_bytes_of
 logger = logging.getLogger(__name__)
 
 WORD_PAIRS = (
-    ("garden", "gardel"), ("window", "wintow"), ("coffee", "kofflen"), ("river", "rilver"),
-    ("market", "marfet"), ("teacher", "teaspor"), ("flower", "flonder"), ("bridge", "brisk"),
-    ("morning", "morting"), ("village", "vilmage"), ("bicycle", "bicrasle"), ("island", "ispland"),
-    ("weather", "wemther"), ("library", "librisen"), ("orchestra", "orchastel"), ("mountain", "mountel"),
-    ("station", "stalchon"), ("kitchen", "kitphen"), ("pilot", "pilork"), ("summer", "sumbel"),
-    ("dinner", "dinnet"), ("paper", "papel"), ("table", "tarble"), ("water", "wapter"),
-)  # fmt: skip
+    ("garden", "gardel"),
+    ("window", "wintow"),
+    ("coffee", "kofflen"),
+    ("river", "rilver"),
+    ("market", "marfet"),
+    ("teacher", "teaspor"),
+    ("flower", "flonder"),
+    ("bridge", "brisk"),
+    ("morning", "morting"),
+    ("village", "vilmage"),
+    ("bicycle", "bicrasle"),
+    ("island", "ispland"),
+    ("weather", "wemther"),
+    ("library", "librisen"),
+    ("orchestra", "orchastel"),
+    ("mountain", "mountel"),
+    ("station", "stalchon"),
+    ("kitchen", "kitphen"),
+    ("pilot", "pilork"),
+    ("summer", "sumbel"),
+    ("dinner", "dinnet"),
+    ("paper", "papel"),
+    ("table", "tarble"),
+    ("water", "wapter"),
+)
 """(real word, pronounceable non-word) pairs."""
 
 SENTENCE_PAIRS = (
@@ -101,11 +119,15 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
         rows = []
         for i, (positive, negative) in enumerate(pairs):
             voice, item = voices[i % len(voices)], f"{id_prefix}{i:03d}"
-            rows.append({
-                "id": item, "positive": audio_struct(speak(positive, voice), f"{item}-pos.wav"),
-                "negative": audio_struct(speak(negative, voice), f"{item}-neg.wav"),
-                f"positive_{text_field}": positive, f"negative_{text_field}": negative,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": item,
+                    "positive": audio_struct(speak(positive, voice), f"{item}-pos.wav"),
+                    "negative": audio_struct(speak(negative, voice), f"{item}-neg.wav"),
+                    f"positive_{text_field}": positive,
+                    f"negative_{text_field}": negative,
+                }
+            )
         return rows
 
     swuggy = spoken_pairs(WORD_PAIRS, "w", "word")
@@ -116,12 +138,19 @@ def build_mini_tasksets(config: MiniTaskSetConfig) -> dict[str, str]:
 
     progress.close()
     heldout = write_heldout_sets(config.heldout, root)
-    fileio.atomic_write_json(fileio.join(root, STATS_FILE), {
-        "swuggy": len(swuggy), "sblimp": len(sblimp), "heldout": heldout,
-    })  # fmt: skip
+    fileio.atomic_write_json(
+        fileio.join(root, STATS_FILE),
+        {
+            "swuggy": len(swuggy),
+            "sblimp": len(sblimp),
+            "heldout": heldout,
+        },
+    )
     paths = {
-        "swuggy": fileio.join(root, "swuggy"), "sblimp": fileio.join(root, "sblimp"),
-        "librispeech": fileio.join(root, "librispeech"), "seed_tts": fileio.join(root, "seed-tts", "en", "meta.lst"),
-    }  # fmt: skip
+        "swuggy": fileio.join(root, "swuggy"),
+        "sblimp": fileio.join(root, "sblimp"),
+        "librispeech": fileio.join(root, "librispeech"),
+        "seed_tts": fileio.join(root, "seed-tts", "en", "meta.lst"),
+    }
     logger.info("mini task sets: %s", paths)
     return paths

@@ -47,7 +47,9 @@ def recorded_caches(run_dir: str) -> tuple[str, ...]:
     `soda_jax.training.manifest.read_manifest`)."""
     manifest = read_manifest(run_dir)
     if manifest is None or not manifest.caches:
-        raise FileNotFoundError(f"{run_dir}: no recorded data caches ({TRAINING_MANIFEST_FILE}); pass caches=... explicitly")
+        raise FileNotFoundError(
+            f"{run_dir}: no recorded data caches ({TRAINING_MANIFEST_FILE}); pass caches=... explicitly"
+        )
     return tuple(manifest.caches[name] for name in sorted(manifest.caches))
 
 

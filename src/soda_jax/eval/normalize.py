@@ -27,9 +27,9 @@ def soda_normalize(text: str) -> str:
 
 def seed_tts_normalize(text: str) -> str:
     """Seed-TTS eval's normaliser: every Unicode punctuation mark but the apostrophe removed, lowercased."""
-    kept = "".join(
-        " " if unicodedata.category(c).startswith("P") and c not in "'\u2019" else c for c in text
-    ).replace("\u2019", "'")
+    kept = "".join(" " if unicodedata.category(c).startswith("P") and c not in "'\u2019" else c for c in text).replace(
+        "\u2019", "'"
+    )
     return _WHITESPACE.sub(" ", kept).strip().lower()
 
 

@@ -144,7 +144,11 @@ def _alignment_items(task: PairTask, store: TaskStore) -> Iterator[_Pending]:
             continue
         other = other_transcript(texts, index)
         if other is None:
-            store.skip(utterance.id, NO_OTHER_TRANSCRIPT, f"{task.path}: no other transcript of {len(texts[index].split())} words")
+            store.skip(
+                utterance.id,
+                NO_OTHER_TRANSCRIPT,
+                f"{task.path}: no other transcript of {len(texts[index].split())} words",
+            )
             continue
         wave = store.load_or_skip(utterance.id, utterance.audio)
         if wave is None:
@@ -205,7 +209,9 @@ def scored_sequences(ctx: EvalContext, task: PairTask, contents: list) -> list[S
 def wrap(ctx: EvalContext, modality: str, body: np.ndarray) -> np.ndarray:
     """``<bos> <|audio_start|> A <|audio_end|>`` or ``<bos> <|text_start|> T <|text_end|>``."""
     vocab = ctx.vocab
-    start, end = (vocab.audio_start_id, vocab.audio_end_id) if modality == SPEECH else (vocab.text_start_id, vocab.text_end_id)
+    start, end = (
+        (vocab.audio_start_id, vocab.audio_end_id) if modality == SPEECH else (vocab.text_start_id, vocab.text_end_id)
+    )
     return np.concatenate([[vocab.bos_id, start], body, [end]]).astype(np.int32)
 
 
@@ -245,11 +251,20 @@ def run_pairs(ctx: EvalContext, task: PairTask, store: TaskStore) -> dict:
                 scorable.append(i)
         contents = sequence_logprobs(ctx, [sequences[2 * i + k] for i in scorable for k in (0, 1)])
         for j, i in enumerate(scorable):
-            positive, negative = (utterance_score(contents[2 * j + k], task.modality, task.num_codebooks, ctx.num_codebooks) for k in (0, 1))
-            records.append({
-                "id": batch[i].id, "group": batch[i].group, "positive": positive, "negative": negative,
-                "correct": bool(positive > negative), "tie": bool(positive == negative),
-            })  # fmt: skip
+            positive, negative = (
+                utterance_score(contents[2 * j + k], task.modality, task.num_codebooks, ctx.num_codebooks)
+                for k in (0, 1)
+            )
+            records.append(
+                {
+                    "id": batch[i].id,
+                    "group": batch[i].group,
+                    "positive": positive,
+                    "negative": negative,
+                    "correct": bool(positive > negative),
+                    "tie": bool(positive == negative),
+                }
+            )
         store.add(records)
         progress.update(len(batch))
         batch.clear()
@@ -283,5 +298,9 @@ def summarize_pairs(task: PairTask, records: list[dict]) -> dict:
         "correct": correct,
         "ties": sum(r["tie"] for r in records),
         "accuracy_interval95": wilson_interval(correct, total),
-        "settings": {**dataclasses.asdict(task), "score": "mean content-token log-prob", "correct_if": "positive > negative"},
+        "settings": {
+            **dataclasses.asdict(task),
+            "score": "mean content-token log-prob",
+            "correct_if": "positive > negative",
+        },
     }

@@ -94,7 +94,7 @@ def table_files(path: str) -> list[str]:
     fs, root = fileio.filesystem(path)
     if not fs.isdir(root):
         raise FileNotFoundError(f"{path}: neither a parquet/arrow file nor a directory")
-    found = sorted(f for f in fs.find(root) if f.endswith(TABLE_SUFFIXES) and "/." not in f[len(root):])
+    found = sorted(f for f in fs.find(root) if f.endswith(TABLE_SUFFIXES) and "/." not in f[len(root) :])
     if not found:
         raise FileNotFoundError(f"{path}: no .parquet or .arrow files under it")
     prefix = path[: len(path) - len(root)] if path.endswith(root) else ""
@@ -127,9 +127,15 @@ def audio_cell(row: dict[str, Any], field: str, where: str, base_dir: str) -> Au
         if cell.get("bytes"):
             return AudioRef(where, data=cell["bytes"])
         if cell.get("array") is not None:
-            return AudioRef(where, samples=np.asarray(cell["array"], np.float32), sampling_rate=int(cell["sampling_rate"]))
+            return AudioRef(
+                where, samples=np.asarray(cell["array"], np.float32), sampling_rate=int(cell["sampling_rate"])
+            )
         if cell.get("path"):
-            path = cell["path"] if "://" in cell["path"] or cell["path"].startswith("/") else fileio.join(base_dir, cell["path"])
+            path = (
+                cell["path"]
+                if "://" in cell["path"] or cell["path"].startswith("/")
+                else fileio.join(base_dir, cell["path"])
+            )
             return AudioRef(where, path=path)
     if isinstance(cell, (bytes, bytearray)):
         return AudioRef(where, data=bytes(cell))
@@ -180,7 +186,11 @@ def read_librispeech(root: str, split: str) -> Iterator[Utterance | BadItem]:
             if not text.strip():
                 yield BadItem(item_id, EMPTY_TEXT, f"{where}: empty transcript for {item_id}")
                 continue
-            yield Utterance(item_id, AudioRef(f"{prefix}{directory}/{item_id}.flac", path=f"{prefix}{directory}/{item_id}.flac"), text.strip())
+            yield Utterance(
+                item_id,
+                AudioRef(f"{prefix}{directory}/{item_id}.flac", path=f"{prefix}{directory}/{item_id}.flac"),
+                text.strip(),
+            )
 
 
 # ------------------------------------------------------------------------------- Seed-TTS
@@ -204,7 +214,11 @@ def read_seed_tts(meta_path: str) -> Iterator[TtsItem | BadItem]:
         where = f"{meta_path}:{number}"
         item_id = fields[0] or f"line{number}"
         if len(fields) != 4:
-            yield BadItem(item_id, MALFORMED_RECORD, f"{where}: {len(fields)} fields, expected 4 (filename|prompt_text|prompt_wav|target_text)")
+            yield BadItem(
+                item_id,
+                MALFORMED_RECORD,
+                f"{where}: {len(fields)} fields, expected 4 (filename|prompt_text|prompt_wav|target_text)",
+            )
             continue
         filename, prompt_text, prompt_wav, target_text = fields
         if not prompt_text.strip() or not target_text.strip():

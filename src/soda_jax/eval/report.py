@@ -74,12 +74,14 @@ SODA_REPORTED: dict[str, ReportedScore] = {
     "salmon/accuracy": ReportedScore(0.706, "70.6", "SALMon", note=_AGGREGATOR),
     "twuggy/accuracy": ReportedScore(0.748, "74.8", "tWUGGY", note=_AGGREGATOR),
     "tblimp/accuracy": ReportedScore(0.713, "71.3", "tBLIMP", note=_AGGREGATOR),
-    "librispeech/wer": ReportedScore(0.050, "5.0", "LibriSpeech test-clean WER",
-                                     note=f"{_AGGREGATOR}; 0-shot or N-shot not stated"),
+    "librispeech/wer": ReportedScore(
+        0.050, "5.0", "LibriSpeech test-clean WER", note=f"{_AGGREGATOR}; 0-shot or N-shot not stated"
+    ),
     "seed_tts/wer_x100": ReportedScore(6.1, "6.1", "Seed-TTS eval WER (Whisper-large-v3)", note=_AGGREGATOR),
-    "lm_eval/hellaswag/acc_norm": ReportedScore(0.526, "52.6", "HellaSwag",
-                                                note=f"{_AGGREGATOR}; acc or acc_norm not stated (acc_norm assumed)"),
-}  # fmt: skip
+    "lm_eval/hellaswag/acc_norm": ReportedScore(
+        0.526, "52.6", "HellaSwag", note=f"{_AGGREGATOR}; acc or acc_norm not stated (acc_norm assumed)"
+    ),
+}
 """SODA's eight reported scores (soda-facts.md, eval-inference-facts.md) under the metric names of
 `soda_jax.eval.tasks.soda_tasks` (``{task}/{metric}``), all probably SODA-4B's. Their losses are on
 another vocabulary and corpus: drawn as levels on capability plots, printed beside our numbers."""
@@ -162,7 +164,9 @@ def bootstrap_ratio(numerators: ArrayLike, denominators: ArrayLike, scale: float
     return (float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail)))
 
 
-def _word_errors(records: list[dict], reference: str, hypothesis: str, normalizer_name: str) -> tuple[list[int], list[int]]:
+def _word_errors(
+    records: list[dict], reference: str, hypothesis: str, normalizer_name: str
+) -> tuple[list[int], list[int]]:
     from soda_jax.eval.normalize import normalizer
     from soda_jax.eval.wer import utterance_errors
 
@@ -188,7 +192,12 @@ def _kind_columns(summary: Mapping[str, Any], nll: np.ndarray, tokens: np.ndarra
         for j in range(tokens.shape[1]):
             if j in columns.values() or totals[j] != count:
                 continue
-            if totals[j] and isinstance(loss, (int, float)) and math.isfinite(loss) and not math.isclose(sums[j] / totals[j], loss, rel_tol=1e-6):
+            if (
+                totals[j]
+                and isinstance(loss, (int, float))
+                and math.isfinite(loss)
+                and not math.isclose(sums[j] / totals[j], loss, rel_tol=1e-6)
+            ):
                 continue
             columns[kind] = j
             break
@@ -249,18 +258,29 @@ def metric_intervals(summary: Mapping[str, Any], records: list[dict] | None) -> 
         out.update(_nll_intervals(summary, records))
     elif "reference" in first and "hypothesis" in first and "wer" in metrics:  # ASR
         errors, words = _word_errors(records, "reference", "hypothesis", settings.get("normalizer", "soda"))
-        for metric, interval in (("wer", bootstrap_ratio(errors, words)),
-                                 ("mean_utterance_wer", bootstrap_ratio([e / n for e, n in zip(errors, words)], [1.0] * len(words)))):  # fmt: skip
+        for metric, interval in (
+            ("wer", bootstrap_ratio(errors, words)),
+            ("mean_utterance_wer", bootstrap_ratio([e / n for e, n in zip(errors, words)], [1.0] * len(words))),
+        ):
             if interval is not None:
                 out[metric] = interval
     elif "utterance_wer" in first:  # TTS
-        out.update(_mean_intervals(records, {"wer_x100": ("utterance_wer", 100.0), "speaker_similarity": ("speaker_similarity", 1.0)}))
+        out.update(
+            _mean_intervals(
+                records, {"wer_x100": ("utterance_wer", 100.0), "speaker_similarity": ("speaker_similarity", 1.0)}
+            )
+        )
         errors, words = _word_errors(records, "target_text", "transcript", settings.get("normalizer", "seed_tts"))
         interval = bootstrap_ratio(errors, words)
         if interval is not None:
             out["corpus_wer"] = interval
     elif "generated_seconds" in first:  # continuation
-        out.update(_mean_intervals(records, {"speaker_similarity": ("speaker_similarity", 1.0), "generated_seconds": ("generated_seconds", 1.0)}))
+        out.update(
+            _mean_intervals(
+                records,
+                {"speaker_similarity": ("speaker_similarity", 1.0), "generated_seconds": ("generated_seconds", 1.0)},
+            )
+        )
     return out
 
 
@@ -297,11 +317,19 @@ def result_rows(
         for metric, value in (summary.get("metrics") or {}).items():
             interval = intervals.get(metric)
             text, interval_text = format_value(value, interval)
-            rows.append(ResultRow(
-                task=task, metric=metric, value=value if isinstance(value, (int, float)) else None, interval=interval,
-                items=_item_count(summary), skipped=dict(summary.get("skipped") or {}),
-                reported=reported.get(f"{task}/{metric}"), value_text=text, interval_text=interval_text,
-            ))  # fmt: skip
+            rows.append(
+                ResultRow(
+                    task=task,
+                    metric=metric,
+                    value=value if isinstance(value, (int, float)) else None,
+                    interval=interval,
+                    items=_item_count(summary),
+                    skipped=dict(summary.get("skipped") or {}),
+                    reported=reported.get(f"{task}/{metric}"),
+                    value_text=text,
+                    interval_text=interval_text,
+                )
+            )
     for task, reason in (not_run or {}).items():
         rows.append(ResultRow(task, "-", None, None, None, {f"not run: {reason}": 1}, None, "-", ""))
     return rows
@@ -334,18 +362,26 @@ def results_table(
     previous = None
     for row in rows:
         first = row.task != previous
-        table.append((
-            row.task if first else "", row.metric, row.value_text, row.interval_text,
-            str(row.items) if first and row.items is not None else "", _skip_text(row) if first else "",
-            row.reported.label() if row.reported else "",
-        ))  # fmt: skip
+        table.append(
+            (
+                row.task if first else "",
+                row.metric,
+                row.value_text,
+                row.interval_text,
+                str(row.items) if first and row.items is not None else "",
+                _skip_text(row) if first else "",
+                row.reported.label() if row.reported else "",
+            )
+        )
         previous = row.task
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(row.reported for row in rows):
-        lines.append("SODA reported: numbers from a paper aggregator, model size unstated ('?': probably SODA-4B);"
-                     " comparable only on SODA's sets with its scorers")  # fmt: skip
+        lines.append(
+            "SODA reported: numbers from a paper aggregator, model size unstated ('?': probably SODA-4B);"
+            " comparable only on SODA's sets with its scorers"
+        )
     return "\n".join(lines)
 
 

@@ -61,7 +61,9 @@ class WavLMSpeaker:
 
         rows = []
         for wave in waves:  # one at a time: padding changes x-vectors
-            inputs = self._features([np.asarray(wave, np.float32)], sampling_rate=SPEAKER_SAMPLE_RATE, return_tensors="pt")
+            inputs = self._features(
+                [np.asarray(wave, np.float32)], sampling_rate=SPEAKER_SAMPLE_RATE, return_tensors="pt"
+            )
             with torch.no_grad():
                 rows.append(self._model(**inputs).embeddings[0].numpy())
         return _unit(np.stack(rows))

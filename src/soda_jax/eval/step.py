@@ -118,6 +118,8 @@ def run_eval(config: EvalConfig) -> dict:
             summaries[task.name] = store.finish(summary)
             logger.info("%s done in %.1f s: %s", task.name, summary["seconds"], summary.get("metrics"))
     ordered = {name: summaries[name] for name in names}
-    results = write_results(config.output_path, ordered, {"model_path": config.model_path, "batch_size": config.batch_size})
+    results = write_results(
+        config.output_path, ordered, {"model_path": config.model_path, "batch_size": config.batch_size}
+    )
     logger.info("evaluation results:\n%s", results_table(results))
     return results

@@ -25,7 +25,9 @@ def mini_tasks(root, *, num_shots: int = 1, max_new_tokens: int = 64) -> tuple:
         ValidationNllTask(),
         *mini_pair_tasks(root),
         AsrTask("asr", _sub(root, "librispeech"), sampling=Sampling(max_new_tokens=32)),
-        AsrTask(f"asr_{num_shots}shot", _sub(root, "librispeech"), num_shots=num_shots, sampling=Sampling(max_new_tokens=32)),
+        AsrTask(
+            f"asr_{num_shots}shot", _sub(root, "librispeech"), num_shots=num_shots, sampling=Sampling(max_new_tokens=32)
+        ),
         TtsTask("tts", _sub(root, "seed-tts/en/meta.lst"), sampling=short),
         ContinuationTask("continuation", _sub(root, "librispeech"), prompt_seconds=0.5, max_items=4, sampling=short),
     )
@@ -58,8 +60,10 @@ def learn_tasks(root, *, max_new_tokens: int = 96, max_items: int | None = None)
         AsrTask("asr", librispeech, sampling=asr, max_items=max_items),
         AsrTask("asr_unseen_voice", librispeech, split=UNSEEN_VOICE_SPLIT, sampling=asr, max_items=max_items),
         tts_alignment(_sub(root, "librispeech/test-clean"), max_items=max_items),
-        dataclasses.replace(tts_alignment(_sub(root, f"librispeech/{UNSEEN_VOICE_SPLIT}"), max_items=max_items),
-                            name="tts_alignment_unseen_voice"),  # fmt: skip
+        dataclasses.replace(
+            tts_alignment(_sub(root, f"librispeech/{UNSEEN_VOICE_SPLIT}"), max_items=max_items),
+            name="tts_alignment_unseen_voice",
+        ),
         swuggy(_sub(root, "swuggy"), max_items=max_items),
         twuggy(_sub(root, "swuggy"), max_items=max_items),
         TtsTask("tts", _sub(root, "seed-tts/en/meta.lst"), sampling=short, max_items=8),
@@ -100,7 +104,10 @@ def soda_tasks(
     if salmon is not None:
         tasks.append(pairs.salmon(salmon))
     if librispeech is not None:
-        tasks += [AsrTask("librispeech", librispeech), AsrTask(f"librispeech_{num_shots}shot", librispeech, num_shots=num_shots)]
+        tasks += [
+            AsrTask("librispeech", librispeech),
+            AsrTask(f"librispeech_{num_shots}shot", librispeech, num_shots=num_shots),
+        ]
     if seed_tts_meta is not None:
         tasks.append(TtsTask("seed_tts", seed_tts_meta, scorers=scorers))
     if lm_eval_include is not None:
@@ -114,6 +121,23 @@ def _sub(root, path: str):
 
 
 __all__ = [
-    "AsrTask", "ContinuationTask", "LmEvalTask", "PairTask", "Sampling", "Scorers", "TranslationTask", "TtsTask",
-    "ValidationNllTask", "learn_tasks", "mini_pair_tasks", "mini_tasks", "salmon", "sblimp", "soda_tasks", "swuggy", "tblimp", "tts_alignment", "twuggy",
-]  # fmt: skip
+    "AsrTask",
+    "ContinuationTask",
+    "LmEvalTask",
+    "PairTask",
+    "Sampling",
+    "Scorers",
+    "TranslationTask",
+    "TtsTask",
+    "ValidationNllTask",
+    "learn_tasks",
+    "mini_pair_tasks",
+    "mini_tasks",
+    "salmon",
+    "sblimp",
+    "soda_tasks",
+    "swuggy",
+    "tblimp",
+    "tts_alignment",
+    "twuggy",
+]

@@ -44,7 +44,12 @@ def _rows(ctx: EvalContext, task: TranslationTask, path: str):
     for index, (where, row) in enumerate(read_table_rows(path)):
         item_id = str(row.get(task.id_field, index)) if task.id_field else str(index)
         try:
-            yield index, item_id, audio_cell(row, task.audio_field, where, base), text_cell(row, task.translation_field, where)
+            yield (
+                index,
+                item_id,
+                audio_cell(row, task.audio_field, where, base),
+                text_cell(row, task.translation_field, where),
+            )
         except BadInput as error:
             yield index, item_id, error, None
 
@@ -78,19 +83,27 @@ def run_translation(ctx: EvalContext, task: TranslationTask, store: TaskStore) -
         except BadInput as error:
             store.skip(item_id, error.reason, error.detail)
             continue
-        chosen = choose_shots(len(pool), task.num_shots, item_index=index, seed=task.sampling.seed, same_for_every_item=task.same_shots)
+        chosen = choose_shots(
+            len(pool), task.num_shots, item_index=index, seed=task.sampling.seed, same_for_every_item=task.same_shots
+        )
         prompt = translation_prompt(ctx.vocab, [pool[i] for i in chosen], ids)
         if prompt.size > limit:
             store.skip(item_id, TOO_LONG, f"prompt of {prompt.size} tokens > {limit}")
             continue
         generation = ctx.generate([prompt], [sampling_params(ctx.vocab, "translation", task.sampling, index)])[0]
-        store.add([{"id": item_id, "reference": reference, "hypothesis": text_until_marker(ctx.vocab, generation.tokens)}])
+        store.add(
+            [{"id": item_id, "reference": reference, "hypothesis": text_until_marker(ctx.vocab, generation.tokens)}]
+        )
         progress.update()
     progress.close()
     records = store.scored()
     hypotheses, references = [r["hypothesis"] for r in records], [r["reference"] for r in records]
     corpus = sacrebleu.corpus_bleu(hypotheses, [references]).score if records else float("nan")
-    sentence = float(np.mean([sacrebleu.sentence_bleu(h, [r]).score for h, r in zip(hypotheses, references)])) if records else float("nan")
+    sentence = (
+        float(np.mean([sacrebleu.sentence_bleu(h, [r]).score for h, r in zip(hypotheses, references)]))
+        if records
+        else float("nan")
+    )
     return {
         "metrics": {"bleu": corpus, "mean_sentence_bleu": sentence},
         "headline": "bleu",

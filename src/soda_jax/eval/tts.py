@@ -77,13 +77,17 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
                 store.skip(item.id, "malformed_record", f"{task.meta_path}: {item.id}: {error}")
                 continue
             if prompt.size >= ctx.context_length:
-                store.skip(item.id, TOO_LONG, f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}")
+                store.skip(
+                    item.id, TOO_LONG, f"prompt of {prompt.size} tokens; the model's context is {ctx.context_length}"
+                )
                 continue
             prompts.append(prompt)
             params.append(sampling_params(ctx.vocab, "voice_tts", task.sampling, index))
             kept.append((item, wave))
         generations = ctx.generate(prompts, params) if prompts else []
-        outputs = [ctx.decode_audio_ids(audio_until_marker(ctx.vocab, g.tokens, ctx.num_codebooks)) for g in generations]
+        outputs = [
+            ctx.decode_audio_ids(audio_until_marker(ctx.vocab, g.tokens, ctx.num_codebooks)) for g in generations
+        ]
         voiced = [i for i, wave in enumerate(outputs) if wave.size]
         transcripts = [""] * len(outputs)
         if voiced:
@@ -93,7 +97,9 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
         similarity = [math.nan] * len(outputs)
         if voiced:
             encoder = ctx.speaker(task.scorers.speaker, task.scorers.speaker_model)
-            scores = cosine_similarities(encoder, [to_16k(outputs[i]) for i in voiced], [to_16k(kept[i][1]) for i in voiced])
+            scores = cosine_similarities(
+                encoder, [to_16k(outputs[i]) for i in voiced], [to_16k(kept[i][1]) for i in voiced]
+            )
             for i, s in zip(voiced, scores):
                 similarity[i] = float(s)
         records = []
@@ -103,11 +109,18 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
                 write_wav(wav_path, wave)
             reference = norm(item.target_text)
             errors, words = utterance_errors(reference, norm(text)) if reference else (0, 0)
-            records.append({
-                "id": item.id, "target_text": item.target_text, "transcript": text, "utterance_wer": errors / words if words else math.nan,
-                "speaker_similarity": sim, "seconds": wave.size / MIMI_SAMPLE_RATE, "finish": generation.finish_reason,
-                "wav": wav_path if wave.size else None,
-            })  # fmt: skip
+            records.append(
+                {
+                    "id": item.id,
+                    "target_text": item.target_text,
+                    "transcript": text,
+                    "utterance_wer": errors / words if words else math.nan,
+                    "speaker_similarity": sim,
+                    "seconds": wave.size / MIMI_SAMPLE_RATE,
+                    "finish": generation.finish_reason,
+                    "wav": wav_path if wave.size else None,
+                }
+            )
         store.add(records)
         progress.update(len(batch))
         batch.clear()
@@ -145,8 +158,12 @@ def summarize_generated_speech(task, records: list[dict], norm, sampling: dict) 
         "items": len(records),
         "wer": wer.to_dict(),
         "no_audio": sum(r["wav"] is None for r in records),
-        "backends": {"asr": task.scorers.asr, "asr_model": task.scorers.asr_model, "speaker": task.scorers.speaker,
-                     "speaker_model": task.scorers.speaker_model,
-                     "note": "comparable to the paper only with SODA's backends (whisper-large-v3, WavLM-large)"},
+        "backends": {
+            "asr": task.scorers.asr,
+            "asr_model": task.scorers.asr_model,
+            "speaker": task.scorers.speaker,
+            "speaker_model": task.scorers.speaker_model,
+            "note": "comparable to the paper only with SODA's backends (whisper-large-v3, WavLM-large)",
+        },
         "settings": {**dataclasses.asdict(task), "sampling": sampling},
     }

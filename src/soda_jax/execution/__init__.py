@@ -24,8 +24,26 @@ from soda_jax.execution.step import (
 )
 
 __all__ = [
-    "Executor", "ExecutorError", "ExecutorMainConfig", "ExecutorStep", "InputName", "LeaseTiming",
-    "OutputName", "PrefixPath", "Resources", "RunReport", "STATUS_DEP_FAILED", "STATUS_FAILED", "STATUS_RUNNING",
-    "STATUS_SUCCESS", "THIS_OUTPUT_PATH", "VersionedValue", "executor_main", "output_path_of",
-    "prefix_path", "run_experiment", "this_output_path", "versioned",
-]  # fmt: skip
+    "Executor",
+    "ExecutorError",
+    "ExecutorMainConfig",
+    "ExecutorStep",
+    "InputName",
+    "LeaseTiming",
+    "OutputName",
+    "PrefixPath",
+    "Resources",
+    "RunReport",
+    "STATUS_DEP_FAILED",
+    "STATUS_FAILED",
+    "STATUS_RUNNING",
+    "STATUS_SUCCESS",
+    "THIS_OUTPUT_PATH",
+    "VersionedValue",
+    "executor_main",
+    "output_path_of",
+    "prefix_path",
+    "run_experiment",
+    "this_output_path",
+    "versioned",
+]

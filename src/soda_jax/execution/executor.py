@@ -70,8 +70,15 @@ class ExecutorError(RuntimeError):
 
 
 def run_step_here(
-    fn: Callable[..., Any], config: Any, output_path: str, name: str, fence: Fence | None = None,
-    extra: dict[str, Any] | None = None, *, startup_s: float = 0.0, import_s: float = 0.0,
+    fn: Callable[..., Any],
+    config: Any,
+    output_path: str,
+    name: str,
+    fence: Fence | None = None,
+    extra: dict[str, Any] | None = None,
+    *,
+    startup_s: float = 0.0,
+    import_s: float = 0.0,
 ) -> dict[str, float]:
     """Run one step in this process, recording its provenance next to its output; returns where its time
     went (the fields of `StepTiming` but the wall time, which the executor measures).
@@ -121,8 +128,10 @@ class StepTiming:
         return max(0.0, self.wall_s - self.work_s)
 
     def describe(self) -> str:
-        return (f"{self.wall_s:.1f}s (start-up {self.startup_s:.1f}s, imports {self.import_s:.1f}s, "
-                f"work {self.work_s:.1f}s)")
+        return (
+            f"{self.wall_s:.1f}s (start-up {self.startup_s:.1f}s, imports {self.import_s:.1f}s, "
+            f"work {self.work_s:.1f}s)"
+        )
 
 
 def unreadable_input(location: str) -> str | None:
@@ -278,8 +287,12 @@ class Executor:
         )
         if kept_config != copy_config:
             fields = sorted(k for k in {*kept_config, *copy_config} if kept_config.get(k) != copy_config.get(k))
-            logger.warning("step %s is built twice with the same version but different unversioned settings (%s): "
-                           "running the first", kept.name, ", ".join(fields))  # fmt: skip
+            logger.warning(
+                "step %s is built twice with the same version but different unversioned settings (%s): "
+                "running the first",
+                kept.name,
+                ", ".join(fields),
+            )
 
     def decide(self, step: ExecutorStep) -> Decision:
         """What running ``step`` now would do, judged from its status file and lease."""
@@ -379,7 +392,8 @@ class Executor:
             blocked = [p for p, s in report.statuses.items() if s == STATUS_DEP_FAILED]
             lines = [f"  {p}: {e}" for p, e in failed.items()]
             raise ExecutorError(
-                f"{len(failed)} step(s) failed:\n" + "\n".join(lines)
+                f"{len(failed)} step(s) failed:\n"
+                + "\n".join(lines)
                 + (f"\nnot run because a dependency failed: {', '.join(blocked)}" if blocked else "")
             )
         return report
@@ -391,7 +405,9 @@ class Executor:
     def _owner(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
-    def _run_step(self, step: ExecutorStep, deps: list[Future[str]], slots: threading.Semaphore, report: RunReport) -> str:
+    def _run_step(
+        self, step: ExecutorStep, deps: list[Future[str]], slots: threading.Semaphore, report: RunReport
+    ) -> str:
         path = self.output_path(step)
         status = self._run_step_status(step, deps, slots, report)
         report.statuses[path] = status
@@ -461,10 +477,16 @@ class Executor:
             elif self.use_ray:
                 call = pickled((step.fn, config))
                 submitted = time.time()
-                timing = run_as_task(run_step_task, call, path, step.name, fence, extra, submitted, resources=step.resources)
+                timing = run_as_task(
+                    run_step_task, call, path, step.name, fence, extra, submitted, resources=step.resources
+                )
             else:
                 if step.resources.tpu is not None:
-                    logger.warning("step %s asks for %s: --local run, training it on this machine's CPU", step.name, step.resources.tpu)
+                    logger.warning(
+                        "step %s asks for %s: --local run, training it on this machine's CPU",
+                        step.name,
+                        step.resources.tpu,
+                    )
                 timing = run_step_here(step.fn, config, path, step.name, fence, extra)
         except Exception as e:  # the step's own failure: recorded, reported, never fatal to the others
             if isinstance(root_cause(e), LeaseLost):
@@ -473,7 +495,11 @@ class Executor:
             report.errors[path] = failure.summary()
             mark_died(path, failure)
             logger.error(
-                "step %s failed after %.1fs: %s\n%s", step.name, time.time() - started, failure.summary(), failure.traceback
+                "step %s failed after %.1fs: %s\n%s",
+                step.name,
+                time.time() - started,
+                failure.summary(),
+                failure.traceback,
             )
             return STATUS_FAILED
         wall = time.time() - started

@@ -116,12 +116,16 @@ def cluster_python(cluster_yaml: str) -> str:
     mounts = config.get("file_mounts") if isinstance(config, dict) else None
     remote = [dst for dst, src in (mounts or {}).items() if os.path.normpath(str(src)) == "."]
     if len(remote) != 1:
-        raise LaunchError(f"{cluster_yaml}: file_mounts has no single entry syncing the checkout ('.'), so the "
-                          f"cluster's venv is unknown; pass --python")  # fmt: skip
+        raise LaunchError(
+            f"{cluster_yaml}: file_mounts has no single entry syncing the checkout ('.'), so the "
+            f"cluster's venv is unknown; pass --python"
+        )
     return f"{remote[0].rstrip('/')}/{VENV_DIR}/bin/python"
 
 
-def job_environment(environ: Mapping[str, str], extra: list[str]) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
+def job_environment(
+    environ: Mapping[str, str], extra: list[str]
+) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
     """(variables for the job, the names taken from ``environ``, the `NAMED_VARIABLES` not set there).
 
     A name asked for with ``--env`` must be set; the named and corpus-root variables are passed when set."""
@@ -182,8 +186,10 @@ def working_dir_package(working_dir: str) -> tuple[int, int]:
 def address_description(args: argparse.Namespace) -> str:
     if args.address:
         return args.address
-    return (f"http://127.0.0.1:{args.port}, the head's dashboard forwarded over SSH by "
-            f"`ray dashboard {args.cluster} --port {args.port}`")  # fmt: skip
+    return (
+        f"http://127.0.0.1:{args.port}, the head's dashboard forwarded over SSH by "
+        f"`ray dashboard {args.cluster} --port {args.port}`"
+    )
 
 
 def describe(job: JobSpec, address: str) -> list[str]:
@@ -235,9 +241,15 @@ def dashboard_tunnel(cluster_yaml: str, port: int, wait_s: float = TUNNEL_WAIT_S
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     said = log.read().decode(errors="replace").strip().splitlines()[-15:]
-                    state = f"exited with status {process.returncode}" if process.poll() is not None else f"gave no answer within {wait_s:.0f} s"
-                    raise LaunchError(f"`{shlex.join(command)}` {state}; is the cluster up (`ray up {cluster_yaml}`)?\n"
-                                      + "\n".join(f"  {line}" for line in said))  # fmt: skip
+                    state = (
+                        f"exited with status {process.returncode}"
+                        if process.poll() is not None
+                        else f"gave no answer within {wait_s:.0f} s"
+                    )
+                    raise LaunchError(
+                        f"`{shlex.join(command)}` {state}; is the cluster up (`ray up {cluster_yaml}`)?\n"
+                        + "\n".join(f"  {line}" for line in said)
+                    )
                 time.sleep(1)
             yield address
         finally:
@@ -270,8 +282,12 @@ def submit(job: JobSpec, address: str, wait: bool) -> int:
     while True:
         try:
             client = JobSubmissionClient(address)
-            client.submit_job(entrypoint=job.entrypoint, runtime_env=job.runtime_env(),
-                              submission_id=job.submission_id, metadata=job.metadata)  # fmt: skip
+            client.submit_job(
+                entrypoint=job.entrypoint,
+                runtime_env=job.runtime_env(),
+                submission_id=job.submission_id,
+                metadata=job.metadata,
+            )
             break
         except (ConnectionError, RuntimeError, ValueError) as error:
             if AGENT_UNAVAILABLE in str(error) and time.monotonic() < deadline:
@@ -279,9 +295,12 @@ def submit(job: JobSpec, address: str, wait: bool) -> int:
                 time.sleep(STATUS_POLL_S)
                 continue
             raise LaunchError(f"submitting to {address} failed: {error}") from None
-    print(f"soda launch: submitted {job.submission_id} to {address}\n"
-          f"  log:  ray job logs --address {address} --follow {job.submission_id}\n"
-          f"  stop: ray job stop --address {address} {job.submission_id}", flush=True)  # fmt: skip
+    print(
+        f"soda launch: submitted {job.submission_id} to {address}\n"
+        f"  log:  ray job logs --address {address} --follow {job.submission_id}\n"
+        f"  stop: ray job stop --address {address} {job.submission_id}",
+        flush=True,
+    )
     if not wait:
         return EXIT_OK
     try:
@@ -304,14 +323,28 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("experiment", help="the experiment file, e.g. experiments/soda_600m.py")
     p.add_argument("--cluster", metavar="CONFIG", help="the cluster's `ray up` YAML (infra/cluster-*.yaml)")
-    p.add_argument("--address", metavar="URL", help="the cluster's dashboard, e.g. http://127.0.0.1:8265 (default: a tunnel "
-                   "opened by `ray dashboard CONFIG`)")  # fmt: skip
-    p.add_argument("--env", action="append", default=[], metavar="NAME", help="pass this variable from this "
-                   "environment too (repeatable)")  # fmt: skip
-    p.add_argument("--python", metavar="PATH", help="the python that runs the experiment on the head (default: the venv the "
-                   "cluster YAML's setup builds)")  # fmt: skip
-    p.add_argument("--working-dir", metavar="DIR", help="the directory shipped as the job's working directory (default: "
-                   "the repository holding the experiment)")  # fmt: skip
+    p.add_argument(
+        "--address",
+        metavar="URL",
+        help="the cluster's dashboard, e.g. http://127.0.0.1:8265 (default: a tunnel opened by `ray dashboard CONFIG`)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this variable from this environment too (repeatable)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the python that runs the experiment on the head (default: the venv the cluster YAML's setup builds)",
+    )
+    p.add_argument(
+        "--working-dir",
+        metavar="DIR",
+        help="the directory shipped as the job's working directory (default: the repository holding the experiment)",
+    )
     p.add_argument("--port", type=int, metavar="N", default=DASHBOARD_PORT, help="local port of the dashboard tunnel")
     p.add_argument("--no-wait", action="store_true", help="return once submitted instead of following the log")
     p.add_argument("--dry-run", action="store_true", help="print what would run where; submit nothing")

@@ -1,7 +1,7 @@
 """``executor_main``: the command line of every experiment file.
 
-    python experiments/hello_executor.py --prefix /tmp/soda --dry_run
-    python experiments/hello_executor.py --run_only "train.*" --force_run_failed
+python experiments/hello_executor.py --prefix /tmp/soda --dry_run
+python experiments/hello_executor.py --run_only "train.*" --force_run_failed
 """
 
 from __future__ import annotations
@@ -76,9 +76,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def executor_main(
-    steps: list[ExecutorStep], description: str = "", args: list[str] | None = None
-) -> RunReport | None:
+def executor_main(steps: list[ExecutorStep], description: str = "", args: list[str] | None = None) -> RunReport | None:
     """Parse the command line and run (or dry-run) ``steps``; exits non-zero if any step failed."""
     config = draccus.parse(ExecutorMainConfig, args=normalize_argv(sys.argv[1:] if args is None else args))
     return run_experiment(steps, config, description)
@@ -96,8 +94,10 @@ def run_experiment(steps: list[ExecutorStep], config: ExecutorMainConfig, descri
     )
     if config.dry_run:
         for decision in executor.dry_run(steps, config.run_only):
-            print(f"{decision.action:8s} {decision.step.name:40s} {executor.output_path(decision.step)}\n"
-                  f"{'':8s} {decision.reason}")
+            print(
+                f"{decision.action:8s} {decision.step.name:40s} {executor.output_path(decision.step)}\n"
+                f"{'':8s} {decision.reason}"
+            )
         return None
     report = executor.run(steps, config.run_only, description)
     print(f"experiment: {executor.experiment_path(steps)}")

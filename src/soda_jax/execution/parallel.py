@@ -101,11 +101,17 @@ def task_options(resources: Resources, name: str) -> dict[str, Any]:
     if resources.memory_gb is not None:
         options["memory"] = int(resources.memory_gb * GIB)
     if resources.tpu is not None:
-        logger.warning("step %s asks for %d x %s: this is a local run (no cluster address), so it runs on this "
-                       "machine's CPU", name, resources.slices, resources.tpu)  # fmt: skip
+        logger.warning(
+            "step %s asks for %d x %s: this is a local run (no cluster address), so it runs on this machine's CPU",
+            name,
+            resources.slices,
+            resources.tpu,
+        )
     available = ray.cluster_resources().get("CPU", 1)
     if resources.cpus > available:
-        logger.warning("step %s asks for %s CPUs; the cluster has %s: using %s", name, resources.cpus, available, available)
+        logger.warning(
+            "step %s asks for %s CPUs; the cluster has %s: using %s", name, resources.cpus, available, available
+        )
         options["num_cpus"] = available
     return options
 

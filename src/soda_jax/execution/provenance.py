@@ -40,9 +40,21 @@ logger = logging.getLogger(__name__)
 TAKEN_OVER = "TAKEN_OVER"
 """Status of an earlier attempt that never finished: a later attempt took the step over."""
 TRACKED_PACKAGES = (
-    "soda-jax", "jax", "jaxlib", "marin-levanter", "marin-haliax", "equinox", "optax",
-    "tensorstore", "ray", "torch", "transformers", "numpy", "fsspec", "gcsfs",
-)  # fmt: skip
+    "soda-jax",
+    "jax",
+    "jaxlib",
+    "marin-levanter",
+    "marin-haliax",
+    "equinox",
+    "optax",
+    "tensorstore",
+    "ray",
+    "torch",
+    "transformers",
+    "numpy",
+    "fsspec",
+    "gcsfs",
+)
 
 
 @functools.cache
@@ -93,7 +105,7 @@ def device_info() -> dict[str, Any]:
 
 
 def runner() -> str:
-    """"ray worker" when this process is a Ray worker, else "in-process"."""
+    """ "ray worker" when this process is a Ray worker, else "in-process"."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         if ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
@@ -122,7 +134,11 @@ class StepRecorder:
         if previous is not None:
             history = previous.pop("previous_attempts", [])
             if previous.get("status") == "RUNNING":
-                previous.update(status=TAKEN_OVER, ended_at=now_iso(self.start), taken_over_by=socket.gethostname() + f":{os.getpid()}")
+                previous.update(
+                    status=TAKEN_OVER,
+                    ended_at=now_iso(self.start),
+                    taken_over_by=socket.gethostname() + f":{os.getpid()}",
+                )
             history.append(previous)
         self.record = {
             "step": self.step_name,
@@ -245,9 +261,7 @@ def describe_changes(changes: Mapping[str, Any]) -> str:
     return f"{counts} ({'; '.join(changes.get('examples', []))})"
 
 
-def recorded_changes(
-    recorded: Mapping[str, Any], current: Mapping[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+def recorded_changes(recorded: Mapping[str, Any], current: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Field -> `input_changes` for each fingerprint in ``current`` that differs from the listing
     ``recorded`` (an `INPUTS_FILE`) holds for its field; a field recorded nowhere is not compared."""
     changes = {}
@@ -276,8 +290,12 @@ def record_inputs(output_path: str, inputs: Mapping[str, str]) -> dict[str, Any]
     current = {f: fingerprint_input(location) for f, location in inputs.items()}
     changes = recorded_changes(fileio.read_json_or_none(url) or {}, current)
     for field_path, diff in changes.items():
-        logger.warning("%s: %s changed since the previous attempt read it: %s",
-                       output_path, current[field_path]["url"], describe_changes(diff))
+        logger.warning(
+            "%s: %s changed since the previous attempt read it: %s",
+            output_path,
+            current[field_path]["url"],
+            describe_changes(diff),
+        )
     fileio.atomic_write_json(url, current)
     record: dict[str, Any] = {
         "inputs": {f: {k: v for k, v in fp.items() if k != "listing"} for f, fp in current.items()}

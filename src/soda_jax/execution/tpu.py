@@ -120,9 +120,15 @@ def _system_failure(error: BaseException) -> bool:
 
     return isinstance(
         error,
-        (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ActorDiedError,
-         ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError, ray.exceptions.LocalRayletDiedError),
-    )  # fmt: skip
+        (
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.NodeDiedError,
+            ray.exceptions.ActorDiedError,
+            ray.exceptions.ObjectLostError,
+            ray.exceptions.OwnerDiedError,
+            ray.exceptions.LocalRayletDiedError,
+        ),
+    )
 
 
 def host_main(
@@ -163,15 +169,32 @@ def host_main(
 
     if emulated:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        logger.warning("emulated TPU host (no chips, %s=1): process %d runs on %d CPU devices", EMULATED_TPU_ENV, process_id, chips_per_host)
+        logger.warning(
+            "emulated TPU host (no chips, %s=1): process %d runs on %d CPU devices",
+            EMULATED_TPU_ENV,
+            process_id,
+            chips_per_host,
+        )
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
-    host = {"process_id": process_id, "slice_id": slice_id, "worker_id": worker_id, "node": labels.get(SLICE_NAME_LABEL),
-            "local_devices": jax.local_device_count(), "devices": jax.device_count(), "emulated": emulated}  # fmt: skip
+    host = {
+        "process_id": process_id,
+        "slice_id": slice_id,
+        "worker_id": worker_id,
+        "node": labels.get(SLICE_NAME_LABEL),
+        "local_devices": jax.local_device_count(),
+        "devices": jax.device_count(),
+        "emulated": emulated,
+    }
     try:
         # a taken-over attempt commits nothing
         with fencing.holding(() if fence is None else fence), running_as(SliceHost(process_id, num_processes)):
             if process_id == 0:
-                extra = {"attempt": attempt, "processes": num_processes, "slices": slice_count, "emulated_tpu": emulated}
+                extra = {
+                    "attempt": attempt,
+                    "processes": num_processes,
+                    "slices": slice_count,
+                    "emulated_tpu": emulated,
+                }
                 with StepRecorder(output_path, name, extra=extra):
                     host["result"] = fn(config)
             else:
@@ -187,7 +210,11 @@ def _coordinator_ip(slice_name: str | None) -> str:
 
     for node in ray.nodes():
         labels = node.get("Labels") or {}
-        if node.get("Alive") and labels.get(WORKER_ID_LABEL) == "0" and (slice_name is None or labels.get(SLICE_NAME_LABEL) == slice_name):
+        if (
+            node.get("Alive")
+            and labels.get(WORKER_ID_LABEL) == "0"
+            and (slice_name is None or labels.get(SLICE_NAME_LABEL) == slice_name)
+        ):
             return node["NodeManagerAddress"]
     raise RuntimeError(f"no live worker 0 of TPU slice {slice_name!r} among the Ray nodes")
 
@@ -199,13 +226,27 @@ def reserve_slices(tpu: TpuSlice, resources: Resources, name: str):
 
     started = time.time()
     wait = resources.tpu_wait_s
-    logger.info("step %s: waiting up to %.0f s for %d x %s (%d hosts each)", name, wait, resources.slices, tpu.name, tpu.num_hosts)
+    logger.info(
+        "step %s: waiting up to %.0f s for %d x %s (%d hosts each)",
+        name,
+        wait,
+        resources.slices,
+        tpu.name,
+        tpu.num_hosts,
+    )
     try:
         handle = SlicePlacementGroup(
-            topology=tpu.topology, accelerator_version=tpu.chip.version, num_slices=resources.slices,
-            pg_per_slice=True, head_reservation_timeout_s=wait, name=f"soda-{name}"[:60],
-            resources_per_bundle={"CPU": 0, "TPU": tpu.chips_per_host},  # TPU hosts advertise no CPUs (infra/); Ray adds 1 unless 0 is given
-        )  # fmt: skip
+            topology=tpu.topology,
+            accelerator_version=tpu.chip.version,
+            num_slices=resources.slices,
+            pg_per_slice=True,
+            head_reservation_timeout_s=wait,
+            name=f"soda-{name}"[:60],
+            resources_per_bundle={
+                "CPU": 0,
+                "TPU": tpu.chips_per_host,
+            },  # TPU hosts advertise no CPUs (infra/); Ray adds 1 unless 0 is given
+        )
     except (TimeoutError, RuntimeError) as error:
         raise TpuUnavailableError(
             f"step {name}: no {tpu.name} slice ({tpu.topology}, {tpu.num_hosts} hosts x {tpu.chips_per_host} chips, "
@@ -217,7 +258,9 @@ def reserve_slices(tpu: TpuSlice, resources: Resources, name: str):
     ready, _ = ray.wait([g.ready() for g in groups], num_returns=len(groups), timeout=left)
     if len(ready) != len(groups):
         handle.shutdown()
-        raise TpuUnavailableError(f"step {name}: {tpu.name} slices reserved but their hosts did not all come up within {wait:.0f} s")
+        raise TpuUnavailableError(
+            f"step {name}: {tpu.name} slices reserved but their hosts did not all come up within {wait:.0f} s"
+        )
     handle.release_head_pgs()
     return handle
 
@@ -230,7 +273,9 @@ def _run_attempt(
 
     handle = reserve_slices(tpu, resources, name)
     try:
-        slice_names = [handle.bundle_label_selector[i * tpu.num_hosts].get(SLICE_NAME_LABEL) for i in range(resources.slices)]
+        slice_names = [
+            handle.bundle_label_selector[i * tpu.num_hosts].get(SLICE_NAME_LABEL) for i in range(resources.slices)
+        ]
         coordinator_ip = _coordinator_ip(slice_names[0] if tpu.num_hosts > 1 else None)
         coordinator = f"{coordinator_ip}:{random.randint(*COORDINATOR_PORT_RANGE)}"
         # max_calls=1: a fresh process per host and attempt (jax.distributed joins once per process)
@@ -238,11 +283,23 @@ def _run_attempt(
         refs = []
         for slice_id in range(resources.slices):
             refs += run_on_slice(
-                remote, fn, config, output_path, name, tpu_slice=handle, slice_index=slice_id,
-                coordinator=coordinator, num_processes=tpu.num_hosts * resources.slices, slice_id=slice_id,
-                hosts_per_slice=tpu.num_hosts, chips_per_host=tpu.chips_per_host, slice_count=resources.slices,
-                megascale_coordinator=coordinator_ip, attempt=attempt, fence=fence,
-            )  # fmt: skip
+                remote,
+                fn,
+                config,
+                output_path,
+                name,
+                tpu_slice=handle,
+                slice_index=slice_id,
+                coordinator=coordinator,
+                num_processes=tpu.num_hosts * resources.slices,
+                slice_id=slice_id,
+                hosts_per_slice=tpu.num_hosts,
+                chips_per_host=tpu.chips_per_host,
+                slice_count=resources.slices,
+                megascale_coordinator=coordinator_ip,
+                attempt=attempt,
+                fence=fence,
+            )
         return _gather(refs)
     finally:
         handle.shutdown()
@@ -277,7 +334,13 @@ def _gather(refs: list) -> list[dict]:
 
 
 def run_on_tpu_slices(
-    fn: Callable[[Any], Any], config: Any, output_path: str, name: str, resources: Resources, *, fence: Fence | None = None
+    fn: Callable[[Any], Any],
+    config: Any,
+    output_path: str,
+    name: str,
+    resources: Resources,
+    *,
+    fence: Fence | None = None,
 ) -> list[dict]:
     """``fn(config)`` on every host of ``resources.slices`` x ``resources.tpu``, retried after a host dies;
     every host holds the attempt's ``fence`` (`soda_jax.execution.fencing`)."""
@@ -291,7 +354,14 @@ def run_on_tpu_slices(
     for attempt in range(1, attempts + 1):
         try:
             hosts = _run_attempt(fn, config, output_path, name, tpu, resources, attempt, fence)
-            logger.info("step %s finished on %d hosts of %d x %s (attempt %d)", name, len(hosts), resources.slices, tpu.name, attempt)
+            logger.info(
+                "step %s finished on %d hosts of %d x %s (attempt %d)",
+                name,
+                len(hosts),
+                resources.slices,
+                tpu.name,
+                attempt,
+            )
             return hosts
         except ray.exceptions.RayTaskError as error:
             raise error.as_instanceof_cause() from None  # the step's own failure: no retry
@@ -300,7 +370,9 @@ def run_on_tpu_slices(
         except Exception as error:
             if not _system_failure(error):
                 raise
-            message = f"attempt {attempt}/{attempts}: a host of the slice died ({type(error).__name__}: {str(error)[:300]})"
+            message = (
+                f"attempt {attempt}/{attempts}: a host of the slice died ({type(error).__name__}: {str(error)[:300]})"
+            )
             mark_died(output_path, dataclasses.replace(describe_failure(error), message=message), over_failed=True)
             logger.warning("step %s: %s", name, message)
             if attempt == attempts:

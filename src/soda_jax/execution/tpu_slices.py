@@ -45,9 +45,18 @@ CHIPS: dict[str, ChipSpec] = {
 }
 
 _CUBE_TOPOLOGIES = {
-    4: "2x2x1", 8: "2x2x2", 16: "2x2x4", 32: "2x4x4", 64: "4x4x4", 128: "4x4x8", 256: "4x8x8",
-    512: "8x8x8", 1024: "8x8x16", 2048: "8x16x16", 4096: "16x16x16",
-}  # fmt: skip
+    4: "2x2x1",
+    8: "2x2x2",
+    16: "2x2x4",
+    32: "2x4x4",
+    64: "4x4x4",
+    128: "4x4x8",
+    256: "4x8x8",
+    512: "8x8x8",
+    1024: "8x8x16",
+    2048: "8x16x16",
+    4096: "16x16x16",
+}
 """v4/v5p chip count -> 3-D torus shape (Google's default slice shapes)."""
 _PLANE_TOPOLOGIES = {1: "1x1", 4: "2x2", 8: "2x4", 16: "4x4", 32: "4x8", 64: "8x8", 128: "8x16", 256: "16x16"}
 """v5e/v6e chip count -> 2-D torus shape."""
@@ -97,7 +106,9 @@ def tpu_slice(name: str) -> TpuSlice:
     chip = CHIPS[version]
     count = int(match.group(2))
     if count % chip.cores_per_chip:
-        raise ValueError(f"{name}: {version} types count {chip.cores_per_chip} cores per chip; {count} is not a multiple")
+        raise ValueError(
+            f"{name}: {version} types count {chip.cores_per_chip} cores per chip; {count} is not a multiple"
+        )
     chips = count // chip.cores_per_chip
     shapes = _CUBE_TOPOLOGIES if chip.cores_per_chip == 2 else _PLANE_TOPOLOGIES
     if chips not in shapes:

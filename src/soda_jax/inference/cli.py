@@ -31,16 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio", help="audio file to transcribe (asr) or continue (continue)")
     p.add_argument("--ref-text", help="transcript of --ref-audio (voice-tts)")
     p.add_argument("--ref-audio", help="reference voice (voice-tts)")
-    p.add_argument("--prompt-seconds", type=float, default=DEFAULT_PROMPT_SECONDS, help="continue: seconds of --audio kept")
+    p.add_argument(
+        "--prompt-seconds", type=float, default=DEFAULT_PROMPT_SECONDS, help="continue: seconds of --audio kept"
+    )
     p.add_argument("--temperature", type=float, help="0 is greedy (default: the task's, docs/inference.md)")
     p.add_argument("--top-p", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-audio-constraint", action="store_true", help="sample audio without the frame constraint")
-    p.add_argument("--mimi", help="Mimi weights (path/hub id, or random-{tiny,full}-seed{N}); default: the data's codec.json")
+    p.add_argument(
+        "--mimi", help="Mimi weights (path/hub id, or random-{tiny,full}-seed{N}); default: the data's codec.json"
+    )
     p.add_argument("--num-codebooks", type=int, help="codebooks per frame (default: the data's)")
-    p.add_argument("--prefer-hf", action="store_true", help="load a training output's hf/ export instead of its checkpoint")
+    p.add_argument(
+        "--prefer-hf", action="store_true", help="load a training output's hf/ export instead of its checkpoint"
+    )
 
 
 def generate_main(argv: list[str]) -> int:
@@ -54,25 +60,42 @@ def run(args: argparse.Namespace) -> int:
     task = CLI_TASKS[args.task]
     overrides = {
         k: v
-        for k, v in dict(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens).items()
+        for k, v in dict(
+            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens
+        ).items()
         if v is not None
     }
     try:
-        loaded = load_model(args.checkpoint, num_codebooks=args.num_codebooks, prefer="hf" if args.prefer_hf else "checkpoint")
-        params = sampling_params(task, loaded.vocab, seed=args.seed, audio_constraint=not args.no_audio_constraint, **overrides)
+        loaded = load_model(
+            args.checkpoint, num_codebooks=args.num_codebooks, prefer="hf" if args.prefer_hf else "checkpoint"
+        )
+        params = sampling_params(
+            task, loaded.vocab, seed=args.seed, audio_constraint=not args.no_audio_constraint, **overrides
+        )
         codec = None
         if args.mimi:
             from soda_jax.audio.codec import MimiCodec
 
             codec = MimiCodec.from_config(codec_config_from_facts({"weights": args.mimi}, loaded.num_codebooks))
         inputs = dict(text=args.text, audio=args.audio, ref_text=args.ref_text, ref_audio=args.ref_audio)
-        result = run_task(task, loaded, args.out, params=params, codec=codec, name=args.name, inputs=inputs, prompt_seconds=args.prompt_seconds)
+        result = run_task(
+            task,
+            loaded,
+            args.out,
+            params=params,
+            codec=codec,
+            name=args.name,
+            inputs=inputs,
+            prompt_seconds=args.prompt_seconds,
+        )
     except (ModelLoadError, AudioReadError, TaskInputError, ValueError) as error:
         print(f"soda generate: error: {error}", file=sys.stderr)
         return 2
     record = result.record
     if TASK_DEFAULTS[task].output == "audio":
-        print(f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), {record['finish_reason']} -> {result.output_path or '(no whole frame)'}")
+        print(
+            f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), {record['finish_reason']} -> {result.output_path or '(no whole frame)'}"
+        )
     else:
         print(f"{args.task}: {record['text']!r}, {record['finish_reason']} -> {result.output_path}")
     print(f"request and ids: {args.out.rstrip('/')}/{args.name or args.task}.json")

@@ -101,8 +101,13 @@ def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, s
     valid = key_valid.rearrange((BATCH, KEY_POSITION))
     chunk_valid = hax.named(jax.lax.dynamic_slice_in_dim(valid.array, start, Pos.size, axis=1), (valid.axes[0], Chunk))
     own = (hax.arange(Chunk).broadcast_axis(Pos) <= hax.arange(Pos)).broadcast_axis(valid.axes[0]) & chunk_valid
-    parts = [(hax.where(own, hax.dot(q, k.rename({POSITION: CHUNK_KEY}).astype(jnp.float32), axis="head_size"), MASKED),
-              v.rename({POSITION: CHUNK_KEY}).astype(jnp.float32), CHUNK_KEY)]  # fmt: skip
+    parts = [
+        (
+            hax.where(own, hax.dot(q, k.rename({POSITION: CHUNK_KEY}).astype(jnp.float32), axis="head_size"), MASKED),
+            v.rename({POSITION: CHUNK_KEY}).astype(jnp.float32),
+            CHUNK_KEY,
+        )
+    ]
     if not (isinstance(start, int) and start == 0):
         before = (hax.arange(cache.k.resolve_axis(KEY_POSITION)) < start).broadcast_axis(valid.axes[0]) & valid
         scores = hax.dot(q, cache.k.astype(jnp.float32), axis="head_size")
@@ -112,7 +117,10 @@ def _attention(layer, x: NamedArray, positions: NamedArray, cache: LayerCache, s
         top = hax.maximum(top, scores.max(axis))
     weights = [(hax.exp(scores - top), values, axis) for scores, values, axis in parts]
     total = sum((w.sum(axis) for w, _, axis in weights[1:]), weights[0][0].sum(weights[0][2]))
-    out = sum((hax.dot(w, values, axis=axis) for w, values, axis in weights[1:]), hax.dot(weights[0][0], weights[0][1], axis=weights[0][2]))
+    out = sum(
+        (hax.dot(w, values, axis=axis) for w, values, axis in weights[1:]),
+        hax.dot(weights[0][0], weights[0][1], axis=weights[0][2]),
+    )
     out = (out / total).astype(x.dtype).flatten_axes(("kv_head", "q_heads_per_group"), "heads")
     cache = LayerCache(hax.shard(write(cache.k, k)), hax.shard(write(cache.v, v)))
     return attn.o_proj(out), cache
@@ -125,6 +133,7 @@ def forward(model, tokens: NamedArray, positions: NamedArray, caches, start, key
     ``key_valid`` [batch, key_position]: columns holding real tokens (pads are False). A query at
     column ``start + p`` sees the valid columns up to itself.
     """
+
     def block(x, layer, cache):
         attn_out, cache = _attention(layer, layer.input_layernorm(x), positions, cache, start, key_valid)
         if layer.post_attn_layernorm is not None:

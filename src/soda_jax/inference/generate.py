@@ -103,7 +103,20 @@ def segment_ends(new_bucket: int) -> list[int]:
 
 
 @functools.partial(eqx.filter_jit, donate="none")
-def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, layout: VocabLayout, new_bucket: int, keep_logits: bool = False):
+def _generate_bucket(
+    model,
+    tokens,
+    pad,
+    params,
+    stops,
+    keys,
+    span,
+    slot,
+    *,
+    layout: VocabLayout,
+    new_bucket: int,
+    keep_logits: bool = False,
+):
     """Prefill + decode loop for one bucket. Arrays are [B] or [B, P]; returns new tokens [B, N],
     their log-probs [B, N], lengths [B] and whether each stopped on a stop id.
 
@@ -118,7 +131,9 @@ def _generate_bucket(model, tokens, pad, params, stops, keys, span, slot, *, lay
 
     caches = empty_cache(model, Batch.size, Prompt.size)
     positions = hax.named(jnp.maximum(jnp.arange(Prompt.size)[None, :] - pad[:, None], 0), (Batch, Prompt))
-    logits, caches = forward(model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid(Prompt.size))
+    logits, caches = forward(
+        model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid(Prompt.size)
+    )
     last = logits[POSITION, -1].array.astype(jnp.float32)
     vocab_rows = last.shape[-1]
 
@@ -197,12 +212,16 @@ def generate(
     results: list[Generation | None] = [None] * len(prompts)
     for start in range(0, len(order), max_batch):
         group = order[start : start + max_batch]
-        for i, g in zip(group, _generate_group(loaded, [prompts[i] for i in group], [params[i] for i in group], keep_logits)):
+        for i, g in zip(
+            group, _generate_group(loaded, [prompts[i] for i in group], [params[i] for i in group], keep_logits)
+        ):
             results[i] = g
     return results  # type: ignore[return-value]
 
 
-def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool) -> list[Generation]:
+def _generate_group(
+    loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool
+) -> list[Generation]:
     layout = VocabLayout.of(loaded.vocab, loaded.num_codebooks)
     context = loaded.context_length
     budgets = [min(p.max_new_tokens, context - x.size) for p, x in zip(params, prompts)]
@@ -226,10 +245,18 @@ def _generate_group(loaded: LoadedModel, prompts: list[np.ndarray], params: list
 
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
         new, logp, lengths, stopped, logits = _generate_bucket(
-            loaded.model, jnp.asarray(tokens), jnp.asarray(pad), {k: jnp.asarray(v) for k, v in arrays.items()},
-            jnp.asarray(stop_table(padded)), keys, jnp.asarray(states[:, 0]), jnp.asarray(states[:, 1]),
-            layout=layout, new_bucket=new_len, keep_logits=keep_logits,
-        )  # fmt: skip
+            loaded.model,
+            jnp.asarray(tokens),
+            jnp.asarray(pad),
+            {k: jnp.asarray(v) for k, v in arrays.items()},
+            jnp.asarray(stop_table(padded)),
+            keys,
+            jnp.asarray(states[:, 0]),
+            jnp.asarray(states[:, 1]),
+            layout=layout,
+            new_bucket=new_len,
+            keep_logits=keep_logits,
+        )
     new, logp, lengths, stopped, logits = (np.asarray(jax.device_get(a)) for a in (new, logp, lengths, stopped, logits))
     results = []
     for i, x in enumerate(prompts):
@@ -260,9 +287,16 @@ def _score_rows(model, tokens, segments, positions, *, vocab_block: int | None):
     activations = model.activations(ids, attn_mask=mask, pos_ids=hax.named(positions, (Batch, Pos)))
     activations = activations[0] if isinstance(activations, tuple) else activations
     loss = fused_cross_entropy_loss_and_logsumexp_penalty(
-        activations, model.get_lm_head(), Contract=model.Embed, Label=model.Vocab, target_y=hax.roll(ids, -1, Pos),
-        reduction=None, logsumexp_weight=0.0, block_size=vocab_block, dtype=jnp.float32,
-    )  # fmt: skip
+        activations,
+        model.get_lm_head(),
+        Contract=model.Embed,
+        Label=model.Vocab,
+        target_y=hax.roll(ids, -1, Pos),
+        reduction=None,
+        logsumexp_weight=0.0,
+        block_size=vocab_block,
+        dtype=jnp.float32,
+    )
     return -loss.array
 
 
@@ -320,7 +354,9 @@ def score(loaded: LoadedModel, sequences: Sequence[np.ndarray], *, max_batch: in
         if s.ndim != 1 or s.size < 2:
             raise ValueError(f"sequence {i} needs at least 2 tokens, got shape {s.shape}")
         if s.size > loaded.context_length:
-            raise PromptTooLongError(f"sequence {i} has {s.size} tokens; the model's context is {loaded.context_length}")
+            raise PromptTooLongError(
+                f"sequence {i} has {s.size} tokens; the model's context is {loaded.context_length}"
+            )
     if not sequences:
         return []
     width = min(bucket(max(s.size for s in sequences), MIN_PROMPT_BUCKET), max(loaded.context_length, 2))
@@ -344,7 +380,11 @@ def score(loaded: LoadedModel, sequences: Sequence[np.ndarray], *, max_batch: in
                 placed.append((i, row, offset))
                 offset += size
         with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-            logp = _score_rows(loaded.model, *(jnp.asarray(a) for a in (tokens, segments, positions)), vocab_block=default_vocab_block())
+            logp = _score_rows(
+                loaded.model,
+                *(jnp.asarray(a) for a in (tokens, segments, positions)),
+                vocab_block=default_vocab_block(),
+            )
         logp = np.asarray(jax.device_get(logp))
         for i, row, offset in placed:
             results[i] = logp[row, offset : offset + sequences[i].size - 1].copy()

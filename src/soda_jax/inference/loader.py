@@ -93,7 +93,9 @@ class LoadedModel:
         if pretrained is not None:
             return MimiCodec.from_config(CodecConfig(pretrained=pretrained, num_codebooks=self.num_codebooks))
         if self.codec is None:
-            raise ModelLoadError(f"{self.source}: no codec recorded for its data; pass the Mimi weights (pretrained=...)")
+            raise ModelLoadError(
+                f"{self.source}: no codec recorded for its data; pass the Mimi weights (pretrained=...)"
+            )
         return MimiCodec.from_config(codec_config_from_facts(self.codec, self.num_codebooks))
 
 
@@ -139,37 +141,54 @@ def vocab_from_full_tokenizer(directory: str) -> AudioTextVocab:
         raise ModelLoadError(f"{directory}: no loadable tokenizer ({error})") from None
     text_size = full.convert_tokens_to_ids(SPECIAL_TOKENS[0])
     if not isinstance(text_size, int) or text_size == full.unk_token_id:
-        raise ModelLoadError(f"{directory}: the tokenizer has no {SPECIAL_TOKENS[0]} token: not SODA's vocabulary layout")
+        raise ModelLoadError(
+            f"{directory}: the tokenizer has no {SPECIAL_TOKENS[0]} token: not SODA's vocabulary layout"
+        )
     audio_ids = len(full) - text_size - len(SPECIAL_TOKENS)
     if audio_ids <= 0 or audio_ids % MIMI_CODEBOOKS:
-        raise ModelLoadError(f"{directory}: {len(full)} ids leave {audio_ids} audio ids after {SPECIAL_TOKENS[0]} at {text_size}: not {MIMI_CODEBOOKS} codebooks")
+        raise ModelLoadError(
+            f"{directory}: {len(full)} ids leave {audio_ids} audio ids after {SPECIAL_TOKENS[0]} at {text_size}: not {MIMI_CODEBOOKS} codebooks"
+        )
     spec = json.loads(full.backend_tokenizer.to_str())
     spec["added_tokens"] = [t for t in spec.get("added_tokens", []) if t["id"] < text_size]
     text = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-        bos_token=full.bos_token, eos_token=full.eos_token, pad_token=full.pad_token, unk_token=full.unk_token,
-    )  # fmt: skip
+        bos_token=full.bos_token,
+        eos_token=full.eos_token,
+        pad_token=full.pad_token,
+        unk_token=full.unk_token,
+    )
     vocab = AudioTextVocab(text, codebook_size=audio_ids // MIMI_CODEBOOKS)
     if vocab.text_size != text_size or vocab.size != len(full):
-        raise ModelLoadError(f"{directory}: rebuilt vocabulary ({vocab.text_size} text ids, {vocab.size} in all) does not match the tokenizer ({text_size}, {len(full)})")
+        raise ModelLoadError(
+            f"{directory}: rebuilt vocabulary ({vocab.text_size} text ids, {vocab.size} in all) does not match the tokenizer ({text_size}, {len(full)})"
+        )
     return vocab
 
 
 # -------------------------------------------------------------------------------------- model
 def check_vocab_size(vocab: AudioTextVocab, model_vocab: int, where: str) -> None:
     if not vocab.size <= model_vocab < vocab.size + MAX_VOCAB_PADDING:
-        raise ModelLoadError(f"{where}: the model has {model_vocab} vocabulary rows but the vocabulary has {vocab.size} ids")
+        raise ModelLoadError(
+            f"{where}: the model has {model_vocab} vocabulary rows but the vocabulary has {vocab.size} ids"
+        )
 
 
-def _load_checkpoint(manifest: TrainingManifest | None, checkpoint: str, mesh, param_mapping) -> tuple[Qwen3LMHeadModel, Qwen3Config]:
+def _load_checkpoint(
+    manifest: TrainingManifest | None, checkpoint: str, mesh, param_mapping
+) -> tuple[Qwen3LMHeadModel, Qwen3Config]:
     from levanter.checkpoint import load_checkpoint
 
     if manifest is None or manifest.model is None or manifest.seq_len is None or manifest.padded_vocab_size is None:
-        raise ModelLoadError(f"{checkpoint}: its run records no model shape (no {TRAINING_MANIFEST_FILE}, no {SUMMARY_FILE})")
+        raise ModelLoadError(
+            f"{checkpoint}: its run records no model shape (no {TRAINING_MANIFEST_FILE}, no {SUMMARY_FILE})"
+        )
     config = qwen3_config(
-        manifest.model, manifest.seq_len,
-        gradient_checkpointing=False, scan_layers=(manifest.layer_loop or SCAN) == SCAN,
-    )  # fmt: skip
+        manifest.model,
+        manifest.seq_len,
+        gradient_checkpointing=False,
+        scan_layers=(manifest.layer_loop or SCAN) == SCAN,
+    )
     Vocab = Axis("vocab", manifest.padded_vocab_size)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(param_mapping):
         abstract = eqx.filter_eval_shape(config.build, Vocab, key=jax.random.PRNGKey(0))
@@ -181,19 +200,27 @@ def _load_hf(directory: str, mesh, param_mapping) -> tuple[Qwen3LMHeadModel, Qwe
     from levanter.compat.hf_checkpoints import HFCheckpointConverter
     from transformers.models.qwen3 import Qwen3Config as HfQwen3Config
 
-    converter = HFCheckpointConverter(Qwen3Config, reference_checkpoint=directory, HfConfigClass=HfQwen3Config, tokenizer=directory)
+    converter = HFCheckpointConverter(
+        Qwen3Config, reference_checkpoint=directory, HfConfigClass=HfQwen3Config, tokenizer=directory
+    )
     hf_config = converter.hf_config_from_hf_checkpoint(directory)
     if getattr(hf_config, "model_type", None) != "qwen3":
-        raise ModelLoadError(f"{fileio.join(directory, HF_CONFIG_FILE)}: model_type {hf_config.model_type!r}, expected 'qwen3'")
+        raise ModelLoadError(
+            f"{fileio.join(directory, HF_CONFIG_FILE)}: model_type {hf_config.model_type!r}, expected 'qwen3'"
+        )
     config = dataclasses.replace(converter.config_from_hf_config(hf_config), gradient_checkpointing=False)
     with hax.partitioning.set_mesh(mesh), hax.axis_mapping(param_mapping):
-        model = converter.load_pretrained(Qwen3LMHeadModel, ref=directory, config=config, axis_mapping=param_mapping, dtype=jnp.float32)
+        model = converter.load_pretrained(
+            Qwen3LMHeadModel, ref=directory, config=config, axis_mapping=param_mapping, dtype=jnp.float32
+        )
     return model, config
 
 
 def is_run_dir(path: str) -> bool:
     """Whether ``path`` is a training output: it has checkpoints, a training manifest or a summary."""
-    return any(fileio.exists(fileio.join(path, name)) for name in (CHECKPOINTS_DIR, TRAINING_MANIFEST_FILE, SUMMARY_FILE))
+    return any(
+        fileio.exists(fileio.join(path, name)) for name in (CHECKPOINTS_DIR, TRAINING_MANIFEST_FILE, SUMMARY_FILE)
+    )
 
 
 def load_model(
@@ -224,7 +251,9 @@ def load_model(
         checkpoint = latest_checkpoint(fileio.join(run_dir, CHECKPOINTS_DIR))
     hf_dir = path if is_hf_dir else (fileio.join(run_dir, HF_DIR) if run_dir else None)
     if checkpoint is None and (hf_dir is None or not fileio.exists(fileio.join(hf_dir, HF_CONFIG_FILE))):
-        raise ModelLoadError(f"{path}: neither a committed checkpoint under {CHECKPOINTS_DIR}/ nor an HF directory ({HF_CONFIG_FILE})")
+        raise ModelLoadError(
+            f"{path}: neither a committed checkpoint under {CHECKPOINTS_DIR}/ nor an HF directory ({HF_CONFIG_FILE})"
+        )
 
     if manifest is not None and manifest.vocabulary is not None:
         vocab = AudioTextVocab.load(manifest.vocabulary)
@@ -232,7 +261,9 @@ def load_model(
     else:
         tokenizer_dir = hf_dir if hf_dir and fileio.exists(fileio.join(hf_dir, HF_TOKENIZER_FILE)) else None
         if tokenizer_dir is None:
-            raise ModelLoadError(f"{path}: no recorded data vocabulary ({TRAINING_MANIFEST_FILE}) and no {HF_TOKENIZER_FILE}")
+            raise ModelLoadError(
+                f"{path}: no recorded data vocabulary ({TRAINING_MANIFEST_FILE}) and no {HF_TOKENIZER_FILE}"
+            )
         vocab = vocab_from_full_tokenizer(tokenizer_dir)
         recorded_books, codec = None, None
 

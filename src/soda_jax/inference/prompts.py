@@ -71,25 +71,39 @@ def voice_tts_prompt(vocab: AudioTextVocab, reference_text: str, reference_audio
     then the target text, then an open audio span."""
     return _ids(
         vocab.bos_id,
-        vocab.text_start_id, _text(vocab, reference_text), vocab.text_end_id,
-        vocab.audio_start_id, _audio(vocab, reference_audio), vocab.audio_end_id,
-        vocab.text_start_id, _text(vocab, text), vocab.text_end_id,
+        vocab.text_start_id,
+        _text(vocab, reference_text),
+        vocab.text_end_id,
         vocab.audio_start_id,
-    )  # fmt: skip
+        _audio(vocab, reference_audio),
+        vocab.audio_end_id,
+        vocab.text_start_id,
+        _text(vocab, text),
+        vocab.text_end_id,
+        vocab.audio_start_id,
+    )
 
 
 def asr_prompt(vocab: AudioTextVocab, audio: AudioIds, *, text_prefix: str = "") -> np.ndarray:
     """``<bos> <|audio_start|> A <|audio_end|> <|text_start|>`` (+ ``text_prefix`` ids): the model transcribes."""
     prefix = vocab.encode_text(text_prefix) if text_prefix else np.zeros(0, np.int32)
-    return _ids(vocab.bos_id, vocab.audio_start_id, _audio(vocab, audio), vocab.audio_end_id, vocab.text_start_id, prefix)
+    return _ids(
+        vocab.bos_id, vocab.audio_start_id, _audio(vocab, audio), vocab.audio_end_id, vocab.text_start_id, prefix
+    )
 
 
 def _shot(vocab: AudioTextVocab, audio: AudioIds, text: str, text_prefix: str) -> np.ndarray:
     body = f"{text_prefix} {text}" if text_prefix else text
     return _ids(
-        vocab.bos_id, vocab.audio_start_id, _audio(vocab, audio), vocab.audio_end_id,
-        vocab.text_start_id, _text(vocab, body), vocab.text_end_id, vocab.eos_id,
-    )  # fmt: skip
+        vocab.bos_id,
+        vocab.audio_start_id,
+        _audio(vocab, audio),
+        vocab.audio_end_id,
+        vocab.text_start_id,
+        _text(vocab, body),
+        vocab.text_end_id,
+        vocab.eos_id,
+    )
 
 
 def asr_nshot_prompt(vocab: AudioTextVocab, shots: Sequence[Shot], audio: AudioIds) -> np.ndarray:
@@ -106,7 +120,9 @@ def translation_prompt(vocab: AudioTextVocab, shots: Sequence[Shot], audio: Audi
     )
 
 
-def choose_shots(pool_size: int, num_shots: int, *, item_index: int, seed: int, same_for_every_item: bool = False) -> list[int]:
+def choose_shots(
+    pool_size: int, num_shots: int, *, item_index: int, seed: int, same_for_every_item: bool = False
+) -> list[int]:
     """Indices of the in-context examples of test item ``item_index``: drawn per item by an RNG
     seeded with (seed, item), or the same draw for every item (SODA's script's behaviour)."""
     if num_shots > pool_size:
@@ -182,7 +198,9 @@ def continuation_stop(continuation_text: str) -> tuple[str, ...]:
     return CONTINUATION_TEXT[continuation_text]
 
 
-def sampling_params(task: str, vocab: AudioTextVocab, *, continuation_text: str | None = None, **overrides) -> SamplingParams:
+def sampling_params(
+    task: str, vocab: AudioTextVocab, *, continuation_text: str | None = None, **overrides
+) -> SamplingParams:
     """`SamplingParams` of ``task`` from `TASK_DEFAULTS`, any field overridden (e.g. ``seed=3``,
     ``max_new_tokens=50``; ``stop_ids`` replaces the task's stop markers).
 
@@ -198,8 +216,11 @@ def sampling_params(task: str, vocab: AudioTextVocab, *, continuation_text: str 
             raise ValueError(f"continuation_text={continuation_text!r} applies to the continuation task, not {task!r}")
         stop = continuation_stop(continuation_text)
     fields: dict[str, Any] = dict(
-        temperature=defaults.temperature, top_p=defaults.top_p, top_k=defaults.top_k,
-        max_new_tokens=defaults.max_new_tokens, stop_ids=stop_ids(vocab, stop),
-    )  # fmt: skip
+        temperature=defaults.temperature,
+        top_p=defaults.top_p,
+        top_k=defaults.top_k,
+        max_new_tokens=defaults.max_new_tokens,
+        stop_ids=stop_ids(vocab, stop),
+    )
     fields.update(overrides)
     return SamplingParams(**fields)

@@ -60,9 +60,17 @@ def audio_ids(loaded: LoadedModel, codec, path: str, *, max_seconds: float | Non
 
 
 def build_prompt(
-    task: str, loaded: LoadedModel, codec, *,
-    text=None, audio=None, ref_text=None, ref_audio=None, shots=None, prompt_seconds=DEFAULT_PROMPT_SECONDS,
-) -> np.ndarray:  # fmt: skip
+    task: str,
+    loaded: LoadedModel,
+    codec,
+    *,
+    text=None,
+    audio=None,
+    ref_text=None,
+    ref_audio=None,
+    shots=None,
+    prompt_seconds=DEFAULT_PROMPT_SECONDS,
+) -> np.ndarray:
     """The prompt ids of a `TASK_DEFAULTS` task from raw inputs (errors name the missing/bad input).
 
     ``shots`` (``asr_nshot``): the in-context examples as (audio file, transcript) pairs, in order."""
@@ -87,10 +95,14 @@ def build_prompt(
     if task == "asr":
         return prompts.asr_prompt(vocab, audio_ids(loaded, codec, need(audio, "--audio")))
     if task == "asr_nshot":
-        examples = [(audio_ids(loaded, codec, a), text_ids(t, f"the transcript of {a}")) for a, t in need(shots, "shots")]
+        examples = [
+            (audio_ids(loaded, codec, a), text_ids(t, f"the transcript of {a}")) for a, t in need(shots, "shots")
+        ]
         return prompts.asr_nshot_prompt(vocab, examples, audio_ids(loaded, codec, need(audio, "--audio")))
     if task == "continuation":
-        return prompts.continuation_prompt(vocab, audio_ids(loaded, codec, need(audio, "--audio"), max_seconds=prompt_seconds))
+        return prompts.continuation_prompt(
+            vocab, audio_ids(loaded, codec, need(audio, "--audio"), max_seconds=prompt_seconds)
+        )
     raise TaskInputError(f"unknown task {task!r}; known: {sorted(prompts.TASK_DEFAULTS)}")
 
 
@@ -114,7 +126,9 @@ def run_task(
     prompt = build_prompt(task, loaded, codec, prompt_seconds=prompt_seconds, **inputs)
     if prompt.size >= loaded.context_length:
         source = ", ".join(f"{k}={v}" for k, v in inputs.items())
-        raise PromptTooLongError(f"the {task} prompt from {source} has {prompt.size} tokens; the model's context is {loaded.context_length}")
+        raise PromptTooLongError(
+            f"the {task} prompt from {source} has {prompt.size} tokens; the model's context is {loaded.context_length}"
+        )
     [generation] = generate(loaded, [prompt], params)
     name = name or task
     record: dict[str, Any] = {
@@ -135,7 +149,9 @@ def run_task(
         record["frames"] = int(codes.shape[1])
         if codes.shape[1]:
             wave = codes_to_wav(codec, codes, output)
-            record.update(samples=int(wave.shape[0]), sample_rate=codec.sample_rate, seconds=wave.shape[0] / codec.sample_rate)
+            record.update(
+                samples=int(wave.shape[0]), sample_rate=codec.sample_rate, seconds=wave.shape[0] / codec.sample_rate
+            )
         else:
             output = ""
             logger.warning("%s generated no whole audio frame; no WAV written", task)

@@ -78,15 +78,25 @@ class VocabLayout:
     def of(cls, vocab: AudioTextVocab, num_codebooks: int) -> VocabLayout:
         codebooks_for(num_codebooks)
         return cls(
-            vocab.size, vocab.text_size, vocab.audio_offset, vocab.codebook_size, num_codebooks,
-            vocab.text_start_id, vocab.text_end_id, vocab.audio_start_id, vocab.audio_end_id, vocab.eos_id,
-        )  # fmt: skip
+            vocab.size,
+            vocab.text_size,
+            vocab.audio_offset,
+            vocab.codebook_size,
+            num_codebooks,
+            vocab.text_start_id,
+            vocab.text_end_id,
+            vocab.audio_start_id,
+            vocab.audio_end_id,
+            vocab.eos_id,
+        )
 
 
 def frame_state_of(prompt: np.ndarray, layout: VocabLayout) -> tuple[int, int]:
     """(span state, codebook slot of the next audio token) at the end of ``prompt``."""
     prompt = np.asarray(prompt)
-    markers = np.flatnonzero(np.isin(prompt, [layout.text_start_id, layout.text_end_id, layout.audio_start_id, layout.audio_end_id]))
+    markers = np.flatnonzero(
+        np.isin(prompt, [layout.text_start_id, layout.text_end_id, layout.audio_start_id, layout.audio_end_id])
+    )
     if not markers.size:
         return OUTSIDE, 0
     last = prompt[markers[-1]]
@@ -101,7 +111,11 @@ def next_frame_state(tokens: jax.Array, span: jax.Array, slot: jax.Array, layout
     """Span state and slot after appending ``tokens`` [B]."""
     is_audio = (tokens >= layout.audio_offset) & (tokens < layout.size)
     span = jnp.select(
-        [tokens == layout.text_start_id, tokens == layout.audio_start_id, (tokens == layout.text_end_id) | (tokens == layout.audio_end_id)],
+        [
+            tokens == layout.text_start_id,
+            tokens == layout.audio_start_id,
+            (tokens == layout.text_end_id) | (tokens == layout.audio_end_id),
+        ],
         [IN_TEXT, IN_AUDIO, OUTSIDE],
         span,
     )
@@ -109,7 +123,9 @@ def next_frame_state(tokens: jax.Array, span: jax.Array, slot: jax.Array, layout
     return span, slot
 
 
-def allowed_mask(span: jax.Array, slot: jax.Array, constrained: jax.Array, padded_vocab: int, layout: VocabLayout) -> jax.Array:
+def allowed_mask(
+    span: jax.Array, slot: jax.Array, constrained: jax.Array, padded_vocab: int, layout: VocabLayout
+) -> jax.Array:
     """Which ids [B, padded_vocab] each sequence may choose next.
 
     Constrained: inside an audio span only the slot's codebook (and <|audio_end|> at a frame
@@ -205,10 +221,15 @@ def draw_from(weights: jax.Array, uniform: jax.Array) -> jax.Array:
     live_blocks = jnp.where(block_mass > 0, jnp.arange(blocks), -1)
     block = jnp.minimum(jnp.sum(through <= target[:, None], axis=-1), jnp.max(live_blocks, axis=-1))
     row = jnp.take_along_axis(grouped, block[:, None, None], axis=1)[:, 0]
-    within = target - (jnp.take_along_axis(through, block[:, None], axis=-1)[:, 0] - jnp.take_along_axis(block_mass, block[:, None], axis=-1)[:, 0])
+    within = target - (
+        jnp.take_along_axis(through, block[:, None], axis=-1)[:, 0]
+        - jnp.take_along_axis(block_mass, block[:, None], axis=-1)[:, 0]
+    )
     ids = jnp.arange(SAMPLE_BLOCK)
     first, last = jnp.min(jnp.where(row > 0, ids, SAMPLE_BLOCK), axis=-1), jnp.max(jnp.where(row > 0, ids, -1), axis=-1)
-    index = jnp.clip(jnp.sum(jnp.cumsum(row, axis=-1) <= within[:, None], axis=-1), first, last)  # rounding never picks a 0
+    index = jnp.clip(
+        jnp.sum(jnp.cumsum(row, axis=-1) <= within[:, None], axis=-1), first, last
+    )  # rounding never picks a 0
     return (block * SAMPLE_BLOCK + index).astype(jnp.int32)
 
 

@@ -17,6 +17,18 @@ from soda_jax.models.catalogue import (
 from soda_jax.models.shapes import ModelShape, qwen3_config
 
 __all__ = [
-    "BENCH_20M", "CATALOGUE", "DEMO_6M", "ModelShape", "SODA_135M", "SODA_150M", "SODA_1_7B", "SODA_4B", "SODA_600M",
-    "TEST_TINY", "model_shape", "named_size", "qwen3_config", "vocab_size_of",
-]  # fmt: skip
+    "BENCH_20M",
+    "CATALOGUE",
+    "DEMO_6M",
+    "ModelShape",
+    "SODA_135M",
+    "SODA_150M",
+    "SODA_1_7B",
+    "SODA_4B",
+    "SODA_600M",
+    "TEST_TINY",
+    "model_shape",
+    "named_size",
+    "qwen3_config",
+    "vocab_size_of",
+]

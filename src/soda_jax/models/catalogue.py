@@ -10,8 +10,12 @@ from soda_jax.contracts import VOCAB_DIR, VOCAB_FILE
 from soda_jax.models.shapes import ModelShape
 
 SODA_135M = ModelShape(hidden_dim=512, intermediate_dim=1792, num_layers=15, num_heads=8, num_kv_heads=8, head_dim=64)
-SODA_600M = ModelShape(hidden_dim=1024, intermediate_dim=3072, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128)
-SODA_1_7B = ModelShape(hidden_dim=2048, intermediate_dim=6144, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128)
+SODA_600M = ModelShape(
+    hidden_dim=1024, intermediate_dim=3072, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128
+)
+SODA_1_7B = ModelShape(
+    hidden_dim=2048, intermediate_dim=6144, num_layers=28, num_heads=16, num_kv_heads=8, head_dim=128
+)
 SODA_4B = ModelShape(hidden_dim=2560, intermediate_dim=9728, num_layers=36, num_heads=32, num_kv_heads=8, head_dim=128)
 SODA_150M = ModelShape(hidden_dim=512, intermediate_dim=1792, num_layers=20, num_heads=8, num_kv_heads=8, head_dim=64)
 """SODA's 150M, the model of its design-choice studies (data sources, text share; docs/design-studies.md).

@@ -55,8 +55,14 @@ def forward_flops_per_token(
     glu=True)`` whenever ``heads * head_dim == hidden``.
     """
     _check_positive(
-        hidden=hidden, intermediate=intermediate, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab=vocab, seq_len=seq_len,
+        hidden=hidden,
+        intermediate=intermediate,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab=vocab,
+        seq_len=seq_len,
     )
     if heads % kv_heads:
         raise ValueError(f"heads ({heads}) must be a multiple of kv_heads ({kv_heads})")
@@ -98,8 +104,14 @@ def levanter_forward_flops_per_token(
     if hidden % heads:
         raise ValueError(f"hidden ({hidden}) is not a multiple of heads ({heads})")
     return forward_flops_per_token(
-        hidden=hidden, intermediate=intermediate, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=hidden // heads, vocab=vocab, seq_len=seq_len,
+        hidden=hidden,
+        intermediate=intermediate,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=hidden // heads,
+        vocab=vocab,
+        seq_len=seq_len,
     )
 
 
@@ -134,8 +146,13 @@ def param_counts(
 ) -> ParamCounts:
     """Exact trainable-parameter counts of a levanter Qwen3 (``qk_norm=True``) or Llama model without biases."""
     _check_positive(
-        hidden=hidden, intermediate=intermediate, layers=layers, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, vocab=vocab,
+        hidden=hidden,
+        intermediate=intermediate,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab=vocab,
     )
     q_width = heads * head_dim
     attention = hidden * q_width + 2 * hidden * kv_heads * head_dim + q_width * hidden

@@ -92,22 +92,37 @@ def build_state(sweep: AdaptiveSweep, prefix: str) -> SweepState:
     while True:
         train_steps = [sweep.train_step_for(run) for run in runs]
         eval_steps = [sweep.eval_step_for(step) for step in train_steps] if sweep.eval_step_for else []
-        proposals = default_sweep_proposals(f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits)
+        proposals = default_sweep_proposals(
+            f"{sweep.name}-proposals", runs, train_steps, sweep.rules, limits=sweep.limits
+        )
         references = [step for pair in sweep.references for step in pair if step is not None]
-        analysis = [default_scaling_analysis(
-            sweep.name, train_steps, eval_steps=eval_steps, num_bootstrap=sweep.num_bootstrap,
-            capability_metrics=sweep.capability_metrics, bracket_limits=sweep.limits,
-            reference_train_steps=[train for train, _ in sweep.references],
-            reference_eval_steps=[evaluation for _, evaluation in sweep.references]
-            if any(evaluation is not None for _, evaluation in sweep.references) else [],
-            fitted_loss=sweep.fitted_loss,
-        )] if sweep.with_analysis else []  # fmt: skip
+        analysis = (
+            [
+                default_scaling_analysis(
+                    sweep.name,
+                    train_steps,
+                    eval_steps=eval_steps,
+                    num_bootstrap=sweep.num_bootstrap,
+                    capability_metrics=sweep.capability_metrics,
+                    bracket_limits=sweep.limits,
+                    reference_train_steps=[train for train, _ in sweep.references],
+                    reference_eval_steps=[evaluation for _, evaluation in sweep.references]
+                    if any(evaluation is not None for _, evaluation in sweep.references)
+                    else [],
+                    fitted_loss=sweep.fitted_loss,
+                )
+            ]
+            if sweep.with_analysis
+            else []
+        )
         done = _read_finished(proposals, prefix)
         known = {run.name for run in runs}
         new = [run for run in proposed_runs(sweep.rules, done) if run.name not in known] if done else []
         if not new:
             state_steps = (*train_steps, proposals, *eval_steps, *references, *analysis)
-            return SweepState(tuple(runs), state_steps, proposals, rounds, settled=done is not None, last_proposals=done or last)
+            return SweepState(
+                tuple(runs), state_steps, proposals, rounds, settled=done is not None, last_proposals=done or last
+            )
         runs += new
         rounds, last = rounds + 1, done
 
@@ -125,13 +140,17 @@ def _read_finished(step: ExecutorStep, prefix: str) -> dict | None:
 
 def describe(state: SweepState) -> str:
     """What the sweep holds and what its proposals said, for the console."""
-    lines = [f"adaptive sweep: {len(state.runs)} runs after {state.rounds_applied} proposal round(s)"
-             + (", every budget settled" if state.settled else "")]  # fmt: skip
+    lines = [
+        f"adaptive sweep: {len(state.runs)} runs after {state.rounds_applied} proposal round(s)"
+        + (", every budget settled" if state.settled else "")
+    ]
     for verdict in (state.last_proposals or {}).get("verdicts", []):
         added = ", ".join(f"d={p['hidden']}" for p in verdict["proposed"]) or "nothing"
         notes = f" ({'; '.join(verdict['notes'])})" if verdict["notes"] else ""
-        lines.append(f"  budget {verdict['budget']:.1e}: {verdict['status']:<10s} best d={verdict['best_hidden']}, "
-                     f"{verdict['runs_below']} below / {verdict['runs_above']} above; adds {added}{notes}")  # fmt: skip
+        lines.append(
+            f"  budget {verdict['budget']:.1e}: {verdict['status']:<10s} best d={verdict['best_hidden']}, "
+            f"{verdict['runs_below']} below / {verdict['runs_above']} above; adds {added}{notes}"
+        )
     if not state.settled:
         lines.append("  next: train the runs above, then judge every budget again (proposals step)")
     return "\n".join(lines)
@@ -155,8 +174,9 @@ def executor_config(executor_args: Sequence[str]) -> ExecutorMainConfig:
     return dataclasses.replace(config, prefix=config.output_prefix())
 
 
-def run_adaptive_sweep(sweep: AdaptiveSweep, argv: Sequence[str], description: str,
-                       with_steps: Sequence[ExecutorStep] = ()) -> tuple[SweepState, RunReport | None]:  # fmt: skip
+def run_adaptive_sweep(
+    sweep: AdaptiveSweep, argv: Sequence[str], description: str, with_steps: Sequence[ExecutorStep] = ()
+) -> tuple[SweepState, RunReport | None]:
     """Run up to ``--rounds`` executor runs of the sweep (each: train, then propose); ``--dry_run``
     prints what the next run would do and runs nothing. ``with_steps``: other steps to run alongside
     (the demo's model, say), so that they share the cores with the sweep's first round instead of

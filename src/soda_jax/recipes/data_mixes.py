@@ -25,7 +25,9 @@ SODA_FINAL_TEXT_SHARE = 0.05
 """SODA's final run: 5% Nemotron-CC-like text, 95% speech-text."""
 
 
-def speech_text_mix(text_share: float, speech: Mapping[str, float] = SODA_SPEECH_TOKENS_B, text: str = NEMOTRON_CC) -> dict[str, float]:
+def speech_text_mix(
+    text_share: float, speech: Mapping[str, float] = SODA_SPEECH_TOKENS_B, text: str = NEMOTRON_CC
+) -> dict[str, float]:
     """``text_share`` of pure text, the rest speech split in proportion to ``speech`` (SODA's
     text-share study ran 0..1 on 150M models)."""
     if not 0.0 <= text_share <= 1.0:

@@ -87,7 +87,7 @@ def default_download(
         name=f"raw/{name}",
         fn=download,
         config=DownloadConfig(
-            input_path=repo, output_path=this_output_path(), include=versioned(tuple(include)), max_workers=workers  # type: ignore[arg-type]
+            input_path=repo, output_path=this_output_path(), include=versioned(tuple(include)), max_workers=workers
         ),
         description=f"copy {repo} ({', '.join(include) or 'every file'})",
     )
@@ -120,7 +120,11 @@ def default_synth_demo_corpus(
         name=f"raw/{name}",
         fn=synthesize_demo_corpus,
         config=SynthDemoConfig(
-            output_path=this_output_path(), voices=versioned(tuple(voices)), readings=versioned(readings), **given, **layout
+            output_path=this_output_path(),
+            voices=versioned(tuple(voices)),
+            readings=versioned(readings),
+            **given,
+            **layout,
         ),
         description=f"synthesise the {name} speech corpus (flite + espeak-ng)",
     )
@@ -143,7 +147,9 @@ def default_bpe_tokenizer(name: str, texts: Sequence[str], vocab_size: int = 512
     return ExecutorStep(
         name=f"tokenizers/{name}",
         fn=train_bpe_tokenizer,
-        config=TrainBpeConfig(output_path=this_output_path(), texts=versioned(tuple(texts)), vocab_size=versioned(vocab_size)),
+        config=TrainBpeConfig(
+            output_path=this_output_path(), texts=versioned(tuple(texts)), vocab_size=versioned(vocab_size)
+        ),
         description=f"train a {vocab_size}-id BPE on {len(texts)} texts",
     )
 
@@ -192,7 +198,9 @@ def default_tokenize(
             batch_seconds=batch_seconds,
             buffer_seconds=BUFFERED_BATCHES * batch_seconds,
             codec_backend=DEFAULT_BACKEND if codec_backend is None else versioned(codec_backend),
-            matmul_precision=matmul_precision if matmul_precision == DEFAULT_MATMUL_PRECISION else versioned(matmul_precision),
+            matmul_precision=matmul_precision
+            if matmul_precision == DEFAULT_MATMUL_PRECISION
+            else versioned(matmul_precision),
         ),
         description=f"Mimi-tokenize {source} ({codec.weights}, {codec.num_codebooks} codebooks)",
         resources=shard if shard.tpu is not None else Resources(),
@@ -220,7 +228,7 @@ def default_interleave(
         config=InterleaveConfig(
             input_path=tokenized_audio,  # type: ignore[arg-type]
             output_path=this_output_path(),
-            tokenizer=versioned(tokenizer),  # type: ignore[arg-type]
+            tokenizer=versioned(tokenizer),
             patterns=versioned(tuple(patterns)),
             validation_fraction=versioned(validation_fraction),
             max_document_tokens=versioned(max_document_tokens),
@@ -251,9 +259,9 @@ def default_tokenize_text(
         config=TokenizeTextConfig(
             input_path=input_path,  # type: ignore[arg-type]
             output_path=this_output_path(),
-            tokenizer=versioned(tokenizer),  # type: ignore[arg-type]
+            tokenizer=versioned(tokenizer),
             validation_fraction=versioned(validation_fraction),
-            partitions=versioned(tuple(partitions)),  # type: ignore[arg-type]
+            partitions=versioned(tuple(partitions)),
         ),
         description=f"tokenize text corpus {name}",
         resources=Resources(cpus=cpus),
@@ -266,9 +274,13 @@ def default_tokenize_text(
 def train_resources(tpu: str | Sequence[str] | None, slices: int, preflight: bool) -> Resources:
     """A training step's `Resources` (`default_train`'s ``tpu``, ``slices`` and ``preflight``)."""
     if tpu is None or isinstance(tpu, str):
-        return Resources(cpus=TRAIN_STEP_CPUS, tpu=tpu, slices=slices, preflight=compile_check_train if preflight and tpu else None)
+        return Resources(
+            cpus=TRAIN_STEP_CPUS, tpu=tpu, slices=slices, preflight=compile_check_train if preflight and tpu else None
+        )
     if not preflight:
-        raise ValueError(f"tpu={tuple(tpu)}: choosing the smallest slice that fits needs the pre-flight compile (preflight=True)")
+        raise ValueError(
+            f"tpu={tuple(tpu)}: choosing the smallest slice that fits needs the pre-flight compile (preflight=True)"
+        )
     choice = SmallestFittingSlice(tuple(tpu))
     return Resources(cpus=TRAIN_STEP_CPUS, tpu=choice.smallest, slices=slices, preflight=choice)
 
@@ -303,10 +315,10 @@ def default_train(
         name=f"checkpoints/{name}",
         fn=train,
         config=TrainConfig(
-            data=versioned(data),  # type: ignore[arg-type]
-            model=versioned(model),  # type: ignore[arg-type]
+            data=versioned(data),
+            model=versioned(model),
             output_path=this_output_path(),
-            recipe=versioned(recipe),  # type: ignore[arg-type]
+            recipe=versioned(recipe),
             parallelism=parallelism,
             checkpoints=checkpoints,
             **options,
@@ -358,8 +370,8 @@ def default_scaling_analysis(
             num_bootstrap=versioned(num_bootstrap),
             # versioned only when given, so the analysis steps that fit every metric keep their versions
             capability_metrics=versioned(tuple(capability_metrics)) if capability_metrics else (),
-            bracket_limits=versioned(bracket_limits) if bracket_limits is not None else None,  # type: ignore[arg-type]
-            fitted_loss=versioned(fitted_loss),  # type: ignore[arg-type]
+            bracket_limits=versioned(bracket_limits) if bracket_limits is not None else None,
+            fitted_loss=versioned(fitted_loss),
         ),
         description=f"scaling fits over {len(train_steps)} runs",
     )
@@ -389,7 +401,7 @@ def default_sweep_proposals(
         name=name,
         fn=propose_sweep_round,
         config=SweepProposalsConfig(
-            runs=refs, rules=versioned(rules), output_path=this_output_path(), limits=versioned(limits)  # type: ignore[arg-type]
+            runs=refs, rules=versioned(rules), output_path=this_output_path(), limits=versioned(limits)
         ),
         description=f"bracket check and proposals over {len(runs)} sweep runs",
     )
@@ -397,7 +409,6 @@ def default_sweep_proposals(
 
 # -- fine-tuning (docs/training.md "Fine-tuning") ----------------------------------------------------
 # SFT data steps and `default_sft`, which is `default_train` started from a model.
-
 
 
 def default_sft_data(
@@ -419,13 +430,13 @@ def default_sft_data(
         name=f"tokenized/{name}-sft",
         fn=build_sft_data,
         config=SftDataConfig(
-            source=versioned(source),  # type: ignore[arg-type]
+            source=versioned(source),
             output_path=this_output_path(),
-            tokenizer=versioned(tokenizer),  # type: ignore[arg-type]
+            tokenizer=versioned(tokenizer),
             max_tokens=versioned(max_tokens),
             overlong=versioned(overlong),
             validation_fraction=versioned(validation_fraction),
-            codec=versioned(codec),  # type: ignore[arg-type]
+            codec=versioned(codec),
         ),
         description=f"{type(source).__name__} -> fine-tuning caches",
     )
@@ -461,7 +472,9 @@ def default_sft(
         max_tokens = getattr(step.config, "max_tokens", None)
         max_tokens = getattr(max_tokens, "value", max_tokens)
         if isinstance(max_tokens, int) and max_tokens > recipe.seq_len:
-            raise ValueError(f"{step.name}: pairs of up to {max_tokens} tokens do not fit sequences of {recipe.seq_len}")
+            raise ValueError(
+                f"{step.name}: pairs of up to {max_tokens} tokens do not fit sequences of {recipe.seq_len}"
+            )
     data = task_data if isinstance(task_data, MixtureSpec) else sft_mixture(task_data)
     return default_train(name, data, model, recipe, init_from=init_from, **train_options)
 
@@ -486,9 +499,9 @@ def default_mini_tasksets(
 
     heldout = HeldOutSpec(
         corpus_path=corpus,  # type: ignore[arg-type]
-        validation_fraction=versioned(validation_fraction),  # type: ignore[arg-type]
-        item_seconds=versioned(item_seconds),  # type: ignore[arg-type]
-        shot_seconds=versioned(shot_seconds),  # type: ignore[arg-type]
+        validation_fraction=versioned(validation_fraction),
+        item_seconds=versioned(item_seconds),
+        shot_seconds=versioned(shot_seconds),
     )
     return ExecutorStep(
         name="raw/eval-mini",
@@ -532,8 +545,8 @@ def default_eval(
             # a path (an HF directory, a run trained elsewhere) is versioned by its location
             model_path=versioned(checkpoint_step) if isinstance(checkpoint_step, str) else checkpoint_step,  # type: ignore[arg-type]
             output_path=this_output_path(),
-            tasks=versioned(tuple(tasks)),  # type: ignore[arg-type]
-            codec=versioned(codec),  # type: ignore[arg-type]
+            tasks=versioned(tuple(tasks)),
+            codec=versioned(codec),
             parallelism=parallelism,
             batch_size=batch_size,
             compilation_cache_dir=compilation_cache_dir,

@@ -38,6 +38,10 @@ def report_evaluation(step: ExecutorStep, output_path: str) -> None:
     table = results_table_of(output_path)
     if table is None:
         return
-    print(f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)")
+    print(
+        f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)"
+    )
     print(table)
-    print(f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/   generated speech: {fileio.join(output_path, EVAL_AUDIO_DIR)}/")
+    print(
+        f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/   generated speech: {fileio.join(output_path, EVAL_AUDIO_DIR)}/"
+    )

@@ -37,9 +37,12 @@ codebook order changes every frame."""
 LEARN_TEXT_VOCAB = 512
 """Text ids of the commands' BPE (as the mini sweep's): the LM head stays small."""
 LEARN_SPEAKERS = (
-    Voice("flite", "kal16"), Voice("flite", "awb"), Voice("flite", "slt"),
-    Voice("espeak-ng", "en-us+f2"), Voice("espeak-ng", "en+m3"),
-)  # fmt: skip
+    Voice("flite", "kal16"),
+    Voice("flite", "awb"),
+    Voice("flite", "slt"),
+    Voice("espeak-ng", "en-us+f2"),
+    Voice("espeak-ng", "en+m3"),
+)
 """Who reads the training corpus (and the held-out combinations of the main evaluation split)."""
 UNSEEN_SPEAKER = Voice("flite", "rms")
 """The harder split's speaker: never heard in training."""
@@ -66,10 +69,15 @@ def learn_speech(text_shift: int = 0) -> ExecutorStep:
     ``text_shift`` (tests only): each caption paired with the speech of the command that many places
     later (`SynthDemoConfig.text_shift`), a corpus the model cannot learn to transcribe."""
     return default_synth_demo_corpus(
-        LEARN_READINGS, LEARN_VOICES, name="demo-commands" + (f"-shifted{text_shift}" if text_shift else ""),
-        sentences=TRAIN_COMMANDS, text_shift=text_shift,
-        sentences_per_recording=4, recordings_per_shard=16, utterances_per_shard=64,
-    )  # fmt: skip
+        LEARN_READINGS,
+        LEARN_VOICES,
+        name="demo-commands" + (f"-shifted{text_shift}" if text_shift else ""),
+        sentences=TRAIN_COMMANDS,
+        text_shift=text_shift,
+        sentences_per_recording=4,
+        recordings_per_shard=16,
+        utterances_per_shard=64,
+    )
 
 
 learn_tokenizer = default_bpe_tokenizer(f"demo-commands-bpe-{LEARN_TEXT_VOCAB}", command_sentences(), LEARN_TEXT_VOCAB)
@@ -78,7 +86,9 @@ learn_tokenizer = default_bpe_tokenizer(f"demo-commands-bpe-{LEARN_TEXT_VOCAB}",
 def learn_caches(mimi: str | None = None, text_shift: int = 0) -> dict[str, ExecutorStep]:
     """Component name -> the interleaved commands in that layout (text-first and audio-first documents)."""
     codec, speech = learn_codec(mimi), learn_speech(text_shift)
-    corpus = ("demo-commands" if mimi is None else "demo-commands-mimi") + (f"-shifted{text_shift}" if text_shift else "")
+    corpus = ("demo-commands" if mimi is None else "demo-commands-mimi") + (
+        f"-shifted{text_shift}" if text_shift else ""
+    )
     return {
         source: default_interleave(
             f"{corpus}-{source}",

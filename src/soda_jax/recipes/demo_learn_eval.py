@@ -25,9 +25,9 @@ command_tasksets = ExecutorStep(
     fn=build_command_tasksets,
     config=CommandTaskSetConfig(
         output_path=this_output_path(),
-        commands=versioned(HELD_OUT_COMMANDS),  # type: ignore[arg-type]
-        voices=versioned(LEARN_VOICES),  # type: ignore[arg-type]
-        unseen_voice=versioned(UNSEEN_SPEAKER),  # type: ignore[arg-type]
+        commands=versioned(HELD_OUT_COMMANDS),
+        voices=versioned(LEARN_VOICES),
+        unseen_voice=versioned(UNSEEN_SPEAKER),
     ),
     description=f"synthesise the {len(HELD_OUT_COMMANDS)} held-out commands' task sets",
 )
@@ -49,16 +49,20 @@ CURVE_MAX_ITEMS = 48
 def learn_curve(model: ExecutorStep, mimi: str | None = None) -> ExecutorStep:
     """``analysis/{model}-curve``: ASR 0-shot, alignment and word/non-word pairs on every permanent
     checkpoint of the run (`soda_jax.scaling.curve`): curve.json and curve.png."""
-    tasks = tuple(t for t in learn_tasks(command_tasksets, max_items=CURVE_MAX_ITEMS) if t.name in {m.split("/")[0] for m in CURVE_METRICS})
+    tasks = tuple(
+        t
+        for t in learn_tasks(command_tasksets, max_items=CURVE_MAX_ITEMS)
+        if t.name in {m.split("/")[0] for m in CURVE_METRICS}
+    )
     return ExecutorStep(
         name=f"analysis/{model.name.removeprefix('checkpoints/')}-curve",
         fn=evaluate_learning_curve,
         config=LearningCurveConfig(
             run_path=model,  # type: ignore[arg-type]
             output_path=this_output_path(),
-            tasks=versioned(tasks),  # type: ignore[arg-type]
-            metrics=versioned(CURVE_METRICS),  # type: ignore[arg-type]
-            codec=versioned(learn_codec(mimi)),  # type: ignore[arg-type]
+            tasks=versioned(tasks),
+            metrics=versioned(CURVE_METRICS),
+            codec=versioned(learn_codec(mimi)),
             batch_size=LEARN_EVAL_BATCH,
         ),
         description=f"learning curve of {model.name}: {', '.join(CURVE_METRICS)} at every checkpoint",
@@ -70,11 +74,15 @@ def report_learn_evaluation(step: ExecutorStep, output_path: str) -> None:
     table = results_table_of(output_path)
     if table is None:
         return
-    print(f"\n{step.name}: held-out combinations of words (never heard in training); asr_unseen_voice and "
-          "tts_alignment_unseen_voice: read by a voice never heard")  # fmt: skip
+    print(
+        f"\n{step.name}: held-out combinations of words (never heard in training); asr_unseen_voice and "
+        "tts_alignment_unseen_voice: read by a voice never heard"
+    )
     print(table)
-    print("  TTS and continuation: with the random Mimi, decoded speech is not intelligible (its codes are an untrained\n"
-          "  function of the audio): read their frame-valid rate and speaker similarity, not their WER.")  # fmt: skip
+    print(
+        "  TTS and continuation: with the random Mimi, decoded speech is not intelligible (its codes are an untrained\n"
+        "  function of the audio): read their frame-valid rate and speaker similarity, not their WER."
+    )
     print(f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/")
 
 

@@ -125,9 +125,14 @@ MINI_EVAL_TASKS = (
 (no generation: ASR and TTS of these models would be noise, and slow on CPU)."""
 
 MINI_CAPABILITY_METRICS = (
-    "validation_nll/text/loss", "validation_nll/semantic/loss", "validation_nll/acoustic/loss",
-    "swuggy/accuracy", "twuggy/accuracy", "sblimp/accuracy", "tblimp/accuracy",
-)  # fmt: skip
+    "validation_nll/text/loss",
+    "validation_nll/semantic/loss",
+    "validation_nll/acoustic/loss",
+    "swuggy/accuracy",
+    "twuggy/accuracy",
+    "sblimp/accuracy",
+    "tblimp/accuracy",
+)
 """Eval metrics the analysis fits against the fitted loss (held-out speech NLL)."""
 
 
@@ -156,8 +161,14 @@ def mini_train_steps(data) -> BranchedSweepSteps:
 def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
     """``evaluation/isoflop/<run>``: `MINI_EVAL_TASKS` on a sweep run's final checkpoint."""
     name = train_step.name.removeprefix("checkpoints/")
-    return default_eval(name, train_step, MINI_EVAL_TASKS, codec=DEMO_CODEC, batch_size=DEMO_EVAL_BATCH,
-                        compilation_cache_dir=MINI_COMPILATION_CACHE)  # fmt: skip
+    return default_eval(
+        name,
+        train_step,
+        MINI_EVAL_TASKS,
+        codec=DEMO_CODEC,
+        batch_size=DEMO_EVAL_BATCH,
+        compilation_cache_dir=MINI_COMPILATION_CACHE,
+    )
 
 
 def mini_reference_steps(train_step: BranchedSweepSteps) -> tuple[ExecutorStep, ExecutorStep]:
@@ -176,9 +187,15 @@ def build_mini_sweep(data=None) -> list[ExecutorStep]:
     train_steps = [train_step(run) for run in MINI_FIRST_GRID]
     eval_steps = [mini_eval_step(step) for step in train_steps]
     reference, reference_eval = mini_reference_steps(train_step)
-    analysis = default_scaling_analysis(MINI_ANALYSIS, train_steps, eval_steps=eval_steps, num_bootstrap=500,
-                                        capability_metrics=MINI_CAPABILITY_METRICS,
-                                        reference_train_steps=[reference], reference_eval_steps=[reference_eval])  # fmt: skip
+    analysis = default_scaling_analysis(
+        MINI_ANALYSIS,
+        train_steps,
+        eval_steps=eval_steps,
+        num_bootstrap=500,
+        capability_metrics=MINI_CAPABILITY_METRICS,
+        reference_train_steps=[reference],
+        reference_eval_steps=[reference_eval],
+    )
     return [*train_steps, *eval_steps, analysis]
 
 

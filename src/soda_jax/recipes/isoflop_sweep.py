@@ -90,14 +90,23 @@ class BranchedSweepSteps:
             stop = stable_prefix_steps(recipe, run.shape.hidden_dim)
             if previous is not None:  # fail here, not hours into the sweep, when the rules cannot branch
                 source = chain[-2]
-                check_branch(sweep_recipe(source), source.shape, recipe, run.shape,
-                             stable_prefix_steps(sweep_recipe(source), source.shape.hidden_dim), where=f"segment {run.name}")  # fmt: skip
+                check_branch(
+                    sweep_recipe(source),
+                    source.shape,
+                    recipe,
+                    run.shape,
+                    stable_prefix_steps(sweep_recipe(source), source.shape.hidden_dim),
+                    where=f"segment {run.name}",
+                )
             self._segments[run.name] = default_train(
-                f"isoflop-stable/{run.name}", self.data, run.shape, recipe,
+                f"isoflop-stable/{run.name}",
+                self.data,
+                run.shape,
+                recipe,
                 stop_at_step=versioned(stop),
                 resume_from=None if previous is None else output_path_of(previous),
                 **{**self.options, "export_hf": False},
-            )  # fmt: skip
+            )
         return self._segments[run.name]
 
 
@@ -121,15 +130,24 @@ def build_sweep(
     plan = plan or soda_eval_plan()
     train_steps = [sweep_train_step(run, data, tpu=tpu, **options) for run in isoflop_grid(rules)]
     eval_steps = [sweep_eval_step(step, plan) for step in train_steps] if plan.tasks else []
-    analysis = default_scaling_analysis(name, train_steps, eval_steps=eval_steps, num_bootstrap=num_bootstrap,
-                                        capability_metrics=SODA_CAPABILITY_METRICS)  # fmt: skip
+    analysis = default_scaling_analysis(
+        name,
+        train_steps,
+        eval_steps=eval_steps,
+        num_bootstrap=num_bootstrap,
+        capability_metrics=SODA_CAPABILITY_METRICS,
+    )
     return [*train_steps, *eval_steps, analysis]
 
 
 def soda_adaptive_sweep(
-    data, rules: SweepRules = SWEEP_RULES, *, tpu: str | Sequence[str] | None = SWEEP_SLICES, plan: SodaEvalPlan | None = None,
+    data,
+    rules: SweepRules = SWEEP_RULES,
+    *,
+    tpu: str | Sequence[str] | None = SWEEP_SLICES,
+    plan: SodaEvalPlan | None = None,
     **options: Any,
-) -> AdaptiveSweep:  # fmt: skip
+) -> AdaptiveSweep:
     """SODA's grid as round 0 of an adaptive sweep, every run trained on ``data`` and evaluated on
     ``plan``'s tasks (default: `soda_eval_plan()`; no evaluations when it finds no set)."""
     plan = plan or soda_eval_plan()

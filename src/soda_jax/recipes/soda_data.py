@@ -69,8 +69,13 @@ LANGUAGES = ("en",)
 """SODA's speech is English."""
 SPEECH_SOURCES = {YODAS2: "yodas2", EMILIA_YODAS: "emilia_yodas", EMILIA: "emilia", MLS: "mls"}
 """Mix component -> the reader of its published layout (`soda_jax.data.sources`)."""
-COMPONENT_ROOTS = {YODAS2: "yodas2_root", EMILIA_YODAS: "emilia_root", EMILIA: "emilia_root", MLS: "mls_root",
-                   NEMOTRON_CC: "nemotron_cc_root"}  # fmt: skip
+COMPONENT_ROOTS = {
+    YODAS2: "yodas2_root",
+    EMILIA_YODAS: "emilia_root",
+    EMILIA: "emilia_root",
+    MLS: "mls_root",
+    NEMOTRON_CC: "nemotron_cc_root",
+}
 """Mix component -> the `SodaDataRoots` setting holding its corpus (the Emilia halves share one checkout)."""
 ENGLISH_FILES = {
     "yodas2_root": ("data/en*",),
@@ -155,8 +160,14 @@ class SodaSteps:
     def speech_cache(self, component: str) -> ExecutorStep:
         """``tokenized/{component}-interleaved``: the component's Mimi codes, interleaved with its transcripts."""
         codec = CodecConfig(pretrained=self.asset(self.roots.mimi, MIMI_FILES))  # a step: its output directory
-        codes = default_tokenize(component, self.corpus(component), source=SPEECH_SOURCES[component],
-                                 languages=LANGUAGES, codec=codec, **self.tokenize_placement())  # fmt: skip
+        codes = default_tokenize(
+            component,
+            self.corpus(component),
+            source=SPEECH_SOURCES[component],
+            languages=LANGUAGES,
+            codec=codec,
+            **self.tokenize_placement(),
+        )
         return default_interleave(component, codes, tokenizer=self.asset(self.roots.tokenizer, TOKENIZER_FILES))
 
     def tokenize_placement(self) -> dict[str, Any]:
@@ -166,14 +177,17 @@ class SodaSteps:
             return {"cpus": TOKENIZE_CPUS}
         if where == TOKENIZE_ON_GPU:
             return {"resources": Resources(cpus=TOKENIZE_CPUS, gpu=1)}
-        return {"resources": Resources(tpu=tpu_slice(where).name), "codec_backend": "jax",
-                "batch_seconds": TPU_HOST_BATCH_SECONDS}  # fmt: skip
+        return {
+            "resources": Resources(tpu=tpu_slice(where).name),
+            "codec_backend": "jax",
+            "batch_seconds": TPU_HOST_BATCH_SECONDS,
+        }
 
     def text_cache(self) -> ExecutorStep:
         """``tokenized/nemotron_cc-text``: Nemotron-CC's hq_actual, tokenized."""
-        return default_tokenize_text(NEMOTRON_CC, self.corpus(NEMOTRON_CC),
-                                     tokenizer=self.asset(self.roots.tokenizer, TOKENIZER_FILES))  # fmt: skip
-
+        return default_tokenize_text(
+            NEMOTRON_CC, self.corpus(NEMOTRON_CC), tokenizer=self.asset(self.roots.tokenizer, TOKENIZER_FILES)
+        )
 
     def caches(self, components: Sequence[str]) -> dict[str, ExecutorStep]:
         """Component name -> the step writing its token cache."""

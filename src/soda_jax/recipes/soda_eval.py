@@ -30,19 +30,29 @@ LOCAL_BATCH = 8
 """Sequences per batch when the evaluation runs here (no TPU): a multiple of 8 fake CPU devices."""
 
 
-def soda_eval_steps(model_path: str, name: str | None = None, plan: SodaEvalPlan | None = None,
-                    *, tpu: str | None = None, batch_size: int = LOCAL_BATCH) -> list[ExecutorStep]:  # fmt: skip
+def soda_eval_steps(
+    model_path: str,
+    name: str | None = None,
+    plan: SodaEvalPlan | None = None,
+    *,
+    tpu: str | None = None,
+    batch_size: int = LOCAL_BATCH,
+) -> list[ExecutorStep]:
     """``evaluation/soda-eval/{name}``: ``plan``'s tasks (default `soda_eval_plan()`) on ``model_path``."""
     plan = plan or soda_eval_plan()
     if not plan.tasks:
         raise SystemExit(f"no SODA evaluation set found:\n{plan.describe()}")
     name = name or model_path.rstrip("/").rsplit("/", 1)[-1]
-    return [soda_eval_step(f"soda-eval/{name}", model_path, plan, tpu=tpu, batch_size=batch_size)]  # a path: versioned by it
+    return [
+        soda_eval_step(f"soda-eval/{name}", model_path, plan, tpu=tpu, batch_size=batch_size)
+    ]  # a path: versioned by it
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=False)
-    parser.add_argument("--model", required=True, help="a training output or an HF directory in SODA's vocabulary layout")
+    parser.add_argument(
+        "--model", required=True, help="a training output or an HF directory in SODA's vocabulary layout"
+    )
     parser.add_argument("--name", default=None, help="the evaluation's name (default: the model directory's)")
     parser.add_argument("--tpu", default=None, help="run on this TPU slice type (default: where the executor runs)")
     parser.add_argument("--table", action="store_true", help="only print the table of a finished evaluation")
@@ -71,4 +81,6 @@ def main(argv: list[str]) -> None:
     table = results_table_of(output, not_run=plan.missing)
     if table is None:
         raise SystemExit(f"{fileio.join(output, EVAL_RESULTS_FILE)}: no results yet (run without --table)")
-    print(f"\n{step.name} ({args.model}):\n{table}\n  scorers: {'; '.join(plan.scorer_notes)}\n  per-item records: {fileio.join(output, EVAL_ITEMS_DIR)}/")
+    print(
+        f"\n{step.name} ({args.model}):\n{table}\n  scorers: {'; '.join(plan.scorer_notes)}\n  per-item records: {fileio.join(output, EVAL_ITEMS_DIR)}/"
+    )

@@ -41,10 +41,16 @@ SODA_EVAL_ROOT_ENV = "SODA_EVAL_ROOT"
 ENV_PREFIX = "SODA_EVAL_"
 """``{ENV_PREFIX}{FIELD}`` (upper case) overrides one set's path."""
 DEFAULT_SUBDIRS = {
-    "swuggy": "sWUGGY", "sblimp": "sBLIMP", "salmon": "SALMon", "librispeech": "LibriSpeech",
-    "seed_tts": "seed-tts-eval", "lm_eval": "lm-eval-tasks", "whisper": "whisper-large-v3",
-    "wavlm": "wavlm-large-sv", "mimi": "mimi",
-}  # fmt: skip
+    "swuggy": "sWUGGY",
+    "sblimp": "sBLIMP",
+    "salmon": "SALMon",
+    "librispeech": "LibriSpeech",
+    "seed_tts": "seed-tts-eval",
+    "lm_eval": "lm-eval-tasks",
+    "whisper": "whisper-large-v3",
+    "wavlm": "wavlm-large-sv",
+    "mimi": "mimi",
+}
 """Where each set is looked for under ``$SODA_EVAL_ROOT``."""
 SEED_TTS_META = "en/meta.lst"
 """The English list of the Seed-TTS eval set."""
@@ -52,10 +58,17 @@ LIBRISPEECH_TEST, LIBRISPEECH_SHOTS = "test-clean", "dev-clean"
 HELLASWAG_YAML_PREFIX = "hellaswag"
 """An lm-eval task directory serves HellaSwag when it holds a ``hellaswag*.yaml``."""
 SODA_CAPABILITY_METRICS = (
-    "swuggy/accuracy", "twuggy/accuracy", "sblimp/accuracy", "tblimp/accuracy", "salmon/accuracy",
-    "librispeech/wer", f"librispeech_{SODA_ASR_SHOTS}shot/wer", "seed_tts/wer_x100", "seed_tts/speaker_similarity",
+    "swuggy/accuracy",
+    "twuggy/accuracy",
+    "sblimp/accuracy",
+    "tblimp/accuracy",
+    "salmon/accuracy",
+    "librispeech/wer",
+    f"librispeech_{SODA_ASR_SHOTS}shot/wer",
+    "seed_tts/wer_x100",
+    "seed_tts/speaker_similarity",
     "lm_eval/hellaswag/acc_norm",
-)  # fmt: skip
+)
 """What the analyses fit against the fitted loss: SODA's benchmark numbers (`soda_jax.eval.report.SODA_REPORTED`
 names eight of them), whichever sets are present."""
 EVAL_TPU = "v5p-8"
@@ -164,10 +177,14 @@ def soda_eval_plan(roots: SodaEvalRoots | None = None) -> SodaEvalPlan:
     shots_missing = None if librispeech is None else _missing(librispeech, "librispeech", LIBRISPEECH_SHOTS)
     scorers, notes = _scorers(roots)
     tasks = soda_tasks(
-        swuggy=swuggy, sblimp=sblimp, salmon=salmon, librispeech=librispeech,
-        seed_tts_meta=None if seed_tts is None else fileio.join(seed_tts, SEED_TTS_META), lm_eval_include=lm_eval,
+        swuggy=swuggy,
+        sblimp=sblimp,
+        salmon=salmon,
+        librispeech=librispeech,
+        seed_tts_meta=None if seed_tts is None else fileio.join(seed_tts, SEED_TTS_META),
+        lm_eval_include=lm_eval,
         scorers=scorers,
-    )  # fmt: skip
+    )
     shots_task = f"librispeech_{SODA_ASR_SHOTS}shot"
     if librispeech is None:
         missing[shots_task] = missing["librispeech"]
@@ -178,7 +195,11 @@ def soda_eval_plan(roots: SodaEvalRoots | None = None) -> SodaEvalPlan:
         logger.warning("SODA evaluation: %s not run: %s", name, why)
     mimi_missing = _missing(roots.mimi, "mimi", HF_CONFIG_FILE)
     codec = None if mimi_missing else CodecConfig(pretrained=roots.mimi)
-    notes += (f"codec: Mimi from {roots.mimi}" if codec else f"codec: the one the model's data recorded (local Mimi: {mimi_missing})",)
+    notes += (
+        f"codec: Mimi from {roots.mimi}"
+        if codec
+        else f"codec: the one the model's data recorded (local Mimi: {mimi_missing})",
+    )
     return SodaEvalPlan(tasks=tasks, missing=missing, scorers=scorers, scorer_notes=notes, codec=codec)
 
 
@@ -188,19 +209,25 @@ def _scorers(roots: SodaEvalRoots) -> tuple[Scorers, tuple[str, ...]]:
     whisper_missing = _missing(roots.whisper, "whisper", HF_CONFIG_FILE)
     wavlm_missing = _missing(roots.wavlm, "wavlm", HF_CONFIG_FILE)
     scorers = Scorers(
-        asr="whisper" if not whisper_missing else defaults.asr, asr_model=None if whisper_missing else roots.whisper,
-        speaker="wavlm" if not wavlm_missing else defaults.speaker, speaker_model=None if wavlm_missing else roots.wavlm,
-    )  # fmt: skip
+        asr="whisper" if not whisper_missing else defaults.asr,
+        asr_model=None if whisper_missing else roots.whisper,
+        speaker="wavlm" if not wavlm_missing else defaults.speaker,
+        speaker_model=None if wavlm_missing else roots.wavlm,
+    )
     notes = (
-        f"ASR: Whisper from {roots.whisper} (SODA's)" if not whisper_missing
+        f"ASR: Whisper from {roots.whisper} (SODA's)"
+        if not whisper_missing
         else f"ASR: {defaults.asr} (offline default; SODA's Whisper-large-v3: {whisper_missing})",
-        f"speaker: WavLM from {roots.wavlm} (SODA used a WavLM-large verification model)" if not wavlm_missing
+        f"speaker: WavLM from {roots.wavlm} (SODA used a WavLM-large verification model)"
+        if not wavlm_missing
         else f"speaker: {defaults.speaker} (offline default; WavLM: {wavlm_missing})",
-    )  # fmt: skip
+    )
     return scorers, notes
 
 
-def soda_eval_step(name: str, model, plan: SodaEvalPlan, *, tpu: str | None = EVAL_TPU, batch_size: int = 32) -> ExecutorStep:
+def soda_eval_step(
+    name: str, model, plan: SodaEvalPlan, *, tpu: str | None = EVAL_TPU, batch_size: int = 32
+) -> ExecutorStep:
     """``evaluation/{name}``: ``plan``'s tasks on ``model`` (a `default_train` step, or a versioned
     path); the sets not run are named in the step's description."""
     step = default_eval(name, model, plan.tasks, codec=plan.codec, batch_size=batch_size, tpu=tpu)

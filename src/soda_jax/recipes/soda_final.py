@@ -55,14 +55,21 @@ def soda_final_steps(prefix: str | None = None, plan: SodaEvalPlan | None = None
     of the sweep's runs under ``prefix`` (`sweep_runs_so_far`) with the finals as reference runs (last)."""
     plan = plan or soda_eval_plan()
     runs = [soda_final_run(size) for size in SODA_MODELS]
-    evaluations = [soda_eval_step(run.name.removeprefix("checkpoints/"), run, plan) for run in runs] if plan.tasks else []
+    evaluations = (
+        [soda_eval_step(run.name.removeprefix("checkpoints/"), run, plan) for run in runs] if plan.tasks else []
+    )
     sweep = soda_adaptive_sweep(soda_final_data(), plan=plan)
     sweep_train, sweep_eval = sweep_runs_so_far(sweep, prefix)
     analysis = default_scaling_analysis(
-        FINALS_ANALYSIS, sweep_train, eval_steps=sweep_eval, num_bootstrap=sweep.num_bootstrap,
-        capability_metrics=SODA_CAPABILITY_METRICS, bracket_limits=sweep.limits,
-        reference_train_steps=runs, reference_eval_steps=evaluations,
-    )  # fmt: skip
+        FINALS_ANALYSIS,
+        sweep_train,
+        eval_steps=sweep_eval,
+        num_bootstrap=sweep.num_bootstrap,
+        capability_metrics=SODA_CAPABILITY_METRICS,
+        bracket_limits=sweep.limits,
+        reference_train_steps=runs,
+        reference_eval_steps=evaluations,
+    )
     return [*runs, *evaluations, analysis]
 
 
@@ -70,5 +77,8 @@ def main(argv: list[str]) -> None:
     config = executor_config(argv)
     plan = soda_eval_plan()
     print(plan.describe())
-    run_experiment(soda_final_steps(config.prefix, plan), config,
-                   "SODA final runs (135M, 600M, 1.7B, 4B), their evaluations, the sweep's capability curves")  # fmt: skip
+    run_experiment(
+        soda_final_steps(config.prefix, plan),
+        config,
+        "SODA final runs (135M, 600M, 1.7B, 4B), their evaluations, the sweep's capability curves",
+    )

@@ -63,15 +63,19 @@ SODA_TOKEN_TYPES_TPUS = ("v5p-16", "v5p-32", "v5p-64")
 compiled step fits (the pre-flight compile, `default_train`)."""
 SODA_TOKEN_TYPES_LR_BASE = 0.002
 """exp1699_ablate_tokens.py's base LR, "reduced from 3e-3 to match the IsoFLOP experiment"."""
-SODA_DATA_SOURCES_LR = LR_AT_REFERENCE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH) * math.sqrt(
-    SODA_STUDY_MODEL.hidden_dim / LR_REFERENCE_WIDTH
+SODA_DATA_SOURCES_LR = (
+    LR_AT_REFERENCE
+    * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH)
+    * math.sqrt(SODA_STUDY_MODEL.hidden_dim / LR_REFERENCE_WIDTH)
 )
 """0.0015, as exp1699_data_mix_150m.py computes it: its width factor is sqrt(width / 1024), the
 inverse of the final runs' sqrt(1024 / width) (`soda_learning_rate` would give 0.003)."""
 SODA_TEXT_SHARE_LR = LR_AT_REFERENCE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH)
 """0.00212, as exp1699_nemotron_sweep.py computes it: the batch factor only."""
-SODA_TOKEN_TYPES_LR = SODA_TOKEN_TYPES_LR_BASE * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH) * math.sqrt(
-    SODA_TOKEN_TYPES_MODEL.hidden_dim / LR_REFERENCE_WIDTH
+SODA_TOKEN_TYPES_LR = (
+    SODA_TOKEN_TYPES_LR_BASE
+    * math.sqrt(SODA_STUDY_BATCH_SIZE / LR_REFERENCE_BATCH)
+    * math.sqrt(SODA_TOKEN_TYPES_MODEL.hidden_dim / LR_REFERENCE_WIDTH)
 )
 """0.002, as exp1699_ablate_tokens.py computes it (the same inverted width factor, at d=2048)."""
 
@@ -80,7 +84,9 @@ def soda_study_recipe(tokens: int, learning_rate: float) -> TrainRecipe:
     """A study run: seq 4096 x batch 128 for ``tokens``, the final runs' Cautious optimizer and
     schedule (betas 0.98, eps 1e-16, weight decay 0.033 AdamC, 10% warmup, linear decay over the
     last 20%, clip 1) at a fixed ``learning_rate``, z-loss 1e-4."""
-    return recipe_for_tokens(tokens, batch_size=SODA_STUDY_BATCH_SIZE, optimizer=OptimizerRecipe(learning_rate=learning_rate))
+    return recipe_for_tokens(
+        tokens, batch_size=SODA_STUDY_BATCH_SIZE, optimizer=OptimizerRecipe(learning_rate=learning_rate)
+    )
 
 
 SODA_DATA_SOURCES_RECIPE = soda_study_recipe(SODA_DATA_SOURCES_TOKENS, SODA_DATA_SOURCES_LR)
@@ -100,7 +106,9 @@ DEMO_RECIPE = TrainRecipe(
 """CPU demo: ~0.25M tokens on `DEMO_6M` in about a minute on 2 cores (docs/training.md); the loss
 falls visibly. Same schedule shape as SODA (warmup 10%, linear decay over the last 20%)."""
 
-DEMO_LEARN_MODEL = ModelShape(hidden_dim=128, intermediate_dim=384, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32)
+DEMO_LEARN_MODEL = ModelShape(
+    hidden_dim=128, intermediate_dim=384, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32
+)
 """The learning demo's model (experiments/demo_learn.py): 0.8M non-embedding parameters, 5.1M with the
 commands' 16,900-id vocabulary (512 BPE text ids + 4 markers + 16,384 audio ids)."""
 DEMO_LEARN_STEPS = 900
@@ -117,8 +125,26 @@ BENCH_MODEL = BENCH_20M
 """The model benchmarks/bench_train.py times (~22M parameters with a 16k vocabulary)."""
 
 __all__ = [
-    "BENCH_MODEL", "DEMO_6M", "DEMO_LEARN_MODEL", "DEMO_LEARN_RECIPE", "DEMO_RECIPE", "SODA_135M", "SODA_150M", "SODA_1_7B", "SODA_4B", "SODA_600M",
-    "SODA_DATA_SOURCES_RECIPE", "SODA_FINAL_RECIPE", "SODA_MODELS", "SODA_PARALLELISM", "SODA_STUDY_MODEL",
-    "SODA_STUDY_TPU", "SODA_TEXT_SHARE_RECIPE", "SODA_TOKEN_TYPES_MODEL", "SODA_TOKEN_TYPES_RECIPE",
-    "SODA_TOKEN_TYPES_TPUS", "SODA_TPU_SLICES", "soda_study_recipe",
-]  # fmt: skip
+    "BENCH_MODEL",
+    "DEMO_6M",
+    "DEMO_LEARN_MODEL",
+    "DEMO_LEARN_RECIPE",
+    "DEMO_RECIPE",
+    "SODA_135M",
+    "SODA_150M",
+    "SODA_1_7B",
+    "SODA_4B",
+    "SODA_600M",
+    "SODA_DATA_SOURCES_RECIPE",
+    "SODA_FINAL_RECIPE",
+    "SODA_MODELS",
+    "SODA_PARALLELISM",
+    "SODA_STUDY_MODEL",
+    "SODA_STUDY_TPU",
+    "SODA_TEXT_SHARE_RECIPE",
+    "SODA_TOKEN_TYPES_MODEL",
+    "SODA_TOKEN_TYPES_RECIPE",
+    "SODA_TOKEN_TYPES_TPUS",
+    "SODA_TPU_SLICES",
+    "soda_study_recipe",
+]

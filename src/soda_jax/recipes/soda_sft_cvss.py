@@ -100,5 +100,8 @@ def pop_base_size(argv: list[str]) -> tuple[str, list[str]]:
 
 def main(argv: list[str]) -> None:
     base_size, executor_args = pop_base_size(argv)
-    executor_main([soda_cvss_sft(base_size)], args=executor_args,
-                  description=f"SODA-{base_size} fine-tuned for speech-to-speech translation (CVSS)")
+    executor_main(
+        [soda_cvss_sft(base_size)],
+        args=executor_args,
+        description=f"SODA-{base_size} fine-tuned for speech-to-speech translation (CVSS)",
+    )

@@ -40,10 +40,15 @@ def data_sources_study(roots: SodaDataRoots | None = None, plan: SodaEvalPlan | 
     caches = SodaSteps(roots or SodaDataRoots()).caches(SPEECH_CORPORA)
     arms = [(arm, mixture_config(mix, caches)) for arm, mix in ARMS]
     return study_steps(
-        STUDY, arms, SODA_STUDY_MODEL, SODA_DATA_SOURCES_RECIPE,
-        title="data sources: YODAS2, Emilia, both, + MLS; 150M, 3B tokens", axis_label="training data",
-        eval_step_for=soda_study_evaluation(plan or soda_eval_plan()), tpu=SODA_STUDY_TPU,
-    )  # fmt: skip
+        STUDY,
+        arms,
+        SODA_STUDY_MODEL,
+        SODA_DATA_SOURCES_RECIPE,
+        title="data sources: YODAS2, Emilia, both, + MLS; 150M, 3B tokens",
+        axis_label="training data",
+        eval_step_for=soda_study_evaluation(plan or soda_eval_plan()),
+        tpu=SODA_STUDY_TPU,
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -52,11 +52,11 @@ def default_study_analysis(
         fn=analyze_study,
         config=StudyAnalysisConfig(
             title=title,
-            arms=versioned(tuple(arms)),  # type: ignore[arg-type]
+            arms=versioned(tuple(arms)),
             run_paths=tuple(output_path_of(step) for step in train_steps),  # type: ignore[misc]
             eval_paths=tuple("" if step is None else output_path_of(step) for step in eval_steps),  # type: ignore[misc]
             output_path=this_output_path(),
-            metrics=versioned(tuple(metrics)),  # type: ignore[arg-type]
+            metrics=versioned(tuple(metrics)),
             axis_label=axis_label,
         ),
         description=f"{title}: {len(arms)} arms",
@@ -80,12 +80,21 @@ def study_steps(
     ``eval_step_for`` (None: no evaluation), then ``analysis/{study}``."""
     train_steps = [default_train(f"{study}/{arm.name}", data, model, recipe, **train_options) for arm, data in arms]
     eval_steps = [eval_step_for(step) for step in train_steps] if eval_step_for else []
-    analysis = default_study_analysis(f"analysis/{study}", [arm for arm, _ in arms], train_steps, eval_steps,
-                                      title=title, axis_label=axis_label, metrics=metrics)  # fmt: skip
+    analysis = default_study_analysis(
+        f"analysis/{study}",
+        [arm for arm, _ in arms],
+        train_steps,
+        eval_steps,
+        title=title,
+        axis_label=axis_label,
+        metrics=metrics,
+    )
     return [*train_steps, *eval_steps, analysis]
 
 
-def soda_study_evaluation(plan: SodaEvalPlan, keep: Callable[[Any], bool] | None = None) -> Callable[[ExecutorStep], ExecutorStep] | None:
+def soda_study_evaluation(
+    plan: SodaEvalPlan, keep: Callable[[Any], bool] | None = None
+) -> Callable[[ExecutorStep], ExecutorStep] | None:
     """``evaluation/{study}/{arm}`` of each run: SODA's tasks in ``plan`` (those ``keep`` accepts), or
     None when no task is left (no set under ``$SODA_EVAL_ROOT``: the study compares held-out NLL only)."""
     if keep is not None:

@@ -39,7 +39,9 @@ def text_share_arm(share: float) -> StudyArm:
     return StudyArm(name=f"text-{percent}", label=f"{percent}% text", value=share)
 
 
-def text_share_data(share: float, caches: dict, speech: dict[str, float] = SPEECH, mix: str = "yodas2_text") -> MixtureSpec:
+def text_share_data(
+    share: float, caches: dict, speech: dict[str, float] = SPEECH, mix: str = "yodas2_text"
+) -> MixtureSpec:
     """``share`` of Nemotron-CC, the rest ``speech`` (`speech_text_mix`), over ``caches``: every cache
     is in the data (validated), the ones without weight at 0. Named ``{mix}_{percent}``."""
     return soda_mixture(caches, speech_text_mix(share, speech, NEMOTRON_CC), name=f"{mix}_{100 * share:g}")
@@ -50,10 +52,15 @@ def text_share_study(roots: SodaDataRoots | None = None, plan: SodaEvalPlan | No
     caches = SodaSteps(roots or SodaDataRoots()).caches((YODAS2, NEMOTRON_CC))
     arms = [(text_share_arm(share), text_share_data(share, caches)) for share in TEXT_SHARES]
     return study_steps(
-        STUDY, arms, SODA_STUDY_MODEL, SODA_TEXT_SHARE_RECIPE,
-        title="text share: Nemotron-CC in YODAS2, 150M, 10B tokens", axis_label="Nemotron-CC share of the training mix",
-        eval_step_for=soda_study_evaluation(plan or soda_eval_plan()), tpu=SODA_STUDY_TPU,
-    )  # fmt: skip
+        STUDY,
+        arms,
+        SODA_STUDY_MODEL,
+        SODA_TEXT_SHARE_RECIPE,
+        title="text share: Nemotron-CC in YODAS2, 150M, 10B tokens",
+        axis_label="Nemotron-CC share of the training mix",
+        eval_step_for=soda_study_evaluation(plan or soda_eval_plan()),
+        tpu=SODA_STUDY_TPU,
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -56,9 +56,7 @@ MINI_STUDY_BUDGET = 5e11
 """Forward FLOPs of every arm (training 1.5e12, the mini sweep's second budget): 517 steps."""
 MINI_TEXT_VALIDATION_FRACTION = 0.1
 """Share of the text corpus's documents held out: its held-out NLL is one of the study's numbers."""
-MINI_EVAL_TASKS = (
-    *mini_pair_tasks(mini_tasksets),
-)
+MINI_EVAL_TASKS = (*mini_pair_tasks(mini_tasksets),)
 """The demo's likelihood pairs, speech and text (held-out NLL comes from the runs' summaries)."""
 MINI_STUDY_METRICS = ("swuggy/accuracy", "sblimp/accuracy", "twuggy/accuracy", "tblimp/accuracy")
 
@@ -71,8 +69,8 @@ def default_demo_text_corpus() -> ExecutorStep[DemoTextConfig]:
         fn=write_demo_text_corpus,
         config=DemoTextConfig(
             output_path=this_output_path(),
-            sentences=versioned(defaults.sentences),  # type: ignore[arg-type]
-            min_words=versioned(defaults.min_words),  # type: ignore[arg-type]
+            sentences=versioned(defaults.sentences),
+            min_words=versioned(defaults.min_words),
         ),
         description="write the demo text corpus (demo sentences + Python's documentation prose)",
     )
@@ -81,8 +79,12 @@ def default_demo_text_corpus() -> ExecutorStep[DemoTextConfig]:
 def mini_study_caches() -> dict[str, ExecutorStep]:
     """Component name -> cache step: the two demo speech layouts and the text corpus (as ``nemotron_cc``)."""
     caches = demo_caches(MINI_STUDY_READINGS, CHORUS_VOICES, mini_text_tokenizer)
-    text = default_tokenize_text("demo-text", default_demo_text_corpus(), tokenizer=mini_text_tokenizer,
-                                 validation_fraction=MINI_TEXT_VALIDATION_FRACTION)  # fmt: skip
+    text = default_tokenize_text(
+        "demo-text",
+        default_demo_text_corpus(),
+        tokenizer=mini_text_tokenizer,
+        validation_fraction=MINI_TEXT_VALIDATION_FRACTION,
+    )
     return {**caches, NEMOTRON_CC: text}
 
 
@@ -95,8 +97,14 @@ def mini_study_run() -> SweepRun:
 
 
 def mini_eval_step(train_step: ExecutorStep) -> ExecutorStep:
-    return default_eval(train_step.name.removeprefix("checkpoints/"), train_step, MINI_EVAL_TASKS, codec=DEMO_CODEC,
-                        batch_size=DEMO_EVAL_BATCH, compilation_cache_dir=MINI_COMPILATION_CACHE)  # fmt: skip
+    return default_eval(
+        train_step.name.removeprefix("checkpoints/"),
+        train_step,
+        MINI_EVAL_TASKS,
+        codec=DEMO_CODEC,
+        batch_size=DEMO_EVAL_BATCH,
+        compilation_cache_dir=MINI_COMPILATION_CACHE,
+    )
 
 
 def build_mini_study() -> list[ExecutorStep]:
@@ -106,11 +114,17 @@ def build_mini_study() -> list[ExecutorStep]:
     arms = [(text_share_arm(share), text_share_data(share, caches, speech, mix="demo_text")) for share in TEXT_SHARES]
     run = mini_study_run()
     return study_steps(
-        STUDY, arms, run.shape, sweep_recipe(run),
+        STUDY,
+        arms,
+        run.shape,
+        sweep_recipe(run),
         title=f"text share, CPU miniature: d={run.shape.hidden_dim}, {run.tokens / 1e6:.2f}M tokens per arm on the demo corpus",
-        axis_label="text share of the training mix", eval_step_for=mini_eval_step, metrics=MINI_STUDY_METRICS,
-        max_eval_batches=MINI_VALIDATION_SEQUENCES // run.batch_size, **MINI_TRAIN_OPTIONS,
-    )  # fmt: skip
+        axis_label="text share of the training mix",
+        eval_step_for=mini_eval_step,
+        metrics=MINI_STUDY_METRICS,
+        max_eval_batches=MINI_VALIDATION_SEQUENCES // run.batch_size,
+        **MINI_TRAIN_OPTIONS,
+    )
 
 
 def main(argv: list[str]) -> None:

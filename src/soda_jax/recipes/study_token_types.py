@@ -53,7 +53,9 @@ def with_patterns(cache: ExecutorStep, patterns: tuple[str, ...]) -> ExecutorSte
         return cache
     name = cache.name.removesuffix("-interleaved") + "-" + "+".join(patterns) + "-interleaved"
     config = dataclasses.replace(cache.config, patterns=versioned(tuple(patterns)))
-    return dataclasses.replace(cache, name=name, config=config, description=f"{cache.description} as {', '.join(patterns)}")
+    return dataclasses.replace(
+        cache, name=name, config=config, description=f"{cache.description} as {', '.join(patterns)}"
+    )
 
 
 def token_types_study(roots: SodaDataRoots | None = None, plan: SodaEvalPlan | None = None) -> list[ExecutorStep]:
@@ -61,12 +63,16 @@ def token_types_study(roots: SodaDataRoots | None = None, plan: SodaEvalPlan | N
     yodas2 = SodaSteps(roots or SodaDataRoots()).caches((YODAS2,))[YODAS2]
     arms = [(arm, mixture_config("yodas2_only", {YODAS2: with_patterns(yodas2, patterns)})) for arm, patterns in ARMS]
     return study_steps(
-        STUDY, arms, SODA_TOKEN_TYPES_MODEL, SODA_TOKEN_TYPES_RECIPE,
+        STUDY,
+        arms,
+        SODA_TOKEN_TYPES_MODEL,
+        SODA_TOKEN_TYPES_RECIPE,
         title="token types: semantic only, 8 codebooks, 8 codebooks + text; YODAS2, 1.7B, 30B tokens",
-        axis_label="tokens modelled", metrics=TOKEN_TYPE_METRICS,
+        axis_label="tokens modelled",
+        metrics=TOKEN_TYPE_METRICS,
         eval_step_for=soda_study_evaluation(plan or soda_eval_plan(), keep=lambda task: isinstance(task, PairTask)),
         tpu=SODA_TOKEN_TYPES_TPUS,
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -101,10 +101,18 @@ class BudgetVerdict:
             "runs_above": self.runs_above,
             "fit_r2": self.fit_r2,
             "vertex_params": self.vertex_params,
-            "proposed": [{"name": r.name, "hidden": r.shape.hidden_dim, "params": r.params,
-                          "batch_size": r.batch_size, "steps": r.steps} for r in self.proposed],
+            "proposed": [
+                {
+                    "name": r.name,
+                    "hidden": r.shape.hidden_dim,
+                    "params": r.params,
+                    "batch_size": r.batch_size,
+                    "steps": r.steps,
+                }
+                for r in self.proposed
+            ],
             "notes": list(self.notes),
-        }  # fmt: skip
+        }
 
 
 def judge_budget(observations: Sequence[Observation], limits: AdaptiveLimits = AdaptiveLimits()) -> BudgetVerdict:
@@ -114,8 +122,18 @@ def judge_budget(observations: Sequence[Observation], limits: AdaptiveLimits = A
     if len({o.params for o in ordered}) < MIN_POINTS_PER_PARABOLA:
         best = min(ordered, key=lambda o: o.loss) if ordered else None
         below = sum(o.params < best.params for o in ordered) if best else 0
-        return BudgetVerdict(budget, "too_few", len(ordered), best.hidden if best else None, below,
-                             len(ordered) - below - (1 if best else 0), None, None, (), ())  # fmt: skip
+        return BudgetVerdict(
+            budget,
+            "too_few",
+            len(ordered),
+            best.hidden if best else None,
+            below,
+            len(ordered) - below - (1 if best else 0),
+            None,
+            None,
+            (),
+            (),
+        )
     best_index = int(np.argmin([o.loss for o in ordered]))
     below, above = best_index, len(ordered) - best_index - 1
     r2, vertex = _parabola_quality(ordered)
@@ -158,8 +176,10 @@ def propose_for_budget(
     proposed: list[SweepRun] = []
     notes: list[str] = []
     if verdict.status == "too_few":
-        needs = {"low": limits.min_runs_each_side - verdict.runs_below,
-                 "high": limits.min_runs_each_side - verdict.runs_above}  # fmt: skip
+        needs = {
+            "low": limits.min_runs_each_side - verdict.runs_below,
+            "high": limits.min_runs_each_side - verdict.runs_above,
+        }
     elif verdict.status == "edge_low":
         needs = {"low": limits.min_runs_each_side - verdict.runs_below}
     else:
@@ -221,9 +241,13 @@ def propose_round(
 
 
 def centered_runs(
-    rules: SweepRules, budget: float, prior: PowerLaw, *, runs_each_side: int = 2,
+    rules: SweepRules,
+    budget: float,
+    prior: PowerLaw,
+    *,
+    runs_each_side: int = 2,
     limits: AdaptiveLimits = AdaptiveLimits(),
-) -> list[SweepRun]:  # fmt: skip
+) -> list[SweepRun]:
     """Kept runs at ``budget`` around the prior's N* (``prior`` maps training FLOPs to N*):
     the width whose N is nearest N* in log, and ``runs_each_side`` kept widths on each side (the
     window slides inwards where the rules keep fewer widths on one side)."""
@@ -244,7 +268,11 @@ def centered_grid(
     rules: SweepRules, prior: PowerLaw, *, runs_each_side: int = 2, limits: AdaptiveLimits = AdaptiveLimits()
 ) -> list[SweepRun]:
     """`centered_runs` for every budget of ``rules``."""
-    return [run for budget in rules.budgets for run in centered_runs(rules, budget, prior, runs_each_side=runs_each_side, limits=limits)]
+    return [
+        run
+        for budget in rules.budgets
+        for run in centered_runs(rules, budget, prior, runs_each_side=runs_each_side, limits=limits)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)

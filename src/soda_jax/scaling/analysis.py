@@ -119,8 +119,9 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
     }
     compute_optimal = _fit_compute_optimal(runs, columns, config)
     result["compute_optimal"] = _jsonable(compute_optimal)
-    identification = _attempt("parametric identification", lambda: profile_exponents(
-        columns["params"], columns["tokens"], columns["loss"]))
+    identification = _attempt(
+        "parametric identification", lambda: profile_exponents(columns["params"], columns["tokens"], columns["loss"])
+    )
     result["parametric_identification"] = _jsonable(identification)
     if _failed(identification):
         parametric = {"error": f"identifiability not checked: {identification['error']}"}
@@ -135,9 +136,13 @@ def analyze_scaling(config: ScalingAnalysisConfig) -> dict[str, Any]:
 
     fileio.makedirs(config.output_path)
     fileio.atomic_write_json(fileio.join(config.output_path, FITS_FILE), result)
-    _write_plots(config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records, loss_label)
+    _write_plots(
+        config.output_path, columns, compute_optimal, parametric, capabilities, runs, references.records, loss_label
+    )
     if not _failed(identification):
-        plots.save_png(plots.exponent_profiles(identification), fileio.join(config.output_path, "parametric_profiles.png"))
+        plots.save_png(
+            plots.exponent_profiles(identification), fileio.join(config.output_path, "parametric_profiles.png")
+        )
     return result
 
 
@@ -155,10 +160,17 @@ def _fit_compute_optimal(runs: list[RunRecord], columns: dict[str, np.ndarray], 
     unbracketed: tuple[tuple[float, str], ...] = ()
     if config.bracket_limits is not None:
         columns, unbracketed = _bracketed_only(runs, columns, config.bracket_limits)
-    fit = _attempt("compute_optimal", lambda: fit_compute_optimal(
-        columns["compute"], columns["params"], columns["tokens"], columns["loss"],
-        num_bootstrap=config.num_bootstrap, seed=config.seed,
-    ))  # fmt: skip
+    fit = _attempt(
+        "compute_optimal",
+        lambda: fit_compute_optimal(
+            columns["compute"],
+            columns["params"],
+            columns["tokens"],
+            columns["loss"],
+            num_bootstrap=config.num_bootstrap,
+            seed=config.seed,
+        ),
+    )
     if not unbracketed:
         return fit
     if _failed(fit):
@@ -177,12 +189,19 @@ def _bracketed_only(
         members = np.flatnonzero(labels == label)
         budget = float(columns["compute"][members].mean())
         forward_budget = budget / TRAINING_FLOPS_MULTIPLIER
-        verdict = judge_budget([Observation(forward_budget, runs[i].hidden, runs[i].params, runs[i].loss) for i in members], limits)
+        verdict = judge_budget(
+            [Observation(forward_budget, runs[i].hidden, runs[i].params, runs[i].loss) for i in members], limits
+        )
         if verdict.status != "bracketed":
             keep[members] = False
             r2 = "none" if verdict.fit_r2 is None else f"{verdict.fit_r2:.2f}"
-            skipped.append((budget, f"not bracketed: {verdict.status} ({verdict.runs_below} runs below the best, "
-                                    f"{verdict.runs_above} above, parabola R^2 {r2})"))  # fmt: skip
+            skipped.append(
+                (
+                    budget,
+                    f"not bracketed: {verdict.status} ({verdict.runs_below} runs below the best, "
+                    f"{verdict.runs_above} above, parabola R^2 {r2})",
+                )
+            )
             logger.warning("budget %.2e left out of the N*/D* fits: %s", budget, skipped[-1][1])
     return {name: values[keep] for name, values in columns.items()}, tuple(skipped)
 
@@ -190,8 +209,12 @@ def _bracketed_only(
 def _fit_parametric_with_bootstrap(columns, config: ScalingAnalysisConfig) -> dict[str, Any]:
     law = fit_parametric(columns["params"], columns["tokens"], columns["loss"])
     bootstrap = bootstrap_parametric(
-        columns["params"], columns["tokens"], columns["loss"], law,
-        num_bootstrap=config.num_parametric_bootstrap, seed=config.seed,
+        columns["params"],
+        columns["tokens"],
+        columns["loss"],
+        law,
+        num_bootstrap=config.num_parametric_bootstrap,
+        seed=config.seed,
     )
     residual = np.log(law(columns["params"], columns["tokens"])) - np.log(columns["loss"])
     n_exponent, d_exponent = law.compute_optimal_exponents()
@@ -233,10 +256,14 @@ def _failed(fit) -> bool:
     return isinstance(fit, dict) and "error" in fit
 
 
-def _write_plots(output_path, columns, compute_optimal, parametric, capabilities, runs, references, loss_label: str) -> None:
+def _write_plots(
+    output_path, columns, compute_optimal, parametric, capabilities, runs, references, loss_label: str
+) -> None:
     compute, params, tokens, loss = columns["compute"], columns["params"], columns["tokens"], columns["loss"]
     plots.save_png(
-        plots.isoflop_curves(compute, params, loss, None if _failed(compute_optimal) else compute_optimal, loss_label=loss_label),
+        plots.isoflop_curves(
+            compute, params, loss, None if _failed(compute_optimal) else compute_optimal, loss_label=loss_label
+        ),
         fileio.join(output_path, "isoflop_curves.png"),
     )
     if not _failed(compute_optimal):
@@ -250,8 +277,14 @@ def _write_plots(output_path, columns, compute_optimal, parametric, capabilities
         if _failed(fit):
             continue
         marked = {_display_name(r.name): (r.loss, r.metrics[metric]) for r in references if metric in r.metrics}
-        figure = plots.capability_vs_loss(fit, [r.loss for r in runs], [r.metrics.get(metric, math.nan) for r in runs], marked,
-                                          reported=SODA_REPORTED.get(metric), loss_label=loss_label)  # fmt: skip
+        figure = plots.capability_vs_loss(
+            fit,
+            [r.loss for r in runs],
+            [r.metrics.get(metric, math.nan) for r in runs],
+            marked,
+            reported=SODA_REPORTED.get(metric),
+            loss_label=loss_label,
+        )
         plots.save_png(figure, fileio.join(output_path, f"capability_{_file_safe(metric)}.png"))
 
 
@@ -284,9 +317,14 @@ def _jsonable(value: Any) -> Any:
 def describe_fits(fits: dict[str, Any], output_path: str | None = None, proposals: dict[str, Any] | None = None) -> str:
     """A scaling_fits.json (and the sweep's proposals.json) in words: the fitted loss, the exponents
     with their 95% intervals, L(N, D), each budget's bracket verdict and where the plots are."""
-    fitted = fits.get("fitted_loss") or {"name": "validation_macro", "description": "final_validation_loss (older analysis)"}
-    lines = [f"scaling fits over {len(fits.get('runs') or [])} runs (skipped: {fits.get('skipped') or 'none'}); "
-             f"fitted loss: {fitted['name']} = {fitted['description']}"]  # fmt: skip
+    fitted = fits.get("fitted_loss") or {
+        "name": "validation_macro",
+        "description": "final_validation_loss (older analysis)",
+    }
+    lines = [
+        f"scaling fits over {len(fits.get('runs') or [])} runs (skipped: {fits.get('skipped') or 'none'}); "
+        f"fitted loss: {fitted['name']} = {fitted['description']}"
+    ]
     optimal = fits.get("compute_optimal") or {}
     if "error" in optimal:
         lines.append(f"  N*, D*: not fitted: {optimal['error']}")
@@ -304,18 +342,26 @@ def describe_fits(fits: dict[str, Any], output_path: str | None = None, proposal
         lines.append(f"  L(N, D): {parametric['error']}")
     elif parametric.get("law"):
         law = parametric["law"]
-        lines.append(f"  L(N, D) = {law['E']:.3f} + {law['A']:.3g}/N^{law['alpha']:.3f} + {law['B']:.3g}/D^{law['beta']:.3f} "
-                     f"(log-RMSE {parametric['log_rmse']:.4f})")  # fmt: skip
+        lines.append(
+            f"  L(N, D) = {law['E']:.3f} + {law['A']:.3g}/N^{law['alpha']:.3f} + {law['B']:.3g}/D^{law['beta']:.3f} "
+            f"(log-RMSE {parametric['log_rmse']:.4f})"
+        )
     for verdict in (proposals or {}).get("verdicts", []):
         r2 = verdict.get("fit_r2")
-        lines.append(f"  forward budget {verdict['budget']:.2e}: {verdict['status']} (best d={verdict['best_hidden']}, "
-                     f"{verdict['runs_below']} below / {verdict['runs_above']} above"
-                     + (f", parabola R^2 {r2:.2f})" if isinstance(r2, (int, float)) else ")"))  # fmt: skip
+        lines.append(
+            f"  forward budget {verdict['budget']:.2e}: {verdict['status']} (best d={verdict['best_hidden']}, "
+            f"{verdict['runs_below']} below / {verdict['runs_above']} above"
+            + (f", parabola R^2 {r2:.2f})" if isinstance(r2, (int, float)) else ")")
+        )
     capabilities = fits.get("capabilities") or {}
     fitted_caps = [m for m, fit in capabilities.items() if "error" not in fit]
     if capabilities:
-        lines.append(f"  capability fits: {len(fitted_caps)} of {len(capabilities)} metrics "
-                     f"({len(fits.get('references') or [])} reference runs starred)")  # fmt: skip
+        lines.append(
+            f"  capability fits: {len(fitted_caps)} of {len(capabilities)} metrics "
+            f"({len(fits.get('references') or [])} reference runs starred)"
+        )
     if output_path:
-        lines.append(f"  plots and fits: {output_path}/ (isoflop_curves.png, compute_optimal.png, capability_*.png, {FITS_FILE})")
+        lines.append(
+            f"  plots and fits: {output_path}/ (isoflop_curves.png, compute_optimal.png, capability_*.png, {FITS_FILE})"
+        )
     return "\n".join(lines)

@@ -104,7 +104,12 @@ def _fit_sigmoid(loss: np.ndarray, y: np.ndarray) -> dict[str, float]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optimize.OptimizeWarning)
                     coefficients, _ = optimize.curve_fit(
-                        _sigmoid, loss, y, p0=[y.min(), y.max(), slope, midpoint], bounds=bounds, maxfev=SIGMOID_MAX_EVALUATIONS,
+                        _sigmoid,
+                        loss,
+                        y,
+                        p0=[y.min(), y.max(), slope, midpoint],
+                        bounds=bounds,
+                        maxfev=SIGMOID_MAX_EVALUATIONS,
                         jac=_sigmoid_jacobian,
                     )
             except RuntimeError:

@@ -92,8 +92,15 @@ def evaluate_learning_curve(config: LearningCurveConfig) -> dict:
     points = []
     for step in steps:
         view = checkpoint_view(config.run_path, step, os.path.join(config.output_path, "views", f"step-{step}"))
-        results = run_eval(EvalConfig(model_path=view, output_path=fileio.join(config.output_path, f"step-{step}"),
-                                      tasks=config.tasks, codec=config.codec, batch_size=config.batch_size))  # fmt: skip
+        results = run_eval(
+            EvalConfig(
+                model_path=view,
+                output_path=fileio.join(config.output_path, f"step-{step}"),
+                tasks=config.tasks,
+                codec=config.codec,
+                batch_size=config.batch_size,
+            )
+        )
         seen = tokens.get(step, tokens.get(step + 1))
         points.append({"step": step, "tokens": seen, **{m: results["metrics"].get(m) for m in config.metrics}})
         logger.info("learning curve: step %d: %s", step, points[-1])

@@ -94,13 +94,20 @@ class BudgetOptimum:
 
 
 def fit_budget(
-    compute: np.ndarray, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
-    *, num_bootstrap: int = 1000, seed: int = 0,
+    compute: np.ndarray,
+    params: np.ndarray,
+    tokens: np.ndarray,
+    loss: np.ndarray,
+    *,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> BudgetOptimum:
     """N*, D* at one budget, with residual-bootstrap intervals (`_bootstrap_vertices`)."""
     log_n, log_d, loss = np.log10(params), np.log10(tokens), np.asarray(loss, float)
     n_parabola, d_parabola = fit_parabola(log_n, loss), fit_parabola(log_d, loss)
-    samples = _bootstrap_vertices(log_n, log_d, loss, (n_parabola, d_parabola), num_bootstrap, np.random.default_rng(seed))
+    samples = _bootstrap_vertices(
+        log_n, log_d, loss, (n_parabola, d_parabola), num_bootstrap, np.random.default_rng(seed)
+    )
     return BudgetOptimum(
         compute=float(np.mean(compute)),
         params_opt=10**n_parabola.x_min,
@@ -143,8 +150,12 @@ def _bootstrap_vertices(
             raise ValueError("bootstrap resamples are almost never convex: too few or too noisy runs")
         idx = rng.integers(0, count, count)
         try:
-            vertices.append((fit_parabola(log_n, fitted[0] + residuals[0][idx]).x_min,
-                             fit_parabola(log_d, fitted[1] + residuals[1][idx]).x_min))  # fmt: skip
+            vertices.append(
+                (
+                    fit_parabola(log_n, fitted[0] + residuals[0][idx]).x_min,
+                    fit_parabola(log_d, fitted[1] + residuals[1][idx]).x_min,
+                )
+            )
         except ValueError:
             continue
     return np.asarray(vertices)
@@ -202,8 +213,13 @@ def group_by_budget(compute: np.ndarray, relative_tolerance: float = 0.05) -> np
 
 
 def fit_compute_optimal(
-    compute: np.ndarray, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
-    *, num_bootstrap: int = 1000, seed: int = 0,
+    compute: np.ndarray,
+    params: np.ndarray,
+    tokens: np.ndarray,
+    loss: np.ndarray,
+    *,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> ComputeOptimalFit:
     """Approach 2 over a whole sweep. Budgets are found by grouping runs of similar C.
 
@@ -221,8 +237,12 @@ def fit_compute_optimal(
             if len(np.unique(params[members])) < MIN_POINTS_PER_PARABOLA:
                 raise ValueError(f"{len(np.unique(params[members]))} sizes, a parabola needs {MIN_POINTS_PER_PARABOLA}")
             optimum = fit_budget(
-                compute[members], params[members], tokens[members], loss[members],
-                num_bootstrap=num_bootstrap, seed=seed + int(label),
+                compute[members],
+                params[members],
+                tokens[members],
+                loss[members],
+                num_bootstrap=num_bootstrap,
+                seed=seed + int(label),
             )
         except ValueError as error:  # one unusable budget does not sink the others
             logger.warning("budget %.2e skipped: %s", budget_compute, error)
@@ -273,7 +293,9 @@ class ParametricLaw:
     beta: float
 
     def __call__(self, params, tokens):
-        return self.E + self.A / np.asarray(params, float) ** self.alpha + self.B / np.asarray(tokens, float) ** self.beta
+        return (
+            self.E + self.A / np.asarray(params, float) ** self.alpha + self.B / np.asarray(tokens, float) ** self.beta
+        )
 
     def compute_optimal_exponents(self) -> tuple[float, float]:
         """N* ~ C^(beta/(alpha+beta)), D* ~ C^(alpha/(alpha+beta)) under C proportional to N D."""
@@ -313,16 +335,25 @@ def _huber_objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, lo
     value = np.where(small, 0.5 * residual**2, delta * (np.abs(residual) - 0.5 * delta)).sum()
     d_residual = np.where(small, residual, delta * np.sign(residual))
     weights = softmax(terms, axis=0) * d_residual  # d predicted / d term_k = softmax_k
-    gradient = np.array([
-        weights[0].sum(), weights[1].sum(), weights[2].sum(),
-        -(weights[0] * log_n).sum(), -(weights[1] * log_d).sum(),
-    ])
+    gradient = np.array(
+        [
+            weights[0].sum(),
+            weights[1].sum(),
+            weights[2].sum(),
+            -(weights[0] * log_n).sum(),
+            -(weights[1] * log_d).sum(),
+        ]
+    )
     return value, gradient
 
 
 def fit_parametric(
-    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
-    *, init_grid: ParametricInitGrid = ParametricInitGrid(), delta: float = HUBER_DELTA,
+    params: np.ndarray,
+    tokens: np.ndarray,
+    loss: np.ndarray,
+    *,
+    init_grid: ParametricInitGrid = ParametricInitGrid(),
+    delta: float = HUBER_DELTA,
 ) -> ParametricLaw:
     """Approach 3: best L-BFGS solution over the grid of initialisations."""
     log_n, log_d = np.log(np.asarray(params, float)), np.log(np.asarray(tokens, float))
@@ -342,16 +373,28 @@ def fit_parametric(
     assert best is not None  # init_grid.polished_starts >= 1
     # scipy's default tolerances rank the starts well but stop short of the optimum: polish the winner.
     best = optimize.minimize(
-        _huber_objective, best.x, args=(log_n, log_d, log_loss, delta),
-        jac=True, method="L-BFGS-B", options=_LBFGS_OPTIONS,
+        _huber_objective,
+        best.x,
+        args=(log_n, log_d, log_loss, delta),
+        jac=True,
+        method="L-BFGS-B",
+        options=_LBFGS_OPTIONS,
     )
     a, b, e, alpha, beta = best.x
-    return ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta))
+    return ParametricLaw(
+        E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta)
+    )
 
 
 def bootstrap_parametric(
-    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, fitted: ParametricLaw,
-    *, num_bootstrap: int = 100, seed: int = 0, delta: float = HUBER_DELTA,
+    params: np.ndarray,
+    tokens: np.ndarray,
+    loss: np.ndarray,
+    fitted: ParametricLaw,
+    *,
+    num_bootstrap: int = 100,
+    seed: int = 0,
+    delta: float = HUBER_DELTA,
 ) -> list[ParametricLaw]:
     """Refits on resampled runs, each started from ``fitted`` (for prediction intervals)."""
     params, tokens, loss = (np.asarray(v, float) for v in (params, tokens, loss))
@@ -361,12 +404,19 @@ def bootstrap_parametric(
     for _ in range(num_bootstrap):
         idx = rng.integers(0, len(loss), len(loss))
         result = optimize.minimize(
-            _huber_objective, start,
+            _huber_objective,
+            start,
             args=(np.log(params[idx]), np.log(tokens[idx]), np.log(loss[idx]), delta),
-            jac=True, method="L-BFGS-B", options=_BOOTSTRAP_LBFGS_OPTIONS,
+            jac=True,
+            method="L-BFGS-B",
+            options=_BOOTSTRAP_LBFGS_OPTIONS,
         )
         a, b, e, alpha, beta = result.x
-        laws.append(ParametricLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta)))
+        laws.append(
+            ParametricLaw(
+                E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)), alpha=float(alpha), beta=float(beta)
+            )
+        )
     return laws
 
 
@@ -380,6 +430,7 @@ _PROFILE_LBFGS_OPTIONS = {"maxiter": 2000, "ftol": 1e-11, "gtol": 1e-8}
 
 PROFILE_CHI2_95 = 3.841
 """Chi-squared(1) 95% quantile: a profile interval holds the exponents whose deviance is below it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ExponentProfile:
@@ -414,8 +465,9 @@ def _squared_log_residuals(theta: np.ndarray, log_n, log_d, log_loss) -> tuple[f
     terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
     residual = logsumexp(terms, axis=0) - log_loss
     weights = softmax(terms, axis=0) * 2 * residual
-    gradient = np.array([weights[0].sum(), weights[1].sum(), weights[2].sum(),
-                         -(weights[0] * log_n).sum(), -(weights[1] * log_d).sum()])  # fmt: skip
+    gradient = np.array(
+        [weights[0].sum(), weights[1].sum(), weights[2].sum(), -(weights[0] * log_n).sum(), -(weights[1] * log_d).sum()]
+    )
     return float(np.sum(residual**2)), gradient
 
 
@@ -426,8 +478,15 @@ def _minimize_rss(start: np.ndarray, log_n, log_d, log_loss, fixed: tuple[int, f
         index, value = fixed
         start[index] = value
         bounds[index] = (value, value)
-    return optimize.minimize(_squared_log_residuals, start, args=(log_n, log_d, log_loss), jac=True,
-                             method="L-BFGS-B", bounds=bounds, options=_PROFILE_LBFGS_OPTIONS)  # fmt: skip
+    return optimize.minimize(
+        _squared_log_residuals,
+        start,
+        args=(log_n, log_d, log_loss),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options=_PROFILE_LBFGS_OPTIONS,
+    )
 
 
 def _profile(index: int, grid: tuple[float, ...], optimum: np.ndarray, log_n, log_d, log_loss) -> np.ndarray:
@@ -445,14 +504,20 @@ def _profile(index: int, grid: tuple[float, ...], optimum: np.ndarray, log_n, lo
         for i in walk:
             rescaled = optimum.copy()
             rescaled[index - 3] += (grid[i] - optimum[index]) * float(np.median(log_x))  # a (or b) keeps A/N^alpha
-            results = [_minimize_rss(start, log_n, log_d, log_loss, fixed=(index, grid[i])) for start in (previous, rescaled)]
+            results = [
+                _minimize_rss(start, log_n, log_d, log_loss, fixed=(index, grid[i])) for start in (previous, rescaled)
+            ]
             best = min(results, key=lambda r: r.fun)
             rss[i], previous = float(best.fun), best.x
     return rss
 
 
 def profile_exponents(
-    params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, grid: tuple[float, ...] = PROFILE_GRID,
+    params: ArrayLike,
+    tokens: ArrayLike,
+    loss: ArrayLike,
+    *,
+    grid: tuple[float, ...] = PROFILE_GRID,
 ) -> ParametricIdentification:
     """Profile likelihoods of alpha and beta: is L(N, D) identified by these runs?
 
@@ -466,8 +531,12 @@ def profile_exponents(
     if len(log_loss) < 6:
         raise ValueError(f"profiling L(N, D)'s 5 parameters needs at least 6 runs, got {len(log_loss)}")
     law = fit_parametric(np.exp(log_n), np.exp(log_d), np.exp(log_loss))
-    optimum = _minimize_rss(np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta]), log_n, log_d, log_loss)
-    rss = {name: _profile(index, grid, optimum.x, log_n, log_d, log_loss) for name, index in (("alpha", 3), ("beta", 4))}
+    optimum = _minimize_rss(
+        np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta]), log_n, log_d, log_loss
+    )
+    rss = {
+        name: _profile(index, grid, optimum.x, log_n, log_d, log_loss) for name, index in (("alpha", 3), ("beta", 4))
+    }
     floor = max(min([float(optimum.fun), *(float(r.min()) for r in rss.values())]), 1e-300)
     profiles = {}
     for (name, values), index in zip(rss.items(), (3, 4)):
@@ -479,12 +548,20 @@ def profile_exponents(
         inside = np.flatnonzero(deviance < PROFILE_CHI2_95)
         closed = inside.size > 0 and inside[0] > 0 and inside[-1] < len(xs) - 1
         profiles[name] = ExponentProfile(
-            name=name, grid=tuple(float(x) for x in xs), deviance=tuple(float(d) for d in deviance),
+            name=name,
+            grid=tuple(float(x) for x in xs),
+            deviance=tuple(float(d) for d in deviance),
             best=float(xs[int(np.argmin(deviance))]),
             # the interval reaches to the first grid values outside it (a conservative bracket)
             interval=Interval(float(xs[inside[0] - 1]), float(xs[inside[-1] + 1])) if closed else None,
         )
     open_ = [name for name, p in profiles.items() if p.interval is None]
-    reason = (f"the 95% profile interval of {' and '.join(open_)} reaches the end of the scanned range "
-              f"[{grid[0]}, {grid[-1]}]: the runs do not bound it") if open_ else ""  # fmt: skip
+    reason = (
+        (
+            f"the 95% profile interval of {' and '.join(open_)} reaches the end of the scanned range "
+            f"[{grid[0]}, {grid[-1]}]: the runs do not bound it"
+        )
+        if open_
+        else ""
+    )
     return ParametricIdentification(identified=not open_, alpha=profiles["alpha"], beta=profiles["beta"], reason=reason)

@@ -77,7 +77,11 @@ def _law(record: dict | None, cls):
 
 
 def plan(
-    fits: dict[str, Any], budget: float, *, vocab_size: int = SODA_VOCAB_SIZE, seq_len: int = SODA_SEQ_LEN,
+    fits: dict[str, Any],
+    budget: float,
+    *,
+    vocab_size: int = SODA_VOCAB_SIZE,
+    seq_len: int = SODA_SEQ_LEN,
     rules: SweepRules = SweepRules(),
 ) -> Plan:
     """Plan a run of ``budget`` training FLOPs from a scaling_fits.json object."""
@@ -120,7 +124,9 @@ def plan(
             ends = [predicted_loss] if loss_interval is None else [loss_interval.low, loss_interval.high]
             at_ends = [float(fit.predict(x)) for x in ends]
             capabilities[metric] = {
-                "value": float(fit.predict(predicted_loss)), "low": min(at_ends), "high": max(at_ends),
+                "value": float(fit.predict(predicted_loss)),
+                "low": min(at_ends),
+                "high": max(at_ends),
             }
     return Plan(
         budget=budget,
@@ -144,7 +150,9 @@ def format_plan(p: Plan) -> str:
     s = p.shape
     lines = [f"budget: {p.budget:.3g} training FLOPs (3 x forward)"]
     if p.params_opt is not None:
-        lines.append(f"compute-optimal (isoFLOP power laws): N* = {p.params_opt:.3g} params, D* = {p.tokens_opt:.3g} tokens")
+        lines.append(
+            f"compute-optimal (isoFLOP power laws): N* = {p.params_opt:.3g} params, D* = {p.tokens_opt:.3g} tokens"
+        )
     lines.append(
         f"catalogue model: d={s.hidden_dim} ff={s.intermediate_dim} layers={s.num_layers} "
         f"heads={s.num_heads}/{s.num_kv_heads} "
@@ -152,11 +160,17 @@ def format_plan(p: Plan) -> str:
     )
     lines.append(f"data: {p.tokens:.3g} tokens ({p.tokens / p.params:.1f} tokens/param)")
     if p.batch_size is not None:
-        lines.append(f"sweep recipe: batch {p.batch_size} x {p.steps} steps, lr {p.learning_rate:.4g}, beta2 {p.beta2:.4f}")
+        lines.append(
+            f"sweep recipe: batch {p.batch_size} x {p.steps} steps, lr {p.learning_rate:.4g}, beta2 {p.beta2:.4f}"
+        )
     else:
         lines.append("sweep recipe: none (batch < 8 or > 400k steps under the sweep rules)")
     if p.predicted_loss is not None:
-        interval = "" if p.loss_interval is None else f" ({CONFIDENCE_LEVEL:.0%} interval {p.loss_interval.low:.4f} .. {p.loss_interval.high:.4f})"
+        interval = (
+            ""
+            if p.loss_interval is None
+            else f" ({CONFIDENCE_LEVEL:.0%} interval {p.loss_interval.low:.4f} .. {p.loss_interval.high:.4f})"
+        )
         lines.append(f"predicted final validation loss: {p.predicted_loss:.4f}{interval}")
     for metric, value in p.capabilities.items():
         lines.append(f"predicted {metric}: {value['value']:.4g} ({value['low']:.4g} .. {value['high']:.4g})")
@@ -166,7 +180,9 @@ def format_plan(p: Plan) -> str:
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """``soda plan``'s arguments."""
     parser.add_argument("--budget", type=float, required=True, help="training FLOPs (3 x forward), e.g. 1e21")
-    parser.add_argument("--fits", required=True, metavar="PATH", help="scaling_fits.json, or the analysis step's output directory")
+    parser.add_argument(
+        "--fits", required=True, metavar="PATH", help="scaling_fits.json, or the analysis step's output directory"
+    )
     parser.add_argument("--vocab-size", type=int, default=SODA_VOCAB_SIZE, help="vocabulary of the planned model")
     parser.add_argument("--seq-len", type=int, default=SODA_SEQ_LEN, help="sequence length of the planned run")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

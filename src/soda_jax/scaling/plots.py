@@ -47,7 +47,9 @@ def _budget_colors(count: int):
     return plt.cm.viridis(np.linspace(0, 0.9, max(count, 1)))
 
 
-def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None, loss_label: str = "final validation loss") -> plt.Figure:
+def isoflop_curves(
+    compute, params, loss, fit: ComputeOptimalFit | None, loss_label: str = "final validation loss"
+) -> plt.Figure:
     """Loss vs N per budget, with each fitted parabola and its minimum."""
     compute, params, loss = (np.asarray(v, float) for v in (compute, params, loss))
     labels = group_by_budget(compute)
@@ -63,7 +65,9 @@ def isoflop_curves(compute, params, loss, fit: ComputeOptimalFit | None, loss_la
         if optimum is not None:
             x = np.linspace(np.log10(params[members].min()), np.log10(params[members].max()), CURVE_POINTS)
             axes.plot(10**x, optimum.params_parabola(x), color=colors[label], lw=1)
-            axes.scatter([optimum.params_opt], [optimum.loss_opt], color=colors[label], marker="*", s=120, edgecolor="k")
+            axes.scatter(
+                [optimum.params_opt], [optimum.loss_opt], color=colors[label], marker="*", s=120, edgecolor="k"
+            )
     _log_x(axes)
     axes.set_xlabel("parameters N")
     axes.set_ylabel(loss_label)
@@ -82,7 +86,9 @@ def compute_optimal(fit: ComputeOptimalFit) -> plt.Figure:
         (d_axes, fit.tokens_law, [b.tokens_opt for b in fit.budgets], [b.tokens_interval for b in fit.budgets], "D*"),
     ):
         values = np.array(optima)
-        errors = np.array([[v - i.low for v, i in zip(values, intervals)], [i.high - v for v, i in zip(values, intervals)]])
+        errors = np.array(
+            [[v - i.low for v, i in zip(values, intervals)], [i.high - v for v, i in zip(values, intervals)]]
+        )
         axes.errorbar(c, values, yerr=np.clip(errors, 0, None), fmt="o", capsize=3)
         axes.plot(line_c, law(line_c), label=f"{name} = {law.coefficient:.3g} C^{law.exponent:.3f}")
         _log_x(axes)
@@ -115,7 +121,11 @@ def parametric_residuals(law: ParametricLaw, params, tokens, loss, compute) -> p
 
 
 def capability_vs_loss(
-    fit: CapabilityFit, loss, values, references: dict[str, tuple[float, float]], reported: ReportedScore | None = None,
+    fit: CapabilityFit,
+    loss,
+    values,
+    references: dict[str, tuple[float, float]],
+    reported: ReportedScore | None = None,
     loss_label: str = "validation loss",
 ) -> plt.Figure:
     """Metric vs the fitted loss for the sweep, the fitted curve, the reference models (full-size runs)
@@ -127,12 +137,25 @@ def capability_vs_loss(
     x = np.linspace(min(all_losses), max(all_losses), CURVE_POINTS)
     axes.plot(x, fit.predict(x), label=f"{fit.model} (held-out RMSE {fit.held_out_rmse[fit.model]:.3g})")
     for i, (name, (reference_loss, reference_value)) in enumerate(references.items()):
-        axes.scatter([reference_loss], [reference_value], marker="*", s=180, edgecolor="k", zorder=3,
-                     color="gold", label="reference runs" if i == 0 else None)  # fmt: skip
+        axes.scatter(
+            [reference_loss],
+            [reference_value],
+            marker="*",
+            s=180,
+            edgecolor="k",
+            zorder=3,
+            color="gold",
+            label="reference runs" if i == 0 else None,
+        )
         axes.annotate(name, (reference_loss, reference_value), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if reported is not None:
-        axes.axhline(reported.value, color="grey", linestyle="--", linewidth=1,
-                     label=f"{reported.model_label} reported {reported.as_reported} (other vocab and loss scale)")  # fmt: skip
+        axes.axhline(
+            reported.value,
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"{reported.model_label} reported {reported.as_reported} (other vocab and loss scale)",
+        )
     axes.set_xlabel(loss_label)
     axes.set_ylabel(fit.metric)
     axes.invert_xaxis()  # better models to the right
@@ -148,7 +171,9 @@ def exponent_profiles(identification: ParametricIdentification) -> plt.Figure:
         ax.axhline(PROFILE_CHI2_95, color="grey", linestyle="--", linewidth=1, label="95% threshold")
         ax.set_xscale("log")
         ax.set_xlabel(profile.name)
-        bounded = "unbounded" if profile.interval is None else f"[{profile.interval.low:.2g}, {profile.interval.high:.2g}]"
+        bounded = (
+            "unbounded" if profile.interval is None else f"[{profile.interval.low:.2g}, {profile.interval.high:.2g}]"
+        )
         ax.set_title(f"{profile.name}: 95% profile interval {bounded}", fontsize=9)
     axes[0].set_ylabel("deviance n log(RSS / RSS_min)")
     axes[0].legend(fontsize=8)

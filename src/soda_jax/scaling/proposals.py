@@ -27,7 +27,6 @@ from soda_jax.scaling.sweep import SweepRules, SweepRun, plan_run
 logger = logging.getLogger(__name__)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class SweepRunRef:
     """One finished run of a sweep: where it sits on the grid, and its training output."""
@@ -64,10 +63,16 @@ def propose_sweep_round(config: SweepProposalsConfig) -> dict[str, Any]:
     ]
     verdicts = propose_round(config.rules, observations, config.limits)
     for verdict in verdicts:
-        logger.info("budget %.1e: %s (best d=%s, %d below, %d above), proposing %s%s", verdict.budget,
-                    verdict.status, verdict.best_hidden, verdict.runs_below, verdict.runs_above,
-                    [r.shape.hidden_dim for r in verdict.proposed] or "nothing",
-                    f"; {'; '.join(verdict.notes)}" if verdict.notes else "")  # fmt: skip
+        logger.info(
+            "budget %.1e: %s (best d=%s, %d below, %d above), proposing %s%s",
+            verdict.budget,
+            verdict.status,
+            verdict.best_hidden,
+            verdict.runs_below,
+            verdict.runs_above,
+            [r.shape.hidden_dim for r in verdict.proposed] or "nothing",
+            f"; {'; '.join(verdict.notes)}" if verdict.notes else "",
+        )
     result = {
         "verdicts": [v.summary() for v in verdicts],
         "proposed": [{"budget": r.budget, "hidden": r.shape.hidden_dim} for v in verdicts for r in v.proposed],
@@ -84,6 +89,8 @@ def proposed_runs(rules: SweepRules, proposals: dict[str, Any]) -> list[SweepRun
     for entry in proposals.get("proposed", []):
         planned = plan_run(rules, float(entry["budget"]), rules.shape_for_hidden(int(entry["hidden"])))
         if not isinstance(planned, SweepRun):
-            raise ValueError(f"proposal {entry} is dropped by these sweep rules ({planned.reason}): were the rules changed?")
+            raise ValueError(
+                f"proposal {entry} is dropped by these sweep rules ({planned.reason}): were the rules changed?"
+            )
         runs.append(planned)
     return runs

@@ -30,7 +30,12 @@ KIND_LOSSES = ("text", "semantic", "acoustic")
 def fitted_loss_names() -> tuple[str, ...]:
     """Every loss the analysis can fit: `HELDOUT_SPEECH_NLL`, its per-kind parts, all components
     token-weighted (``heldout_nll``), and `VALIDATION_MACRO`."""
-    return (HELDOUT_SPEECH_NLL, *(f"{HELDOUT_SPEECH_NLL}/{kind}" for kind in KIND_LOSSES), HELDOUT_NLL, VALIDATION_MACRO)
+    return (
+        HELDOUT_SPEECH_NLL,
+        *(f"{HELDOUT_SPEECH_NLL}/{kind}" for kind in KIND_LOSSES),
+        HELDOUT_NLL,
+        VALIDATION_MACRO,
+    )
 
 
 def describe_loss(name: str) -> str:
@@ -57,8 +62,10 @@ def run_loss(summary: dict, name: str, where: str) -> float:
         return float(value)
     section = summary.get(HELDOUT_NLL)
     if not isinstance(section, dict):
-        raise MissingLossError(f"{where}: no {HELDOUT_NLL} section (a summary written before per-kind validation, "
-                             f"or a run never validated at its end): re-run its training, or fit {VALIDATION_MACRO!r}")  # fmt: skip
+        raise MissingLossError(
+            f"{where}: no {HELDOUT_NLL} section (a summary written before per-kind validation, "
+            f"or a run never validated at its end): re-run its training, or fit {VALIDATION_MACRO!r}"
+        )
     pool = section.get("all" if name == "heldout_nll" else "speech") or {}
     if name.startswith(f"{HELDOUT_SPEECH_NLL}/"):
         pool = (pool.get("kinds") or {}).get(name.rsplit("/", 1)[1]) or {}
@@ -164,7 +171,9 @@ class LoadedRuns:
     """path -> reason, for the report."""
 
 
-def read_runs(run_paths: tuple[str, ...], eval_paths: tuple[str, ...] = (), fitted_loss: str = DEFAULT_FITTED_LOSS) -> LoadedRuns:
+def read_runs(
+    run_paths: tuple[str, ...], eval_paths: tuple[str, ...] = (), fitted_loss: str = DEFAULT_FITTED_LOSS
+) -> LoadedRuns:
     """Read every run; unreadable ones are skipped, counted and logged (never silently dropped)."""
     if eval_paths and len(eval_paths) != len(run_paths):
         raise ValueError(f"eval_paths ({len(eval_paths)}) must match run_paths ({len(run_paths)}) one to one")

@@ -49,9 +49,13 @@ STUDY_PLOT = "study.png"
 SPEECH_KINDS = ("text", "semantic", "acoustic")
 """Token kinds of the held-out speech NLL a study reports (markers are left out: four ids)."""
 DEFAULT_STUDY_METRICS = (
-    "swuggy/accuracy", "sblimp/accuracy", "salmon/accuracy", "twuggy/accuracy", "tblimp/accuracy",
+    "swuggy/accuracy",
+    "sblimp/accuracy",
+    "salmon/accuracy",
+    "twuggy/accuracy",
+    "tblimp/accuracy",
     "lm_eval/hellaswag/acc_norm",
-)  # fmt: skip
+)
 """Eval metrics a study draws (whichever the arms have): SODA's likelihood tasks and HellaSwag,
 all accuracies, chance 0.5 for the pairs."""
 CHANCE_ACCURACY = 0.5
@@ -59,8 +63,11 @@ CHANCE_ACCURACY = 0.5
 LOG_TICKS = (1.0, 2.0, 3.0, 5.0)
 """Labelled ticks per decade on the NLL panels' log axes."""
 MISSING_SUMMARY, NO_HELDOUT, MALFORMED, NO_EVAL = (
-    "missing summary", "no held-out NLL in summary", "malformed summary", "no eval results",
-)  # fmt: skip
+    "missing summary",
+    "no held-out NLL in summary",
+    "malformed summary",
+    "no eval results",
+)
 """Why an arm (or its evaluation) could not be read."""
 
 
@@ -108,14 +115,19 @@ def arm_row(arm: StudyArm, run_path: str) -> dict[str, Any]:
     components = heldout.get("components") or {}
     try:
         row = {
-            "arm": arm.name, "label": arm.label, "value": arm.value, "run": run_path, "eval": None,
-            "params": int(summary["params"]), "tokens": int(summary["tokens"]),
+            "arm": arm.name,
+            "label": arm.label,
+            "value": arm.value,
+            "run": run_path,
+            "eval": None,
+            "params": int(summary["params"]),
+            "tokens": int(summary["tokens"]),
             "speech_nll": _loss(speech.get("loss")),
             "speech_nll_by_kind": {kind: _loss((kinds.get(kind) or {}).get("loss")) for kind in SPEECH_KINDS},
             "speech_components": list(speech.get("components") or []),
             "component_nll": {name: _loss(part.get("loss")) for name, part in sorted(components.items())},
             "metrics": {},
-        }  # fmt: skip
+        }
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise RunFormatError(f"{url}: {error!r}") from error
     return row
@@ -130,7 +142,9 @@ def read_study(config: StudyAnalysisConfig) -> tuple[list[dict[str, Any]], dict[
     if len(config.run_paths) != len(config.arms):
         raise ValueError(f"{len(config.arms)} arms but {len(config.run_paths)} run paths: they pair one to one")
     if config.eval_paths and len(config.eval_paths) != len(config.arms):
-        raise ValueError(f"{len(config.arms)} arms but {len(config.eval_paths)} eval paths (use '' for an arm without one)")
+        raise ValueError(
+            f"{len(config.arms)} arms but {len(config.eval_paths)} eval paths (use '' for an arm without one)"
+        )
     rows: list[dict[str, Any]] = []
     skipped: collections.Counter[str] = collections.Counter()
     why: dict[str, str] = {}
@@ -139,7 +153,13 @@ def read_study(config: StudyAnalysisConfig) -> tuple[list[dict[str, Any]], dict[
         try:
             row = arm_row(arm, run_path)
         except (FileNotFoundError, RunFormatError) as error:
-            reason = MISSING_SUMMARY if isinstance(error, FileNotFoundError) else NO_HELDOUT if HELDOUT_NLL in str(error) else MALFORMED
+            reason = (
+                MISSING_SUMMARY
+                if isinstance(error, FileNotFoundError)
+                else NO_HELDOUT
+                if HELDOUT_NLL in str(error)
+                else MALFORMED
+            )
             logger.warning("study %s: skipping arm %s: %s", config.title, arm.name, error)
             skipped[reason] += 1
             why[arm.name] = f"{reason}: {error}"
@@ -172,11 +192,15 @@ def analyze_study(config: StudyAnalysisConfig) -> dict[str, Any]:
     }
     save_png(study_figure(config.title, rows, metrics, config.axis_label), fileio.join(config.output_path, STUDY_PLOT))
     fileio.atomic_write_json(fileio.join(config.output_path, STUDY_FILE), result)
-    logger.info("study %s: %d arms read, skipped %s\n%s", config.title, len(rows), skipped or "none", study_table(rows, metrics))
+    logger.info(
+        "study %s: %d arms read, skipped %s\n%s", config.title, len(rows), skipped or "none", study_table(rows, metrics)
+    )
     return result
 
 
-def study_figure(title: str, rows: Sequence[dict[str, Any]], metrics: Sequence[str], axis_label: str = "") -> plt.Figure:
+def study_figure(
+    title: str, rows: Sequence[dict[str, Any]], metrics: Sequence[str], axis_label: str = ""
+) -> plt.Figure:
     """Held-out speech NLL by kind, held-out NLL per component, and eval accuracies, over the arms."""
     figure, (kind_axes, component_axes, eval_axes) = plt.subplots(1, 3, figsize=(15, 4.2))
     x = np.arange(len(rows))
@@ -185,11 +209,18 @@ def study_figure(title: str, rows: Sequence[dict[str, Any]], metrics: Sequence[s
     _series(kind_axes, x, {kind: [r["speech_nll_by_kind"][kind] for r in rows] for kind in SPEECH_KINDS}, marker=".")
     for position, value in zip(x, speech):  # the headline number, readable whatever the axis spans
         if math.isfinite(value):
-            kind_axes.annotate(f"{value:.3f}", (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+            kind_axes.annotate(
+                f"{value:.3f}", (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
+            )
     kind_axes.set_ylabel("held-out speech NLL (nats/token)")
     kind_axes.set_title("held-out speech NLL, by token kind", fontsize=10)
     components = sorted({name for r in rows for name in r["component_nll"]})
-    _series(component_axes, x, {name: [r["component_nll"].get(name, math.nan) for r in rows] for name in components}, marker="o")
+    _series(
+        component_axes,
+        x,
+        {name: [r["component_nll"].get(name, math.nan) for r in rows] for name in components},
+        marker="o",
+    )
     component_axes.set_ylabel("held-out NLL (nats/token)")
     component_axes.set_title("held-out NLL per data component", fontsize=10)
     if metrics:

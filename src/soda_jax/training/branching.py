@@ -50,21 +50,34 @@ def stable_prefix_steps(recipe: TrainRecipe, hidden_dim: int) -> int:
     return first_peak + int(below[0]) if below.size else recipe.num_train_steps
 
 
-def check_branch(source: TrainRecipe, source_model: ModelShape, target: TrainRecipe, target_model: ModelShape,
-                 at_step: int, *, where: str) -> None:  # fmt: skip
+def check_branch(
+    source: TrainRecipe,
+    source_model: ModelShape,
+    target: TrainRecipe,
+    target_model: ModelShape,
+    at_step: int,
+    *,
+    where: str,
+) -> None:
     """Raise ValueError (naming ``where``) unless a run of ``target`` may start from the state after
     ``at_step`` steps of ``source``: the same model, the same recipe but for its length, and the same
     learning rate on every step before ``at_step``."""
     if source_model != target_model:
         raise ValueError(f"{where}: the source trained {source_model}, this run is {target_model}")
     if dataclasses.replace(source, num_train_steps=target.num_train_steps) != target:
-        raise ValueError(f"{where}: the source's recipe differs from this run's apart from its length: {source} vs {target}")
+        raise ValueError(
+            f"{where}: the source's recipe differs from this run's apart from its length: {source} vs {target}"
+        )
     if at_step > min(source.num_train_steps, target.num_train_steps):
-        raise ValueError(f"{where}: branch point {at_step} is past the end of one of the runs "
-                         f"({source.num_train_steps}, {target.num_train_steps} steps)")  # fmt: skip
+        raise ValueError(
+            f"{where}: branch point {at_step} is past the end of one of the runs "
+            f"({source.num_train_steps}, {target.num_train_steps} steps)"
+        )
     before = slice(0, at_step)
-    mismatch = np.nonzero(learning_rates(source, source_model.hidden_dim)[before]
-                          != learning_rates(target, target_model.hidden_dim)[before])[0]  # fmt: skip
+    mismatch = np.nonzero(
+        learning_rates(source, source_model.hidden_dim)[before]
+        != learning_rates(target, target_model.hidden_dim)[before]
+    )[0]
     if mismatch.size:
         step = int(mismatch[0])
         raise ValueError(
@@ -78,7 +91,9 @@ def recipe_from_json(data: dict) -> TrainRecipe:
     return TrainRecipe(**{**data, "optimizer": OptimizerRecipe(**data["optimizer"])})
 
 
-def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape, layer_loop: str) -> int | None:
+def seed_from_source(
+    source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape, layer_loop: str
+) -> int | None:
     """Copy the final checkpoint and metrics of the finished run at ``source_path`` into the run at
     ``output_path`` (whose checkpoints store the layers with ``layer_loop``) when it has no committed checkpoint of its own; returns the number of steps
     copied (None when the run already had its own checkpoint: it resumes from that).
@@ -92,7 +107,9 @@ def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, mo
     if summary is None:
         raise ValueError(f"resume_from {source_path}: no {SUMMARY_FILE}: the source run has not finished")
     if "recipe" not in summary:
-        raise ValueError(f"resume_from {source_path}: its {SUMMARY_FILE} records no recipe (written before branching existed)")
+        raise ValueError(
+            f"resume_from {source_path}: its {SUMMARY_FILE} records no recipe (written before branching existed)"
+        )
     source_checkpoints = fileio.join(source_path, CHECKPOINTS_DIR)
     source_checkpoint = latest_checkpoint(source_checkpoints)
     if source_checkpoint is None:
@@ -100,7 +117,9 @@ def seed_from_source(source_path: str, output_path: str, recipe: TrainRecipe, mo
     last = int(source_checkpoint.rstrip("/").rsplit("/", 1)[-1].removeprefix(CHECKPOINT_DIR_PREFIX))
     at_step = last + 1  # the checkpoint of 0-based step s holds the state after s + 1 steps
     where = f"resume_from {source_path} into {output_path}"
-    check_branch(recipe_from_json(summary["recipe"]), ModelShape(**summary["model"]), recipe, model, at_step, where=where)
+    check_branch(
+        recipe_from_json(summary["recipe"]), ModelShape(**summary["model"]), recipe, model, at_step, where=where
+    )
     source_manifest = read_manifest(source_path)  # the layer loop its checkpoints were stored with
     check_layer_loop(source_manifest.layer_loop if source_manifest else None, layer_loop, where=where)
 

@@ -20,6 +20,7 @@ from soda_jax.training.levanter_compat import CHECKPOINT_DIR_PREFIX, COMMIT_MARK
 
 logger = logging.getLogger(__name__)
 
+
 def latest_checkpoint(checkpoint_root: str) -> str | None:
     """The latest committed checkpoint directory under ``checkpoint_root`` (None: none, or no root)."""
     return discover_latest_checkpoint(checkpoint_root) if fileio.exists(checkpoint_root) else None

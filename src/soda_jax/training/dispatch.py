@@ -50,8 +50,14 @@ class FlatJit:
     def __call__(self, donated: Any, *rest: Any) -> Any:
         donated_arrays, donated_template, donated_def = self._flatten(donated)
         rest_arrays, rest_template, rest_def = self._flatten(rest)
-        key: Hashable = (donated_def, rest_def, donated_template, rest_template,
-                         tuple(x.aval for x in donated_arrays), tuple(x.aval for x in rest_arrays))  # fmt: skip
+        key: Hashable = (
+            donated_def,
+            rest_def,
+            donated_template,
+            rest_template,
+            tuple(x.aval for x in donated_arrays),
+            tuple(x.aval for x in rest_arrays),
+        )
         try:
             entry = self._programs.get(key)  # hashes the key once a step
         except TypeError:  # an unhashable static leaf: no safe cache key, so the plain call
@@ -87,4 +93,4 @@ class FastDispatchTrainer(Trainer):
 
     @cached_property
     def _jit_train_step_fn_no_hook(self):
-        return FlatJit(Trainer._jit_train_step_fn_no_hook.func(self))  # type: ignore[attr-defined]
+        return FlatJit(Trainer._jit_train_step_fn_no_hook.func(self))

@@ -24,7 +24,9 @@ def export_hf(model, model_config: Qwen3Config, path: str, *, tokenizer_dir: str
     No reference checkpoint is consulted (nothing is fetched from a hub): the HF config comes
     from ``model_config.to_hf_config(vocab)``.
     """
-    converter = HFCheckpointConverter(Qwen3Config, reference_checkpoint=None, HfConfigClass=HfQwen3Config, tokenizer=tokenizer_dir)
+    converter = HFCheckpointConverter(
+        Qwen3Config, reference_checkpoint=None, HfConfigClass=HfQwen3Config, tokenizer=tokenizer_dir
+    )
     converter.save_pretrained(
         model,
         path,

@@ -33,7 +33,14 @@ logger = logging.getLogger(__name__)
 
 HF_KIND, CHECKPOINT_KIND = "hf", "checkpoint"
 """`InitSource.kind`: a transformers directory, or a soda-jax training run."""
-SHAPE_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim")
+SHAPE_FIELDS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+)
 """transformers config fields that must match the run's model shape."""
 
 
@@ -90,6 +97,7 @@ def check_hf_shape(source: InitSource, model_config: Qwen3Config, Vocab: Axis) -
 def unstack_layers(model, *, like):
     """``model`` (stacked layers) in the structure of ``like`` (the unrolled model's shape): the
     stacks split per layer, and the static config (which records the layer loop) taken from ``like``."""
+
     def is_stacked(x) -> bool:
         return isinstance(x, Stacked)
 
@@ -116,7 +124,11 @@ def load_initial_model(source: InitSource, model_config: Qwen3Config, Vocab: Axi
         # method its blocks lack): read into stacked layers, then unstack for an unrolled run.
         stacked_config = dataclasses.replace(model_config, scan_layers=True)
         model = converter.load_pretrained(
-            model_config.model_type, ref=source.path, config=stacked_config, axis_mapping=mapping, dtype=trainer.mp.param_dtype
+            model_config.model_type,
+            ref=source.path,
+            config=stacked_config,
+            axis_mapping=mapping,
+            dtype=trainer.mp.param_dtype,
         )
         if not model_config.scan_layers:
             model = unstack_layers(model, like=eqx.filter_eval_shape(model_config.build, Vocab, key=jrandom.PRNGKey(0)))

@@ -55,8 +55,13 @@ CHECKPOINT_DIR_PREFIX = "step-"
 COMMIT_MARKER = "metadata.json"
 """Written last into a checkpoint directory by levanter: present and parseable means committed."""
 QWEN3_LAYER_PARTS = (
-    "self_attn", "input_layernorm", "post_attention_layernorm", "mlp", "post_attn_layernorm", "post_mlp_layernorm",
-)  # fmt: skip
+    "self_attn",
+    "input_layernorm",
+    "post_attention_layernorm",
+    "mlp",
+    "post_attn_layernorm",
+    "post_mlp_layernorm",
+)
 """The attributes of a levanter Qwen3 decoder layer that `soda_jax.inference.decoder` calls."""
 QWEN3_ATTENTION_PARTS = ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm", "rot_embs", "config")
 """The attributes of a levanter Qwen3 attention block that the decoder calls."""

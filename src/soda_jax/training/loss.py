@@ -41,7 +41,9 @@ def default_vocab_block(backend: str | None = None) -> int | None:
     return CPU_VOCAB_BLOCK if (backend or jax.default_backend()) == "cpu" else None
 
 
-def next_token_loss_fn(cross_entropy: CrossEntropy, z_loss_weight: float | None, vocab_block: int | None = None) -> Callable:
+def next_token_loss_fn(
+    cross_entropy: CrossEntropy, z_loss_weight: float | None, vocab_block: int | None = None
+) -> Callable:
     """``loss_fn(model, example, *, key=None) -> scalar`` for levanter's Trainer and validation.
 
     ``vocab_block``: ids per block of the fused kernel (training passes `default_vocab_block` of its
@@ -49,15 +51,24 @@ def next_token_loss_fn(cross_entropy: CrossEntropy, z_loss_weight: float | None,
     if cross_entropy not in CROSS_ENTROPY_CHOICES:
         raise ValueError(f"cross_entropy must be one of {CROSS_ENTROPY_CHOICES}, got {cross_entropy!r}")
     if cross_entropy == "fused":
+
         def fused_loss(model, example, *, key=None):
             # levanter's LmHeadModel.compute_next_token_loss, with the vocabulary block passed down
             activations = model.activations(example.tokens, example.attn_mask, key=key)
             activations, aux_loss = activations if isinstance(activations, tuple) else (activations, 0)
             loss = maybe_fused_next_token_loss(
-                model.Pos, model.Embed, model.Vocab, activations, model.get_lm_head(), example.tokens,
-                loss_weight=example.loss_weight, reduction=hax.mean, logsumexp_weight=z_loss_weight,
-                dtype=jnp.float32, block_size=vocab_block,
-            )  # fmt: skip
+                model.Pos,
+                model.Embed,
+                model.Vocab,
+                activations,
+                model.get_lm_head(),
+                example.tokens,
+                loss_weight=example.loss_weight,
+                reduction=hax.mean,
+                logsumexp_weight=z_loss_weight,
+                dtype=jnp.float32,
+                block_size=vocab_block,
+            )
             return loss + aux_loss
 
         return fused_loss
@@ -65,8 +76,12 @@ def next_token_loss_fn(cross_entropy: CrossEntropy, z_loss_weight: float | None,
     def full_loss(model, example, *, key=None):
         logits = model(example.tokens, example.attn_mask, key=key).astype(jnp.float32)
         return next_token_loss(
-            model.Pos, model.Vocab, logits, example.tokens,
-            loss_weight=example.loss_weight, logsumexp_weight=z_loss_weight,
-        )  # fmt: skip
+            model.Pos,
+            model.Vocab,
+            logits,
+            example.tokens,
+            loss_weight=example.loss_weight,
+            logsumexp_weight=z_loss_weight,
+        )
 
     return full_loss

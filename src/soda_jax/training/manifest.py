@@ -160,9 +160,13 @@ def _manifest_of_old_run(run_dir: str) -> TrainingManifest | None:
     summary = summary or {}
     model = ModelShape(**summary["model"]) if "model" in summary else None
     return inputs_manifest(
-        caches, data.get("tokenizer"), model=model, seq_len=summary.get("seq_len"),
-        padded_vocab_size=summary.get("padded_vocab_size"), layer_loop=summary.get("layer_loop"),
-    )  # fmt: skip
+        caches,
+        data.get("tokenizer"),
+        model=model,
+        seq_len=summary.get("seq_len"),
+        padded_vocab_size=summary.get("padded_vocab_size"),
+        layer_loop=summary.get("layer_loop"),
+    )
 
 
 def recorded_caches(data: Mapping[str, Any]) -> dict[str, str]:

@@ -122,7 +122,9 @@ def on_first_host(action: Callable[[], T], barrier: str, otherwise: T) -> T:
 
 def discard_torn_checkpoints_once(checkpoint_root: str) -> list[str]:
     """`discard_uncommitted_checkpoints` on the first host."""
-    return on_first_host(lambda: discard_uncommitted_checkpoints(checkpoint_root), "soda_jax.discard_uncommitted_checkpoints", [])
+    return on_first_host(
+        lambda: discard_uncommitted_checkpoints(checkpoint_root), "soda_jax.discard_uncommitted_checkpoints", []
+    )
 
 
 def branch_once(config: TrainConfig, layer_loop: str) -> int | None:
@@ -131,7 +133,11 @@ def branch_once(config: TrainConfig, layer_loop: str) -> int | None:
     if config.resume_from is None:
         return None
     source = config.resume_from
-    return on_first_host(lambda: seed_from_source(source, config.output_path, config.recipe, config.model, layer_loop), "soda_jax.branch_once", None)
+    return on_first_host(
+        lambda: seed_from_source(source, config.output_path, config.recipe, config.model, layer_loop),
+        "soda_jax.branch_once",
+        None,
+    )
 
 
 def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
@@ -141,7 +147,9 @@ def data_vocab_size(spec: MixtureSpec, tokenizer_size: int) -> int:
         raise ValueError(f"data components disagree on the vocabulary size: {sizes}")
     size = next(iter(sizes.values()))
     if tokenizer_size != size:
-        raise ValueError(f"tokenizer {spec.tokenizer_path} has {tokenizer_size} ids but the caches' vocabulary has {size}")
+        raise ValueError(
+            f"tokenizer {spec.tokenizer_path} has {tokenizer_size} ids but the caches' vocabulary has {size}"
+        )
     return size
 
 
@@ -198,9 +206,11 @@ def step_parts(config: TrainConfig, backend: str | None = None):
     current one): shared by `train` and the ahead-of-time compile check (`soda_jax.aot`)."""
     recipe = config.recipe
     model_config = qwen3_config(
-        config.model, recipe.seq_len,
-        gradient_checkpointing=config.gradient_checkpointing, scan_layers=scan_layers(config.layer_loop, backend),
-    )  # fmt: skip
+        config.model,
+        recipe.seq_len,
+        gradient_checkpointing=config.gradient_checkpointing,
+        scan_layers=scan_layers(config.layer_loop, backend),
+    )
     optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
     optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
     loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight, default_vocab_block(backend))
@@ -215,7 +225,9 @@ def train(config: TrainConfig) -> dict:
     data = config.data.lm_config()
     vocab_size = data_vocab_size(config.data, len(data.the_tokenizer))
     model_config, optimizer, loss_fn = step_parts(config)
-    training_flops_per_token = TRAINING_FLOPS_MULTIPLIER * config.model.forward_flops_per_token(vocab_size, recipe.seq_len)
+    training_flops_per_token = TRAINING_FLOPS_MULTIPLIER * config.model.forward_flops_per_token(
+        vocab_size, recipe.seq_len
+    )
 
     tconfig = trainer_config(config, run_id)
     levanter.initialize(tconfig)
@@ -247,14 +259,24 @@ def train(config: TrainConfig) -> dict:
         if init_source is not None:
             Vocab = initial_vocab_axis(init_source, vocab_size, Vocab)
         if jax.process_index() == 0:  # what the run reads and how it is laid out, before its first step
-            manifest = inputs_manifest(config.data.cache_roots(), config.data.tokenizer_path, model=config.model,
-                                       seq_len=recipe.seq_len, padded_vocab_size=Vocab.size, layer_loop=layer_loop)  # fmt: skip
+            manifest = inputs_manifest(
+                config.data.cache_roots(),
+                config.data.tokenizer_path,
+                model=config.model,
+                seq_len=recipe.seq_len,
+                padded_vocab_size=Vocab.size,
+                layer_loop=layer_loop,
+            )
             write_manifest(config.output_path, manifest)
         train_dataset = data.train_set(Pos, tconfig.batch_schedule, key=data_key)
         validation = ValidationLoss(
-            trainer, data.validation_sets(Pos), max_batches=config.max_eval_batches, layout=token_kind_layout(config.data),
-            cross_entropy=config.cross_entropy, vocab_block=default_vocab_block(),
-        )  # fmt: skip
+            trainer,
+            data.validation_sets(Pos),
+            max_batches=config.max_eval_batches,
+            layout=token_kind_layout(config.data),
+            cross_entropy=config.cross_entropy,
+            vocab_block=default_vocab_block(),
+        )
         state = trainer.initial_state(training_key, model_init=lambda: model_config.build(Vocab, key=model_key))
         resume_step = int(state.step)
         if resume_step:
@@ -262,8 +284,12 @@ def train(config: TrainConfig) -> dict:
         # -- init_from (fine-tuning): a fresh run takes the source's weights; its validation loss is the "before"
         if init_source is not None and resume_step == 0:
             tokenizer = data.tokenizer if isinstance(data.tokenizer, str) else None
-            state = dataclasses.replace(state, model=load_initial_model(init_source, model_config, Vocab, trainer, tokenizer=tokenizer))
-            fileio.atomic_write_json(fileio.join(config.output_path, INITIAL_VALIDATION_FILE), validation(state.eval_model))
+            state = dataclasses.replace(
+                state, model=load_initial_model(init_source, model_config, Vocab, trainer, tokenizer=tokenizer)
+            )
+            fileio.atomic_write_json(
+                fileio.join(config.output_path, INITIAL_VALIDATION_FILE), validation(state.eval_model)
+            )
         # -- end init_from
         metrics = MetricsLog(metrics_dir(config.output_path), resume_step=resume_step)
         peak = _peak_flops(config)
@@ -278,7 +304,9 @@ def train(config: TrainConfig) -> dict:
                 if info.next_step % config.steps_per_eval == 0 or (ends_schedule and info.next_step == last_step):
                     row.update(validation(info.eval_model))
                 metrics.write(row)
-                levanter.tracker.log({f"{TRACKER_PREFIX}/{k}": v for k, v in row.items() if k != "step"}, step=info.step)
+                levanter.tracker.log(
+                    {f"{TRACKER_PREFIX}/{k}": v for k, v in row.items() if k != "step"}, step=info.step
+                )
                 if checkpoint_each_step:
                     checkpointer.on_step(tree=info.state.saveable_state, step=info.step)
                 last, next_step = info, info.next_step
@@ -302,7 +330,9 @@ def train(config: TrainConfig) -> dict:
 
         sharding = parameter_sharding(final_state.model)
         if config.export_hf:
-            export_hf(final_state.model, model_config, fileio.join(config.output_path, HF_DIR), tokenizer_dir=data.tokenizer)
+            export_hf(
+                final_state.model, model_config, fileio.join(config.output_path, HF_DIR), tokenizer_dir=data.tokenizer
+            )
 
     summary = _summary(config, vocab_size, Vocab.size, metrics.rows, training_flops_per_token, time.time() - started)
     summary["parameter_sharding"] = sharding
@@ -352,7 +382,14 @@ def _step_row(info: StepInfo, recipe, training_flops_per_token: int, peak: float
     return row
 
 
-def _summary(config: TrainConfig, vocab_size: int, padded_vocab: int, rows: list[dict], training_flops_per_token: int, wall: float) -> dict:
+def _summary(
+    config: TrainConfig,
+    vocab_size: int,
+    padded_vocab: int,
+    rows: list[dict],
+    training_flops_per_token: int,
+    wall: float,
+) -> dict:
     recipe = config.recipe
     counts = config.model.param_counts(padded_vocab)
     last = rows[-1] if rows else {}

@@ -85,9 +85,14 @@ class TokenKindLayout:
         """Index into `KINDS` of each id (a jax or numpy array)."""
         xp = jnp if isinstance(ids, jnp.ndarray) else np
         return xp.where(
-            ids < self.text_size, TEXT,
-            xp.where(ids < self.audio_offset, MARKER, xp.where(ids < self.audio_offset + self.codebook_size, SEMANTIC, ACOUSTIC)),
-        )  # fmt: skip
+            ids < self.text_size,
+            TEXT,
+            xp.where(
+                ids < self.audio_offset,
+                MARKER,
+                xp.where(ids < self.audio_offset + self.codebook_size, SEMANTIC, ACOUSTIC),
+            ),
+        )
 
 
 def token_losses(model, example, cross_entropy: str, vocab_block: int | None):
@@ -97,11 +102,22 @@ def token_losses(model, example, cross_entropy: str, vocab_block: int | None):
         activations = model.activations(example.tokens, example.attn_mask, key=None)
         activations = activations[0] if isinstance(activations, tuple) else activations
         return maybe_fused_next_token_loss(
-            model.Pos, model.Embed, model.Vocab, activations, model.get_lm_head(), example.tokens,
-            loss_weight=example.loss_weight, reduction=None, logsumexp_weight=None, dtype=jnp.float32, block_size=vocab_block,
-        )  # fmt: skip
+            model.Pos,
+            model.Embed,
+            model.Vocab,
+            activations,
+            model.get_lm_head(),
+            example.tokens,
+            loss_weight=example.loss_weight,
+            reduction=None,
+            logsumexp_weight=None,
+            dtype=jnp.float32,
+            block_size=vocab_block,
+        )
     logits = model(example.tokens, example.attn_mask, key=None).astype(jnp.float32)
-    return next_token_loss(model.Pos, model.Vocab, logits, example.tokens, loss_weight=example.loss_weight, reduction=None)
+    return next_token_loss(
+        model.Pos, model.Vocab, logits, example.tokens, loss_weight=example.loss_weight, reduction=None
+    )
 
 
 def kind_sums(model, example, layout: TokenKindLayout, cross_entropy: str = "fused", vocab_block: int | None = None):
@@ -111,7 +127,9 @@ def kind_sums(model, example, layout: TokenKindLayout, cross_entropy: str = "fus
     not_last = hax.logical_not(hax.nn.one_hot(-1, Pos, dtype=jnp.bool_))
     weight = (example.loss_weight * not_last).astype(jnp.float32)  # as the loss weighs each position
     targets = hax.roll(example.tokens, -1, Pos)
-    kinds = hax.nn.one_hot(hax.named(layout.kind_of(targets.array), targets.axes), hax.Axis("kind", len(KINDS)), dtype=jnp.float32)
+    kinds = hax.nn.one_hot(
+        hax.named(layout.kind_of(targets.array), targets.axes), hax.Axis("kind", len(KINDS)), dtype=jnp.float32
+    )
     positions = targets.axes
     return hax.stack("stat", [hax.sum(losses * kinds, axis=positions), hax.sum(weight * kinds, axis=positions)])
 
@@ -120,13 +138,21 @@ class ValidationLoss:
     """Callable ``model -> {validation_loss, validation/{name}/...}`` over fixed batches (module docstring)."""
 
     def __init__(
-        self, trainer, datasets: Mapping[str, Any], *, max_batches: int | None, layout: TokenKindLayout,
-        cross_entropy: str = "fused", vocab_block: int | None = None,
-    ):  # fmt: skip
+        self,
+        trainer,
+        datasets: Mapping[str, Any],
+        *,
+        max_batches: int | None,
+        layout: TokenKindLayout,
+        cross_entropy: str = "fused",
+        vocab_block: int | None = None,
+    ):
         self.loaders = {}
         for name, dataset in datasets.items():
             if dataset.is_finite() and blocking_wait(dataset.async_len()) == 0:
-                logger.warning("validation set %s is empty: skipped (a larger validation_fraction holds out more)", name)
+                logger.warning(
+                    "validation set %s is empty: skipped (a larger validation_fraction holds out more)", name
+                )
                 continue
             self.loaders[name] = trainer.data_loader(dataset, trainer.EvalBatch)
         self.max_batches = max_batches
@@ -142,7 +168,10 @@ class ValidationLoss:
         results: dict[str, float] = {}
         losses = []
         for name, loader in self.loaders.items():
-            batches = [np.asarray(self._batch_sums(model, batch).array, np.float64) for batch in itertools.islice(loader, self.max_batches)]
+            batches = [
+                np.asarray(self._batch_sums(model, batch).array, np.float64)
+                for batch in itertools.islice(loader, self.max_batches)
+            ]
             if not batches:
                 logger.warning("validation set %s is smaller than one batch: skipped", name)
                 continue
@@ -164,7 +193,10 @@ def _pooled(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for kind in KINDS:
         tokens = sum(p[kind]["tokens"] for p in parts if kind in p)
         if tokens:
-            kinds[kind] = {"loss": sum(p[kind]["loss"] * p[kind]["tokens"] for p in parts if kind in p) / tokens, "tokens": tokens}
+            kinds[kind] = {
+                "loss": sum(p[kind]["loss"] * p[kind]["tokens"] for p in parts if kind in p) / tokens,
+                "tokens": tokens,
+            }
     tokens = sum(k["tokens"] for k in kinds.values())
     loss = sum(k["loss"] * k["tokens"] for k in kinds.values()) / tokens if tokens else None
     return {"loss": loss, "tokens": tokens, "kinds": kinds}
@@ -181,7 +213,10 @@ def heldout_nll(row: Mapping[str, Any]) -> dict[str, Any] | None:
         parts = key.split("/")
         if len(parts) == 4 and parts[0] == "validation" and parts[2] in KINDS and parts[3] == "tokens":
             name, kind = parts[1], parts[2]
-            components.setdefault(name, {})[kind] = {"loss": float(row[validation_key(name, kind)]), "tokens": int(value)}
+            components.setdefault(name, {})[kind] = {
+                "loss": float(row[validation_key(name, kind)]),
+                "tokens": int(value),
+            }
     if not components:
         return None
     section: dict[str, Any] = {"components": {}}

@@ -110,9 +110,7 @@ class MimiJaxConfig:
         }
         for name, (wanted, got) in unsupported.items():
             if got != wanted:
-                raise ValueError(
-                    f"Mimi config {name}={got!r} is not supported by the JAX Mimi (needs {wanted!r})"
-                )
+                raise ValueError(f"Mimi config {name}={got!r} is not supported by the JAX Mimi (needs {wanted!r})")
         hidden, heads = get("hidden_size", 512), get("num_attention_heads", 8)
         return cls(
             sample_rate=get("sampling_rate", 24_000),

@@ -44,9 +44,7 @@ class _Weights:
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.arrays:
-            raise KeyError(
-                f"{self.source}: Mimi weight {key!r} is missing (not a kyutai/mimi-layout checkpoint?)"
-            )
+            raise KeyError(f"{self.source}: Mimi weight {key!r} is missing (not a kyutai/mimi-layout checkpoint?)")
         return self.arrays[key]
 
 
@@ -66,9 +64,7 @@ def _load_conv(conv: CausalConv, w: _Weights, prefix: str) -> None:
     kernel = w[f"{prefix}.conv.weight"]  # torch [out, in, K]
     if conv.stride > 1:
         out, cin, _ = kernel.shape
-        kernel = (
-            kernel.reshape(out, cin, 2, conv.stride).transpose(2, 3, 1, 0).reshape(2, conv.stride * cin, out)
-        )
+        kernel = kernel.reshape(out, cin, 2, conv.stride).transpose(2, 3, 1, 0).reshape(2, conv.stride * cin, out)
     else:
         kernel = kernel.transpose(2, 1, 0)
     _set(conv.kernel, kernel, prefix)
@@ -159,9 +155,7 @@ def from_transformers(model: Any, *, windowed_attention: bool = False) -> Mimi:
 def safetensors_files(source_dir: str) -> list[str]:
     names = sorted(n for n in os.listdir(source_dir) if n.endswith(".safetensors"))
     if not names or not os.path.exists(os.path.join(source_dir, HF_CONFIG_FILE)):
-        raise FileNotFoundError(
-            f"{source_dir}: no config.json + *.safetensors (a kyutai/mimi-layout directory)"
-        )
+        raise FileNotFoundError(f"{source_dir}: no config.json + *.safetensors (a kyutai/mimi-layout directory)")
     return [os.path.join(source_dir, n) for n in names]
 
 

@@ -34,9 +34,7 @@ class CausalConv(nnx.Module):
     Weights: ``kernel [K, in, out]`` for stride 1 (WIO), ``[2, s * in, out]`` for stride s (blocks).
     """
 
-    def __init__(
-        self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, bias: bool = True
-    ):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, bias: bool = True):
         if stride > 1 and (kernel != 2 * stride or dilation != 1):
             raise ValueError(f"strided conv needs kernel = 2 x stride, got kernel {kernel}, stride {stride}")
         self.cin, self.cout, self.stride, self.dilation = cin, cout, stride, dilation
@@ -124,9 +122,7 @@ class SeanetEncoder(nnx.Module):
         for ratio in reversed(c.ratios):
             blocks = nnx.List(
                 [
-                    ResidualBlock(
-                        width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j
-                    )
+                    ResidualBlock(width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j)
                     for j in range(c.num_residual_layers)
                 ]
             )
@@ -176,9 +172,7 @@ class SeanetDecoder(nnx.Module):
             width //= 2
             blocks = nnx.List(
                 [
-                    ResidualBlock(
-                        width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j
-                    )
+                    ResidualBlock(width, width // c.compress, c.residual_kernel_size, c.dilation_growth_rate**j)
                     for j in range(c.num_residual_layers)
                 ]
             )

@@ -65,9 +65,7 @@ class SplitResidualVQ(nnx.Module):
         """``[B, T, hidden]`` -> ``[B, num_codebooks, T]``; both RVQs quantize the same latents."""
         codes = self.semantic.encode(x, min(num_codebooks, self.num_semantic))
         if num_codebooks > self.num_semantic:
-            codes = jnp.concatenate(
-                [codes, self.acoustic.encode(x, num_codebooks - self.num_semantic)], axis=1
-            )
+            codes = jnp.concatenate([codes, self.acoustic.encode(x, num_codebooks - self.num_semantic)], axis=1)
         return codes
 
     def decode(self, codes: Array) -> Array:

@@ -62,9 +62,7 @@ class Attention(nnx.Module):
         self.heads, self.head_dim, self.theta = h, hd, config.rope_theta
         self.window = config.sliding_window if config.windowed_attention else None
 
-    def __call__(
-        self, x: Array, cache: tuple[Array, Array], offset: Array
-    ) -> tuple[Array, tuple[Array, Array]]:
+    def __call__(self, x: Array, cache: tuple[Array, Array], offset: Array) -> tuple[Array, tuple[Array, Array]]:
         """``x [B, T, D]``; ``cache`` keys/values ``[B, S, H, hd]`` of positions offset-S .. offset-1."""
         b, t, _ = x.shape
         shape = (b, t, self.heads, self.head_dim)
@@ -97,9 +95,7 @@ class TransformerLayer(nnx.Module):
         self.fc1, self.fc2 = _zeros(d, config.intermediate_size), _zeros(config.intermediate_size, d)
         self.attn_scale, self.mlp_scale = _zeros(d), _zeros(d)
 
-    def __call__(
-        self, x: Array, cache: tuple[Array, Array], offset: Array
-    ) -> tuple[Array, tuple[Array, Array]]:
+    def __call__(self, x: Array, cache: tuple[Array, Array], offset: Array) -> tuple[Array, tuple[Array, Array]]:
         h, cache = self.attn(self.attn_norm(x), cache, offset)
         x = x + self.attn_scale[...] * h
         h = jax.nn.gelu(self.mlp_norm(x) @ self.fc1[...], approximate=False) @ self.fc2[...]

@@ -21,6 +21,13 @@ def get_source(name: str) -> SpeechSource:
 
 
 __all__ = [
-    "SOURCES", "SkipCounter", "SpeechSource", "Utterance",
-    "emilia", "emilia_yodas", "get_source", "mls", "yodas2",
-]  # fmt: skip
+    "SOURCES",
+    "SkipCounter",
+    "SpeechSource",
+    "Utterance",
+    "emilia",
+    "emilia_yodas",
+    "get_source",
+    "mls",
+    "yodas2",
+]

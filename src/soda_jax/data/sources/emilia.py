@@ -158,9 +158,7 @@ def grouped_members(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, group
 
 
-def utterance_from_group(
-    shard: Shard, key: str, group: dict[str, bytes], skips: SkipCounter
-) -> Utterance | None:
+def utterance_from_group(shard: Shard, key: str, group: dict[str, bytes], skips: SkipCounter) -> Utterance | None:
     """The utterance of one key, or None (skipped and counted)."""
     where = f"{shard.url}:{key}"
     audio_suffix = next((s for s in AUDIO_SUFFIXES if s in group), None)
@@ -208,9 +206,10 @@ def read_shard(shard: Shard, skips: SkipCounter) -> Iterator[Utterance]:
     """
     if shard.languages and shard.name_language and shard.name_language not in shard.languages:
         skips.skip(
-            reasons.OTHER_LANGUAGE_SHARD, shard.url,
+            reasons.OTHER_LANGUAGE_SHARD,
+            shard.url,
             f"named {shard.name_language!r}, filed under {shard.language!r}; reading {shard.languages}",
-        )  # fmt: skip
+        )
         return
     try:
         for key, group in grouped_members(shard.url):

@@ -204,9 +204,7 @@ def _shard_lines(f: Any, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         yield offset, line
 
 
-def _read_run(
-    shard: Shard, key: str | None, run: list[tuple[int, bytes]], skips: SkipCounter
-) -> Iterator[Utterance]:
+def _read_run(shard: Shard, key: str | None, run: list[tuple[int, bytes]], skips: SkipCounter) -> Iterator[Utterance]:
     """The utterances of one run of lines of book ``key`` (None: a run of malformed lines only)."""
     audio = _book_audio(shard, key) if key is not None else {}
     named = {line_id(raw) for _, raw in run}  # a line that names its audio claims it, usable or not
@@ -311,9 +309,7 @@ def parquet_utterance_id(record: dict[str, Any]) -> str:
     return f"{record.get('speaker_id')}_{record.get('book_id')}_{begin_cs:08d}"
 
 
-def _parquet_utterance(
-    shard: Shard, row: int, record: dict[str, Any], skips: SkipCounter
-) -> Utterance | None:
+def _parquet_utterance(shard: Shard, row: int, record: dict[str, Any], skips: SkipCounter) -> Utterance | None:
     where = f"{shard.url} row {row}"
     text = audio_checks.transcript(record.get("transcript"))
     if not text:

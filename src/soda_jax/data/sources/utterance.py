@@ -58,10 +58,22 @@ class Utterance:
     audio: np.ndarray = field(repr=False)
 
     @classmethod
-    def whole(cls, utterance_id: str, audio: np.ndarray, text: str, language: str, speaker: str, sample_rate: int) -> Utterance:
+    def whole(
+        cls, utterance_id: str, audio: np.ndarray, text: str, language: str, speaker: str, sample_rate: int
+    ) -> Utterance:
         """An utterance that is its own recording (Emilia, MLS): segment 0, spanning all of ``audio``."""
-        return cls(recording_id=utterance_id, segment_id=utterance_id, segment_index=0, start=0.0,
-                   end=len(audio) / sample_rate, text=text, language=language, speaker=speaker, audio=audio)  # fmt: skip
+        return cls(
+            recording_id=utterance_id,
+            segment_id=utterance_id,
+            segment_index=0,
+            start=0.0,
+            end=len(audio) / sample_rate,
+            text=text,
+            language=language,
+            speaker=speaker,
+            audio=audio,
+        )
+
     """Mono float32 samples at 24 kHz covering [start, end)."""
 
 

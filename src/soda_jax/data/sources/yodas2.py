@@ -120,10 +120,7 @@ def split_long_segment(
     words = text.split()
     bounds = np.linspace(start, end, pieces + 1)
     cuts = np.linspace(0, len(words), pieces + 1).round().astype(int)
-    return [
-        (float(bounds[i]), float(bounds[i + 1]), " ".join(words[cuts[i] : cuts[i + 1]]))
-        for i in range(pieces)
-    ]
+    return [(float(bounds[i]), float(bounds[i + 1]), " ".join(words[cuts[i] : cuts[i + 1]])) for i in range(pieces)]
 
 
 def _by_index(fs: fsspec.AbstractFileSystem, directory: str, suffixes: tuple[str, ...]) -> dict[str, str]:
@@ -221,9 +218,10 @@ def read_captions(shard: Shard, skips: SkipCounter) -> dict[str, list[Caption]] 
         return None
     if not isinstance(videos, list):
         skips.skip(
-            reasons.UNPARSABLE_CAPTIONS, shard.text_url,
+            reasons.UNPARSABLE_CAPTIONS,
+            shard.text_url,
             f"a JSON {type(videos).__name__}, not an array of videos: {NOT_READ}",
-        )  # fmt: skip
+        )
         return None
     captions: dict[str, list[Caption]] = {}
     for n, video in enumerate(videos):

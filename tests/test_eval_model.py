@@ -218,6 +218,10 @@ def test_generative_tasks_count_bad_input_per_reason_and_write_audio(trained, tm
     assert results["metrics"]["covost2/bleu"] >= 0 and results["metrics"]["covost2/mean_sentence_bleu"] >= 0
     continuation = [json.loads(line) for line in (out / "items" / "continuation.jsonl").read_text().splitlines()]
     assert all(Path(i["wav"]).exists() for i in continuation if "skipped" not in i)
+    for task, records in (("tts", items), ("continuation", continuation)):
+        scored = [i["frame_valid"] for i in records if "skipped" not in i]
+        assert scored and all(isinstance(v, bool) for v in scored), task
+        assert results["metrics"][f"{task}/frame_valid_rate"] == pytest.approx(np.mean(scored)), task
 
 
 # ---------------------------------------------------------------------------------------- resume

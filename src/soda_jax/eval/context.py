@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE, resample
 from soda_jax.audio.codec import CodecConfig, MimiCodec
-from soda_jax.audio.vocab import codebooks_for
+from soda_jax.audio.vocab import AudioTokenError, codebooks_for
 from soda_jax.eval.asr_backends import ASR_SAMPLE_RATE, AsrBackend, asr_backend
 from soda_jax.eval.speaker import SpeakerEncoder, speaker_encoder
 from soda_jax.inference.generate import Generation, generate, score
@@ -98,6 +99,28 @@ def text_until_marker(vocab, tokens: np.ndarray) -> str:
     tokens = np.asarray(tokens)
     stop = np.flatnonzero((tokens >= vocab.text_size) | (tokens == vocab.eos_id) | (tokens == vocab.bos_id))
     return vocab.decode_text(tokens[: stop[0]] if stop.size else tokens).strip()
+
+
+def frame_valid(vocab, tokens: np.ndarray, num_codebooks: int) -> bool:
+    """Whether a generated audio span is well formed: at least one whole frame, every id in the
+    codebook its position calls for (0..K-1 repeating), and closed by ``<|audio_end|>`` at a frame
+    boundary, not cut off by the token budget or the context."""
+    tokens = np.asarray(tokens)
+    stop = np.flatnonzero(~vocab.is_audio(tokens))
+    if not stop.size or stop[0] == 0 or int(tokens[stop[0]]) != vocab.audio_end_id:
+        return False
+    try:
+        vocab.ids_to_codes(tokens[: stop[0]], codebooks_for(num_codebooks))
+    except AudioTokenError:
+        return False
+    return True
+
+
+def frame_valid_rate(records: list[dict]) -> float:
+    """The share of generations whose audio span is well formed (`frame_valid`); records written before
+    the field existed are left out, NaN when none has it."""
+    known = [r["frame_valid"] for r in records if "frame_valid" in r]
+    return float(np.mean(known)) if known else math.nan
 
 
 def audio_until_marker(vocab, tokens: np.ndarray, num_codebooks: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Prompt ``<bos> <|audio_start|> A`` of the first ``prompt_seconds`` (SODA: 3 s; sampling at
 temperature 1.0, top-p 0.9, 1200 new tokens). Kept per item: the WAV of prompt + continuation,
-the speaker similarity of the continuation to the prompt, and the ASR transcript of the whole.
+the speaker similarity of the continuation to the prompt, whether its audio is well formed
+(`context.frame_valid`; summarised as ``frame_valid_rate``), and the ASR transcript of the whole.
 There is no reference to score the transcript against: it is there to be read.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.asr import generate_for_utterances, pending_utterances
-from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
+from soda_jax.eval.context import EvalContext, audio_until_marker, frame_valid, frame_valid_rate, to_16k
 from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe
 from soda_jax.eval.speaker import cosine_similarities
@@ -73,6 +74,7 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
                     "wav": path,
                     "generated_seconds": cont.size / MIMI_SAMPLE_RATE,
                     "finish": generation.finish_reason,
+                    "frame_valid": frame_valid(ctx.vocab, generation.tokens, ctx.num_codebooks),
                 }
             )
         return records
@@ -96,6 +98,7 @@ def run_continuation(ctx: EvalContext, task: ContinuationTask, store: TaskStore)
         "metrics": {
             "speaker_similarity": float(np.mean(similarities)) if similarities else math.nan,
             "generated_seconds": float(np.mean([r["generated_seconds"] for r in records])) if records else math.nan,
+            "frame_valid_rate": frame_valid_rate(records),
         },
         "headline": "speaker_similarity",
         "items": len(records),

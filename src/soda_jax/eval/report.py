@@ -281,6 +281,9 @@ def metric_intervals(summary: Mapping[str, Any], records: list[dict] | None) -> 
                 {"speaker_similarity": ("speaker_similarity", 1.0), "generated_seconds": ("generated_seconds", 1.0)},
             )
         )
+    valid = [bool(r["frame_valid"]) for r in records if "frame_valid" in r]
+    if valid and "frame_valid_rate" in metrics:  # TTS, continuation: Wilson over the generations
+        out["frame_valid_rate"] = wilson_interval(sum(valid), len(valid))
     return out
 
 

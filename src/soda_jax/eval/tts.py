@@ -6,7 +6,9 @@ Prompt (SODA's): ``<bos> <|text_start|> prompt_text <|text_end|> <|audio_start|>
 
 * WER of the ASR transcript against ``target_text`` (Seed-TTS normaliser): the mean of
   per-utterance WERs x 100 (Seed-TTS eval's number) and corpus WER;
-* speaker similarity: cosine between the output's and the **prompt** wav's speaker embeddings.
+* speaker similarity: cosine between the output's and the **prompt** wav's speaker embeddings;
+* frame-valid rate: the share of generations whose audio is whole frames in codebook order, closed by
+  ``<|audio_end|>`` (`context.frame_valid`), not cut off by the token budget.
 
 A generation without a single whole frame is scored as an empty transcript (WER 1) and has no
 similarity; it is counted in ``no_audio``.
@@ -22,7 +24,7 @@ from tqdm.auto import tqdm
 
 from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
-from soda_jax.eval.context import EvalContext, audio_until_marker, to_16k
+from soda_jax.eval.context import EvalContext, audio_until_marker, frame_valid, frame_valid_rate, to_16k
 from soda_jax.eval.normalize import normalizer
 from soda_jax.eval.readers import TOO_LONG, BadInput, TtsItem, audio_bytes_of, read_seed_tts
 from soda_jax.eval.results import TaskStore
@@ -118,6 +120,7 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
                     "speaker_similarity": sim,
                     "seconds": wave.size / MIMI_SAMPLE_RATE,
                     "finish": generation.finish_reason,
+                    "frame_valid": frame_valid(ctx.vocab, generation.tokens, ctx.num_codebooks),
                     "wav": wav_path if wave.size else None,
                 }
             )
@@ -153,6 +156,7 @@ def summarize_generated_speech(task, records: list[dict], norm, sampling: dict) 
             "wer_x100": 100 * wer.mean_utterance_wer,
             "corpus_wer": wer.corpus_wer,
             "speaker_similarity": float(np.mean(similarities)) if similarities else math.nan,
+            "frame_valid_rate": frame_valid_rate(records),
         },
         "headline": "wer_x100",
         "items": len(records),

@@ -172,7 +172,8 @@ def backends(torch_codec: MimiCodec, seconds: float, batch: int, repeats: int) -
         f"jax {result['jax_encode_audio_seconds_per_second']:.1f} audio-s/s (jax/torch "
         f"{result['jax_over_torch_encode']:.2f}x); decode torch {result['torch_decode_audio_seconds_per_second']:.1f}, "
         f"jax {result['jax_decode_audio_seconds_per_second']:.1f} audio-s/s ({result['jax_over_torch_decode']:.2f}x); "
-        f"jax compile {result['jax_encode_compile_seconds']:.1f} s encode, {result['jax_decode_compile_seconds']:.1f} s decode"
+        f"jax compile {result['jax_encode_compile_seconds']:.1f} s encode, "
+        f"{result['jax_decode_compile_seconds']:.1f} s decode"
     )
     return result
 

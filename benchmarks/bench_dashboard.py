@@ -144,7 +144,8 @@ def main() -> None:
     )
     print(
         f"{args.rows:,}-row metrics.jsonl: /api/metrics cold {m['api_cold_s']:.3f} s, warm {warm * 1000:.1f} ms, "
-        f"step page {metrics_page:.3f} s; {m['points_plotted']:,} points plotted ({m['validation_points']} validation); "
+        f"step page {metrics_page:.3f} s; {m['points_plotted']:,} points plotted "
+        f"({m['validation_points']} validation); "
         f"json.loads of every line {parse_all_s:.2f} s (cold/that = {m['cold_over_baseline']:.2f})"
     )
     print("goal < 1 s each:", "met" if max(step_page, files_page, m["api_cold_s"], metrics_page) < 1 else "NOT met")

@@ -103,8 +103,9 @@ def main() -> None:
             "step_named_jit_over_flat": step_ratio,
         }
         print(
-            f"{name:>11}: dispatch ms named_jit {1000 * seconds['named_jit'][0]:.1f}  FlatJit {1000 * seconds['FlatJit'][0]:.1f}"
-            f" ({dispatch_ratio:.1f}x);  step ms {1000 * seconds['named_jit'][1]:.1f} vs {1000 * seconds['FlatJit'][1]:.1f}"
+            f"{name:>11}: dispatch ms named_jit {1000 * seconds['named_jit'][0]:.1f}"
+            f"  FlatJit {1000 * seconds['FlatJit'][0]:.1f} ({dispatch_ratio:.1f}x);"
+            f"  step ms {1000 * seconds['named_jit'][1]:.1f} vs {1000 * seconds['FlatJit'][1]:.1f}"
             f" ({step_ratio:.2f}x)",
             flush=True,
         )

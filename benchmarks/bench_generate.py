@@ -251,7 +251,8 @@ def main() -> None:
     n = args.new_tokens
     limits = machine_limits()
     print(
-        f"matmul peak {limits['matmul_flops'] / 1e9:.1f} GFLOP/s, copy bandwidth {limits['memory_bytes_per_s'] / 1e9:.1f} GB/s",
+        f"matmul peak {limits['matmul_flops'] / 1e9:.1f} GFLOP/s, "
+        f"copy bandwidth {limits['memory_bytes_per_s'] / 1e9:.1f} GB/s",
         flush=True,
     )
     rows: dict = {
@@ -312,7 +313,8 @@ def main() -> None:
             print(
                 f"batch {batch} greedy: "
                 + ", ".join(f"{k} {v:,.0f} tok/s" for k, v in tps.items())
-                + f"; ours / hf = {r['ours_vs_hf']:.2f}x; ours at {100 * r['ours_fraction_of_roofline']:.0f}% of the roofline;"
+                + f"; ours / hf = {r['ours_vs_hf']:.2f}x;"
+                f" ours at {100 * r['ours_fraction_of_roofline']:.0f}% of the roofline;"
                 f" top-p at T=0 costs {r['top_p_cost_at_temperature_0']:.2f}x",
                 flush=True,
             )
@@ -337,7 +339,8 @@ def main() -> None:
                     "ours_vs_hf": theirs / mine,
                 }
                 print(
-                    f"batch {batch} sampling ({task}: T {temperature}, top-p {top_p}): ours {batch * n / mine:,.0f} tok/s, "
+                    f"batch {batch} sampling ({task}: T {temperature}, top-p {top_p}): "
+                    f"ours {batch * n / mine:,.0f} tok/s, "
                     f"hf {batch * n / theirs:,.0f} tok/s; ours / hf = {theirs / mine:.2f}x",
                     flush=True,
                 )
@@ -361,8 +364,10 @@ def main() -> None:
             }
             c = rows["context"][str(context)]
             print(
-                f"context {context}: decode {1e3 * per_token:.2f} ms/token ({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
-                f"prefill of {context - new} tokens {prefill:.2f} s ({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)",
+                f"context {context}: decode {1e3 * per_token:.2f} ms/token "
+                f"({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
+                f"prefill of {context - new} tokens {prefill:.2f} s "
+                f"({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)",
                 flush=True,
             )
         base = rows["context"].get("256", {}).get("ms_per_token")

@@ -104,16 +104,19 @@ def main() -> None:
     summary = medians(runs)
     width = max(len(n) for n in summary["steps"])
     print(
-        f"{'step':{width}s}  {'wall':>6s}  {'start-up':>8s}  {'imports':>7s}  {'work':>6s}  {'fixed':>6s}   (seconds, median of {len(runs)})"
+        f"{'step':{width}s}  {'wall':>6s}  {'start-up':>8s}  {'imports':>7s}  {'work':>6s}  {'fixed':>6s}"
+        f"   (seconds, median of {len(runs)})"
     )
     for name, s in summary["steps"].items():
         print(
-            f"{name:{width}s}  {s['wall_s']:6.1f}  {s['startup_s']:8.1f}  {s['import_s']:7.1f}  {s['work_s']:6.1f}  {s['fixed_s']:6.1f}"
+            f"{name:{width}s}  {s['wall_s']:6.1f}  {s['startup_s']:8.1f}  {s['import_s']:7.1f}"
+            f"  {s['work_s']:6.1f}  {s['fixed_s']:6.1f}"
         )
     walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
     print(
         f"data steps end to end: {summary['wall_s']:.1f} s (runs: {walls}); "
-        f"fixed costs {100 * summary['fixed_share']:.0f}% of the steps' summed wall time; driver imports {driver_import_s:.1f} s"
+        f"fixed costs {100 * summary['fixed_share']:.0f}% of the steps' summed wall time; "
+        f"driver imports {driver_import_s:.1f} s"
     )
     print(
         f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, after "

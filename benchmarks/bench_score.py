@@ -163,8 +163,9 @@ def main() -> None:
     report["load"] = load.finish().record()
     for name, run in report["runs"].items():
         print(
-            f"{name:>12}: {run['tokens_per_second']:9,.0f} scored tokens/s ({100 * run['fraction_of_matmul_peak']:.0f}% of the "
-            f"matmul peak), {report['compiled_shapes'][name]} compiled shapes"
+            f"{name:>12}: {run['tokens_per_second']:9,.0f} scored tokens/s "
+            f"({100 * run['fraction_of_matmul_peak']:.0f}% of the matmul peak), "
+            f"{report['compiled_shapes'][name]} compiled shapes"
         )
     print(f"ours / full logits: {report['ours_vs_full_logits']:.2f}x; largest log-prob difference {difference:.2e}")
     print(load.banner())

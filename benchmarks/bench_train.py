@@ -180,7 +180,8 @@ def main() -> None:
         )
     print(
         f"ours f32 / torch: {report['ours_f32_over_torch']:.2f}x   bf16 / f32: {report['bf16_over_f32']:.2f}x   "
-        f"full logits / fused: {report['full_logits_over_fused']:.2f}x   unrolled / scanned: {report['unrolled_over_scanned']:.2f}x"
+        f"full logits / fused: {report['full_logits_over_fused']:.2f}x   "
+        f"unrolled / scanned: {report['unrolled_over_scanned']:.2f}x"
     )
 
 

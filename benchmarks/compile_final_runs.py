@@ -2,7 +2,8 @@
 oversized case, the parallelism/remat choices compared and the decode step; writes
 benchmarks/results/compile_final_runs.json.
 
-    python benchmarks/compile_final_runs.py [--quick] [--kind final,choice,...] [--model soda-4b,...]   # --quick: SODA-135M only
+    python benchmarks/compile_final_runs.py [--quick] [--kind final,choice,...] [--model soda-4b,...]
+                                                          # --quick: SODA-135M only
     python benchmarks/compile_final_runs.py --table       # the README tables from the saved results
 
 Each case compiles in its own process (libtpu's threads made a finished process hang at exit; one
@@ -159,7 +160,8 @@ def markdown_tables(done: list[dict]) -> str:
     order = [NAMES[shape] for shape in SODA_TPU_SLICES]
     done = sorted(done, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
     finals = [
-        "| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip | peak / budget GiB/chip | fits | compile s |",
+        "| model | slice (chips) | mesh | params + opt state GiB/chip | temporaries GiB/chip "
+        "| peak / budget GiB/chip | fits | compile s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     others = [
@@ -188,15 +190,18 @@ def markdown_tables(done: list[dict]) -> str:
                 f"{'**yes**' if r is chosen else ''} |"
             )
     counted = [
-        "| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token | analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) | XLA's count of the scanned step as is | compile s |",
+        "| model (slice) | compiled: rest + layers x per layer | compiled FLOPs/token "
+        "| analytic 3 x forward (compiled / it) | analytic + remat recompute (compiled / it) "
+        "| XLA's count of the scanned step as is | compile s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in done:
         f = r.get("flops_per_token")
         if f and r["kind"] in ("flops", "final"):
             counted.append(
-                f"| {r['model']} ({r['tpu']}) | {f['compiled_rest']:.3g} + {r.get('num_layers', '')}{' x ' if 'num_layers' in r else ''}"
-                f"{f['compiled_per_layer']:.3g} | {f['compiled']:.3g} | {f['analytic']:.3g} ({f['compiled_over_analytic']}) | "
+                f"| {r['model']} ({r['tpu']}) | {f['compiled_rest']:.3g} + "
+                f"{r.get('num_layers', '')}{' x ' if 'num_layers' in r else ''}{f['compiled_per_layer']:.3g} | "
+                f"{f['compiled']:.3g} | {f['analytic']:.3g} ({f['compiled_over_analytic']}) | "
                 f"{f['analytic_with_recompute']:.3g} ({f['compiled_over_analytic_with_recompute']}) | "
                 f"{f['compiled_as_is']:.3g} | {r.get('flops_seconds', r.get('total_seconds', 0)):.0f} |"
             )
@@ -210,21 +215,23 @@ def markdown_tables(done: list[dict]) -> str:
         m, mesh = r["memory"], "x".join(f"{k} {v}" for k, v in r["mesh"].items() if v > 1)
         if r["kind"] == "final":
             finals.append(
-                f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | {m['parameters_gib'] + m['optimizer_state_gib']:.2f} | "
-                f"{m['temporaries_gib']:.2f} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
+                f"| {r['model_name']} | {r['tpu']} ({r['chips']}) | {mesh} | "
+                f"{m['parameters_gib'] + m['optimizer_state_gib']:.2f} | {m['temporaries_gib']:.2f} | "
+                f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {'yes' if m['fits'] else '**no**'} | "
                 f"{r['compile_seconds']:.0f} |"
             )
         elif r["kind"] == "decode":
             others.append(
-                f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | {r['tpu']} | {mesh} | - | "
-                f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} (KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
+                f"| decode, batch {r['batch_size']} x {r['cache_columns']} cached | {r['model_name']} | "
+                f"{r['tpu']} | {mesh} | - | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} "
+                f"(KV cache {m['kv_cache_gib']:.1f}, parameters {m['parameters_gib']:.2f}) | "
                 f"{m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} |"
             )
         else:
             others.append(
-                f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | {'on' if r['gradient_checkpointing'] else 'off'} | "
-                f"{m['peak_gib']:.1f} / {m['budget_gib']:.1f} | {m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | "
-                f"{r['compile_seconds']:.0f} |"
+                f"| {r['kind']} | {r['model_name']} | {r['tpu']} | {mesh} | "
+                f"{'on' if r['gradient_checkpointing'] else 'off'} | {m['peak_gib']:.1f} / {m['budget_gib']:.1f} | "
+                f"{m['temporaries_gib']:.2f} | {'yes' if m['fits'] else '**no**'} | {r['compile_seconds']:.0f} |"
             )
     return "\n\n".join("\n".join(table) for table in (finals, counted, layouts, others))
 

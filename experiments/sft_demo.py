@@ -4,9 +4,9 @@
 
 Runs the demo pipeline if it has not run, then ``tokenized/demo-emilia-asr-sft`` (one ASR pair per
 Emilia-layout utterance, held out by recording exactly as the demo's caches are, so held-out
-utterances were never trained on; the YODAS2 layout's few long recordings leave no held-out one) and ``checkpoints/demo-6m-asr`` (`SFT_DEMO_RECIPE` from the
-demo model's checkpoint). Prints the held-out ASR loss (response tokens only) of the base model
-and of the fine-tuned one.
+utterances were never trained on; the YODAS2 layout's few long recordings leave no held-out one)
+and ``checkpoints/demo-6m-asr`` (`SFT_DEMO_RECIPE` from the demo model's checkpoint). Prints the
+held-out ASR loss (response tokens only) of the base model and of the fine-tuned one.
 """
 
 from __future__ import annotations

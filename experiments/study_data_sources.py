@@ -1,6 +1,7 @@
 """SODA's data-source study: YODAS2 alone, Emilia alone, both, and both with MLS, on the 150M.
 
-What it runs, its flags and its steps: `soda_jax.recipes.study_data_sources` (src/soda_jax/recipes/study_data_sources.py).
+What it runs, its flags and its steps: `soda_jax.recipes.study_data_sources`
+(src/soda_jax/recipes/study_data_sources.py).
 """
 
 import sys

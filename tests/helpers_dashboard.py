@@ -1,6 +1,7 @@
 """A real executor prefix for the dashboard tests: a tiny training run, an eval-like step reading
 its summary and writing results, per-item records and WAV files, a scaling analysis (real fits over
-a synthetic sweep), a failed step and one that could not run because of it. Built once per session (`shared_prefix`) and reused by every module."""
+a synthetic sweep), a failed step and one that could not run because of it. Built once per session
+(`shared_prefix`) and reused by every module."""
 
 from __future__ import annotations
 

@@ -73,7 +73,8 @@ NAMES = {NAMES!r}
 
 def probe(tag):
     """Where this ran and the named variables it saw."""
-    return {{"tag": tag, "node": ray.get_runtime_context().get_node_id(), "env": {{n: os.environ.get(n) for n in NAMES}}}}
+    node = ray.get_runtime_context().get_node_id()
+    return {{"tag": tag, "node": node, "env": {{n: os.environ.get(n) for n in NAMES}}}}
 '''
 """A module in the shipped working tree: tasks that import it prove the tree arrived."""
 
@@ -116,7 +117,9 @@ def train_step(config):
     fileio.atomic_write_json(fileio.join(config.output_path, f"host-{jax.process_index()}.json"), record)
 
 
-data = ExecutorStep(name="rehearsal/data", fn=data_step, config=DataConfig(this_output_path()), resources=Resources(cpus=1))
+data = ExecutorStep(
+    name="rehearsal/data", fn=data_step, config=DataConfig(this_output_path()), resources=Resources(cpus=1)
+)
 # The default Resources (cpus=1): the step's host processes ask the slice's bundles for TPU chips only,
 # since the slice's hosts advertise no CPUs (infra/).
 train = ExecutorStep(

@@ -59,7 +59,8 @@ def check_135m_memory(report):
     assert memory["fits"] and 0 < memory["peak_gib"] < memory["budget_gib"]
 
 
-@pytest.mark.slow  # ~55 s: a whole 135M step for a 16-chip topology; the smaller compiles above stay in the default suite
+# ~55 s: a whole 135M step for a 16-chip topology; the smaller compiles above stay in the default suite
+@pytest.mark.slow
 def test_soda_135m_final_step_compiles_for_v5p_32():
     """The exact final-run step (bf16 compute, scanned layers, remat, splash attention, FSDP over 16
     chips) compiles for a v5p-32 and fits a chip; its parameter bytes are the model's f32 parameters

@@ -1,4 +1,5 @@
-"""The output layout's names are defined once (soda_jax.contracts) and documented; derived sizes follow the vocabulary."""
+"""The output layout's names are defined once (soda_jax.contracts) and documented; derived sizes
+follow the vocabulary."""
 
 from __future__ import annotations
 

@@ -281,7 +281,9 @@ RACE_SCRIPT = textwrap.dedent("""
     from executor_steps import RecordConfig, record
     from soda_jax.execution import ExecutorStep, executor_main, this_output_path
     step = ExecutorStep("test/race", record, RecordConfig(this_output_path(), sys.argv[2], sleep_s=float(sys.argv[3])))
-    executor_main([step], args=["--prefix", sys.argv[1], "--local", "--heartbeat_s", "0.5", "--stale_after_s", sys.argv[4]])
+    executor_main(
+        [step], args=["--prefix", sys.argv[1], "--local", "--heartbeat_s", "0.5", "--stale_after_s", sys.argv[4]]
+    )
 """)
 
 

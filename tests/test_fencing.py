@@ -20,7 +20,9 @@ SCRIPT = textwrap.dedent(f"""
     from executor_steps import PausableConfig, pausable
     from soda_jax.execution import ExecutorStep, executor_main, this_output_path
     step = ExecutorStep("test/pausable", pausable, PausableConfig(this_output_path(), sys.argv[2]))
-    executor_main([step], args=["--prefix", sys.argv[1], "--local", "--heartbeat_s", "0.3", "--stale_after_s", "{STALE_AFTER_S}"])
+    executor_main(
+        [step], args=["--prefix", sys.argv[1], "--local", "--heartbeat_s", "0.3", "--stale_after_s", "{STALE_AFTER_S}"]
+    )
 """)
 
 

@@ -115,7 +115,8 @@ def test_asr_fine_tune_lowers_held_out_asr_loss(from_checkpoint):
     before = from_checkpoint["initial_validation"][VALIDATION_LOSS]
     after = from_checkpoint["final_validation_loss"]
     print(
-        f"held-out ASR loss (response tokens): base model {before:.3f} -> fine-tuned {after:.3f} after {FINETUNE_STEPS} steps"
+        f"held-out ASR loss (response tokens): base model {before:.3f} -> fine-tuned {after:.3f} "
+        f"after {FINETUNE_STEPS} steps"
     )
     assert from_checkpoint["steps"] == FINETUNE_STEPS
     assert after < before

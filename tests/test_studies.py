@@ -60,7 +60,8 @@ def validation_row(components: dict, shift: float) -> dict:
 def write_run(
     root: str, name: str, *, shift: float | None, metrics: dict | None, heldout: bool = True
 ) -> tuple[str, str]:
-    """A training output (summary.json; none when ``shift`` is None) and an eval output (results.json when ``metrics``)."""
+    """A training output (summary.json; none when ``shift`` is None) and an eval output (results.json
+    when ``metrics``)."""
     run, evaluation = os.path.join(root, "checkpoints", name), os.path.join(root, "evaluation", name)
     os.makedirs(run), os.makedirs(evaluation)
     if shift is not None:

@@ -40,8 +40,10 @@ class DoesNotFitError(RuntimeError):
         memory = report["memory"]
         super().__init__(
             f"{report['model_name']} batch {report['batch_size']} x seq {report['seq_len']} does not fit "
-            f"{report['tpu']}: needs {'at least ' if memory.get('compiler_refused') else ''}{memory['peak_gib']:.1f} GiB per chip, budget {memory['budget_gib']:.1f} GiB "
-            f"({memory['hbm_gib']:.1f} GiB HBM less {memory['margin']:.0%}); parameters {memory['parameters_gib']:.2f}, "
+            f"{report['tpu']}: needs {'at least ' if memory.get('compiler_refused') else ''}"
+            f"{memory['peak_gib']:.1f} GiB per chip, budget {memory['budget_gib']:.1f} GiB "
+            f"({memory['hbm_gib']:.1f} GiB HBM less {memory['margin']:.0%}); "
+            f"parameters {memory['parameters_gib']:.2f}, "
             f"optimizer state {memory['optimizer_state_gib']:.2f}, temporaries {memory['temporaries_gib']:.2f} GiB"
         )
 

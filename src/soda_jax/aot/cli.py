@@ -68,9 +68,11 @@ def format_report(report: dict) -> str:
         f"{report['tpu']} ({report['chips']} chips, {report['hosts']} hosts, mesh {report['mesh']}, "
         f"{report['layer_loop']} layers, {report['attention']} attention)",
         f"  compiled in {report['compile_seconds']} s",
-        f"  per chip: parameters {memory['parameters_gib']:.2f} GiB + optimizer state {memory['optimizer_state_gib']:.2f}"
-        f" (arguments {memory['arguments_gib']:.2f}) + new outputs {memory['outputs_gib'] - memory['aliased_gib']:.2f}"
-        f" + temporaries {memory['temporaries_gib']:.2f} + code {memory['code_gib']:.3f} = {memory['peak_gib']:.2f} GiB",
+        f"  per chip: parameters {memory['parameters_gib']:.2f} GiB"
+        f" + optimizer state {memory['optimizer_state_gib']:.2f} (arguments {memory['arguments_gib']:.2f})"
+        f" + new outputs {memory['outputs_gib'] - memory['aliased_gib']:.2f}"
+        f" + temporaries {memory['temporaries_gib']:.2f} + code {memory['code_gib']:.3f}"
+        f" = {memory['peak_gib']:.2f} GiB",
         f"  HBM {memory['hbm_gib']:.1f} GiB, budget {memory['budget_gib']:.1f} GiB ({memory['margin']:.0%} margin): "
         + ("FITS" if memory["fits"] else "DOES NOT FIT"),
     ]
@@ -79,10 +81,13 @@ def format_report(report: dict) -> str:
     flops = report.get("flops_per_token")
     if flops:
         lines.append(
-            f"  training FLOPs/token: compiled {flops['compiled']:.4g} (rest {flops['compiled_rest']:.4g} + layers x "
-            f"{flops['compiled_per_layer']:.4g}; XLA's count of the scanned step as is: {flops['compiled_as_is']:.4g}); "
-            f"analytic 3x forward {flops['analytic']:.4g}, with remat's recompute {flops['analytic_with_recompute']:.4g}; "
-            f"compiled/analytic {flops['compiled_over_analytic']}, /with recompute {flops['compiled_over_analytic_with_recompute']}"
+            f"  training FLOPs/token: compiled {flops['compiled']:.4g} "
+            f"(rest {flops['compiled_rest']:.4g} + layers x {flops['compiled_per_layer']:.4g}; "
+            f"XLA's count of the scanned step as is: {flops['compiled_as_is']:.4g}); "
+            f"analytic 3x forward {flops['analytic']:.4g}, "
+            f"with remat's recompute {flops['analytic_with_recompute']:.4g}; "
+            f"compiled/analytic {flops['compiled_over_analytic']}, "
+            f"/with recompute {flops['compiled_over_analytic_with_recompute']}"
         )
         lines.append(
             f"  step time lower bound (roofline, not a measurement): {report['roofline_step_seconds_lower_bound']} s"

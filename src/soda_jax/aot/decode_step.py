@@ -134,8 +134,9 @@ def format_decode_report(report: dict[str, Any]) -> str:
     memory = report["memory"]
     return "\n".join(
         [
-            f"{report['model_name']} decode step: batch {report['batch_size']} x {report['cache_columns']} cached positions "
-            f"on {report['tpu']} ({report['chips']} chips, mesh {report['mesh']}), compiled in {report['compile_seconds']} s",
+            f"{report['model_name']} decode step: batch {report['batch_size']} x {report['cache_columns']} "
+            f"cached positions on {report['tpu']} ({report['chips']} chips, mesh {report['mesh']}), "
+            f"compiled in {report['compile_seconds']} s",
             f"  per chip: parameters {memory['parameters_gib']:.2f} GiB + KV cache {memory['kv_cache_gib']:.2f} GiB "
             f"({report['cache_dtype']}) + temporaries {memory['temporaries_gib']:.2f} + code {memory['code_gib']:.3f} "
             f"= {memory['peak_gib']:.2f} GiB of {memory['budget_gib']:.1f} GiB budget: "

@@ -50,7 +50,8 @@ def best_layout(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     fitting = [r for r in reports if r["memory"]["fits"]]
     if not fitting:
         peaks = ", ".join(
-            f"{r['tpu']} {r['mesh']} remat {'on' if r['gradient_checkpointing'] else 'off'}: {r['memory']['peak_gib']:.1f} GiB"
+            f"{r['tpu']} {r['mesh']} remat {'on' if r['gradient_checkpointing'] else 'off'}: "
+            f"{r['memory']['peak_gib']:.1f} GiB"
             for r in reports
         )
         raise ValueError(f"no layout fits: {peaks}")

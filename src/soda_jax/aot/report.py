@@ -10,9 +10,10 @@ FLOPs come from ``cost_analysis()``, which counts a while-loop body once (the sc
 fused loss's loop over batch blocks, the SPMD partitioner's collective-matmul loops) and a Pallas
 kernel (splash attention) as 0. The count (`soda_jax.aot.check.counted_flops_per_token`) compiles
 the same step for one chip with 1 and 2 layers per loop iteration, the plain attention kernel and
-the loss over materialised logits; their difference is one layer (forward, remat's recomputation and backward): ``FLOPs = rest + layers x layer``. The analytic
-count is `soda_jax.models.flops` (3 x forward, attention as a full s x s map), plus one more
-forward of the layers when remat recomputes them (docs/tpu.md explains what remains).
+the loss over materialised logits; their difference is one layer (forward, remat's recomputation
+and backward): ``FLOPs = rest + layers x layer``. The analytic count is `soda_jax.models.flops`
+(3 x forward, attention as a full s x s map), plus one more forward of the layers when remat
+recomputes them (docs/tpu.md explains what remains).
 """
 
 from __future__ import annotations

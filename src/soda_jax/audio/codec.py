@@ -24,24 +24,28 @@ reference; lower settings are faster and may change codes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import numpy as np
-import torch
-from transformers import MimiConfig, MimiModel
 
 from soda_jax import fileio
-from soda_jax.audio.mimi_jax import convert
-from soda_jax.audio.mimi_jax.model import Mimi
-from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS, MimiRunner
+from soda_jax.audio.precision import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS
 from soda_jax.audio.vocab import MIMI_CODEBOOKS, codebooks_for
 from soda_jax.contracts import HF_CONFIG_FILE
+
+if TYPE_CHECKING:  # imported where a codec is built or run: step configs need only `CodecConfig`
+    import torch
+    from transformers import MimiConfig, MimiModel
+
+    from soda_jax.audio.mimi_jax.model import Mimi
 
 _MODEL_BUILD_LOCK = threading.Lock()
 """Held while a torch Mimi is built: a random one draws from torch's process-wide RNG, a loaded one is
@@ -63,6 +67,8 @@ def tiny_mimi_config(num_quantizers: int = MIMI_CODEBOOKS) -> MimiConfig:
 
     ``upsample_groups`` must equal ``hidden_size`` (the depthwise upsampler convolves per channel).
     """
+    from transformers import MimiConfig
+
     hidden = 64
     return MimiConfig(
         hidden_size=hidden,
@@ -86,6 +92,8 @@ def randomize_codebooks(model: MimiModel, generator: torch.Generator) -> None:
     The centroid is ``embed_sum / cluster_usage``; we set usage to 1 and reset the cached ``_embed``
     (computed lazily on first use and never invalidated by transformers).
     """
+    import torch
+
     with torch.no_grad():
         for module in model.modules():
             if hasattr(module, "embed_sum") and hasattr(module, "cluster_usage"):
@@ -157,6 +165,8 @@ def calibration_babble(seed: int, seconds: float, sample_rate: int) -> np.ndarra
 def quantizer_inputs(model: MimiModel, wave: np.ndarray) -> torch.Tensor:
     """The latents Mimi's quantizer sees for a waveform of whole frames: ``[frames, hidden_size]``
     (the steps of transformers' ``MimiModel._encode_frame`` before ``quantizer.encode``)."""
+    import torch
+
     embeddings = model.encoder(torch.from_numpy(wave)[None, None])
     hidden = model.encoder_transformer(embeddings.transpose(1, 2), return_dict=True).last_hidden_state
     return model.downsample(hidden.transpose(1, 2))[0].T
@@ -170,6 +180,8 @@ def codebooks_from_frames(model: MimiModel, generator: torch.Generator, seed: in
     ``input_proj``, and layer by layer takes ``codebook_size`` frames of its input at random (with a
     little `FRAME_JITTER`) as centroids, then passes on the residual to the next layer, as encoding does.
     """
+    import torch
+
     rate = int(model.config.sampling_rate)
     pieces = round(CALIBRATION_SECONDS / CALIBRATION_PIECE_SECONDS)
     with torch.no_grad():
@@ -218,6 +230,32 @@ class CodecConfig:
         return self.pretrained or f"random-{self.random_size}-seed{self.seed}"
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_JAX_MIMI_MODULE = "soda_jax.audio.mimi_jax.model"
+"""Where the jax backend's `Mimi` lives (imported only by code that builds or loads one)."""
+
+
+def _inference_mode(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``torch.inference_mode()`` around ``method``, with torch imported at the call, not with this module."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        import torch
+
+        with torch.inference_mode():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _is_jax_mimi(model: object) -> bool:
+    """Whether ``model`` is the jax backend's flax `Mimi`, without importing JAX to ask about a torch
+    model: no `Mimi` exists unless its module has been imported."""
+    module = sys.modules.get(_JAX_MIMI_MODULE)
+    return module is not None and isinstance(model, module.Mimi)
+
+
 class MimiCodec:
     """Encode waveforms to Mimi codes and decode codes back, with the padding rule above."""
 
@@ -243,13 +281,19 @@ class MimiCodec:
         self.model = model
         self.matmul_precision = matmul_precision
         self.device = "cpu"
-        if isinstance(model, Mimi):
+        if _is_jax_mimi(model):
+            from soda_jax.audio.mimi_jax.runner import MimiRunner
+
+            model = cast("Mimi", model)
             self.backend = "jax"
             config = model.config
             self.runner = MimiRunner(model, devices=devices, matmul_precision=matmul_precision)
             self.sample_rate, self.frame_rate = config.sample_rate, float(config.frame_rate)
             self.codebook_size, num_quantizers = config.codebook_size, config.num_quantizers
         else:
+            import torch
+
+            model = cast("MimiModel", model)
             self.backend = "torch"
             self.device = device
             if torch.device(device).type == "cuda":
@@ -285,11 +329,15 @@ class MimiCodec:
             with fileio.local_directory(name_or_path) as local:
                 return cls.from_pretrained(local, backend=backend, converted_dir=converted_dir, **kwargs)
         if backend == "torch":
+            from transformers import MimiModel
+
             # transformers builds the model under a process-wide meta-device context: two threads loading
             # at once (steps of an in-process run) would leave each other's tensors on "meta"
             with _MODEL_BUILD_LOCK:
                 model = MimiModel.from_pretrained(name_or_path)
             return cls(model, **kwargs)
+        from soda_jax.audio.mimi_jax import convert
+
         if convert.read_manifest(name_or_path) is not None:
             return cls(convert.load_checkpoint(name_or_path), **kwargs)
         source = name_or_path if os.path.isdir(name_or_path) else _hub_snapshot(name_or_path)
@@ -311,6 +359,9 @@ class MimiCodec:
         latents of seeded babble (`codebooks_from_frames`: codes spread over many more centroids; docs/audio.md).
         Both backends get the same weights for the same config, seed and init (the jax one converts them).
         """
+        import torch
+        from transformers import MimiModel
+
         check_backend(backend)
         check_codebook_init(codebook_init)
         config = config or tiny_mimi_config()
@@ -324,7 +375,11 @@ class MimiCodec:
         else:
             randomize_codebooks(model, torch.Generator().manual_seed(seed))
         kwargs.setdefault("weights", f"random-seed{seed}{codebook_init_suffix(codebook_init)}")
-        return cls(model if backend == "torch" else convert.from_transformers(model), **kwargs)
+        if backend == "torch":
+            return cls(model, **kwargs)
+        from soda_jax.audio.mimi_jax import convert
+
+        return cls(convert.from_transformers(model), **kwargs)
 
     @classmethod
     def from_config(
@@ -343,6 +398,8 @@ class MimiCodec:
             kwargs["device"] = device
         if config.pretrained is not None:
             return cls.from_pretrained(config.pretrained, **kwargs)
+        from transformers import MimiConfig
+
         mimi_config = tiny_mimi_config() if config.random_size == "tiny" else MimiConfig()
         return cls.random(mimi_config, seed=config.seed, **kwargs)
 
@@ -368,7 +425,7 @@ class MimiCodec:
         """Frames for ``num_samples`` of 24 kHz audio: the last partial frame counts as one."""
         return math.ceil(num_samples / self.samples_per_frame)
 
-    @torch.inference_mode()
+    @_inference_mode
     def encode(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         """1-D float waveforms at 24 kHz -> int16 codes ``[num_codebooks, ceil(len / 1920)]`` each.
 
@@ -390,11 +447,14 @@ class MimiCodec:
         """``[B, 1, whole frames]`` -> ``[B, K, frames]``, chunk by chunk with streaming state."""
         if self.backend == "jax":
             return self.runner.encode(batch[:, 0], self.num_codebooks, self.chunk_frames)
+        import torch
+
         return self._encode_padded_torch(torch.from_numpy(batch).to(self.device)).cpu().numpy()
 
     def _encode_padded_torch(self, batch: torch.Tensor) -> torch.Tensor:
-        model = self.model
-        assert not isinstance(model, Mimi)  # torch backend: a transformers MimiModel
+        import torch
+
+        model = cast("MimiModel", self.model)  # torch backend: a transformers MimiModel
         chunk = self.chunk_frames * self.samples_per_frame
         kv_cache, conv_cache, pieces = None, None, []
         for start in range(0, batch.shape[-1], chunk):
@@ -411,7 +471,7 @@ class MimiCodec:
         return torch.cat(pieces, dim=-1)
 
     # ---------------------------------------------------------------------------------- decode
-    @torch.inference_mode()
+    @_inference_mode
     def decode(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Codes ``[num_codebooks, frames]`` each -> float32 waveforms of ``frames * 1920`` samples.
 
@@ -432,8 +492,10 @@ class MimiCodec:
         if self.backend == "jax":
             audio = self.runner.decode(batch)
         else:
-            assert not isinstance(self.model, Mimi)  # torch backend: a transformers MimiModel
-            audio = self.model.decode(torch.from_numpy(batch).to(self.device), return_dict=True).audio_values
+            import torch
+
+            model = cast("MimiModel", self.model)  # torch backend: a transformers MimiModel
+            audio = model.decode(torch.from_numpy(batch).to(self.device), return_dict=True).audio_values
             audio = audio[:, 0].float().cpu().numpy()
         return [audio[i, : n * self.samples_per_frame].copy() for i, n in enumerate(frames)]
 
@@ -477,6 +539,8 @@ TORCH_PRECISIONS = {"highest": "highest", "high": "high"}
 
 def apply_torch_precision(precision: str) -> None:
     """Set this process's CUDA float32 matmul and convolution precision (torch flags are per process)."""
+    import torch
+
     if precision in TORCH_PRECISIONS:
         torch.set_float32_matmul_precision(TORCH_PRECISIONS[precision])
         torch.backends.cudnn.allow_tf32 = precision != "highest"
@@ -490,6 +554,8 @@ def torch_device(gpus_requested: float, gpus_granted: Sequence[Any], cuda_availa
     that torch cannot use (a CPU-only torch build, a driver problem) is an error, never a silent
     fall-back to CPU; a request that was dropped runs on CPU, saying so.
     """
+    import torch
+
     if gpus_requested <= 0:
         return "cpu"
     if cuda_available:

@@ -107,7 +107,8 @@ def read_upload(name: str, upload: Any) -> Upload:
     size = upload.size if upload.size is not None else 0
     if size > MAX_UPLOAD_BYTES:
         raise PlayInputError(
-            f"{name} ({upload.filename}): {size:,} bytes is over the upload limit of {MAX_UPLOAD_BYTES:,} (MAX_UPLOAD_BYTES)",
+            f"{name} ({upload.filename}): {size:,} bytes is over the upload limit of {MAX_UPLOAD_BYTES:,} "
+            "(MAX_UPLOAD_BYTES)",
             status=413,
         )
     upload.file.seek(0)

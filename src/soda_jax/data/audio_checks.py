@@ -90,7 +90,8 @@ def plausible_utterance(text: str, audio: np.ndarray, where: str, skips: SkipCou
         skips.skip(
             IMPLAUSIBLE_SPEAKING_RATE,
             where,
-            f"{chars} characters in {seconds:.2f} s = {rate:.2f}/s (plausible: {CHARS_PER_SECOND_RANGE[0]}..{CHARS_PER_SECOND_RANGE[1]})",
+            f"{chars} characters in {seconds:.2f} s = {rate:.2f}/s "
+            f"(plausible: {CHARS_PER_SECOND_RANGE[0]}..{CHARS_PER_SECOND_RANGE[1]})",
         )
         return False
     return True

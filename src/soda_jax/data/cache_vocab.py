@@ -52,7 +52,8 @@ def save_cache_vocab(vocab: AudioTextVocab, cache_root: str) -> None:
     got = {name: tokenizer.token_to_id(name) for name in expected}
     if got != expected or tokenizer.get_vocab_size() != vocab.size:
         raise ValueError(
-            f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match the vocab {expected} (size {vocab.size})"
+            f"levanter tokenizer ids {got} (size {tokenizer.get_vocab_size()}) do not match "
+            f"the vocab {expected} (size {vocab.size})"
         )
     directory = levanter_tokenizer_path(cache_root)
     fileio.atomic_write_text(fileio.join(directory, HF_TOKENIZER_FILE), tokenizer.to_str())

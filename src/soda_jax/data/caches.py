@@ -12,20 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-from levanter.store.cache import (
-    CACHE_LAYOUT_SHARDED,
-    CacheLedger,
-    CacheMetadata,
-    SerialCacheWriter,
-    TreeCache,
-)
 
 from soda_jax import fileio
 from soda_jax.contracts import LEDGER_FILE, TRAIN_SPLIT, VALIDATION_SPLIT
 from soda_jax.contracts import SPLITS as SPLITS  # re-exported: caches.SPLITS
+
+if TYPE_CHECKING:  # levanter (and with it JAX) is imported where a cache is written or read
+    from levanter.store.cache import CacheLedger, TreeCache
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +63,8 @@ class BufferedCacheWriter:
     """
 
     def __init__(self, cache_dir: str, exemplar_row: dict[str, np.ndarray], *, batch_size: int = DEFAULT_WRITE_BATCH):
+        from levanter.store.cache import SerialCacheWriter
+
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.documents = 0
@@ -118,12 +116,16 @@ def write_documents(cache_dir: str, documents: Iterable[np.ndarray], *, batch_si
     return writer.documents
 
 
-def finalize_sharded_cache(split_dir: str, shard_names: Iterable[str], metadata: Mapping[str, Any] | None = None) -> CacheLedger:
+def finalize_sharded_cache(
+    split_dir: str, shard_names: Iterable[str], metadata: Mapping[str, Any] | None = None
+) -> CacheLedger:
     """Write ``{split_dir}/shard_ledger.json`` joining the finished sub-caches ``{split_dir}/{shard}``.
 
     Mirrors levanter's own sharded layout (relative shard paths, per-shard field counts), so
     `TreeCache.load(split_dir, ...)` reads the shards as one dataset, in the order given.
     """
+    from levanter.store.cache import CACHE_LAYOUT_SHARDED, CacheLedger, CacheMetadata
+
     ledger = CacheLedger(
         total_num_rows=0,
         shard_rows={},
@@ -151,6 +153,8 @@ def finalize_sharded_cache(split_dir: str, shard_names: Iterable[str], metadata:
 
 def open_cache(split_dir: str) -> TreeCache:
     """Levanter's `TreeCache` over a split directory written here."""
+    from levanter.store.cache import TreeCache
+
     return TreeCache.load(split_dir, exemplar())
 
 

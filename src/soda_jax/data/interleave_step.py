@@ -89,7 +89,8 @@ def interleave(config: InterleaveConfig) -> dict:
     vocab = AudioTextVocab.from_pretrained(config.tokenizer)
     if codec["codebook_size"] != vocab.codebook_size:
         raise ValueError(
-            f"{fileio.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} != vocab's {vocab.codebook_size}"
+            f"{fileio.join(config.input_path, CODEC_FILE)}: codebook_size {codec['codebook_size']} "
+            f"!= vocab's {vocab.codebook_size}"
         )
     fs, shards_dir = fileio.filesystem(fileio.join(config.input_path, SHARDS_DIR))
     shard_paths = sorted(p for p in fs.glob(f"{shards_dir}/*.parquet"))

@@ -47,7 +47,7 @@ from soda_jax.audio.codec import (
     check_precision,
     torch_device,
 )
-from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION
+from soda_jax.audio.precision import DEFAULT_MATMUL_PRECISION
 from soda_jax.contracts import CODEC_FILE, SHARDS_DIR, STATS_FILE
 from soda_jax.data.skip_budget import DEFAULT_MAX_SKIP_FRACTION, enforce_skip_budget
 from soda_jax.data.sources import SkipCounter, Utterance, get_source

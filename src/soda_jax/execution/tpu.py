@@ -251,7 +251,8 @@ def reserve_slices(tpu: TpuSlice, resources: Resources, name: str):
         raise TpuUnavailableError(
             f"step {name}: no {tpu.name} slice ({tpu.topology}, {tpu.num_hosts} hosts x {tpu.chips_per_host} chips, "
             f"head resource {tpu.head_resource}) became available within {wait:.0f} s; the step was not run "
-            f"(never on CPU instead). Cluster resources: {ray.cluster_resources()}. ({type(error).__name__}: {str(error)[:300]})"
+            f"(never on CPU instead). Cluster resources: {ray.cluster_resources()}. "
+            f"({type(error).__name__}: {str(error)[:300]})"
         ) from None
     left = max(1.0, wait - (time.time() - started))
     groups = handle.slice_placement_groups

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     record = result.record
     if TASK_DEFAULTS[task].output == "audio":
         print(
-            f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), {record['finish_reason']} -> {result.output_path or '(no whole frame)'}"
+            f"{args.task}: {record['frames']} frames ({record.get('seconds', 0):.2f} s), "
+            f"{record['finish_reason']} -> {result.output_path or '(no whole frame)'}"
         )
     else:
         print(f"{args.task}: {record['text']!r}, {record['finish_reason']} -> {result.output_path}")

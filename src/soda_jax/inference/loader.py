@@ -147,7 +147,8 @@ def vocab_from_full_tokenizer(directory: str) -> AudioTextVocab:
     audio_ids = len(full) - text_size - len(SPECIAL_TOKENS)
     if audio_ids <= 0 or audio_ids % MIMI_CODEBOOKS:
         raise ModelLoadError(
-            f"{directory}: {len(full)} ids leave {audio_ids} audio ids after {SPECIAL_TOKENS[0]} at {text_size}: not {MIMI_CODEBOOKS} codebooks"
+            f"{directory}: {len(full)} ids leave {audio_ids} audio ids after {SPECIAL_TOKENS[0]} at {text_size}: "
+            f"not {MIMI_CODEBOOKS} codebooks"
         )
     spec = json.loads(full.backend_tokenizer.to_str())
     spec["added_tokens"] = [t for t in spec.get("added_tokens", []) if t["id"] < text_size]
@@ -161,7 +162,8 @@ def vocab_from_full_tokenizer(directory: str) -> AudioTextVocab:
     vocab = AudioTextVocab(text, codebook_size=audio_ids // MIMI_CODEBOOKS)
     if vocab.text_size != text_size or vocab.size != len(full):
         raise ModelLoadError(
-            f"{directory}: rebuilt vocabulary ({vocab.text_size} text ids, {vocab.size} in all) does not match the tokenizer ({text_size}, {len(full)})"
+            f"{directory}: rebuilt vocabulary ({vocab.text_size} text ids, {vocab.size} in all) "
+            f"does not match the tokenizer ({text_size}, {len(full)})"
         )
     return vocab
 

@@ -4,8 +4,9 @@ Every id comes from `AudioTextVocab` (nothing is hard-coded); audio enters as vo
 frame-major (``vocab.codes_to_ids(codes)``). With Llama-3's tokenizer these are SODA's prompts
 token for token (docs/inference.md lists them):
 
-    continuation   <bos> <|audio_start|> A                                    -> audio, stop <|audio_end|> (or SODA's:
-                                                                                 on through text spans, `CONTINUATION_TEXT`)
+    continuation   <bos> <|audio_start|> A                                    -> audio, stop <|audio_end|>
+                                                                                 (or SODA's: on through text spans,
+                                                                                 `CONTINUATION_TEXT`)
     tts            <bos> <|text_start|> T <|text_end|> <|audio_start|>        -> audio, stop <|audio_end|>
     voice_tts      <bos> <|text_start|> T_ref <|text_end|> <|audio_start|> A_ref <|audio_end|>
                          <|text_start|> T <|text_end|> <|audio_start|>        -> audio, stop <|audio_end|>

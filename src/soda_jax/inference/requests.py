@@ -54,7 +54,8 @@ def audio_ids(loaded: LoadedModel, codec, path: str, *, max_seconds: float | Non
     codes = codes[: loaded.num_codebooks]
     if codes.max(initial=0) >= loaded.vocab.codebook_size:
         raise TaskInputError(
-            f"{path}: the codec gave code {int(codes.max())} but the model's vocabulary has {loaded.vocab.codebook_size} codes per codebook"
+            f"{path}: the codec gave code {int(codes.max())} but the model's vocabulary has "
+            f"{loaded.vocab.codebook_size} codes per codebook"
         )
     return loaded.vocab.codes_to_ids(codes)
 

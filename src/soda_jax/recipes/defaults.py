@@ -22,7 +22,7 @@ from typing import Any
 
 from soda_jax.aot.preflight import SmallestFittingSlice, compile_check_train
 from soda_jax.audio.codec import DEFAULT_BACKEND, CodecConfig
-from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION
+from soda_jax.audio.precision import DEFAULT_MATMUL_PRECISION
 from soda_jax.data.download import DEFAULT_WORKERS, DownloadConfig, download
 from soda_jax.data.interleave_step import InterleaveConfig, interleave
 from soda_jax.data.mixture import MixtureSpec
@@ -457,7 +457,8 @@ def default_sft(
     transformers directory of a SODA-layout Qwen3 (then ``model`` gives the shape). The source is
     an input of the step (a step dependency, or a versioned path), so it is in the version and the
     provenance. ``task_data``: a `default_sft_data` step, several by name (mixed equally), or a
-    ready `MixtureSpec` (`soda_jax.data.sft.sft_mixture`). ``train_options``: `default_train`'s (``tpu``, ``parallelism``, ...).
+    ready `MixtureSpec` (`soda_jax.data.sft.sft_mixture`). ``train_options``: `default_train`'s
+    (``tpu``, ``parallelism``, ...).
     """
     if isinstance(base, ExecutorStep):
         init_from: Any = output_path_of(base)

@@ -36,7 +36,8 @@ from soda_jax.training import CheckpointPolicy
 
 FULL_FLAG = "--full"
 MINI_SWEEP_ROUNDS = 3
-"""Train-and-propose rounds of the mini sweep under ``--full`` (the first grid, then the runs that bracket each budget)."""
+"""Train-and-propose rounds of the mini sweep under ``--full`` (the first grid, then the runs that
+bracket each budget)."""
 
 demo_model = default_train(
     "demo-6m",
@@ -121,7 +122,8 @@ def demo_generation(run_dir: str, out_dir: str) -> None:
     print(f"  TTS of {sentence!r}: {tts.output_path or '(no whole frame)'}  ({tts.record['frames']} frames)")
     print(f"  ASR of {speech}: {asr.record['text']!r}  -> {asr.output_path}")
     print(
-        f"  requests, ids and sampling parameters: {fileio.join(out_dir, 'tts.json')}, {fileio.join(out_dir, 'asr.json')}"
+        f"  requests, ids and sampling parameters: {fileio.join(out_dir, 'tts.json')}, "
+        f"{fileio.join(out_dir, 'asr.json')}"
     )
 
 

@@ -39,9 +39,11 @@ def report_evaluation(step: ExecutorStep, output_path: str) -> None:
     if table is None:
         return
     print(
-        f"\n{step.name}: the demo model on the mini task sets (a 6M model trained on 40 sentences: chance level expected)"
+        f"\n{step.name}: the demo model on the mini task sets "
+        "(a 6M model trained on 40 sentences: chance level expected)"
     )
     print(table)
     print(
-        f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/   generated speech: {fileio.join(output_path, EVAL_AUDIO_DIR)}/"
+        f"  per-item scores and outputs:  {fileio.join(output_path, EVAL_ITEMS_DIR)}/   "
+        f"generated speech: {fileio.join(output_path, EVAL_AUDIO_DIR)}/"
     )

@@ -13,14 +13,15 @@ validated on the same 64 held-out sequences per component and evaluated, then th
 (`--rounds N`: up to N rounds that extend a budget whose minimum sits at an edge) and the scaling
 analysis: SODA's fitted loss (held-out speech NLL, token-weighted), capability-vs-loss curves, and
 one reference run starred on them as SODA's final models are on theirs (`MINI_REFERENCE`: the
-prior's N* at sqrt(2) times the top budget, branched off its width's trunk: a few minutes). SODA's rules, rescaled, with one batch, one depth, one head count and one warmup (50
-steps) for every run (`fixed_batch_size`, `fixed_num_layers`, `fixed_num_heads`, `warmup_steps`:
-with SODA's batch and depth rules the third sweep's curves stepped where the batch or the depth
-jumped; the fourth sweep's 4-dim heads cost it 0.13-0.18 of loss). The fixed warmup lets a width's
-runs branch off one trunk (`BranchedSweepSteps`): each run is its width's stable segments up to its
-budget plus its own decay, the same run at half the cost. Tiny budgets are far from the paper's
-regime (the embeddings and LM head are ~95% of these models' parameters, 40 sentences are little
-text): read the fits as this corpus's law, not SODA's.
+prior's N* at sqrt(2) times the top budget, branched off its width's trunk: a few minutes). SODA's
+rules, rescaled, with one batch, one depth, one head count and one warmup (50 steps) for every run
+(`fixed_batch_size`, `fixed_num_layers`, `fixed_num_heads`, `warmup_steps`: with SODA's batch and
+depth rules the third sweep's curves stepped where the batch or the depth jumped; the fourth sweep's
+4-dim heads cost it 0.13-0.18 of loss). The fixed warmup lets a width's runs branch off one trunk
+(`BranchedSweepSteps`): each run is its width's stable segments up to its budget plus its own decay,
+the same run at half the cost. Tiny budgets are far from the paper's regime (the embeddings and LM
+head are ~95% of these models' parameters, 40 sentences are little text): read the fits as this
+corpus's law, not SODA's.
 
 Measured: docs/scaling.md ("Miniature sweep on CPU") has each sweep's table, plots, time and the
 probes behind these rules.

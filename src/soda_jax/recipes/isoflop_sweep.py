@@ -8,13 +8,14 @@ Each run trains a catalogue-rule Qwen3 model (`SweepRules.shape_for_hidden`) on 
 with the project's training step (`soda_jax.recipes.defaults.default_train`) and the sweep's recipe
 (`soda_jax.scaling.sweep.sweep_recipe`: the run's own lr and beta2, Cautious, no z-loss); one
 analysis step fits the laws and draws the plots. Every run is evaluated on SODA's benchmark set
-(``evaluation/isoflop/<run>``, `soda_jax.recipes.soda_eval_sets`: whichever sets ``$SODA_EVAL_ROOT`` holds,
-the others skipped by name), and the analysis fits each benchmark against the held-out speech NLL
-(SODA's capability curves; ``experiments/soda_final.py`` stars the final models on them). The sweep is adaptive (`soda_jax.recipes.adaptive_sweep`):
-a proposals step judges every budget and, where the optimum sits at the grid's edge (as it did at
-SODA's top budgets), the next run of this file adds the widths past that edge. The data steps (raw corpora under
-``$SODA_RAW_ROOT`` -> Mimi codes -> token caches, `soda_jax.recipes.soda_data`) are the final runs' own,
-so the sweep and the final runs share them.
+(``evaluation/isoflop/<run>``, `soda_jax.recipes.soda_eval_sets`: whichever sets ``$SODA_EVAL_ROOT``
+holds, the others skipped by name), and the analysis fits each benchmark against the held-out speech
+NLL (SODA's capability curves; ``experiments/soda_final.py`` stars the final models on them). The
+sweep is adaptive (`soda_jax.recipes.adaptive_sweep`): a proposals step judges every budget and,
+where the optimum sits at the grid's edge (as it did at SODA's top budgets), the next run of this
+file adds the widths past that edge. The data steps (raw corpora under ``$SODA_RAW_ROOT`` -> Mimi
+codes -> token caches, `soda_jax.recipes.soda_data`) are the final runs' own, so the sweep and the
+final runs share them.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ from soda_jax.recipes.defaults import (
 )
 
 SODA_RAW_ROOT_ENV = "SODA_RAW_ROOT"
-"""Environment variable naming the directory (or bucket URL) under which a corpus without its own setting is looked for."""
+"""Environment variable naming the directory (or bucket URL) under which a corpus without its own
+setting is looked for."""
 DEFAULT_RAW_ROOT = "raw"
 """Where the raw corpora are looked for when ``$SODA_RAW_ROOT`` is unset (relative: under the cwd)."""
 LLAMA3_TOKENIZER = "meta-llama/Meta-Llama-3-8B"

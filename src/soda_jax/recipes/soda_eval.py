@@ -82,5 +82,7 @@ def main(argv: list[str]) -> None:
     if table is None:
         raise SystemExit(f"{fileio.join(output, EVAL_RESULTS_FILE)}: no results yet (run without --table)")
     print(
-        f"\n{step.name} ({args.model}):\n{table}\n  scorers: {'; '.join(plan.scorer_notes)}\n  per-item records: {fileio.join(output, EVAL_ITEMS_DIR)}/"
+        f"\n{step.name} ({args.model}):\n{table}\n"
+        f"  scorers: {'; '.join(plan.scorer_notes)}\n"
+        f"  per-item records: {fileio.join(output, EVAL_ITEMS_DIR)}/"
     )

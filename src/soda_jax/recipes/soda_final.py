@@ -2,7 +2,7 @@
 each evaluated on SODA's benchmark set, and starred on the isoFLOP sweep's capability curves.
 
     python experiments/soda_final.py --prefix gs://BUCKET/soda [--dry_run]     # all four, and the analysis
-    python experiments/soda_final.py --prefix gs://BUCKET/soda --run_only 'soda-'   # the four and their evaluations only
+    python experiments/soda_final.py --prefix gs://BUCKET/soda --run_only 'soda-'  # the four and their evaluations only
     python experiments/soda_600m.py --prefix gs://BUCKET/soda                  # one
 
 Every model trains on its TPU slice (`SODA_TPU_SLICES`) with its mesh (`SODA_PARALLELISM`); the data

@@ -118,7 +118,8 @@ def build_mini_study() -> list[ExecutorStep]:
         arms,
         run.shape,
         sweep_recipe(run),
-        title=f"text share, CPU miniature: d={run.shape.hidden_dim}, {run.tokens / 1e6:.2f}M tokens per arm on the demo corpus",
+        title=f"text share, CPU miniature: d={run.shape.hidden_dim}, "
+        f"{run.tokens / 1e6:.2f}M tokens per arm on the demo corpus",
         axis_label="text share of the training mix",
         eval_step_for=mini_eval_step,
         metrics=MINI_STUDY_METRICS,

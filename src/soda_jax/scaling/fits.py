@@ -540,7 +540,8 @@ def profile_exponents(
     floor = max(min([float(optimum.fun), *(float(r.min()) for r in rss.values())]), 1e-300)
     profiles = {}
     for (name, values), index in zip(rss.items(), (3, 4)):
-        # the unconstrained optimum is a point of both profiles: with it, an interval narrower than the grid step is still seen
+        # the unconstrained optimum is a point of both profiles: with it, an interval narrower than the
+        # grid step is still seen
         at = float(optimum.x[index])
         points = sorted([*zip(grid, values), *([(at, float(optimum.fun))] if grid[0] < at < grid[-1] else [])])
         xs = np.array([x for x, _ in points])

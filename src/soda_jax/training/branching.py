@@ -11,8 +11,9 @@ checkpoint (``resume_from``: weights, optimizer state and step) and train on. Re
 The rule that makes it exact is checked here, not assumed: the source's recipe must equal this
 run's apart from ``num_train_steps``, its model must be this run's, and the two learning-rate
 schedules must agree on every step before the branch point (`check_branch`); and its checkpoints
-must store the layers as this run does (its manifest's ``layer_loop``, `soda_jax.training.manifest`). A fractional warmup
-(SODA's 10%) fails that check, since the warmup length moves with the run's length.
+must store the layers as this run does (its manifest's ``layer_loop``,
+`soda_jax.training.manifest`). A fractional warmup (SODA's 10%) fails that check, since the warmup
+length moves with the run's length.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def seed_from_source(
     source_path: str, output_path: str, recipe: TrainRecipe, model: ModelShape, layer_loop: str
 ) -> int | None:
     """Copy the final checkpoint and metrics of the finished run at ``source_path`` into the run at
-    ``output_path`` (whose checkpoints store the layers with ``layer_loop``) when it has no committed checkpoint of its own; returns the number of steps
-    copied (None when the run already had its own checkpoint: it resumes from that).
+    ``output_path`` (whose checkpoints store the layers with ``layer_loop``) when it has no
+    committed checkpoint of its own; returns the number of steps copied (None when the run already
+    had its own checkpoint: it resumes from that).
 
     The checkpoint is staged next to its final name and renamed into place, so a copy cut short is
     never mistaken for a committed checkpoint."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
-from levanter.optim.cautious import CautiousConfig
+if TYPE_CHECKING:  # levanter (and with it JAX) is imported where the optimizer is built
+    from levanter.optim.cautious import CautiousConfig
 
 SODA_SEQ_LEN = 4096
 SODA_BATCH_SIZE = 512
@@ -61,13 +63,17 @@ class OptimizerRecipe:
 
     def __post_init__(self):
         if self.warmup < 0 or (self.warmup > 1 and self.warmup % 1):
-            raise ValueError(f"OptimizerRecipe.warmup must be a fraction in 0..1 or a whole number of steps, got {self.warmup}")
+            raise ValueError(
+                f"OptimizerRecipe.warmup must be a fraction in 0..1 or a whole number of steps, got {self.warmup}"
+            )
 
     def peak_learning_rate(self, batch_size: int, hidden_dim: int) -> float:
         return self.learning_rate if self.learning_rate is not None else soda_learning_rate(batch_size, hidden_dim)
 
     def levanter_config(self, batch_size: int, hidden_dim: int) -> CautiousConfig:
         """levanter's `CautiousConfig` for this recipe (``.build(num_steps)`` gives the optax transform)."""
+        from levanter.optim.cautious import CautiousConfig
+
         return CautiousConfig(
             learning_rate=self.peak_learning_rate(batch_size, hidden_dim),
             beta1=self.beta1,
@@ -111,8 +117,13 @@ class TrainRecipe:
         return self.num_train_steps * self.batch_size * self.seq_len
 
 
-def recipe_for_tokens(tokens: int, *, seq_len: int = SODA_SEQ_LEN, batch_size: int = SODA_BATCH_SIZE, **overrides) -> TrainRecipe:
+def recipe_for_tokens(
+    tokens: int, *, seq_len: int = SODA_SEQ_LEN, batch_size: int = SODA_BATCH_SIZE, **overrides
+) -> TrainRecipe:
     """A `TrainRecipe` whose step count covers ``tokens``."""
     return TrainRecipe(
-        seq_len=seq_len, batch_size=batch_size, num_train_steps=steps_for_tokens(tokens, batch_size, seq_len), **overrides
+        seq_len=seq_len,
+        batch_size=batch_size,
+        num_train_steps=steps_for_tokens(tokens, batch_size, seq_len),
+        **overrides,
     )

@@ -1,12 +1,13 @@
 """The training step: ``train(TrainConfig)`` drives levanter's `Trainer` over token caches.
 
 Layout under ``output_path`` (docs/data-contracts.md section 3): ``training_manifest.json`` (written
-when the run starts: what it reads and how it is laid out, `soda_jax.training.manifest`), ``checkpoints/`` (levanter,
-tensorstore), ``hf/`` (transformers export), ``metrics.jsonl`` (one row per step), ``summary.json``
-(written last: its presence means the run finished; its ``heldout_nll`` holds the final held-out NLL
-per component and token kind, pooled over the speech components: `soda_jax.training.validation`). Calling ``train`` again on the same
-``output_path`` resumes from the latest checkpoint with the same data order, so a killed or
-preempted run simply re-runs; a finished run only re-validates and re-exports.
+when the run starts: what it reads and how it is laid out, `soda_jax.training.manifest`),
+``checkpoints/`` (levanter, tensorstore), ``hf/`` (transformers export), ``metrics.jsonl`` (one row
+per step), ``summary.json`` (written last: its presence means the run finished; its ``heldout_nll``
+holds the final held-out NLL per component and token kind, pooled over the speech components:
+`soda_jax.training.validation`). Calling ``train`` again on the same ``output_path`` resumes from
+the latest checkpoint with the same data order, so a killed or preempted run simply re-runs; a
+finished run only re-validates and re-exports.
 """
 
 from __future__ import annotations

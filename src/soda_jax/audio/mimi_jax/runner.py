@@ -31,13 +31,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from soda_jax.audio.mimi_jax.model import Mimi
+from soda_jax.audio.precision import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS
 
 DATA_AXIS = "data"
-MATMUL_PRECISIONS = ("highest", "high", "default")
-"""``jax.default_matmul_precision`` values a runner takes: float32 ("highest"), bf16_3x / TF32
-("high"), the platform's default (one bfloat16 pass on TPU)."""
-DEFAULT_MATMUL_PRECISION = "highest"
-"""Full float32, as on CPU: the codes of the torch reference (docs/audio.md)."""
 
 
 def default_devices() -> list[jax.Device]:
@@ -120,9 +116,7 @@ class MimiRunner:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """codes ``[B, K, frames]`` -> waveforms ``[B, frames * 1920]`` float32 (one pass)."""
         batch, k, frames = codes.shape
-        padded = np.zeros(
-            (self.padded_batch(batch), k, _round_up(frames, self.length_bucket_frames)), np.int32
-        )
+        padded = np.zeros((self.padded_batch(batch), k, _round_up(frames, self.length_bucket_frames)), np.int32)
         padded[:batch, :, :frames] = codes
         with jax.default_matmul_precision(self.matmul_precision):
             audio = _decode(self.graphdef, self.params, self._shard(padded))

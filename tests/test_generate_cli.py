@@ -136,6 +136,27 @@ def test_generate_asr_writes_a_transcript(run_dir, vocab, tmp_path, capsys):
     assert record["finish_reason"] in ("stop", "length")
 
 
+def test_generate_asr_with_shots_builds_sodas_nshot_prompt(run_dir, vocab, tmp_path, capsys):
+    shot = sine_wav(tmp_path / "shot.wav", 0.2)
+    speech = sine_wav(tmp_path / "speech.wav", 0.3)
+    out = tmp_path / "out"
+    common = ["--checkpoint", run_dir, "--out", str(out), "--mimi", MIMI, "--max-new-tokens", "8"]
+    rc = soda(["generate", "asr", *common, "--audio", speech, "--shot", shot, "hello world"])
+    assert rc == 0, capsys.readouterr().err
+    assert "asr_nshot.json" in capsys.readouterr().out
+    record = json.loads((out / "asr_nshot.json").read_text())
+    assert record["task"] == "asr_nshot" and record["inputs"]["shots"] == [[shot, "hello world"]]
+    prompt = np.array(record["prompt_ids"])
+    (shot_start,) = np.flatnonzero(prompt == vocab.text_start_id)[:1]
+    np.testing.assert_array_equal(
+        prompt[shot_start + 1 : shot_start + 1 + len(vocab.encode_text("hello world"))],
+        vocab.encode_text("hello world"),
+    )
+    assert list(prompt[prompt == vocab.bos_id].shape) == [2]  # the shot's document, then the query's
+    assert soda(["generate", "tts", *common, "--text", "hi", "--shot", shot, "hi"]) == 2
+    assert "--shot is for asr" in capsys.readouterr().err
+
+
 def test_hf_export_and_checkpoint_generate_the_same(run_dir):
     single = ParallelismConfig(data=1)
     from_checkpoint = load_model(run_dir, parallelism=single)

@@ -1,4 +1,6 @@
-"""``soda generate tts|voice-tts|asr|continue --checkpoint PATH --out DIR ...`` (see docs/inference.md)."""
+"""``soda generate tts|voice-tts|asr|continue --checkpoint PATH --out DIR ...`` (see docs/inference.md).
+
+``asr`` with ``--shot AUDIO TRANSCRIPT`` (repeated) runs SODA's N-shot ASR prompt."""
 
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref-text", help="transcript of --ref-audio (voice-tts)")
     p.add_argument("--ref-audio", help="reference voice (voice-tts)")
     p.add_argument(
+        "--shot",
+        nargs=2,
+        action="append",
+        metavar=("AUDIO", "TRANSCRIPT"),
+        help="asr: an in-context example, in order; repeat for N shots (SODA's N-shot prompt and sampling)",
+    )
+    p.add_argument(
         "--prompt-seconds", type=float, default=DEFAULT_PROMPT_SECONDS, help="continue: seconds of --audio kept"
     )
     p.add_argument("--temperature", type=float, help="0 is greedy (default: the task's, docs/inference.md)")
@@ -58,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     """Generate what the parsed arguments ask for; exit status 2 on bad input (named in the error)."""
     logging.basicConfig(level=logging.WARNING)
     task = CLI_TASKS[args.task]
+    if args.shot and task != "asr":
+        print(f"soda generate: error: --shot is for asr, not {args.task}", file=sys.stderr)
+        return 2
+    if args.shot:
+        task = "asr_nshot"
     overrides = {
         k: v
         for k, v in dict(
@@ -78,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
 
             codec = MimiCodec.from_config(codec_config_from_facts({"weights": args.mimi}, loaded.num_codebooks))
         inputs = dict(text=args.text, audio=args.audio, ref_text=args.ref_text, ref_audio=args.ref_audio)
+        if args.shot:
+            inputs["shots"] = [tuple(shot) for shot in args.shot]
         result = run_task(
             task,
             loaded,
             args.out,
             params=params,
             codec=codec,
-            name=args.name,
+            name=args.name or task,
             inputs=inputs,
             prompt_seconds=args.prompt_seconds,
         )
@@ -99,5 +115,5 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{args.task}: {record['text']!r}, {record['finish_reason']} -> {result.output_path}")
-    print(f"request and ids: {args.out.rstrip('/')}/{args.name or args.task}.json")
+    print(f"request and ids: {args.out.rstrip('/')}/{args.name or task}.json")
     return 0

@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import socket
 import statistics
 import time
 
 import numpy as np
 import torch
+from result_files import Load, previous_report, write_results
 
 from soda_jax.audio.codec import MimiCodec, batches_by_length
 from soda_jax.audio.mimi_jax.runner import DEFAULT_MATMUL_PRECISION, MATMUL_PRECISIONS
-from soda_jax.execution.provenance import git_state
-from soda_jax.fileio import atomic_write_json, read_json_or_none
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_codec.json")
+NAME = "bench_codec"
+"""Its results file: benchmarks/results/bench_codec.json (`result_files.results_path`)."""
 NUM_CODEBOOKS = 8
 SODA_HOURS = 1.4e6
 """Hours of speech SODA tokenizes (YODAS2 + Emilia)."""
@@ -48,17 +46,6 @@ V5P_PEAK_FLOPS = 459e12
 """TPU v5p peak bf16 FLOP/s per chip (Google Cloud's v5p specification)."""
 V5P_HBM_BYTES_PER_S = 2.765e12
 """TPU v5p HBM bandwidth per chip (same source)."""
-
-
-def machine() -> dict:
-    """Where the figures were measured."""
-    return {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def timed(fn, clock=time.perf_counter) -> float:
@@ -297,14 +284,16 @@ def main() -> None:
     parser.add_argument("--tpu-precision", default=DEFAULT_MATMUL_PRECISION, choices=MATMUL_PRECISIONS)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    load_before = os.getloadavg()
+    load = Load()
 
     from transformers import MimiConfig
 
-    # Parts run separately update one results file (each part records its own figures).
-    results: dict = read_json_or_none(RESULTS) or {}
+    # Parts run separately update one results file (each part records its own figures); the commit, machine
+    # and load are this run's.
+    results: dict = previous_report(NAME) or {}
+    for legacy in ("load_average_before", "load_average_after"):  # a file written before result_files.Load
+        results.pop(legacy, None)
     results.update({"device": "cpu", "torch_threads": torch.get_num_threads(), "repeats": args.repeats})
-    results.update({"git": git_state(), "machine": machine(), "load_average_before": list(load_before)})
     codec = MimiCodec.random(MimiConfig(), seed=0)
     results["params"] = sum(p.numel() for p in codec.model.parameters())
     if "overhead" in parts:
@@ -315,11 +304,9 @@ def main() -> None:
         results["demo_tiny_codec"] = demo(args.repeats)
     if "tpu" in parts:
         results["tpu_encode_estimate"] = tpu(args.tpu_batch, args.tpu_seconds, args.tpu_precision)
-    results["load_average_after"] = list(os.getloadavg())
     results["parts_run"] = sorted(parts)
-    print(f"load average (1, 5, 15 min) before {load_before}, after {tuple(results['load_average_after'])}")
-    atomic_write_json(RESULTS, results)
-    print(f"wrote {RESULTS}")
+    print(load.finish().banner())
+    print(f"wrote {write_results(NAME, results, load)}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -33,8 +32,8 @@ import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
 import jax  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
+from result_files import Load, write_results  # noqa: E402
 
-from soda_jax import fileio  # noqa: E402
 from soda_jax.models import DEMO_6M, qwen3_config  # noqa: E402
 from soda_jax.recipes.isoflop_mini import MINI_RULES, MINI_VOCAB_SIZE  # noqa: E402
 from soda_jax.training.loss import CPU_VOCAB_BLOCK, next_token_loss_fn  # noqa: E402
@@ -44,7 +43,6 @@ DEMO_VOCAB_SIZE = 48_388
 DEMO_BATCH_SIZE = 8
 MINI_WIDTHS = (8, 20, 36)
 Z_LOSS_WEIGHT = 1e-4
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_cross_entropy.json")
 
 
 def benchmark_models():
@@ -75,6 +73,7 @@ def main() -> None:
     parser.add_argument("--blocks", default="256,512,2048", help="other vocabulary blocks to time (comma-separated)")
     args = parser.parse_args()
     blocks = [int(b) for b in args.blocks.split(",") if b]
+    load = Load()
 
     variants = {
         "levanter": next_token_loss_fn("fused", Z_LOSS_WEIGHT, vocab_block=None),
@@ -83,7 +82,6 @@ def main() -> None:
         **{f"block_{b}": next_token_loss_fn("fused", Z_LOSS_WEIGHT, vocab_block=b) for b in blocks},
     }
     report = {
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
         "cpu_vocab_block": CPU_VOCAB_BLOCK,
         "seq_len": SEQ_LEN,
         "models": {},
@@ -114,8 +112,8 @@ def main() -> None:
             f"loss spread {spread:.1e}",
             flush=True,
         )
-    fileio.atomic_write_json(RESULTS, report)
-    print(f"wrote {RESULTS}")
+    print(load.finish().banner())
+    print(f"wrote {write_results('bench_cross_entropy', report, load)}")
 
 
 if __name__ == "__main__":

@@ -19,16 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 import urllib.request
+
+from result_files import Load, write_results
 
 from soda_jax import fileio
 from soda_jax.dashboard.server import BackgroundServer
 from soda_jax.execution.status import write_status
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_dashboard.json")
 EVAL_EVERY = 1000
 
 
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    load = Load()
 
     with tempfile.TemporaryDirectory() as prefix:
         many, metrics = os.path.join(prefix, "tokenized", "many"), os.path.join(prefix, "checkpoints", "long")
@@ -116,7 +117,6 @@ def main() -> None:
             metrics_page = best_of(args.repeats, lambda: fetch(f"{base}/step/checkpoints/long"))
 
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "files": args.files,
         "listing": {
             "step_page_s": step_page,
@@ -149,9 +149,8 @@ def main() -> None:
         f"json.loads of every line {parse_all_s:.2f} s (cold/that = {m['cold_over_baseline']:.2f})"
     )
     print("goal < 1 s each:", "met" if max(step_page, files_page, m["api_cold_s"], metrics_page) < 1 else "NOT met")
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(result, f, indent=2)
+    print(load.finish().banner())
+    print(f"wrote {write_results('bench_dashboard', result, load)}")
 
 
 if __name__ == "__main__":

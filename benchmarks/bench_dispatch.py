@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,13 +32,11 @@ import optax  # noqa: E402
 from bench_cross_entropy import SEQ_LEN, benchmark_models  # noqa: E402  (the same models, measured the same way)
 from haliax.partitioning import named_jit  # noqa: E402
 from levanter.models.lm_model import LmExample  # noqa: E402
+from result_files import Load, write_results  # noqa: E402
 
-from soda_jax import fileio  # noqa: E402
 from soda_jax.models import qwen3_config  # noqa: E402
 from soda_jax.training.dispatch import FlatJit  # noqa: E402
 from soda_jax.training.loss import default_vocab_block, next_token_loss_fn  # noqa: E402
-
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_dispatch.json")
 
 
 def make_train_step(optimizer):
@@ -73,9 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
+    load = Load()
     optimizer = optax.adamw(1e-3)
     report = {
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)), "jax": jax.__version__},
         "steps": args.steps,
         "models": {},
     }
@@ -109,8 +106,8 @@ def main() -> None:
             f" ({step_ratio:.2f}x)",
             flush=True,
         )
-    fileio.atomic_write_json(RESULTS, report)
-    print(f"wrote {RESULTS}")
+    print(load.finish().banner())
+    print(f"wrote {write_results('bench_dispatch', report, load)}")
 
 
 if __name__ == "__main__":

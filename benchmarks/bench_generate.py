@@ -25,16 +25,14 @@ Measured in the same run, after compilation (median of ``--repeats``):
 Goals: greedy batch 1 >= 70% of the memory roofline and >= 2x hf; batch 8 >= 3x hf; sampling >= 2x
 transformers'; top-p at temperature 0 within 1.1x of greedy; ms/token at 1024 within 1.15x of 256
 and at 4096 within 1.4x; prefill >= 40% of the matmul peak. The load average before and after is
-recorded; a run that started above `roofline.COMPARABLE_LOAD` is marked not comparable.
+recorded; a run that started above `result_files.COMPARABLE_LOAD` is marked not comparable.
 Writes benchmarks/results/bench_generate.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,7 +41,7 @@ import time
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the test BPE
-sys.path.insert(0, os.path.dirname(__file__))  # roofline
+sys.path.insert(0, os.path.dirname(__file__))  # roofline, result_files
 
 import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
@@ -51,7 +49,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from haliax import Axis  # noqa: E402
-from roofline import Load, machine_limits  # noqa: E402
+from result_files import Load, write_results  # noqa: E402
+from roofline import machine_limits  # noqa: E402
 
 from soda_jax.audio.vocab import AudioTextVocab  # noqa: E402
 from soda_jax.inference.generate import _full_logits, generate  # noqa: E402
@@ -66,7 +65,6 @@ SAMPLING = {"tts": (0.9, 0.8, True), "continuation": (1.0, 0.9, True)}
 SWEEP_NEW_FRACTION = 16
 """The context sweep generates at least context / this many tokens (256 at 4096), so the decode time
 is well above the run-to-run noise of the prefill it is separated from."""
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_generate.json")
 
 
 def bench_model(vocab: AudioTextVocab, context: int, scan_layers: bool = False) -> LoadedModel:
@@ -256,7 +254,6 @@ def main() -> None:
         flush=True,
     )
     rows: dict = {
-        "machine": platform.processor() or platform.machine(),
         "new_tokens": n,
         "prompt_tokens": PROMPT_TOKENS,
         "model": "BENCH_20M",
@@ -379,12 +376,8 @@ def main() -> None:
                 "ms/token relative to 256: "
                 + ", ".join(f"{k}: {v:.2f}x" for k, v in rows["ms_per_token_vs_256"].items())
             )
-    rows["load"] = load.finish().record()
-    print(load.banner())
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {RESULTS}")
+    print(load.finish().banner())
+    print(f"wrote {write_results('bench_generate', rows, load)}")
 
 
 if __name__ == "__main__":

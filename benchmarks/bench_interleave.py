@@ -19,12 +19,10 @@ benchmarks/results/bench_interleave.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import numpy as np
+from result_files import Load, write_results
 
 from soda_jax.audio.vocab import LLAMA3_TEXT_SIZE, SPECIAL_TOKENS
 from soda_jax.data.interleave import Markers, audio_ids, get_pattern, interleave_segments, recording_chunks
@@ -38,7 +36,6 @@ FRAMES_PER_SEGMENT = 125
 """10 s at Mimi's 12.5 Hz."""
 TEXT_IDS_PER_SEGMENT = 30
 SEQ_LEN = SODA_SEQ_LEN
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_interleave.json")
 
 
 class BenchVocab:
@@ -109,6 +106,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    load = Load()
 
     vocab = BenchVocab()
     markers = Markers.from_vocab(vocab)
@@ -145,7 +143,6 @@ def main() -> None:
             "raw_floor": "np.concatenate of int32 text ids and the raw int16 codes (numpy upcasts)",
         },
         "goal": {"max_ratio": 3.0, "min_tokens_per_s": 20e6},
-        "machine": platform.processor() or platform.machine(),
         "numpy": np.__version__,
     }
     result["meets_goal"] = result["ratio_ours_over_floor"] < 3.0 and result["ours_tokens_per_s"] > 20e6
@@ -156,9 +153,8 @@ def main() -> None:
         f"(vs raw-codes floor {result['ratio_ours_over_raw_floor']:.2f}x) "
         f"| goal met: {result['meets_goal']}"
     )
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(result, f, indent=2)
+    print(load.finish().banner())
+    print(f"wrote {write_results('bench_interleave', result, load)}")
 
 
 if __name__ == "__main__":

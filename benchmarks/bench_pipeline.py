@@ -17,25 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import socket
 import statistics
 import tempfile
 import time
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_pipeline.json")
 TIMING_FIELDS = ("wall_s", "startup_s", "import_s", "work_s", "fixed_s")
-
-
-def machine() -> dict:
-    """Where the figures were measured."""
-    return {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def run_once(keep: bool) -> dict:
@@ -93,13 +80,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # workers inherit it (parallel.FORWARDED_ENV): nothing downloads
 
-    load_before = os.getloadavg()
     started = time.perf_counter()
+    from result_files import Load, write_results  # imports soda_jax.execution, which the driver pays too
+
     import soda_jax.recipes.demo_data  # noqa: F401  (the driver's own imports, as `make demo` pays them)
-    from soda_jax.execution.provenance import git_state
-    from soda_jax.fileio import atomic_write_json
 
     driver_import_s = time.perf_counter() - started
+    load = Load()
     runs = [run_once(args.keep) for _ in range(args.repeats)]
     summary = medians(runs)
     width = max(len(n) for n in summary["steps"])
@@ -118,22 +105,14 @@ def main() -> None:
         f"fixed costs {100 * summary['fixed_share']:.0f}% of the steps' summed wall time; "
         f"driver imports {driver_import_s:.1f} s"
     )
-    print(
-        f"load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, after "
-        f"{tuple(round(x, 2) for x in os.getloadavg())}"
-    )
+    print(load.finish().banner())
     result = {
-        "git": git_state(),
-        "machine": machine(),
-        "load_average_before": list(load_before),
-        "load_average_after": list(os.getloadavg()),
         "driver_import_s": round(driver_import_s, 3),
         "repeats": len(runs),
         "median": summary,
         "runs": runs,
     }
-    atomic_write_json(RESULTS, result)
-    print(f"wrote {RESULTS}")
+    print(f"wrote {write_results('bench_pipeline', result, load)}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ Measured in the same run, after a first call that compiles (median of ``--repeat
 Reported: scored tokens/s of each, their ratio, each as a fraction of the matmul peak (the model's
 forward FLOPs of the scored tokens), the number of compiled shapes each used, and the largest
 difference between their log-probs. Goal: ours >= 3x full_logits, same values to 1e-5. The load
-average before and after is recorded (`roofline.Load`). Writes benchmarks/results/bench_score.json.
+average before and after is recorded (`result_files.Load`). Writes benchmarks/results/bench_score.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -31,7 +30,7 @@ import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the test BPE
-sys.path.insert(0, os.path.dirname(__file__))  # roofline
+sys.path.insert(0, os.path.dirname(__file__))  # roofline, result_files
 
 import equinox as eqx  # noqa: E402
 import haliax as hax  # noqa: E402
@@ -39,7 +38,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from haliax import Axis  # noqa: E402
-from roofline import Load, machine_limits  # noqa: E402
+from result_files import Load, write_results  # noqa: E402
+from roofline import machine_limits  # noqa: E402
 
 from soda_jax.audio.vocab import AudioTextVocab  # noqa: E402
 from soda_jax.inference.generate import BATCH, MIN_PROMPT_BUCKET, POSITION, batch_bucket, bucket, score  # noqa: E402
@@ -54,7 +54,6 @@ MAX_BATCH = 32
 """Sequences (baseline) or packed rows (ours) per forward: `score`'s default."""
 MODELS = {"demo": (DEMO_6M, 48_388), "bench": (BENCH_20M, None)}
 """Shape and vocabulary rows (None: the test vocabulary's size)."""
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_score.json")
 
 
 def bench_model(vocab: AudioTextVocab, model: str) -> LoadedModel:
@@ -160,7 +159,7 @@ def main() -> None:
         "compiled_shapes": {"ours": ours_shapes, "full_logits": len(baseline_shapes)},
         "max_abs_logprob_difference": difference,
     }
-    report["load"] = load.finish().record()
+    load.finish()
     for name, run in report["runs"].items():
         print(
             f"{name:>12}: {run['tokens_per_second']:9,.0f} scored tokens/s "
@@ -169,10 +168,7 @@ def main() -> None:
         )
     print(f"ours / full logits: {report['ours_vs_full_logits']:.2f}x; largest log-prob difference {difference:.2e}")
     print(load.banner())
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {RESULTS}")
+    print(f"wrote {write_results('bench_score', report, load)}")
 
 
 def _score_cache_size() -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,10 +32,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))  # the training tests' cache writer
-sys.path.insert(0, os.path.dirname(__file__))  # roofline
+sys.path.insert(0, os.path.dirname(__file__))  # roofline, result_files
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from result_files import Load, write_results  # noqa: E402
 from roofline import matmul_peak  # noqa: E402
 
 from soda_jax.contracts import METRICS_FILE  # noqa: E402
@@ -45,7 +44,6 @@ from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
 
 SEQ_LEN = 256
 BATCH_SIZE = 8
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "bench_train.json")
 TRAIN_DOCUMENTS = 400
 
 
@@ -128,6 +126,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2, help="take the best of this many runs (the CPU is shared)")
     args = parser.parse_args()
+    load = Load()
 
     root = tempfile.mkdtemp(prefix="bench-train-")
     vocab_size = write_cache(root)
@@ -147,7 +146,6 @@ def main() -> None:
         "torch_f32": max(torch_baseline(vocab_size, args.steps) for _ in range(args.repeats)),
     }
     report = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
         "model": {
             "params": params,
             "vocab_size": vocab_size,
@@ -169,9 +167,7 @@ def main() -> None:
         "full_logits_over_fused": measured["ours_f32_full_logits"] / measured["ours_f32"],
         "unrolled_over_scanned": measured["ours_f32"] / measured["ours_f32_scanned"],
     }
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(report, f, indent=2)
+    path = write_results("bench_train", report, load.finish())
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s   model: {params / 1e6:.1f}M params, batch {BATCH_SIZE} x {SEQ_LEN}")
     for name, run in report["runs"].items():
         print(
@@ -183,6 +179,8 @@ def main() -> None:
         f"full logits / fused: {report['full_logits_over_fused']:.2f}x   "
         f"unrolled / scanned: {report['unrolled_over_scanned']:.2f}x"
     )
+    print(load.banner())
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+
+from result_files import Load, previous_report, write_results
 
 from soda_jax import fileio
 from soda_jax.aot.layouts import Layout, best_layout, headroom_gib
@@ -31,7 +34,8 @@ from soda_jax.recipes.soda_models import SODA_PARALLELISM, SODA_TPU_SLICES
 from soda_jax.scaling.sweep import SODA_VOCAB_SIZE
 from soda_jax.training.parallelism import ParallelismConfig
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "compile_final_runs.json")
+NAME = "compile_final_runs"
+"""Its results file (`result_files.results_path`): ``{"cases": [one report per case]}``."""
 NAMES = {shape: name for name, shape in CATALOGUE.items()}
 RSS_LIMIT_GIB = 12.0
 """A compile's resident memory is capped here (the machine's 24 GiB are shared)."""
@@ -130,7 +134,12 @@ def rss_gib(pid: int) -> float:
 
 def compile_in_child(case: dict) -> dict:
     """`run_case` in a child process, stopped past `RSS_LIMIT_GIB`; the report or what stopped it."""
-    out = RESULTS + ".case.json"
+    with tempfile.TemporaryDirectory(prefix="compile-case-") as tmp:
+        return watch_child(case, os.path.join(tmp, "report.json"))
+
+
+def watch_child(case: dict, out: str) -> dict:
+    """`run_case` for ``case`` in a child process that writes its report to ``out``."""
     started = time.time()
     child = subprocess.Popen([sys.executable, __file__, "--case", json.dumps(case), "--out", out])
     peak = 0.0
@@ -146,8 +155,7 @@ def compile_in_child(case: dict) -> dict:
         time.sleep(1.0)
     if child.returncode != 0 or not os.path.exists(out):
         return {**case, "stopped": f"the compile exited with {child.returncode}"}
-    report = json.load(open(out))
-    os.remove(out)
+    report = fileio.read_json(out)
     return {
         **report,
         **case,
@@ -243,20 +251,21 @@ def main(argv: list[str]) -> int:
         report = run_case(json.loads(argv[argv.index("--case") + 1]))
         fileio.atomic_write_json(argv[argv.index("--out") + 1], report)
         return 0
-    done = json.load(open(RESULTS)) if os.path.exists(RESULTS) else []
+    saved = previous_report(NAME)
+    done = saved["cases"] if isinstance(saved, dict) else saved or []  # a bare list: a file from before the stamps
     if "--table" in argv:
         print(markdown_tables(done))
         return 0
     kinds = argv[argv.index("--kind") + 1].split(",") if "--kind" in argv else None
     models = argv[argv.index("--model") + 1].split(",") if "--model" in argv else None
     finished = {key(r) for r in done}
+    load = Load()
     for case in cases("--quick" in argv):
         if key(case) in finished or (kinds and case["kind"] not in kinds) or (models and case["model"] not in models):
             continue
         report = compile_in_child(case)
         done.append(report)
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        fileio.atomic_write_json(RESULTS, done)
+        write_results(NAME, {"cases": done}, load.finish())
         print(
             json.dumps(
                 {

@@ -49,19 +49,7 @@ class AsrTask:
 def pending_utterances(path: str, split: str, max_items: int | None, store: TaskStore):
     """``(index, utterance, waveform)`` of every LibriSpeech-layout item not yet in ``store``; bad
     records and unreadable audio are counted in ``store`` by reason, never fatal."""
-    for index, utterance in enumerate(read_librispeech(path, split)):
-        if max_items is not None and index >= max_items:
-            return
-        if isinstance(utterance, BadInput):
-            if not store.done(utterance.item_id):
-                store.skip(utterance.item_id, utterance.reason, utterance.detail)
-            continue
-        if store.done(utterance.id):
-            continue
-        wave = store.load_or_skip(utterance.id, utterance.audio)
-        if wave is None:
-            continue
-        yield index, utterance, wave
+    return store.pending(read_librispeech(path, split), lambda utterance: utterance.audio, max_items)
 
 
 def load_shots(ctx: EvalContext, task: AsrTask) -> list[tuple[np.ndarray, str]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from soda_jax import fileio
@@ -81,6 +81,27 @@ class TaskStore:
         except BadInput as error:
             self.skip(item_id, error.reason, error.detail)
             return None
+
+    def pending(
+        self, items: Iterable[Any], audio_of: Callable[[Any], Any], max_items: int | None = None
+    ) -> Iterator[tuple[int, Any, Any]]:
+        """``(index, item, waveform)`` of each of the first ``max_items`` records a reader yields that is
+        not yet in the store; a `BadItem` record, or audio (``audio_of(item)``) that fails to load, is
+        recorded as skipped by its reason, never fatal."""
+        from soda_jax.eval.readers import BadItem
+
+        for index, item in enumerate(items):
+            if max_items is not None and index >= max_items:
+                return
+            if isinstance(item, BadItem):
+                if not self.done(item.item_id):
+                    self.skip(item.item_id, item.reason, item.detail)
+                continue
+            if self.done(item.id):
+                continue
+            wave = self.load_or_skip(item.id, audio_of(item))
+            if wave is not None:
+                yield index, item, wave
 
     def scored(self) -> list[dict]:
         """Records of the items that were scored (not skipped), in the order they were added."""

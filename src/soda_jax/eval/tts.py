@@ -26,7 +26,7 @@ from soda_jax import fileio
 from soda_jax.audio.audio_io import MIMI_SAMPLE_RATE
 from soda_jax.eval.context import EvalContext, audio_until_marker, frame_valid, frame_valid_rate, to_16k
 from soda_jax.eval.normalize import normalizer
-from soda_jax.eval.readers import TOO_LONG, BadInput, TtsItem, audio_bytes_of, read_seed_tts
+from soda_jax.eval.readers import TOO_LONG, TtsItem, audio_bytes_of, read_seed_tts
 from soda_jax.eval.results import TaskStore
 from soda_jax.eval.sampling_choice import Sampling, describe, sampling_params
 from soda_jax.eval.speaker import cosine_similarities
@@ -128,18 +128,9 @@ def run_tts(ctx: EvalContext, task: TtsTask, store: TaskStore) -> dict:
         progress.update(len(batch))
         batch.clear()
 
-    for index, item in enumerate(read_seed_tts(task.meta_path)):
-        if task.max_items is not None and index >= task.max_items:
-            break
-        if isinstance(item, BadInput):
-            if not store.done(item.item_id):
-                store.skip(item.item_id, item.reason, item.detail)
-            continue
-        if store.done(item.id):
-            continue
-        wave = store.load_or_skip(item.id, item.prompt_audio)
-        if wave is None:
-            continue
+    for index, item, wave in store.pending(
+        read_seed_tts(task.meta_path), lambda item: item.prompt_audio, task.max_items
+    ):
         batch.append((index, item, wave))
         if len(batch) >= ctx.batch_size:
             flush()

@@ -32,11 +32,11 @@ import haliax as hax
 import jax.numpy as jnp
 import numpy as np
 from haliax.partitioning import named_jit
-from levanter.models.loss import maybe_fused_next_token_loss, next_token_loss
 from levanter.utils.thread_utils import blocking_wait
 
 from soda_jax import fileio
 from soda_jax.contracts import VOCAB_DIR, VOCAB_FILE
+from soda_jax.training.loss import CrossEntropy, next_token_losses
 
 logger = logging.getLogger(__name__)
 
@@ -95,32 +95,16 @@ class TokenKindLayout:
         )
 
 
-def token_losses(model, example, cross_entropy: str, vocab_block: int | None):
+def token_losses(model, example, cross_entropy: CrossEntropy, vocab_block: int | None):
     """Per-position next-token NLL times the position's loss weight (0 where not scored), no z-loss:
     the per-position form of `soda_jax.training.loss.next_token_loss_fn`'s mean."""
-    if cross_entropy == "fused":
-        activations = model.activations(example.tokens, example.attn_mask, key=None)
-        activations = activations[0] if isinstance(activations, tuple) else activations
-        return maybe_fused_next_token_loss(
-            model.Pos,
-            model.Embed,
-            model.Vocab,
-            activations,
-            model.get_lm_head(),
-            example.tokens,
-            loss_weight=example.loss_weight,
-            reduction=None,
-            logsumexp_weight=None,
-            dtype=jnp.float32,
-            block_size=vocab_block,
-        )
-    logits = model(example.tokens, example.attn_mask, key=None).astype(jnp.float32)
-    return next_token_loss(
-        model.Pos, model.Vocab, logits, example.tokens, loss_weight=example.loss_weight, reduction=None
-    )
+    losses, _ = next_token_losses(model, example, cross_entropy, vocab_block, reduction=None)
+    return losses
 
 
-def kind_sums(model, example, layout: TokenKindLayout, cross_entropy: str = "fused", vocab_block: int | None = None):
+def kind_sums(
+    model, example, layout: TokenKindLayout, cross_entropy: CrossEntropy = "fused", vocab_block: int | None = None
+):
     """``[2, len(KINDS)]``: summed NLL (row 0) and scored target tokens (row 1) of each kind in a batch."""
     Pos = example.tokens.resolve_axis(model.Pos.name)
     losses = token_losses(model, example, cross_entropy, vocab_block).astype(jnp.float32)
@@ -144,7 +128,7 @@ class ValidationLoss:
         *,
         max_batches: int | None,
         layout: TokenKindLayout,
-        cross_entropy: str = "fused",
+        cross_entropy: CrossEntropy = "fused",
         vocab_block: int | None = None,
     ):
         self.loaders = {}

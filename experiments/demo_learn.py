@@ -1,12 +1,13 @@
 """`make demo-learn`: a model that learns, shown on CPU (docs/demo.md).
 
-    python experiments/demo_learn.py --prefix ./demo-output [--mimi DIR] [--seed N] [executor flags: --dry_run, ...]
+    python experiments/demo_learn.py --prefix ./demo-output [--mimi DIR|random] [--seed N] [executor flags]
 
-Spoken commands from a closed vocabulary (src/soda_jax/recipes/demo_learn_data.py) -> Mimi codes (2 codebooks)
--> interleaved text-first and audio-first documents -> `DEMO_LEARN_MODEL` trained by the project's
-training step -> evaluated by the project's tasks and SODA's prompts on combinations of words never
-heard in training (src/soda_jax/recipes/demo_learn_eval.py). ``--mimi DIR``: a local pretrained Mimi
-(``config.json`` + ``model.safetensors``) instead of the seeded random tiny one; its steps are
+Spoken commands from a closed vocabulary (src/soda_jax/recipes/demo_learn_data.py) -> Mimi codes (2
+codebooks of a tiny Mimi distilled on the training commands) -> interleaved text-first and audio-first
+documents -> `DEMO_LEARN_MODEL` trained by the project's training step -> evaluated by the project's
+tasks and SODA's prompts on combinations of words never heard in training
+(src/soda_jax/recipes/demo_learn_eval.py). ``--mimi DIR``: a local pretrained Mimi (``config.json`` +
+``model.safetensors``); ``--mimi random``: the demo's seeded random tiny Mimi. Each codec's steps are
 other steps (other output paths).
 """
 
@@ -19,7 +20,7 @@ from soda_jax.execution import executor_main
 from soda_jax.execution.parallel import shutdown_workers
 from soda_jax.recipes.defaults import default_train
 from soda_jax.recipes.demo import report_training
-from soda_jax.recipes.demo_learn_data import learn_data
+from soda_jax.recipes.demo_learn_data import codec_suffix, learn_data
 from soda_jax.recipes.demo_learn_eval import (
     learn_curve,
     learn_evaluation,
@@ -44,7 +45,7 @@ def learn_model(mimi: str | None = None, seed: int = 0, text_shift: int = 0):
     ``text_shift``: tests only, captions paired with other commands' speech)."""
     name = (
         "demo-learn"
-        + ("-mimi" if mimi else "")
+        + codec_suffix(mimi)
         + (f"-seed{seed}" if seed else "")
         + (f"-shifted{text_shift}" if text_shift else "")
     )

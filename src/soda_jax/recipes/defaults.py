@@ -154,6 +154,34 @@ def default_bpe_tokenizer(name: str, texts: Sequence[str], vocab_size: int = 512
     )
 
 
+def default_demo_codec(
+    name: str,
+    sentences: Sequence[str],
+    voices: Sequence[Voice],
+    *,
+    num_codebooks: int,
+    recordings: int = 600,
+) -> ExecutorStep:
+    """``codecs/{name}``: a tiny Mimi distilled on ``recordings`` of ``sentences`` read by ``voices``
+    (`soda_jax.data.demo_codec`; its first ``num_codebooks`` codebooks fitted). Pass
+    ``CodecConfig(pretrained=step / CODEC_DIR)`` to the steps that use it (docs/audio.md)."""
+    from soda_jax.audio.distilled_mimi import DistilledMimiConfig
+    from soda_jax.data.demo_codec import DemoCodecConfig, distil_demo_codec
+
+    return ExecutorStep(
+        name=f"codecs/{name}",
+        fn=distil_demo_codec,
+        config=DemoCodecConfig(
+            output_path=this_output_path(),
+            sentences=versioned(tuple(sentences)),
+            voices=versioned(tuple(voices)),
+            recordings=versioned(recordings),
+            distil=versioned(DistilledMimiConfig(num_codebooks=num_codebooks)),
+        ),
+        description=f"distil a demo Mimi on {min(recordings, len(sentences))} readings",
+    )
+
+
 def default_tokenize(
     name: str,
     input_path: StepInput,

@@ -5,15 +5,19 @@ combinations of 28 words) read by five training speakers (flite kal16, awb, slt;
 en+m3), each at four (rate, pitch) styles, in YODAS2 and Emilia layouts; a tenth of the combinations
 is held out of training (`command_split`) for the evaluation sets (src/soda_jax/recipes/demo_learn_eval.py),
 and a sixth speaker (flite rms) never speaks in training. Text by a 512-id BPE of the commands;
-audio as the first `LEARN_CODEBOOKS` codebooks of the demo's seeded random tiny Mimi, or of a
-pretrained Mimi given with ``--mimi DIR`` (`learn_codec`).
+audio as the first `LEARN_CODEBOOKS` codebooks of a tiny Mimi distilled on the training commands
+(`learn_mimi`), of the demo's seeded random tiny Mimi (``--mimi random``), or of a pretrained Mimi
+given with ``--mimi DIR`` (`learn_codec`).
 
 Importing this module defines steps only: it builds no model and starts nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from soda_jax.audio.codec import CodecConfig
+from soda_jax.contracts import CODEC_DIR
 from soda_jax.data.demo_text import command_sentences, command_split
 from soda_jax.data.mixture import MixtureSpec
 from soda_jax.data.synth import Voice, styled
@@ -22,6 +26,7 @@ from soda_jax.recipes.data_mixes import EMILIA, YODAS2, mixture_config
 from soda_jax.recipes.defaults import (
     DEMO_CODEC,
     default_bpe_tokenizer,
+    default_demo_codec,
     default_interleave,
     default_synth_demo_corpus,
     default_tokenize,
@@ -56,12 +61,31 @@ LEARN_READINGS = 2
 TRAIN_COMMANDS, HELD_OUT_COMMANDS = command_split(LEARN_HELD_OUT_FRACTION)
 
 
-def learn_codec(mimi: str | None = None) -> CodecConfig:
-    """The learning demo's codec: the demo's random tiny Mimi, or the pretrained one in ``mimi``."""
-    import dataclasses
+RANDOM_MIMI = "random"
+"""``--mimi random``: the demo's seeded random tiny Mimi (`DEMO_CODEC`) instead of the distilled one."""
+DISTIL_RECORDINGS = 600
+"""Training commands the demo Mimi is distilled on (each read by the next styled voice)."""
 
-    codec = DEMO_CODEC if mimi is None else CodecConfig(pretrained=mimi)
+learn_mimi = default_demo_codec(
+    "demo-mimi-distilled", TRAIN_COMMANDS, LEARN_VOICES, num_codebooks=LEARN_CODEBOOKS, recordings=DISTIL_RECORDINGS
+)
+"""``codecs/demo-mimi-distilled``: the demo's tiny Mimi distilled on the training commands (docs/audio.md)."""
+
+
+def learn_codec(mimi: str | None = None) -> CodecConfig:
+    """The learning demo's codec: by default the tiny Mimi distilled on the training commands
+    (`learn_mimi`); ``"random"``: the demo's seeded random tiny Mimi; otherwise the pretrained Mimi in
+    the directory ``mimi``."""
+    if mimi is None:
+        # a path once the executor resolves it
+        return CodecConfig(pretrained=learn_mimi / CODEC_DIR, num_codebooks=LEARN_CODEBOOKS)  # type: ignore[arg-type]
+    codec = DEMO_CODEC if mimi == RANDOM_MIMI else CodecConfig(pretrained=mimi)
     return dataclasses.replace(codec, num_codebooks=LEARN_CODEBOOKS)
+
+
+def codec_suffix(mimi: str | None) -> str:
+    """What step names add for the codec: nothing (distilled), ``-random`` or ``-mimi`` (a pretrained one)."""
+    return "" if mimi is None else "-random" if mimi == RANDOM_MIMI else "-mimi"
 
 
 def learn_speech(text_shift: int = 0) -> ExecutorStep:
@@ -86,9 +110,7 @@ learn_tokenizer = default_bpe_tokenizer(f"demo-commands-bpe-{LEARN_TEXT_VOCAB}",
 def learn_caches(mimi: str | None = None, text_shift: int = 0) -> dict[str, ExecutorStep]:
     """Component name -> the interleaved commands in that layout (text-first and audio-first documents)."""
     codec, speech = learn_codec(mimi), learn_speech(text_shift)
-    corpus = ("demo-commands" if mimi is None else "demo-commands-mimi") + (
-        f"-shifted{text_shift}" if text_shift else ""
-    )
+    corpus = "demo-commands" + codec_suffix(mimi) + (f"-shifted{text_shift}" if text_shift else "")
     return {
         source: default_interleave(
             f"{corpus}-{source}",

@@ -17,6 +17,7 @@ import dataclasses
 import sys
 
 from soda_jax.execution import executor_main
+from soda_jax.execution.main import pop_option
 from soda_jax.execution.parallel import shutdown_workers
 from soda_jax.recipes.defaults import default_train
 from soda_jax.recipes.demo import report_training
@@ -59,16 +60,6 @@ def learn_model(mimi: str | None = None, seed: int = 0, text_shift: int = 0):
         max_eval_batches=4,
         checkpoints=CheckpointPolicy(every_steps=CURVE_EVERY_STEPS, every_minutes=None),
     )
-
-
-def pop_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """``flag VALUE`` out of the arguments: (VALUE or None, the rest)."""
-    if flag not in argv:
-        return None, argv
-    i = argv.index(flag)
-    if i + 1 >= len(argv):
-        raise SystemExit(f"{flag} needs a value")
-    return argv[i + 1], argv[:i] + argv[i + 2 :]
 
 
 def main(argv: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import draccus
@@ -74,6 +75,18 @@ def normalize_argv(argv: list[str]) -> list[str]:
             out.append(arg)
         i += 1
     return out
+
+
+def pop_option(argv: Sequence[str], flag: str) -> tuple[str | None, list[str]]:
+    """``flag VALUE`` out of an experiment's command line: (VALUE, or None when the flag is absent; the
+    rest, for the executor). A flag without a value exits with a message naming it."""
+    args = list(argv)
+    if flag not in args:
+        return None, args
+    i = args.index(flag)
+    if i + 1 >= len(args) or args[i + 1].startswith("--"):
+        raise SystemExit(f"{flag} needs a value")
+    return args[i + 1], args[:i] + args[i + 2 :]
 
 
 def executor_main(steps: list[ExecutorStep], description: str = "", args: list[str] | None = None) -> RunReport | None:

@@ -26,7 +26,7 @@ from soda_jax.execution import (
     RunReport,
     run_experiment,
 )
-from soda_jax.execution.main import normalize_argv
+from soda_jax.execution.main import normalize_argv, pop_option
 from soda_jax.execution.status import read_status
 from soda_jax.recipes.defaults import default_scaling_analysis, default_sweep_proposals
 from soda_jax.scaling.adaptive import AdaptiveLimits
@@ -158,14 +158,12 @@ def describe(state: SweepState) -> str:
 
 def pop_rounds(argv: Sequence[str], default: int = 1) -> tuple[int, list[str]]:
     """``--rounds N`` out of an experiment's command line (the rest goes to the executor)."""
-    args = list(argv)
-    if ROUNDS_FLAG not in args:
-        return default, args
-    i = args.index(ROUNDS_FLAG)
-    if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
+    value, rest = pop_option(argv, ROUNDS_FLAG)
+    if value is None:
+        return default, rest
+    if not value.isdigit() or int(value) < 1:
         raise SystemExit(f"{ROUNDS_FLAG} takes a whole number >= 1")
-    rounds = int(args[i + 1])
-    return rounds, args[:i] + args[i + 2 :]
+    return int(value), rest
 
 
 def executor_config(executor_args: Sequence[str]) -> ExecutorMainConfig:

@@ -28,6 +28,7 @@ import os
 from soda_jax import fileio
 from soda_jax.data.sft_sources import CvssTaskSource
 from soda_jax.execution import ExecutorStep, executor_main
+from soda_jax.execution.main import pop_option
 from soda_jax.recipes.defaults import default_sft, default_sft_data
 from soda_jax.recipes.soda_data import DEFAULT_RAW_ROOT, LLAMA3_TOKENIZER, MIMI, SODA_RAW_ROOT_ENV
 from soda_jax.recipes.soda_final import soda_final_run
@@ -90,12 +91,8 @@ def soda_cvss_sft(size: str = SFT_BASE_SIZE) -> ExecutorStep:
 
 def pop_base_size(argv: list[str]) -> tuple[str, list[str]]:
     """``--base_size SIZE`` (default `SFT_BASE_SIZE`) and the executor's own arguments."""
-    if BASE_SIZE_FLAG not in argv:
-        return SFT_BASE_SIZE, argv
-    at = argv.index(BASE_SIZE_FLAG)
-    if at + 1 >= len(argv):
-        raise SystemExit(f"{BASE_SIZE_FLAG} needs a size: one of {sorted(SODA_MODELS)}")
-    return argv[at + 1], argv[:at] + argv[at + 2 :]
+    size, rest = pop_option(argv, BASE_SIZE_FLAG)
+    return size or SFT_BASE_SIZE, rest
 
 
 def main(argv: list[str]) -> None:

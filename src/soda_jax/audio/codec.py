@@ -162,14 +162,45 @@ def calibration_babble(seed: int, seconds: float, sample_rate: int) -> np.ndarra
     return np.concatenate(pieces)[: round(seconds * sample_rate)].astype(np.float32)
 
 
-def quantizer_inputs(model: MimiModel, wave: np.ndarray) -> torch.Tensor:
-    """The latents Mimi's quantizer sees for a waveform of whole frames: ``[frames, hidden_size]``
-    (the steps of transformers' ``MimiModel._encode_frame`` before ``quantizer.encode``)."""
+def quantizer_inputs(model: MimiModel, audio: torch.Tensor) -> torch.Tensor:
+    """``[batch, samples]`` float32 audio of whole frames -> the latents Mimi's quantizer sees,
+    ``[batch, frames, hidden_size]`` (the steps of transformers' ``MimiModel._encode_frame`` before
+    ``quantizer.encode``, in one pass)."""
+    embeddings = model.encoder(audio[:, None])
+    hidden = model.encoder_transformer(embeddings.transpose(1, 2), use_cache=False, return_dict=True)
+    return model.downsample(hidden.last_hidden_state.transpose(1, 2)).transpose(1, 2)
+
+
+def set_codebooks(
+    model: MimiModel,
+    latents: torch.Tensor,
+    centroids_for: Callable[[torch.Tensor, int], torch.Tensor],
+    num_codebooks: int | None = None,
+) -> None:
+    """Give the first ``num_codebooks`` codebooks (default all) the centroids ``centroids_for(inputs,
+    codebook_size)`` picks from the inputs each layer sees when ``latents`` (``[frames, hidden]``, the
+    quantizer's input) are encoded: each residual quantizer (the semantic one, then the acoustic one)
+    projects them with its own ``input_proj``; each layer passes on the residual to the next, as
+    encoding does. The centroid is ``embed_sum / cluster_usage``: usage is set to 1 and the cached
+    ``_embed`` reset (transformers never invalidates it)."""
     import torch
 
-    embeddings = model.encoder(torch.from_numpy(wave)[None, None])
-    hidden = model.encoder_transformer(embeddings.transpose(1, 2), return_dict=True).last_hidden_state
-    return model.downsample(hidden.transpose(1, 2))[0].T
+    remaining = sum(len(rvq.layers) for rvq in _quantizers(model)) if num_codebooks is None else num_codebooks
+    with torch.no_grad():
+        for rvq in _quantizers(model):
+            residual = latents if rvq.input_proj is None else rvq.input_proj(latents.T[None])[0].T
+            for layer in rvq.layers[: max(remaining, 0)]:
+                book = layer.codebook
+                centroids = centroids_for(residual, book.codebook_size)
+                book.embed_sum.copy_(centroids)
+                book.cluster_usage.fill_(1.0)
+                book._embed = None
+                residual = residual - centroids[torch.cdist(residual, centroids).argmin(dim=-1)]
+            remaining -= len(rvq.layers)
+
+
+def _quantizers(model: MimiModel) -> tuple:
+    return model.quantizer.semantic_residual_vector_quantizer, model.quantizer.acoustic_residual_vector_quantizer
 
 
 def codebooks_from_frames(model: MimiModel, generator: torch.Generator, seed: int) -> None:
@@ -184,24 +215,17 @@ def codebooks_from_frames(model: MimiModel, generator: torch.Generator, seed: in
 
     rate = int(model.config.sampling_rate)
     pieces = round(CALIBRATION_SECONDS / CALIBRATION_PIECE_SECONDS)
+
+    def sampled_frames(inputs: torch.Tensor, size: int) -> torch.Tensor:
+        picks = torch.randint(len(inputs), (size,), generator=generator)
+        noise = torch.randn((size, inputs.shape[1]), generator=generator)
+        return inputs[picks] + FRAME_JITTER * inputs.std(dim=0) * noise
+
     with torch.no_grad():
         model.eval()
-        latents = torch.cat([
-            quantizer_inputs(model, calibration_babble(seed * pieces + i, CALIBRATION_PIECE_SECONDS, rate))
-            for i in range(pieces)
-        ])  # fmt: skip
-        quantizer = model.quantizer
-        for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
-            residual = latents if rvq.input_proj is None else rvq.input_proj(latents.T[None])[0].T
-            for layer in rvq.layers:
-                book = layer.codebook
-                picks = torch.randint(len(residual), (book.codebook_size,), generator=generator)
-                noise = torch.randn(book.embed_sum.shape, generator=generator)
-                centroids = residual[picks] + FRAME_JITTER * residual.std(dim=0) * noise
-                book.embed_sum.copy_(centroids)
-                book.cluster_usage.fill_(1.0)
-                book._embed = None
-                residual = residual - centroids[torch.cdist(residual, centroids).argmin(dim=-1)]
+        babble = [calibration_babble(seed * pieces + i, CALIBRATION_PIECE_SECONDS, rate) for i in range(pieces)]
+        latents = torch.cat([quantizer_inputs(model, torch.from_numpy(wave)[None])[0] for wave in babble])
+    set_codebooks(model, latents, sampled_frames)
 
 
 @dataclass(frozen=True)

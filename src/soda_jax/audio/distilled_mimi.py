@@ -25,6 +25,7 @@ either backend. The decoder stays random: decoded speech is not intelligible.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import tempfile
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 from transformers import MimiConfig, MimiModel
 
 from soda_jax import fileio
-from soda_jax.audio.codec import tiny_mimi_config
+from soda_jax.audio.codec import quantizer_inputs, set_codebooks, tiny_mimi_config
 from soda_jax.contracts import HF_CONFIG_FILE
 
 TEACHER_MELS = 40
@@ -91,6 +92,7 @@ class DistilledMimiConfig:
 
 
 # ------------------------------------------------------------------------------------ the teacher
+@functools.cache
 def mel_filterbank(num_fft: int, sample_rate: int) -> np.ndarray:
     """``[TEACHER_MELS, num_fft // 2 + 1]`` triangular filters, equally spaced on the HTK mel scale."""
 
@@ -107,6 +109,7 @@ def mel_filterbank(num_fft: int, sample_rate: int) -> np.ndarray:
     return bank
 
 
+@functools.cache
 def dct_matrix(size: int) -> np.ndarray:
     """Orthonormal DCT-II rows ``[size, size]`` (row k: cepstral coefficient k)."""
     n = np.arange(size)
@@ -136,14 +139,6 @@ def teacher_features(wave: np.ndarray, sample_rate: int, frame_samples: int) -> 
 
 
 # ----------------------------------------------------------------------------------- the encoder
-def encoder_latents(model: MimiModel, audio: torch.Tensor) -> torch.Tensor:
-    """``[batch, samples]`` (whole frames) -> the quantizer's input ``[batch, frames, hidden]``
-    (the steps of transformers' ``MimiModel._encode_frame`` before ``quantizer.encode``; one pass)."""
-    embeddings = model.encoder(audio[:, None])
-    hidden = model.encoder_transformer(embeddings.transpose(1, 2), use_cache=False, return_dict=True)
-    return model.downsample(hidden.last_hidden_state.transpose(1, 2)).transpose(1, 2)
-
-
 def frame_samples_of(model: MimiModel) -> int:
     return round(model.config.sampling_rate / model.config.frame_rate)
 
@@ -179,7 +174,7 @@ def distil_encoder(model: MimiModel, waves: Sequence[np.ndarray], config: Distil
     for _ in tqdm(range(config.steps), desc="distil the demo Mimi", unit="step", mininterval=10):
         crops = random_crops(waves, config.batch_size, config.crop_frames * frame, rng)
         target = np.stack([(teacher_features(c, rate, frame) - mean) / scale for c in crops])
-        prediction = head(encoder_latents(model, torch.from_numpy(crops)))
+        prediction = head(quantizer_inputs(model, torch.from_numpy(crops)))
         loss = torch.nn.functional.mse_loss(prediction, torch.from_numpy(target))
         optimizer.zero_grad()
         loss.backward()
@@ -221,27 +216,19 @@ def with_unused_codes(
 
 
 def fit_codebooks(model: MimiModel, waves: Sequence[np.ndarray], config: DistilledMimiConfig) -> None:
-    """k-means every used codebook of ``model`` on the latents its layer sees when ``waves`` are encoded."""
+    """k-means every used codebook of ``model`` on the latents its layer sees when ``waves`` are encoded
+    (`set_codebooks`), with `with_unused_codes` after the active centroids."""
     generator = torch.Generator().manual_seed(config.seed)
     frame = frame_samples_of(model)
+
+    def fitted(inputs: torch.Tensor, size: int) -> torch.Tensor:
+        centroids = kmeans(inputs, min(config.active_codes, size), config.kmeans_iterations, generator)
+        return with_unused_codes(centroids, inputs, size, generator)
+
     with torch.no_grad():
-        latents = torch.cat([
-            encoder_latents(model, torch.from_numpy(np.pad(w, (0, -len(w) % frame)).astype(np.float32))[None])[0]
-            for w in waves
-        ])  # fmt: skip
-        quantizer = model.quantizer
-        remaining = config.num_codebooks
-        for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
-            residual = latents if rvq.input_proj is None else rvq.input_proj(latents.T[None])[0].T
-            for layer in rvq.layers[: max(remaining, 0)]:
-                book = layer.codebook
-                active = min(config.active_codes, book.codebook_size)
-                centroids = kmeans(residual, active, config.kmeans_iterations, generator)
-                book.embed_sum.copy_(with_unused_codes(centroids, residual, book.codebook_size, generator))
-                book.cluster_usage.fill_(1.0)
-                book._embed = None
-                residual = residual - centroids[torch.cdist(residual, centroids).argmin(dim=-1)]
-            remaining -= len(rvq.layers)
+        padded = [np.pad(w, (0, -len(w) % frame)).astype(np.float32) for w in waves]
+        latents = torch.cat([quantizer_inputs(model, torch.from_numpy(w)[None])[0] for w in padded])
+    set_codebooks(model, latents, fitted, config.num_codebooks)
 
 
 # ----------------------------------------------------------------------------------------- build

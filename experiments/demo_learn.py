@@ -19,6 +19,7 @@ import sys
 from soda_jax.execution import executor_main
 from soda_jax.execution.main import pop_option
 from soda_jax.execution.parallel import shutdown_workers
+from soda_jax.execution.timeline import wall_shares
 from soda_jax.recipes.defaults import default_train
 from soda_jax.recipes.demo import report_training
 from soda_jax.recipes.demo_learn_data import codec_suffix, learn_data
@@ -79,6 +80,7 @@ def main(argv: list[str]) -> None:
         report_learn_evaluation(evaluation, report.output_paths[evaluation.name])
         report_curve(curve, report.output_paths[curve.name])
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
+        print(f"where this run's time went: {wall_shares(report, training=[model.name]).describe()}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from soda_jax.execution import (
 from soda_jax.execution.parallel import fan_out_reason, parallel_map, shutdown_workers
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import read_status
+from soda_jax.execution.timeline import covered_seconds, wall_shares
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -349,6 +350,30 @@ def test_step_timing_separates_the_work_from_the_rest(tmp_path):
     timing = local(tmp_path).run([step]).timings["test/slow"]
     assert 0.4 <= timing.work_s <= timing.wall_s and timing.import_s < 0.4
     assert local(tmp_path).run([step]).timings == {}  # a step skipped as done is not timed
+
+
+def test_covered_seconds_is_the_union_of_intervals():
+    assert covered_seconds([]) == 0.0
+    assert covered_seconds([(0, 2), (1, 3), (5, 6), (5.5, 5.7)]) == pytest.approx(4.0)
+    assert covered_seconds([(4, 9), (0, 1), (2, 3)]) == pytest.approx(7.0)
+
+
+def test_wall_shares_split_the_run_on_its_timeline(tmp_path):
+    # three 0.3 s steps: two "data" steps side by side, then "train" after both
+    log = str(tmp_path / "log")
+    a = ExecutorStep("test/data-a", record, RecordConfig(this_output_path(), log, value=1, sleep_s=0.3))
+    b = ExecutorStep("test/data-b", record, RecordConfig(this_output_path(), log, value=2, sleep_s=0.3))
+    t = ExecutorStep("test/train", record, RecordConfig(this_output_path(), log, value=3, sleep_s=0.3, inputs=(a, b)))
+    report = local(tmp_path).run([t])
+    time.sleep(0.2)  # the caller's own time after the run: outside any step
+    shares = wall_shares(report, training=[t.name])
+    assert 0.3 <= shares.training_s == pytest.approx(report.timings[t.name].wall_s)
+    # the data steps overlapped: their shared time counts once, less than the sum of their walls
+    data_walls = report.timings[a.name].wall_s + report.timings[b.name].wall_s
+    assert 0.3 <= shares.other_steps_s < data_walls
+    assert shares.outside_steps_s >= 0.2
+    assert shares.wall_s == pytest.approx(shares.training_s + shares.other_steps_s + shares.outside_steps_s)
+    assert "training" in shares.describe() and "%" in shares.describe()
 
 
 def pid_of(_: object) -> int:

@@ -121,6 +121,9 @@ class StepTiming:
     step in the same worker imported them, and in this process)."""
     work_s: float
     """The step function itself (its provenance's ``duration_s`` less the provenance's own writes)."""
+    started_at: float = 0.0
+    """When the executor handed the step over (seconds since the epoch): with ``wall_s``, the step's interval
+    on the run's timeline (`soda_jax.execution.timeline`)."""
 
     @property
     def fixed_s(self) -> float:
@@ -169,6 +172,8 @@ class RunReport:
     """The output prefix the experiment ran under."""
     timings: dict[str, StepTiming] = field(default_factory=dict)
     """step name -> where its time went, for the steps this run executed (not those skipped or waited for)"""
+    started_at: float = 0.0
+    """When the run started, before Ray (seconds since the epoch)."""
 
 
 def topological_order(roots: list[ExecutorStep]) -> list[ExecutorStep]:
@@ -372,6 +377,7 @@ class Executor:
 
     # ---------------------------------------------------------------------------------- running
     def run(self, steps: list[ExecutorStep], run_only: list[str] | None = None, description: str = "") -> RunReport:
+        started_at = time.time()
         to_run = self.prepare(steps, run_only)
         self.preflight(to_run)
         everything = self.write_experiment(steps, description)
@@ -379,7 +385,11 @@ class Executor:
         if self.use_ray and any(not self._succeeded(step) for step in to_run):
             ensure_ray(self.ray_address)
         slots = threading.Semaphore(self.max_concurrent or len(to_run) or 1)
-        report = RunReport(output_paths={step.name: self.output_path(step) for step in everything}, prefix=self.prefix)
+        report = RunReport(
+            output_paths={step.name: self.output_path(step) for step in everything},
+            prefix=self.prefix,
+            started_at=started_at,
+        )
         futures: dict[int, Future[str]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(to_run)), thread_name_prefix="step") as pool:
             for step in to_run:
@@ -506,7 +516,7 @@ class Executor:
         if timing is None:  # on a TPU slice: one process per host, timed by each host's own provenance
             logger.info("step %s succeeded in %.1fs", step.name, wall)
         else:
-            report.timings[step.name] = StepTiming(wall_s=round(wall, 3), **timing)
+            report.timings[step.name] = StepTiming(wall_s=round(wall, 3), started_at=started, **timing)
             logger.info("step %s succeeded in %s", step.name, report.timings[step.name].describe())
         return STATUS_SUCCESS
 

@@ -27,6 +27,7 @@ from soda_jax import fileio
 from soda_jax.contracts import HF_DIR, METRICS_FILE, PROVENANCE_FILE, SUMMARY_FILE
 from soda_jax.execution import ExecutorStep, executor_main
 from soda_jax.execution.parallel import shutdown_workers
+from soda_jax.execution.timeline import wall_shares
 from soda_jax.recipes.adaptive_sweep import pop_rounds
 from soda_jax.recipes.defaults import default_train
 from soda_jax.recipes.demo_data import demo_data
@@ -154,3 +155,4 @@ def main(argv: list[str]) -> None:
         print(f"\nevery step, its provenance and metrics in a browser:  soda dashboard --prefix {report.prefix}")
         if full:
             report_sweep(sweep.name, report.output_paths)
+        print(f"where this run's time went: {wall_shares(report, training=[demo_model.name]).describe()}")

@@ -6,12 +6,14 @@ Tiny random TEST_TINY models on the 432-id test vocabulary; unsharded and on a 4
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from helpers_inference import MESH_4X2, UNSHARDED, make_vocab, random_model
 
 from soda_jax.audio.codec import MimiCodec, tiny_mimi_config
 from soda_jax.data.parse import AUDIO, span_codes
+from soda_jax.inference import decoder
 from soda_jax.inference.generate import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -222,6 +224,34 @@ def test_cached_logits_equal_full_forward_across_loop_segments(vocab, scan_layer
     sequence = np.concatenate([g.prompt, g.tokens])
     reference = full_logits(loaded, sequence[None])[0]
     np.testing.assert_allclose(g.logits, reference[g.prompt.size - 1 : -1], atol=LOGIT_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("scan_layers", [True, False])
+def test_a_prefill_attended_in_query_blocks_equals_the_full_forward(vocab, scan_layers, monkeypatch):
+    """Prompts longer than the prefill's query block (8 here, 512 in use) attend block by block."""
+    traced = []
+
+    def spied(*args):
+        traced.append(args[0].resolve_axis("position").size)
+        return blocked(*args)
+
+    blocked = decoder._prefill_attention
+    monkeypatch.setattr(decoder, "PREFILL_QUERY_BLOCK", 8)
+    monkeypatch.setattr(decoder, "_prefill_attention", spied)
+    jax.clear_caches()  # a program compiled with the block of 512 must not be reused
+    loaded = random_model(vocab, scan_layers=scan_layers, seed=6)
+    rng = np.random.default_rng(6)
+    prompts = [
+        np.concatenate([[vocab.bos_id], rng.integers(4, vocab.text_size, n - 1)]).astype(np.int32) for n in (3, 17, 40)
+    ]
+    params = SamplingParams(temperature=1.0, max_new_tokens=8, seed=1, audio_constraint=False)
+    generations = generate(loaded, prompts, params, keep_logits=True)
+    assert traced and min(traced) > 8  # the blocked path ran, on the padded prompt bucket
+    for g in generations:
+        sequence = np.concatenate([g.prompt, g.tokens])
+        reference = full_logits(loaded, sequence[None])[0]
+        np.testing.assert_allclose(g.logits, reference[g.prompt.size - 1 : -1], atol=LOGIT_ATOL, rtol=0)
+    jax.clear_caches()
 
 
 @pytest.mark.parametrize("mesh", ["unsharded", "mesh4x2"])

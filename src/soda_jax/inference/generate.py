@@ -25,7 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 from haliax import Axis
 
-from soda_jax.inference.decoder import BATCH, KEY_POSITION, POSITION, empty_cache, forward, grow_cache
+from soda_jax.inference.decoder import (
+    BATCH,
+    KEY_POSITION,
+    POSITION,
+    decode_weights,
+    empty_cache,
+    forward,
+    grow_cache,
+)
 from soda_jax.inference.loader import LoadedModel
 from soda_jax.inference.sampling import (
     SamplingParams,
@@ -122,7 +130,8 @@ def _generate_bucket(
 
     The cache holds exactly the prompt's columns for the prefill, then grows at the start of each
     segment of the loop (`segment_ends`) to the columns that segment can fill; inside a segment
-    every step writes its token's keys and values in place."""
+    every step writes its token's keys and values in place. The loop's projections use one
+    `decode_weights` copy of the weights, made here, before the loop (the prefill uses the modules)."""
     Batch = Axis(BATCH, tokens.shape[0])
     Prompt = Axis(POSITION, tokens.shape[1])
 
@@ -137,6 +146,7 @@ def _generate_bucket(
     last = logits[POSITION, -1].array.astype(jnp.float32)
     vocab_rows = last.shape[-1]
 
+    weights = decode_weights(model)
     out = jnp.zeros((Batch.size, new_bucket), jnp.int32)
     out_logp = jnp.zeros((Batch.size, new_bucket), jnp.float32)
     out_logits = jnp.zeros((Batch.size, new_bucket if keep_logits else 0, vocab_rows), jnp.float32)
@@ -168,7 +178,7 @@ def _generate_bucket(
             column = Prompt.size + t
             step_positions = hax.named((column - pad)[:, None], (Batch, Axis(POSITION, 1)))
             step_tokens = hax.shard(hax.named(token[:, None], (Batch, Axis(POSITION, 1))))
-            logits, caches = forward(model, step_tokens, step_positions, caches, column, valid)
+            logits, caches = forward(model, step_tokens, step_positions, caches, column, valid, weights)
             last = logits[POSITION, 0].array.astype(jnp.float32)
             return t + 1, last, caches, out, out_logp, out_logits, done, lengths, stopped, span, slot
 

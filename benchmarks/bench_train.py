@@ -1,6 +1,6 @@
 """Training throughput of our levanter step on this CPU, against the matmul peak and HF transformers.
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--repeats 2]
+    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--repeats 2] [--profile]
 
 One CPU device (no fake devices). Model: `BENCH_20M` (d 384, ff 1024, 6 layers, 6/2 heads x 64)
 with a 16,688-id vocabulary (~22M parameters), batch 8 x 256 tokens. Measured in the same run:
@@ -9,10 +9,14 @@ with a 16,688-id vocabulary (~22M parameters), batch 8 x 256 tokens. Measured in
   attainable matmul FLOP/s;
 * ours: `soda_jax.training.train.train` end to end on a synthetic token cache (data loading,
   Cautious optimizer, z-loss, metrics, checkpointing at the end), median step after compilation,
-  in f32 and in bf16 compute with the defaults on CPU (unrolled layers, fused cross-entropy), and in
-  f32 with materialised logits (``cross_entropy="full"``) and with scanned layers (the TPU/GPU loop);
+  in f32 and in bf16 compute with the defaults on CPU (unrolled layers, fused cross-entropy: the
+  token-blocked kernel, `soda_jax.training.token_blocked_loss`), and in f32 with materialised logits
+  (``cross_entropy="full"``) and with scanned layers (the TPU/GPU loop);
 * torch: the same architecture as transformers' ``Qwen3ForCausalLM`` with ``torch.optim.AdamW``
-  on the same batch shape, f32, median step after warmup.
+  on the same batch shape, f32, median step after warmup;
+* profile (``--profile``): one more f32 default run under ``jax.profiler``; the self time of the
+  training step's XLA thunks (`thunk_time_shares`): matmuls, layout copies, the rest, and how busy
+  the XLA threads were over the traced steps.
 
 Model FLOP/s use the training FLOPs per token (3 x levanter's forward count, attention included).
 Goals: ours >= 55% of the peak and faster than torch. Writes benchmarks/results/bench_train.json.
@@ -21,8 +25,12 @@ Goals: ours >= 55% of the peak and faster than torch. Writes benchmarks/results/
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
+import gzip
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -45,6 +53,14 @@ from soda_jax.models.flops import TRAINING_FLOPS_MULTIPLIER  # noqa: E402
 SEQ_LEN = 256
 BATCH_SIZE = 8
 TRAIN_DOCUMENTS = 400
+STEP_MODULE = "jit_flat"
+"""The XLA module of the training step (`soda_jax.training.dispatch.FlatJit` jits a function named ``flat``)."""
+MATMUL_THUNKS = ("ynn_fusion", "dot", "xnn_fusion", "onednn")
+"""Thunk name prefixes of matmuls (YNNPACK fusions, which also take a few norm-gradient fusions, and Eigen dots)."""
+COPY_THUNK_MARKERS = ("copy", "transpose")
+"""A thunk whose name holds one of these moves data between layouts (alone or fused with elementwise work)."""
+WORKER_THREAD_SHARE = 0.05
+"""A thread with at least this share of the thunk time is one of XLA's compute threads."""
 
 
 def write_cache(root: str) -> int:
@@ -99,6 +115,75 @@ def ours(
     return statistics.median(r["tokens_per_second"] for r in rows[2:])  # 0: compile, 1: warm-up
 
 
+def self_time_of(thread_events: list[dict]) -> float:
+    """Microseconds one thread spent in thunks (nested thunks counted once)."""
+    busy, end = 0.0, float("-inf")
+    for event in sorted(thread_events, key=lambda e: e["ts"]):
+        if event["ts"] + event["dur"] > end:
+            busy += event["ts"] + event["dur"] - max(event["ts"], end)
+            end = event["ts"] + event["dur"]
+    return busy
+
+
+def thunk_time_shares(trace_dir: str) -> dict:
+    """Self time of the training step's XLA thunks in a perfetto trace (a loop's time excludes its
+    body's): shares of matmuls, layout copies and the rest, the busiest thunks, and the fraction of
+    the traced span the XLA threads spent in thunks."""
+    path = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)[0]
+    with gzip.open(path) as f:
+        events = [
+            e
+            for e in json.load(f)["traceEvents"]
+            if e.get("ph") == "X" and (e.get("args") or {}).get("hlo_module") == STEP_MODULE
+        ]
+    by_thread: dict[tuple, list[dict]] = collections.defaultdict(list)
+    for event in events:
+        by_thread[event["pid"], event["tid"]].append(event)
+    self_time: collections.Counter[str] = collections.Counter()
+    thread_time = {thread: sum(e["dur"] for e in thread_events) for thread, thread_events in by_thread.items()}
+    for thread_events in by_thread.values():
+        thread_events.sort(key=lambda e: (e["ts"], -e["dur"]))
+        open_events: list[dict] = []
+        for event in thread_events:
+            while open_events and open_events[-1]["ts"] + open_events[-1]["dur"] <= event["ts"]:
+                open_events.pop()
+            if open_events:  # nested in a loop or call thunk: not that thunk's own time
+                self_time[open_events[-1]["args"]["hlo_op"]] -= event["dur"]
+            self_time[event["args"]["hlo_op"]] += event["dur"]
+            open_events.append(event)
+    total = sum(self_time.values())
+    kinds: collections.Counter[str] = collections.Counter()
+    for name, micros in self_time.items():
+        if name.startswith(MATMUL_THUNKS):
+            kinds["matmul"] += micros
+        elif any(marker in name for marker in COPY_THUNK_MARKERS):
+            kinds["layout_copy"] += micros
+        else:
+            kinds["other"] += micros
+    span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
+    # the XLA compute threads (a client thread runs a few tiny thunks too)
+    workers = [t for t, micros in thread_time.items() if micros >= WORKER_THREAD_SHARE * sum(thread_time.values())]
+    return {
+        "thunk_seconds": total / 1e6,
+        "shares": {kind: kinds[kind] / total for kind in ("matmul", "layout_copy", "other")},
+        "threads": len(workers),
+        "busy_fraction_of_threads": sum(self_time_of(by_thread[t]) for t in workers) / (span * len(workers)),
+        "top_thunks_seconds": {name: micros / 1e6 for name, micros in self_time.most_common(12)},
+    }
+
+
+def profiled_run(root: str, vocab_size: int, steps: int) -> dict:
+    """`thunk_time_shares` of one f32 default run (no Python tracing: it would slow the steps)."""
+    import jax
+
+    trace_dir = tempfile.mkdtemp(dir=root)
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True, profiler_options=options):
+        tokens_per_second = ours(root, vocab_size, steps, "f32")
+    return {"tokens_per_second": tokens_per_second, **thunk_time_shares(trace_dir)}
+
+
 def torch_baseline(vocab_size: int, steps: int) -> float:
     """Median tokens/s of transformers' Qwen3ForCausalLM + AdamW on the same shape (f32)."""
     import torch
@@ -125,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2, help="take the best of this many runs (the CPU is shared)")
+    parser.add_argument("--profile", action="store_true", help="also profile one f32 default run (thunk time shares)")
     args = parser.parse_args()
     load = Load()
 
@@ -167,6 +253,8 @@ def main() -> None:
         "full_logits_over_fused": measured["ours_f32_full_logits"] / measured["ours_f32"],
         "unrolled_over_scanned": measured["ours_f32"] / measured["ours_f32_scanned"],
     }
+    if args.profile:
+        report["profile_ours_f32"] = profiled_run(root, vocab_size, args.steps)
     path = write_results("bench_train", report, load.finish())
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s   model: {params / 1e6:.1f}M params, batch {BATCH_SIZE} x {SEQ_LEN}")
     for name, run in report["runs"].items():
@@ -179,8 +267,16 @@ def main() -> None:
         f"full logits / fused: {report['full_logits_over_fused']:.2f}x   "
         f"unrolled / scanned: {report['unrolled_over_scanned']:.2f}x"
     )
+    if args.profile:
+        profile = report["profile_ours_f32"]
+        shares = "  ".join(f"{kind} {100 * share:.1f}%" for kind, share in profile["shares"].items())
+        print(
+            f"profile (ours f32, XLA thunk self time): {shares}; "
+            f"XLA threads busy {100 * profile['busy_fraction_of_threads']:.0f}% of the traced span"
+        )
     print(load.banner())
     print(f"wrote {path}")
+    shutil.rmtree(root, ignore_errors=True)  # the runs' checkpoints and the trace: ~1 GB
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ from soda_jax.training.export import export_hf
 from soda_jax.training.grad_norm import grad_norm_of, with_grad_norm
 from soda_jax.training.init_from import initial_vocab_axis, load_initial_model, resolve_source
 from soda_jax.training.levanter_compat import is_nonfinite_loss_error, learning_rate_of
-from soda_jax.training.loss import default_vocab_block, next_token_loss_fn
+from soda_jax.training.loss import default_token_block, default_vocab_block, next_token_loss_fn
 from soda_jax.training.manifest import check_resume, inputs_manifest, layer_loop_name, write_manifest
 from soda_jax.training.metrics import MetricsLog, throughput
 from soda_jax.training.nonfinite import stop_on_nonfinite
@@ -214,7 +214,12 @@ def step_parts(config: TrainConfig, backend: str | None = None):
     )
     optimizer_config = recipe.optimizer.levanter_config(recipe.batch_size, config.model.hidden_dim)
     optimizer = with_grad_norm(optimizer_config.build(recipe.num_train_steps))
-    loss_fn = next_token_loss_fn(config.cross_entropy, recipe.z_loss_weight, default_vocab_block(backend))
+    loss_fn = next_token_loss_fn(
+        config.cross_entropy,
+        recipe.z_loss_weight,
+        vocab_block=default_vocab_block(backend),
+        token_block=default_token_block(backend),
+    )
     return model_config, optimizer, loss_fn
 
 

@@ -107,10 +107,11 @@ DEMO_RECIPE = TrainRecipe(
 falls visibly. Same schedule shape as SODA (warmup 10%, linear decay over the last 20%)."""
 
 DEMO_LEARN_MODEL = ModelShape(
-    hidden_dim=128, intermediate_dim=384, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32
+    hidden_dim=192, intermediate_dim=576, num_layers=6, num_heads=6, num_kv_heads=2, head_dim=32
 )
-"""The learning demo's model (experiments/demo_learn.py): 0.8M non-embedding parameters, 5.1M with the
-commands' 16,900-id vocabulary (512 BPE text ids + 4 markers + 16,384 audio ids)."""
+"""The learning demo's model (experiments/demo_learn.py): 2.6M non-embedding parameters, 9.1M with the
+commands' 16,900-id vocabulary (512 BPE text ids + 4 markers + 16,384 audio ids); docs/demo.md has
+the smaller model it replaced and why."""
 DEMO_LEARN_STEPS = 900
 DEMO_LEARN_RECIPE = TrainRecipe(
     seq_len=DEMO_SEQ_LEN,

@@ -20,7 +20,8 @@ Measured in the same run, after compilation (median of ``--repeats``):
   transformers' sampling with the same temperature and top-p (top-k off, no constraint);
 * greedy with top-p 0.8 set against greedy without (top-p must cost nothing at temperature 0);
 * context sweep at batch 1 (prompt of C - new tokens, new tokens at least C / `SWEEP_NEW_FRACTION`):
-  prefill timed alone (one new token), decode ms/token from the difference with one new token.
+  prefill timed alone (one new token), decode ms/token from the difference with one new token; on the
+  unrolled model and on a scanned-layer build (the layout of a TPU-trained checkpoint).
 
 Goals: greedy batch 1 >= 70% of the memory roofline and >= 2x hf; batch 8 >= 3x hf; sampling >= 2x
 transformers'; top-p at temperature 0 within 1.1x of greedy; ms/token at 1024 within 1.15x of 256
@@ -62,9 +63,10 @@ from soda_jax.training.parallelism import ParallelismConfig  # noqa: E402
 PROMPT_TOKENS = 32
 SAMPLING = {"tts": (0.9, 0.8, True), "continuation": (1.0, 0.9, True)}
 """SODA's defaults (`soda_jax.inference.prompts.TASK_DEFAULTS`): temperature, top-p, frame constraint."""
-SWEEP_NEW_FRACTION = 16
-"""The context sweep generates at least context / this many tokens (256 at 4096), so the decode time
-is well above the run-to-run noise of the prefill it is separated from."""
+SWEEP_NEW_FRACTION = 4
+"""The context sweep generates at least context / this many tokens (1,024 at 4,096: the decode runs
+from column 3,072 to 4,096), so the decode time is well above the run-to-run noise of the prefill it
+is separated from (with 1/16, 64 tokens at 1,024 read from 1.45x to 0.86x of 256 between runs)."""
 
 
 def bench_model(vocab: AudioTextVocab, context: int, scan_layers: bool = False) -> LoadedModel:
@@ -230,6 +232,38 @@ def hf_generate(model, prompts, new_tokens: int, repeats: int, temperature: floa
     return timed(run, repeats)
 
 
+def context_sweep(loaded, vocab, roof: Roofline, contexts: list[int], n: int, repeats: int, label: str) -> dict:
+    """Batch 1: for each context C, a prompt of C - new tokens and new = max(n, C / `SWEEP_NEW_FRACTION`)
+    generated, so the decode ends at column C; the prefill timed alone (one new token) and the decode's
+    ms/token from the difference."""
+    rows: dict = {}
+    for context in contexts:
+        new = max(n, context // SWEEP_NEW_FRACTION)
+        prompts = prompts_of(vocab, 1, context - new)
+        with_decode, prefill = ours(loaded, prompts, new, repeats), ours(loaded, prompts, 1, repeats)
+        if with_decode <= prefill:
+            rows[str(context)] = {"error": f"decode not measurable: {new} tokens took no longer than the prefill"}
+            print(f"context {context} ({label}): {rows[str(context)]['error']}", flush=True)
+            continue
+        per_token = (with_decode - prefill) / (new - 1)
+        rows[str(context)] = row = {
+            "new_tokens": new,
+            "ms_per_token": 1e3 * per_token,
+            "decode_tokens_per_second": 1 / per_token,
+            "decode_fraction_of_roofline": roof.step(1, context) / per_token,
+            "prefill_seconds": prefill,
+            "prefill_fraction_of_matmul_peak": roof.prefill(1, context - new) / prefill,
+        }
+        print(
+            f"context {context} ({label}): decode {1e3 * per_token:.2f} ms/token "
+            f"({100 * row['decode_fraction_of_roofline']:.0f}% of the roofline); "
+            f"prefill of {context - new} tokens {prefill:.2f} s "
+            f"({100 * row['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--new-tokens", type=int, default=64)
@@ -341,41 +375,22 @@ def main() -> None:
                     f"hf {batch * n / theirs:,.0f} tok/s; ours / hf = {theirs / mine:.2f}x",
                     flush=True,
                 )
-        for context in contexts:
-            new = max(n, context // SWEEP_NEW_FRACTION)  # enough decode steps to stand out of the prefill's noise
-            prompts = prompts_of(vocab, 1, context - new)
-            with_decode, prefill = ours(loaded, prompts, new, args.repeats), ours(loaded, prompts, 1, args.repeats)
-            if with_decode <= prefill:
-                rows["context"][str(context)] = {
-                    "error": f"decode not measurable: {new} tokens took no longer than the prefill"
-                }
-                print(f"context {context}: {rows['context'][str(context)]['error']}", flush=True)
-                continue
-            per_token = (with_decode - prefill) / (new - 1)
-            rows["context"][str(context)] = {
-                "ms_per_token": 1e3 * per_token,
-                "decode_tokens_per_second": 1 / per_token,
-                "decode_fraction_of_roofline": roof.step(1, context) / per_token,
-                "prefill_seconds": prefill,
-                "prefill_fraction_of_matmul_peak": roof.prefill(1, context - new) / prefill,
-            }
-            c = rows["context"][str(context)]
-            print(
-                f"context {context}: decode {1e3 * per_token:.2f} ms/token "
-                f"({100 * c['decode_fraction_of_roofline']:.0f}% of the roofline); "
-                f"prefill of {context - new} tokens {prefill:.2f} s "
-                f"({100 * c['prefill_fraction_of_matmul_peak']:.0f}% of the matmul peak)",
-                flush=True,
-            )
-        base = rows["context"].get("256", {}).get("ms_per_token")
-        if base:
-            rows["ms_per_token_vs_256"] = {
-                k: v["ms_per_token"] / base for k, v in rows["context"].items() if "ms_per_token" in v
-            }
-            print(
-                "ms/token relative to 256: "
-                + ", ".join(f"{k}: {v:.2f}x" for k, v in rows["ms_per_token_vs_256"].items())
-            )
+        rows["context"] = context_sweep(loaded, vocab, roof, contexts, n, args.repeats, "unrolled layers")
+        rows["context_scanned_layers"] = context_sweep(
+            bench_model(vocab, max(contexts) + 128, scan_layers=True),
+            vocab,
+            roof,
+            contexts,
+            n,
+            args.repeats,
+            "scanned layers",
+        )
+        for key in ("context", "context_scanned_layers"):
+            base = rows[key].get("256", {}).get("ms_per_token")
+            if base:
+                ratios = {k: v["ms_per_token"] / base for k, v in rows[key].items() if "ms_per_token" in v}
+                rows[f"ms_per_token_vs_256{key.removeprefix('context')}"] = ratios
+                print(f"ms/token relative to 256 ({key}): " + ", ".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
     print(load.finish().banner())
     print(f"wrote {write_results('bench_generate', rows, load)}")
 

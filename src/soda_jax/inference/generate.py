@@ -229,9 +229,12 @@ def generate(
     return results  # type: ignore[return-value]
 
 
-def _generate_group(
-    loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool
-) -> list[Generation]:
+def bucket_arguments(
+    loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool = False
+) -> tuple[tuple, dict]:
+    """The positional and keyword arguments of `_generate_bucket` for one group of prompts (call it
+    under ``loaded``'s mesh and compute mapping): prompts left-padded to their length bucket, the batch
+    filled to its bucket with rows that generate nothing."""
     layout = VocabLayout.of(loaded.vocab, loaded.num_codebooks)
     context = loaded.context_length
     budgets = [min(p.max_new_tokens, context - x.size) for p, x in zip(params, prompts)]
@@ -252,21 +255,25 @@ def _generate_group(
     arrays = stacked(padded)
     arrays["max_new"] = np.array(budgets + [0] * (batch - n), np.int32)
     keys = _seed_keys(np.array([p.seed for p in padded], np.uint32))
+    args = (
+        loaded.model,
+        jnp.asarray(tokens),
+        jnp.asarray(pad),
+        {k: jnp.asarray(v) for k, v in arrays.items()},
+        jnp.asarray(stop_table(padded)),
+        keys,
+        jnp.asarray(states[:, 0]),
+        jnp.asarray(states[:, 1]),
+    )
+    return args, {"layout": layout, "new_bucket": new_len, "keep_logits": keep_logits}
 
+
+def _generate_group(
+    loaded: LoadedModel, prompts: list[np.ndarray], params: list[SamplingParams], keep_logits: bool
+) -> list[Generation]:
+    args, kwargs = bucket_arguments(loaded, prompts, params, keep_logits)
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
-        new, logp, lengths, stopped, logits = _generate_bucket(
-            loaded.model,
-            jnp.asarray(tokens),
-            jnp.asarray(pad),
-            {k: jnp.asarray(v) for k, v in arrays.items()},
-            jnp.asarray(stop_table(padded)),
-            keys,
-            jnp.asarray(states[:, 0]),
-            jnp.asarray(states[:, 1]),
-            layout=layout,
-            new_bucket=new_len,
-            keep_logits=keep_logits,
-        )
+        new, logp, lengths, stopped, logits = _generate_bucket(*args, **kwargs)
     new, logp, lengths, stopped, logits = (np.asarray(jax.device_get(a)) for a in (new, logp, lengths, stopped, logits))
     results = []
     for i, x in enumerate(prompts):

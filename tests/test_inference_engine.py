@@ -23,6 +23,7 @@ from soda_jax.inference.generate import (
     MIN_NEW_BUCKET,
     MIN_SEGMENT,
     _generate_bucket,
+    batch_bucket,
     bucket,
     bucket_arguments,
     full_logits,
@@ -329,6 +330,7 @@ def test_the_decode_loop_writes_its_caches_in_place(vocab, scan_layers):
     args, kwargs = bucket_arguments(loaded, prompts, [SamplingParams(max_new_tokens=NEW_TOKENS)] * 2)
     with hax.partitioning.set_mesh(loaded.mesh), hax.axis_mapping(loaded.compute_mapping):
         hlo = _generate_bucket.lower(*args, **kwargs).compile().compiled.as_text()
-    passes = _cache_passes(hlo, f"f32[{args[1].shape[0]},{loaded.model.Vocab.size}]")
+    batch = batch_bucket(len(prompts), loaded.data_parallel_size)
+    passes = _cache_passes(hlo, f"f32[{batch},{loaded.model.Vocab.size}]")
     assert passes, "no decode loop (a while loop carrying the caches) found in the compiled program"
     assert all(not found for found in passes.values()), passes

@@ -29,7 +29,7 @@ from soda_jax.inference.decoder import (
     BATCH,
     KEY_POSITION,
     POSITION,
-    decode_weights,
+    DecodeWeights,
     empty_cache,
     forward,
     grow_cache,
@@ -113,6 +113,7 @@ def segment_ends(new_bucket: int) -> list[int]:
 @functools.partial(eqx.filter_jit, donate="none")
 def _generate_bucket(
     model,
+    weights: DecodeWeights,
     tokens,
     pad,
     params,
@@ -130,8 +131,9 @@ def _generate_bucket(
 
     The cache holds exactly the prompt's columns for the prefill, then grows at the start of each
     segment of the loop (`segment_ends`) to the columns that segment can fill; inside a segment
-    every step writes its token's keys and values in place. The loop's projections use one
-    `decode_weights` copy of the weights, made here, before the loop (the prefill uses the modules)."""
+    every step writes its token's keys and values in place. The loop's projections use ``weights``,
+    the model's `decode_weights` (`LoadedModel.decode_weights`: made once per model); the prefill uses
+    the modules."""
     Batch = Axis(BATCH, tokens.shape[0])
     Prompt = Axis(POSITION, tokens.shape[1])
 
@@ -146,7 +148,6 @@ def _generate_bucket(
     last = logits[POSITION, -1].array.astype(jnp.float32)
     vocab_rows = last.shape[-1]
 
-    weights = decode_weights(model)
     out = jnp.zeros((Batch.size, new_bucket), jnp.int32)
     out_logp = jnp.zeros((Batch.size, new_bucket), jnp.float32)
     out_logits = jnp.zeros((Batch.size, new_bucket if keep_logits else 0, vocab_rows), jnp.float32)
@@ -257,6 +258,7 @@ def bucket_arguments(
     keys = _seed_keys(np.array([p.seed for p in padded], np.uint32))
     args = (
         loaded.model,
+        loaded.decode_weights(),
         jnp.asarray(tokens),
         jnp.asarray(pad),
         {k: jnp.asarray(v) for k, v in arrays.items()},

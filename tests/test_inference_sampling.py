@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 
 from soda_jax.inference.generate import MAX_SEGMENTS, MIN_SEGMENT, pack_rows, segment_ends
-from soda_jax.inference.sampling import NEG_INF, SAMPLE_BLOCK, draw_from, sample_tokens, top_k_cut, top_p_cut
+from soda_jax.inference.sampling import (
+    NEG_INF,
+    SAMPLE_BLOCK,
+    draw_from,
+    first_argmax,
+    sample_tokens,
+    top_k_cut,
+    top_p_cut,
+)
 
 VOCAB = 1000
 """Ids per row of the random logits (not a multiple of `SAMPLE_BLOCK`: the last block is partial)."""
@@ -97,6 +105,18 @@ def test_sample_tokens_draws_from_the_cut_distribution():
         sample_tokens(rows[:4], allowed[:4], jnp.zeros(4), 0.75 * ones[:4], jnp.zeros(4, jnp.int32), keys[:4])
     )
     np.testing.assert_array_equal(greedy, 0)
+
+
+def test_first_argmax_is_argmax_with_ties_masks_and_nans():
+    rows = np.asarray(random_logits(6, 0))
+    rows[1, [3, 17, 40]] = rows[1].max() + 1.0  # a tie: the first index wins
+    rows[2, :] = NEG_INF  # every id masked: index 0, as argmax
+    rows[3, [5, 9]] = np.nan  # the first NaN, as argmax
+    rows[4, :] = 7.0
+    rows[5, -1] = np.inf
+    values = jnp.asarray(rows)
+    np.testing.assert_array_equal(jax.jit(first_argmax)(values), jnp.argmax(values, axis=-1))
+    assert first_argmax(values).dtype == jnp.int32
 
 
 def test_segments_double_up_to_the_bucket():

@@ -166,7 +166,7 @@ def _generate_bucket(
             step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
             token = sample_tokens(last, allowed, params["temperature"], params["top_p"], params["top_k"], step_keys)
             token = jnp.where(done, 0, token)
-            logp = jnp.take_along_axis(jax.nn.log_softmax(last, axis=-1), token[:, None], axis=-1)[:, 0]
+            logp = jnp.take_along_axis(last, token[:, None], axis=-1)[:, 0] - jax.nn.logsumexp(last, axis=-1)
             out = out.at[:, t].set(token)
             out_logp = out_logp.at[:, t].set(jnp.where(done, 0.0, logp))
             if keep_logits:

@@ -233,6 +233,17 @@ def draw_from(weights: jax.Array, uniform: jax.Array) -> jax.Array:
     return (block * SAMPLE_BLOCK + index).astype(jnp.int32)
 
 
+def first_argmax(values: jax.Array) -> jax.Array:
+    """``jnp.argmax(values, axis=-1)`` as int32 (the first index of the largest value; of the first
+    NaN in a row that has one), as two single-output reductions, a max and a min over indices. XLA's
+    CPU backend runs argmax's paired (value, index) reduction 1.7-4x slower (148 against 37 us for a
+    16,688-id row at batch 1, 365 against 209 us at batch 8), a cost every greedy decode step pays."""
+    top = values.max(axis=-1, keepdims=True)
+    ids = jnp.arange(values.shape[-1], dtype=jnp.int32)
+    hits = (values == top) | jnp.isnan(values)
+    return jnp.min(jnp.where(hits, ids, values.shape[-1]), axis=-1).astype(jnp.int32)
+
+
 def sample_tokens(
     logits: jax.Array,
     allowed: jax.Array,
@@ -246,7 +257,7 @@ def sample_tokens(
     Work no row needs is skipped for the whole batch (``lax.cond``): no sampling at all when every
     row is greedy, no top-k pass when no sampled row sets top-k, no nucleus pass when none sets top-p."""
     masked = jnp.where(allowed, logits, NEG_INF)
-    greedy = jnp.argmax(masked, axis=-1).astype(jnp.int32)
+    greedy = first_argmax(masked)
     sampled_rows = temperature > 0
 
     def sample(masked):

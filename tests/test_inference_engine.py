@@ -234,7 +234,8 @@ def test_cached_logits_equal_full_forward_across_loop_segments(vocab, scan_layer
 
 @pytest.mark.parametrize("scan_layers", [True, False])
 def test_a_prefill_attended_in_query_blocks_equals_the_full_forward(vocab, scan_layers, monkeypatch):
-    """Prompts longer than the prefill's query block (8 here, 512 in use) attend block by block."""
+    """Prompts longer than `PREFILL_BLOCKED_ABOVE` (8 here, 512 in use) attend in query blocks (of 8
+    here, 128 in use)."""
     traced = []
 
     def spied(*args):
@@ -243,8 +244,9 @@ def test_a_prefill_attended_in_query_blocks_equals_the_full_forward(vocab, scan_
 
     blocked = decoder._prefill_attention
     monkeypatch.setattr(decoder, "PREFILL_QUERY_BLOCK", 8)
+    monkeypatch.setattr(decoder, "PREFILL_BLOCKED_ABOVE", 8)
     monkeypatch.setattr(decoder, "_prefill_attention", spied)
-    jax.clear_caches()  # a program compiled with the block of 512 must not be reused
+    jax.clear_caches()  # a program compiled with the blocks in use must not be reused
     loaded = random_model(vocab, scan_layers=scan_layers, seed=6)
     rng = np.random.default_rng(6)
     prompts = [

@@ -44,8 +44,14 @@ MASKED = -1e9
 """Score of a masked key (finite: a pad query with no valid key gives a uniform row, not NaN)."""
 
 
-PREFILL_QUERY_BLOCK = 512
-"""Queries per block of a long prefill's attention (`_prefill_attention`)."""
+PREFILL_QUERY_BLOCK = 128
+"""Queries per block of a long prefill's attention (`_prefill_attention`): a block's f32 scores
+(heads x 128 x keys: 9 MB for BENCH_20M's 6 heads at 3,072 keys) stay near the cache; with blocks of
+512, a 3,072-token BENCH_20M prefill took 3.2 s against 2.3 s (33% against 46% of the matmul peak)."""
+PREFILL_BLOCKED_ABOVE = 512
+"""A prefill of more tokens than this attends in query blocks; a shorter one in one block (its whole
+score matrix, 6 MB for 6 heads at 512, is small, and a 384-token prefill ran faster so: 139 against
+178 ms with blocks of 128)."""
 MATRIX_IN = "matrix_in"
 """The input axis of a `DecodeWeights` matrix (a projection's input axes, flattened)."""
 MATRIX_OUT = "matrix_out"
@@ -277,7 +283,7 @@ def _attention(
     q = q.astype(jnp.float32) * scale
     Pos = x.resolve_axis(POSITION)
     valid = key_valid.rearrange((BATCH, KEY_POSITION))
-    if isinstance(start, int) and start == 0 and Pos.size > PREFILL_QUERY_BLOCK:
+    if isinstance(start, int) and start == 0 and Pos.size > PREFILL_BLOCKED_ABOVE:
         out = _prefill_attention(q, k.astype(jnp.float32), v.astype(jnp.float32), valid)
     else:
         Chunk = Axis(CHUNK_KEY, Pos.size)
@@ -351,8 +357,8 @@ def forward(
 
     ``key_valid`` [batch, key_position]: columns holding real tokens (pads are False). A query at
     column ``start + p`` sees the valid columns up to itself. ``weights``: `decode_weights` of
-    ``model``, made once outside a loop of calls; None runs levanter's modules themselves (a chunk
-    of many tokens, the prefill: its matmuls are compute-bound and need no copy of the weights).
+    ``model``, made once per model (`LoadedModel.decode_weights`), for the prefill and every step;
+    None runs levanter's modules themselves (the AOT decode step, `soda_jax.aot.decode_step`).
     """
 
     def block(x, layer_and_weights, cache, layer_index=None):

@@ -131,9 +131,8 @@ def _generate_bucket(
 
     The cache holds exactly the prompt's columns for the prefill, then grows at the start of each
     segment of the loop (`segment_ends`) to the columns that segment can fill; inside a segment
-    every step writes its token's keys and values in place. The loop's projections use ``weights``,
-    the model's `decode_weights` (`LoadedModel.decode_weights`: made once per model); the prefill uses
-    the modules."""
+    every step writes its token's keys and values in place. The prefill's and the loop's projections
+    use ``weights``, the model's `decode_weights` (`LoadedModel.decode_weights`: made once per model)."""
     Batch = Axis(BATCH, tokens.shape[0])
     Prompt = Axis(POSITION, tokens.shape[1])
 
@@ -143,7 +142,7 @@ def _generate_bucket(
     caches = empty_cache(model, Batch.size, Prompt.size)
     positions = hax.named(jnp.maximum(jnp.arange(Prompt.size)[None, :] - pad[:, None], 0), (Batch, Prompt))
     logits, caches = forward(
-        model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid(Prompt.size)
+        model, hax.shard(hax.named(tokens, (Batch, Prompt))), positions, caches, 0, key_valid(Prompt.size), weights
     )
     last = logits[POSITION, -1].array.astype(jnp.float32)
     vocab_rows = last.shape[-1]

@@ -4,15 +4,15 @@ The cache of each layer holds keys ``[batch, kv_head, key_position, head_size]``
 ``[batch, kv_head, head_size, key_position]`` (with a leading ``layer`` axis when the layers are
 stacked, scanned like training scans them) for every column of the bucket (prompt columns, then
 one per generated token). Prompts are left-padded so that every sequence's next token goes to the
-same column: column ``c`` of sequence ``b`` is
-position ``c - pad[b]`` (rotary), and columns before ``pad[b]`` are masked out as keys.
+same column: column ``c`` of sequence ``b`` is position ``c - pad[b]`` (rotary), and columns before
+``pad[b]`` are masked out as keys.
 
 Only levanter's modules' public parts are used (projection weights, norms, rotary embeddings, the
 MLP's activation, LM head), in the order of ``LlamaDecoderLayer.__call__``; tests check the logits
 against the model's own full forward at every step (tests/test_inference_engine.py).
 
 The projections run on `DecodeWeights`: each layer's matrices as plain ``[in, out]`` arrays (q, k
-and v side by side, the MLP's gate and up side by side), made once before the decode loop. Called
+and v side by side, the MLP's gate and up side by side), made once per model. Called
 through levanter's ``Linear`` modules (weights ``[out..., in]``), XLA's CPU backend transposed the
 q, k, v and output projections' weights into a new buffer at every step of the loop (seen in the
 optimised HLO and the profile of the loop); with the ``[in, out]`` copy a step reads each weight
@@ -128,7 +128,7 @@ def _layer_weights(layer, lead: tuple[Axis, ...]) -> LayerWeights:
 
 def decode_weights(model) -> DecodeWeights:
     """``model``'s projection and LM-head weights as ``[in, out]`` matrices: a second copy of them,
-    made once per compiled call, before the decode loop (see the module's docstring)."""
+    made once per model (`LoadedModel.decode_weights`; see the module's docstring)."""
     layers = model.transformer.layers
     if is_scanned(model):
         prepared: LayerWeights | list[LayerWeights] = _layer_weights(layers.stacked, (layers.Block,))
@@ -263,20 +263,18 @@ def _attention(
         q = attn.rot_embs(q, positions).astype(q.dtype)
         k = attn.rot_embs(k, positions).astype(k.dtype)
 
-    def write(store: NamedArray, new: NamedArray) -> NamedArray:
-        if layer_index is not None:
-            new = new.broadcast_axis(store.axes[0].resize(1))
-        order = tuple(POSITION if a.name == KEY_POSITION else a.name for a in store.axes)
-        index = tuple(start if a.name == KEY_POSITION else 0 for a in store.axes)
-        if layer_index is not None:
-            index = (layer_index, *index[1:])
-        new = new.rearrange(order).astype(store.dtype).array
-        return hax.named(jax.lax.dynamic_update_slice(store.array, new, index), store.axes)
-
-    stored = cache
-    if layer_index is not None:
+    stored, Layer = cache, None
+    if layer_index is not None:  # the stacked caches: read and write this layer's slot
         Layer = cache.k.axes[0]
         cache = LayerCache(cache.k[Layer, layer_index], cache.v[Layer, layer_index])
+
+    def write(store: NamedArray, new: NamedArray) -> NamedArray:
+        if Layer is not None:
+            new = new.broadcast_axis(Layer.resize(1))
+        order = tuple(POSITION if a.name == KEY_POSITION else a.name for a in store.axes)
+        index = tuple(start if a.name == KEY_POSITION else layer_index if a == Layer else 0 for a in store.axes)
+        new = new.rearrange(order).astype(store.dtype).array
+        return hax.named(jax.lax.dynamic_update_slice(store.array, new, index), store.axes)
 
     head_size = attn.config.HeadSize.size
     scale = attn.config.scaling_factor if attn.config.scaling_factor is not None else 1.0 / math.sqrt(head_size)

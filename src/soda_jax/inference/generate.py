@@ -257,7 +257,7 @@ def bucket_arguments(
     keys = _seed_keys(np.array([p.seed for p in padded], np.uint32))
     args = (
         loaded.model,
-        loaded.decode_weights(),
+        loaded.decode_weights,
         jnp.asarray(tokens),
         jnp.asarray(pad),
         {k: jnp.asarray(v) for k, v in arrays.items()},

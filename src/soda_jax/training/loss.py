@@ -54,6 +54,12 @@ def default_vocab_block(backend: str | None = None) -> int | None:
     return CPU_VOCAB_BLOCK if (backend or jax.default_backend()) == "cpu" else None
 
 
+def _activations(model, example, key):
+    """The model's last hidden states for ``example`` and its auxiliary loss (0 when it has none)."""
+    activations = model.activations(example.tokens, example.attn_mask, key=key)
+    return activations if isinstance(activations, tuple) else (activations, 0)
+
+
 def next_token_losses(
     model,
     example,
@@ -69,8 +75,7 @@ def next_token_losses(
     weighted positions). Returns ``(loss, aux_loss)``; ``aux_loss`` is the model's own (0 for Qwen3)."""
     if cross_entropy == "fused":
         # levanter's LmHeadModel.compute_next_token_loss, with the vocabulary block passed down
-        activations = model.activations(example.tokens, example.attn_mask, key=key)
-        activations, aux_loss = activations if isinstance(activations, tuple) else (activations, 0)
+        activations, aux_loss = _activations(model, example, key)
         loss = maybe_fused_next_token_loss(
             model.Pos,
             model.Embed,
@@ -101,8 +106,7 @@ def next_token_losses(
 def token_blocked_next_token_loss(model, example, z_loss_weight: float | None, token_block: int, *, key=None):
     """The mean next-token loss of ``example`` (``fused``'s, the same positions and weights) through
     `token_blocked_mean_loss`; returns ``(loss, aux_loss)`` as `next_token_losses` does."""
-    activations = model.activations(example.tokens, example.attn_mask, key=key)
-    activations, aux_loss = activations if isinstance(activations, tuple) else (activations, 0)
+    activations, aux_loss = _activations(model, example, key)
     Embed = activations.resolve_axis(model.Embed.name)
     Pos = activations.resolve_axis(model.Pos.name)
     positions = tuple(axis for axis in activations.axes if axis.name != Embed.name)

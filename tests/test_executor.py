@@ -16,6 +16,8 @@ import ray
 from executor_steps import RecordConfig, WhereConfig, race_in_threads, record, runs, where
 
 from soda_jax import fileio
+from soda_jax.contracts import EXPERIMENT_KEY
+from soda_jax.dashboard.store import PrefixStore
 from soda_jax.execution import (
     Executor,
     ExecutorError,
@@ -26,9 +28,10 @@ from soda_jax.execution import (
     this_output_path,
     versioned,
 )
-from soda_jax.execution.parallel import fan_out_reason, parallel_map, shutdown_workers
+from soda_jax.execution.parallel import fan_out_reason, free_cpus, parallel_map, run_as_task, shutdown_workers
 from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.status import read_status
+from soda_jax.execution.step import Resources
 from soda_jax.execution.timeline import covered_seconds, wall_shares
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -420,6 +423,8 @@ def test_a_map_runs_in_the_step_s_worker_unless_two_tasks_fit_in_the_free_cpus(t
     ex.run([step])
     pids = fileio.read_json(fileio.join(ex.output_path(step), "pids.json"))
     assert pids["items"] == [pids["step"]] * 3
+    # Read at a task's start, Ray's resource view may still count the task's own CPU as free.
+    assert run_as_task(free_cpus, resources=Resources(cpus=1)) <= 1
     assert fan_out_reason(3, 1, 0, {"SODA_BENCH_ONLY": "x"}) == "a worker started with ['SODA_BENCH_ONLY']"
     assert fan_out_reason(3, 2, 0, None) is None  # one 2-CPU task fits: run here
     assert fan_out_reason(1, 1, 0, None) is None
@@ -449,6 +454,21 @@ def test_provenance_files_are_complete(tmp_path):
     experiment = json.loads((tmp_path / "experiments" / experiments[0]).read_text())
     assert experiment["description"] == "provenance test"
     assert [s["name"] for s in experiment["steps"]] == ["test/a", "test/b", "test/c"]
+
+
+@pytest.mark.parametrize(
+    "argv0, name",
+    [("experiments/demo.py", "demo"), ("-c", "interactive"), ("", "interactive"), ("/x/my run!.py", "my_run_")],
+)
+def test_every_experiment_record_is_one_the_dashboard_lists(tmp_path, monkeypatch, argv0, name):
+    """``python -c`` gives argv[0] ``-c``: its record was once ``-c-<digest>.json``, which the dashboard
+    (`EXPERIMENT_KEY`) refuses to list."""
+    monkeypatch.setattr(sys, "argv", [argv0])
+    ex = local(tmp_path)
+    ex.run([chain(str(tmp_path / "log"))[0]])
+    (key,) = [f.removesuffix(".json") for f in os.listdir(tmp_path / "experiments")]
+    assert key.startswith(f"{name}-") and EXPERIMENT_KEY.match(key)
+    assert PrefixStore(str(tmp_path)).experiment_keys() == [key]
 
 
 def test_memory_prefix(tmp_path):

@@ -25,6 +25,7 @@ from soda_jax.execution.provenance import PROVENANCE_FILE
 from soda_jax.execution.step import Resources
 from soda_jax.execution.tpu import TpuUnavailableError, run_on_tpu_slices
 from soda_jax.recipes.defaults import default_train
+from soda_jax.training import CheckpointPolicy
 from soda_jax.training.train import train
 
 SLICE = "v5p-16"
@@ -62,7 +63,7 @@ def train_step(cache: str, name: str, steps: int = STEPS, **resources):
         config.recipe,
         tpu=SLICE,
         preflight=False,
-        checkpoints=config.checkpoints,
+        checkpoints=CheckpointPolicy(every_steps=2, every_minutes=None),  # a killed host resumes from one
         gradient_checkpointing=False,
         steps_per_eval=config.steps_per_eval,
         max_eval_batches=config.max_eval_batches,

@@ -6,6 +6,8 @@ lowest layer of the package: it imports nothing of soda-jax.
 
 from __future__ import annotations
 
+import re
+
 # -- executor bookkeeping, in every step's output directory (execution/) --------------------------
 STATUS_FILE = ".executor_status"
 """``{"status", "time"}``: RUNNING, SUCCESS, FAILED or DEP_FAILED."""
@@ -19,6 +21,9 @@ INPUTS_FILE = ".inputs.json"
 """The fingerprints of the step's input files (`soda_jax.execution.provenance`)."""
 EXPERIMENTS_DIR = "experiments"
 """``{prefix}/experiments/{key}.json``: one record per `executor_main` call."""
+EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+"""An experiment file's name without ``.json``: no separators, no leading dot or dash (the dashboard
+serves no other name; the executor writes none)."""
 
 # -- downloads (download -> every reader of a corpus) ---------------------------------------------
 DOWNLOAD_MANIFEST_FILE = "download_manifest.json"

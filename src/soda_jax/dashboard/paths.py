@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from dataclasses import dataclass
 
 import fsspec.utils
 
 from soda_jax import fileio
-
-EXPERIMENT_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-"""An experiment file's name without ``.json``: no separators, no leading dot."""
+from soda_jax.contracts import EXPERIMENT_KEY, EXPERIMENTS_DIR
 
 
 class OutsidePrefix(LookupError):
@@ -101,8 +98,6 @@ class PrefixPaths:
         return self.resolve(path)
 
     def experiment_file(self, key: str) -> Resolved:
-        from soda_jax.execution.executor import EXPERIMENTS_DIR
-
         if not EXPERIMENT_KEY.match(key):
             raise OutsidePrefix(key)
         return self.resolve(f"{EXPERIMENTS_DIR}/{key}.json")

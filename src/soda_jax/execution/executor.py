@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soda_jax import fileio
-from soda_jax.contracts import EXPERIMENTS_DIR, INFO_FILE
+from soda_jax.contracts import EXPERIMENT_KEY, EXPERIMENTS_DIR, INFO_FILE
 from soda_jax.execution import fencing
 from soda_jax.execution.failures import describe_failure, root_cause
 from soda_jax.execution.fencing import Fence
@@ -195,6 +196,15 @@ def topological_order(roots: list[ExecutorStep]) -> list[ExecutorStep]:
     for root in roots:
         visit(root, ())
     return order
+
+
+def experiment_script_name(argv0: str) -> str:
+    """The experiment record's name stem: the script's file name without its suffix, its odd characters as
+    ``_``; ``interactive`` for ``python -c`` (argv[0] ``-c``) and a REPL (argv[0] empty).
+    Always a name `EXPERIMENT_KEY` accepts, so the dashboard lists every record the executor writes."""
+    stem = os.path.splitext(os.path.basename(argv0))[0] if argv0 not in ("", "-c") else ""
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).lstrip(".+-")
+    return stem if EXPERIMENT_KEY.match(stem) else "interactive"
 
 
 class Executor:
@@ -538,7 +548,7 @@ class Executor:
         fileio.atomic_write_json(fileio.join(self.output_path(step), INFO_FILE), self.step_info(step))
 
     def experiment_path(self, steps: list[ExecutorStep]) -> str:
-        script = os.path.splitext(os.path.basename(sys.argv[0] or "interactive"))[0] or "interactive"
+        script = experiment_script_name(sys.argv[0] if sys.argv else "")
         digest = hash_version({"steps": sorted({self.output_path(s) for s in steps})})
         return fileio.join(self.prefix, EXPERIMENTS_DIR, f"{script}-{digest}.json")
 

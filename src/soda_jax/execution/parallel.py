@@ -159,6 +159,21 @@ starts a worker that imports its function's module (jax, levanter, torch, transf
 which one task's worth of parallelism beside the caller does not repay."""
 
 
+def free_cpus() -> float:
+    """CPUs free on the local Ray now, never counting the ones the calling task holds.
+
+    ``ray.available_resources()`` is a view the raylet syncs to the GCS every few hundred
+    milliseconds: read just after a task starts, it can still count that task's own CPUs as free, so
+    a step alone on 2 CPUs would see 2 free and fan out beside itself. The caller's reservation is
+    certain, so the free CPUs are at most the total less it."""
+    import ray
+
+    free = ray.available_resources().get("CPU", 0.0)
+    context = ray.get_runtime_context()
+    held = context.get_assigned_resources().get("CPU", 0.0) if context.worker.mode == ray.WORKER_MODE else 0.0
+    return min(free, ray.cluster_resources().get("CPU", 0.0) - held)
+
+
 def fan_out_reason(items: int, num_cpus: float, gpus: float, env: dict[str, str] | None) -> str | None:
     """Why a map of ``items`` goes to Ray tasks, or None when the calling process runs it (`parallel_map`).
     ``gpus``: each task's GPU request as `gpu_request` made it.
@@ -168,7 +183,6 @@ def fan_out_reason(items: int, num_cpus: float, gpus: float, env: dict[str, str]
     autoscaler may add nodes), a GPU, an environment that must hold before imports (``env``), or at
     least `MIN_FAN_OUT` tasks' worth of CPUs that are free now on a local Ray.
     """
-    import ray
 
     if items < 2:
         return None
@@ -178,7 +192,7 @@ def fan_out_reason(items: int, num_cpus: float, gpus: float, env: dict[str, str]
         return "a GPU per task"
     if env and any(os.environ.get(k) != v for k, v in env.items()):
         return f"a worker started with {sorted(env)}"
-    free = ray.available_resources().get("CPU", 0.0)
+    free = free_cpus()
     fit = int(free // num_cpus) if num_cpus > 0 else items
     if fit >= MIN_FAN_OUT:
         return f"{free:g} free CPUs"

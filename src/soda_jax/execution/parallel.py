@@ -183,7 +183,6 @@ def fan_out_reason(items: int, num_cpus: float, gpus: float, env: dict[str, str]
     autoscaler may add nodes), a GPU, an environment that must hold before imports (``env``), or at
     least `MIN_FAN_OUT` tasks' worth of CPUs that are free now on a local Ray.
     """
-
     if items < 2:
         return None
     if on_cluster():
